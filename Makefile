@@ -1,0 +1,29 @@
+# Two commands on a fresh machine: `make run` (set up + train the quickstart) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: run test test-all bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $@
+
+run: $(VENV)/.installed
+	$(BIN)/dnnlab train configs/quickstart.yaml
+
+test: $(VENV)/.installed
+	$(BIN)/pytest -q
+
+test-all: $(VENV)/.installed
+	$(BIN)/pytest -q -m ""
+
+bench: $(VENV)/.installed
+	$(BIN)/python benchmarks/train_throughput.py
+	$(BIN)/python benchmarks/compare_scale.py
+	$(BIN)/python benchmarks/mc_predict.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

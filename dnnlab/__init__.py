@@ -1,0 +1,3 @@
+"""dnnlab: run deep-learning training experiments from YAML specs."""
+
+__version__ = "0.1.0"

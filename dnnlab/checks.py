@@ -1,0 +1,312 @@
+"""Rules that span several fields of a spec: errors that stop a run, and the notes' advice.
+
+Each rule is a small `check_*` function taking the spec and returning findings with the dotted
+key they concern. Field-level rules live on the pydantic models in `config.py`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterator, Literal
+
+from dnnlab.errors import ConfigError
+from dnnlab.config import (
+    RELU_FAMILY,
+    recommended_initializer,
+    CompactModel,
+    DenseLayer,
+    DropoutLayer,
+    ExplicitModel,
+    Spec,
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Literal["error", "warning"]
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.message}"
+
+
+def error(key: str, message: str) -> Finding:
+    return Finding("error", key, message)
+
+
+def warning(key: str, message: str) -> Finding:
+    return Finding("warning", key, message)
+
+
+GLOROT_FAMILY = {"sigmoid", "logistic", "tanh", "softmax", "linear"}
+HE_INITS = {"he_normal", "he_uniform"}
+GLOROT_INITS = {"glorot_normal", "glorot_uniform"}
+LECUN_INITS = {"lecun_normal", "lecun_uniform"}
+
+
+def _init_family(init) -> str | None:
+    """The table row an initializer belongs to, judged by its variance (scale and mode)."""
+    if init is None:
+        return None
+    if init.type in HE_INITS:
+        return "he"
+    if init.type in GLOROT_INITS:
+        return "glorot"
+    if init.type in LECUN_INITS:
+        return "lecun"
+    if init.mode == "fan_in":
+        return {1.0: "lecun", 2.0: "he"}.get(init.scale)
+    if init.mode == "fan_avg" and init.scale == 1.0:
+        return "glorot"
+    if init.mode == "fan_avg" and init.scale == 2.0:
+        return "he"  # the notes: He init with fan_avg, variance_scaling(scale=2, mode=fan_avg)
+    return None
+
+
+FAMILY_FOR = {"he": RELU_FAMILY, "lecun": {"selu"}, "glorot": GLOROT_FAMILY}
+
+
+def _dense_layers(spec: Spec) -> Iterator[tuple[str, str, object]]:
+    """(key, activation name, initializer) for each hidden dense layer."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        for index in range(len(model.hidden)):
+            yield f"model.hidden[{index}]", model.activation.type, model.initializer
+    else:
+        layers = model.layers
+        for index, layer in enumerate(layers[:-1]):
+            if isinstance(layer, DenseLayer):
+                activation = _following_activation(layers, index)
+                yield f"model.layers[{index}]", activation, layer.initializer
+
+
+def _following_activation(layers, index: int) -> str:
+    layer = layers[index]
+    if layer.activation is not None:
+        return layer.activation.type
+    for nxt in layers[index + 1 :]:
+        if isinstance(nxt, DenseLayer):
+            break
+        if nxt.type == "activation":
+            return nxt.activation.type
+        if nxt.type not in ("batch_norm", "dropout", "alpha_dropout", "flatten"):
+            return nxt.type
+    return "linear"
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def check_single_clipping(spec: Spec) -> Iterator[Finding]:
+    opt = spec.training.optimizer
+    given = [n for n in ("clipvalue", "clipnorm", "global_clipnorm") if getattr(opt, n) is not None]
+    if len(given) > 1:
+        yield error(
+            "training.optimizer",
+            f"set only one of clipvalue, clipnorm, global_clipnorm; received {', '.join(given)}",
+        )
+
+
+def check_piecewise(spec: Spec) -> Iterator[Finding]:
+    schedule = spec.training.schedule
+    if schedule.type != "piecewise":
+        return
+    bounds = schedule.boundaries
+    if any(b <= a for a, b in zip(bounds, bounds[1:])) or (bounds and bounds[0] <= 0):
+        yield error(
+            "training.schedule.boundaries",
+            f"boundaries must be positive and strictly increasing; received {bounds}",
+        )
+    if len(schedule.values) != len(bounds) + 1:
+        yield error(
+            "training.schedule.values",
+            f"needs one more value than boundaries ({len(bounds) + 1}); received {len(schedule.values)}",
+        )
+
+
+def check_rrelu_bounds(spec: Spec) -> Iterator[Finding]:
+    for key, activation in _activations(spec):
+        if activation.type == "rrelu" and activation.lower > activation.upper:
+            yield error(
+                key, f"rrelu lower ({activation.lower}) must be <= upper ({activation.upper})"
+            )
+
+
+def _activations(spec: Spec) -> Iterator[tuple[str, object]]:
+    model = spec.model
+    if isinstance(model, CompactModel):
+        yield "model.activation", model.activation
+        if model.output.activation is not None:
+            yield "model.output.activation", model.output.activation
+        return
+    for index, layer in enumerate(model.layers):
+        key = f"model.layers[{index}]"
+        if layer.type in ("dense", "activation") and layer.activation is not None:
+            yield f"{key}.activation", layer.activation
+        elif hasattr(layer, "type") and layer.type in ("rrelu", "leaky_relu", "elu", "prelu"):
+            yield key, layer
+
+
+def check_one_cycle(spec: Spec) -> Iterator[Finding]:
+    schedule = spec.training.schedule
+    if schedule.type == "one_cycle" and schedule.min_momentum > schedule.max_momentum:
+        yield error("training.schedule", "min_momentum must be <= max_momentum")
+    if schedule.type == "one_cycle" and schedule.start_lr and schedule.start_lr > schedule.max_lr:
+        yield error("training.schedule.start_lr", "start_lr must be <= max_lr")
+
+
+def check_explicit_output(spec: Spec) -> Iterator[Finding]:
+    model = spec.model
+    if isinstance(model, ExplicitModel) and not isinstance(model.layers[-1], DenseLayer):
+        yield error(
+            f"model.layers[{len(model.layers) - 1}]",
+            f"the last layer is the output and must be dense; received {model.layers[-1].type}",
+        )
+
+
+def check_classes_unique(spec: Spec) -> Iterator[Finding]:
+    classes = spec.data.classes
+    if classes and len(set(classes)) != len(classes):
+        yield error("data.classes", f"classes must be distinct; received {classes}")
+
+
+def check_transfer(spec: Spec) -> Iterator[Finding]:
+    transfer = spec.model.transfer
+    if transfer and transfer.freeze_epochs >= spec.training.epochs:
+        yield warning(
+            "model.transfer.freeze_epochs",
+            f"{transfer.freeze_epochs} >= training.epochs ({spec.training.epochs}): the reused "
+            "layers are never unfrozen",
+        )
+
+
+# --- advice from the notes (warnings) ------------------------------------------------------
+
+
+def check_initializer_matches_activation(spec: Spec) -> Iterator[Finding]:
+    for key, activation, init in _dense_layers(spec):
+        family = _init_family(init)
+        if family is None or activation in FAMILY_FOR[family]:
+            continue
+        wanted = recommended_initializer(activation)
+        if activation in RELU_FAMILY:
+            why = "ReLU and its variants want He initialization"
+        elif activation == "selu":
+            why = "SELU wants LeCun initialization"
+        else:
+            why = "sigmoid, tanh and softmax want Glorot initialization"
+        yield warning(f"{key}", f"{why} ({wanted}); received {init.type}")
+
+
+def check_selu_self_normalization(spec: Spec) -> Iterator[Finding]:
+    model = spec.model
+    if not isinstance(model, CompactModel) or model.activation.type != "selu":
+        if isinstance(model, ExplicitModel) and any(
+            getattr(layer, "activation", None) is not None and layer.activation.type == "selu"
+            for layer in model.layers
+            if isinstance(layer, DenseLayer)
+        ):
+            yield warning(
+                "model.layers",
+                "SELU self-normalizes only in a plain stack of dense layers; the compact form "
+                "(model.hidden) checks the rest of the notes' conditions",
+            )
+        return
+    why = "breaks SELU's self-normalization"
+    if model.initializer is not None and _init_family(model.initializer) != "lecun":
+        yield warning("model.initializer", f"SELU wants lecun_normal; {model.initializer.type} {why}")
+    if spec.data.scaling != "standardize":
+        yield warning("data.scaling", f"SELU wants standardized inputs; scaling {spec.data.scaling!r} {why}")
+    if model.regularizer is not None:
+        yield warning("model.regularizer", f"l1/l2 regularization {why}; use alpha_dropout and early stopping")
+    if model.constraint is not None:
+        yield warning("model.constraint", f"max-norm {why}")
+    if model.normalization.type != "none" or model.input_normalization.type != "none":
+        yield warning("model.normalization", f"batch norm {why}")
+    if model.dropout is not None and model.dropout.type == "dropout":
+        yield warning("model.dropout", f"plain dropout {why}; use {{type: alpha_dropout}}")
+
+
+def check_plain_dropout_with_alpha(spec: Spec) -> Iterator[Finding]:
+    model = spec.model
+    if isinstance(model, CompactModel) and model.dropout and model.dropout.type == "alpha_dropout":
+        if model.activation.type != "selu":
+            yield warning(
+                "model.dropout",
+                f"alpha_dropout preserves SELU's mean and variance; with {model.activation.type} "
+                "plain dropout is the usual choice",
+            )
+
+
+def check_bias_before_batch_norm(spec: Spec) -> Iterator[Finding]:
+    model = spec.model
+    if not isinstance(model, ExplicitModel):
+        return
+    layers = model.layers
+    for index, (layer, nxt) in enumerate(zip(layers, layers[1:])):
+        if isinstance(layer, DenseLayer) and layer.use_bias and nxt.type == "batch_norm":
+            yield warning(
+                f"model.layers[{index}].use_bias",
+                "a dense layer followed by batch norm does not need its bias (batch norm's beta "
+                "replaces it); set use_bias: false",
+            )
+
+
+def check_plateau_before_early_stopping(spec: Spec) -> Iterator[Finding]:
+    schedule, stopping = spec.training.schedule, spec.training.early_stopping
+    if schedule.type == "plateau" and stopping is not None and schedule.patience >= stopping.patience:
+        yield warning(
+            "training.schedule.patience",
+            f"plateau patience ({schedule.patience}) should be below early-stopping patience "
+            f"({stopping.patience}), or training stops before the learning rate is ever reduced",
+        )
+
+
+def check_monitor_needs_validation(spec: Spec) -> Iterator[Finding]:
+    if spec.data.validation == 0:
+        monitors = {"training.monitor": spec.training.monitor}
+        if spec.training.early_stopping:
+            monitors["training.early_stopping.monitor"] = spec.training.early_stopping.monitor
+        if spec.training.schedule.type == "plateau":
+            monitors["training.schedule.monitor"] = spec.training.schedule.monitor
+        for key, monitor in monitors.items():
+            if monitor.startswith("val_"):
+                yield error(key, f"monitors {monitor!r} but data.validation is 0; set a validation split or monitor 'loss'")
+
+
+CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
+    check_single_clipping,
+    check_piecewise,
+    check_rrelu_bounds,
+    check_one_cycle,
+    check_explicit_output,
+    check_classes_unique,
+    check_monitor_needs_validation,
+    check_transfer,
+    check_initializer_matches_activation,
+    check_selu_self_normalization,
+    check_plain_dropout_with_alpha,
+    check_bias_before_batch_norm,
+    check_plateau_before_early_stopping,
+)
+
+
+def run_checks(spec: Spec) -> list[Finding]:
+    """Every finding for a spec, errors first."""
+    findings = [finding for check in CHECKS for finding in check(spec)]
+    return sorted(findings, key=lambda f: f.level != "error")
+
+
+def errors_of(findings: list[Finding]) -> list[Finding]:
+    return [f for f in findings if f.level == "error"]
+
+
+def validate(spec: Spec) -> list[Finding]:
+    """Run every check; the first error becomes a ConfigError, the warnings are returned."""
+    findings = run_checks(spec)
+    errors = errors_of(findings)
+    if errors:
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        raise ConfigError(f"{errors[0]}{more}")
+    return findings

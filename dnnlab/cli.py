@@ -1,0 +1,188 @@
+"""The dnnlab command line: each command parses, calls one library function, renders.
+
+TensorFlow is imported only inside the commands that need it, so `--help`, `check`,
+`compare` and `schema` start fast.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Callable, List, Optional
+
+import typer
+
+from dnnlab.errors import DnnlabError
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
+
+app = typer.Typer(
+    help="Run deep-learning training experiments from YAML specs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False)
+
+
+def fail(message: str, code: int = 2) -> None:
+    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def user_errors(command: Callable) -> Callable:
+    """Turn a DnnlabError into one red line on stderr and exit code 2; bugs keep their traceback."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except DnnlabError as exc:
+            fail(_escape(str(exc)), exc.exit_code)
+
+    return wrapper
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def print_warnings(findings) -> None:
+    console = stderr_console()
+    for finding in findings:
+        if finding.level == "warning":
+            console.print(f"[yellow]warning:[/] {_escape(str(finding))}", soft_wrap=True)
+
+
+OVERRIDE_HELP = "Override a key by its dotted path, e.g. -o training.epochs=5 (value parsed as YAML)."
+
+
+@app.command()
+@user_errors
+def check(
+    config: Path = typer.Argument(..., help="YAML spec to validate."),
+    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Validate a spec and print the notes' advice; trains nothing."""
+    from dnnlab.spec import check_spec
+
+    try:
+        checked = check_spec(config, override)
+    except DnnlabError as exc:
+        if as_json:
+            print_json({"valid": False, "errors": [str(exc)], "warnings": []})
+        raise
+    warnings = [f for f in checked.warnings if f.level == "warning"]
+    if as_json:
+        print_json(
+            {
+                "valid": True,
+                "errors": [],
+                "warnings": [{"key": f.key, "message": f.message} for f in warnings],
+            }
+        )
+    print_warnings(warnings)
+    stderr_console().print(f"[green]valid:[/] {_escape(str(config))} ({len(warnings)} warning(s))")
+
+
+@app.command()
+@user_errors
+def summary(
+    target: Path = typer.Argument(..., help="YAML spec or run directory."),
+    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+) -> None:
+    """Layers, output shapes and parameter counts of the model a spec builds."""
+    from dnnlab.summary import model_summary
+
+    result = model_summary(target, override)
+    if as_json:
+        print_json(result)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=result["name"])
+    for column in ("Layer", "Type", "Output shape", "Params"):
+        table.add_column(column, justify="right" if column == "Params" else "left")
+    for layer in result["layers"]:
+        shape = "(" + ", ".join("None" if d is None else str(d) for d in layer["output_shape"]) + ")"
+        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}")
+    console = Console()
+    console.print(table)
+    console.print(f"Total params: {result['total_params']:,}")
+    console.print(f"Trainable params: {result['trainable_params']:,}")
+    console.print(f"Non-trainable params: {result['non_trainable_params']:,}")
+
+
+@app.command()
+@user_errors
+def train(
+    config: Optional[Path] = typer.Argument(None, help="YAML spec to train."),
+    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories go."),
+    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the spec's name)."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run directory."),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --resume: train to N epochs in total."),
+) -> None:
+    """Train the model a spec describes; prints the run directory."""
+    if (config is None) == (resume is None):
+        raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
+    if epochs is not None and resume is None:
+        raise DnnlabError("--epochs extends a run with --resume; for a new run use -o training.epochs=N")
+    command = ["dnnlab", *sys.argv[1:]]
+    if resume is not None:
+        from dnnlab import train as training
+
+        result = training.resume(resume, epochs, command)
+    else:
+        from dnnlab.spec import check_spec
+
+        checked = check_spec(config, override)
+        print_warnings(checked.warnings)
+        from dnnlab import train as training
+
+        result = training.start(checked, runs_dir, name, command)
+    report_run(result)
+    raise typer.Exit(result.exit_code)
+
+
+def report_run(result) -> None:
+    console = stderr_console()
+    best = result.best or {}
+    value = best.get("value")
+    best_text = (
+        f"best {best.get('metric')} {value:.4g} at epoch {best.get('epoch')}" if value is not None else "no best yet"
+    )
+    colour = {"completed": "green", "interrupted": "yellow"}.get(result.status, "red")
+    console.print(
+        f"[{colour}]{result.status}[/] after {result.epochs_done} epoch(s); {best_text}", soft_wrap=True
+    )
+    print(result.run_dir)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of the YAML spec (for editors)."""
+    from dnnlab.config import json_schema
+
+    print_json(json_schema())
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    app()

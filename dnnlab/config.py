@@ -1,0 +1,778 @@
+"""The YAML spec: pydantic v2 models, loading, overrides and readable errors.
+
+Every model forbids unknown keys; a variant is chosen by its `type`, and a bare string is
+shorthand for `{type: NAME}`. Defaults follow Keras unless the notes give a better one, and
+`resolve` fills in everything a spec leaves implicit so a run directory records what ran.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import typing
+from pathlib import Path
+from typing import Annotated, Any, Literal, Optional, Union
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from dnnlab.errors import ConfigError
+
+
+class Strict(BaseModel):
+    """Base of every spec model: unknown keys are errors, with a did-you-mean."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def _shorthand(value: Any) -> Any:
+    """`relu` means `{type: relu}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+def Variants(*models: type[BaseModel]) -> Any:
+    """A union of models chosen by their `type` field, accepting the string shorthand."""
+    return Annotated[Union[models], Field(discriminator="type"), BeforeValidator(_shorthand)]
+
+
+# --- initializers --------------------------------------------------------------------------
+
+NAMED_INITIALIZERS = (
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "lecun_normal",
+    "lecun_uniform",
+)
+
+
+class NamedInitializer(Strict):
+    type: Literal[NAMED_INITIALIZERS]  # type: ignore[valid-type]
+
+
+class VarianceScaling(Strict):
+    type: Literal["variance_scaling"]
+    scale: float = Field(1.0, gt=0)
+    mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in"
+    distribution: Literal["normal", "truncated_normal", "untruncated_normal", "uniform"] = (
+        "truncated_normal"
+    )
+
+
+Initializer = Variants(NamedInitializer, VarianceScaling)
+
+
+# --- activations ---------------------------------------------------------------------------
+
+PLAIN_ACTIVATIONS = ("sigmoid", "logistic", "tanh", "relu", "selu", "softmax", "linear")
+
+
+class PlainActivation(Strict):
+    type: Literal[PLAIN_ACTIVATIONS]  # type: ignore[valid-type]
+
+
+class LeakyReLU(Strict):
+    type: Literal["leaky_relu"]
+    alpha: float = Field(0.3, ge=0, description="slope for x < 0 (Keras's negative_slope)")
+
+
+class RReLU(Strict):
+    type: Literal["rrelu"]
+    lower: float = Field(1 / 8, ge=0)
+    upper: float = Field(1 / 3, ge=0)
+
+
+class PReLU(Strict):
+    type: Literal["prelu"]
+
+
+class ELU(Strict):
+    type: Literal["elu"]
+    alpha: float = Field(1.0, gt=0)
+
+
+Activation = Variants(PlainActivation, LeakyReLU, RReLU, PReLU, ELU)
+ACTIVATION_NAMES = (*PLAIN_ACTIVATIONS, "leaky_relu", "rrelu", "prelu", "elu")
+RELU_FAMILY = frozenset({"relu", "leaky_relu", "rrelu", "prelu", "elu"})
+
+
+def recommended_initializer(activation: str) -> str:
+    """The notes' initialization table: He for ReLU and its variants, LeCun for SELU, else Glorot."""
+    if activation in RELU_FAMILY:
+        return "he_normal"
+    if activation == "selu":
+        return "lecun_normal"
+    return "glorot_uniform"
+
+
+# --- normalization, regularization, constraints, dropout ----------------------------------
+
+
+class NoNormalization(Strict):
+    type: Literal["none"]
+
+
+class BatchNorm(Strict):
+    type: Literal["batch_norm"]
+    position: Literal["after", "before"] = Field(
+        "after", description="after or before the activation of each hidden layer"
+    )
+    momentum: float = Field(0.99, gt=0, lt=1)
+    epsilon: float = Field(0.001, gt=0)
+
+
+Normalization = Variants(NoNormalization, BatchNorm)
+
+
+class L1(Strict):
+    type: Literal["l1"]
+    factor: float = Field(0.01, ge=0)
+
+
+class L2(Strict):
+    type: Literal["l2"]
+    factor: float = Field(0.01, ge=0)
+
+
+class L1L2(Strict):
+    type: Literal["l1_l2"]
+    l1: float = Field(0.0, ge=0)
+    l2: float = Field(0.0, ge=0)
+
+
+Regularizer = Variants(L1, L2, L1L2)
+
+
+class MaxNorm(Strict):
+    type: Literal["max_norm"]
+    max_value: float = Field(2.0, gt=0)
+    axis: Union[int, list[int]] = 0
+
+
+Constraint = Variants(MaxNorm)
+
+
+class Dropout(Strict):
+    type: Literal["dropout", "alpha_dropout"] = "dropout"
+    rate: float = Field(0.5, ge=0, lt=1, description="fraction of units dropped, in [0, 1)")
+    where: Literal["all", "input", "hidden", "last"] = Field(
+        "all",
+        description="all: before every dense layer; input: on the inputs only; "
+        "hidden: after every hidden layer; last: after the last hidden layer only",
+    )
+
+
+DropoutSpec = Annotated[Dropout, BeforeValidator(_shorthand)]
+
+
+# --- explicit layers -----------------------------------------------------------------------
+
+
+class FlattenLayer(Strict):
+    type: Literal["flatten"]
+
+
+class DenseLayer(Strict):
+    type: Literal["dense"]
+    units: int = Field(gt=0)
+    activation: Optional[Activation] = None
+    initializer: Optional[Initializer] = None
+    use_bias: bool = True
+    regularizer: Optional[Regularizer] = None
+    constraint: Optional[Constraint] = None
+    bias_constraint: Optional[Constraint] = None
+
+
+class BatchNormLayer(Strict):
+    type: Literal["batch_norm"]
+    momentum: float = Field(0.99, gt=0, lt=1)
+    epsilon: float = Field(0.001, gt=0)
+
+
+class ActivationLayer(Strict):
+    type: Literal["activation"]
+    activation: Activation
+
+
+class DropoutLayer(Strict):
+    type: Literal["dropout", "alpha_dropout"]
+    rate: float = Field(0.5, ge=0, lt=1, description="fraction of units dropped, in [0, 1)")
+
+
+Layer = Variants(
+    FlattenLayer,
+    DenseLayer,
+    BatchNormLayer,
+    ActivationLayer,
+    DropoutLayer,
+    PlainActivation,
+    LeakyReLU,
+    RReLU,
+    PReLU,
+    ELU,
+)
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class Output(Strict):
+    units: Optional[int] = Field(None, gt=0, description="inferred from the dataset when omitted")
+    activation: Optional[Activation] = None
+    initializer: Optional[Initializer] = None
+
+
+class Transfer(Strict):
+    """Reuse the trained layers of an earlier run (the notes' model_B_on_A)."""
+
+    run: str = Field(description="run directory whose model.keras provides the weights")
+    layers: Optional[int] = Field(
+        None, ge=1, description="leading dense layers to reuse; default: all but the output"
+    )
+    freeze_epochs: int = Field(
+        0, ge=0, description="epochs with the reused layers frozen before they are unfrozen"
+    )
+    fine_tune_learning_rate: Optional[float] = Field(
+        None, gt=0, description="learning rate once the reused layers are unfrozen"
+    )
+
+
+class CompactModel(Strict):
+    """A stack of dense layers sharing one activation, initializer and regularization."""
+
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=0)
+    activation: Activation = Field(default_factory=lambda: PlainActivation(type="relu"))
+    initializer: Optional[Initializer] = Field(
+        None, description="default: the one the notes pair with the activation"
+    )
+    normalization: Normalization = Field(default_factory=lambda: NoNormalization(type="none"))
+    input_normalization: Normalization = Field(
+        default_factory=lambda: NoNormalization(type="none")
+    )
+    regularizer: Optional[Regularizer] = None
+    constraint: Optional[Constraint] = None
+    bias_constraint: Optional[Constraint] = None
+    dropout: Optional[DropoutSpec] = None
+    output: Output = Field(default_factory=Output)
+    transfer: Optional[Transfer] = None
+
+    @model_validator(mode="after")
+    def _default_initializer(self) -> "CompactModel":
+        if self.initializer is None:
+            self.initializer = NamedInitializer(type=recommended_initializer(self.activation.type))
+        return self
+
+
+class ExplicitModel(Strict):
+    """A list of typed layers, for full control; the last layer is the output."""
+
+    layers: list[Layer] = Field(min_length=1)
+    transfer: Optional[Transfer] = None
+
+
+def _model_form(value: Any) -> str:
+    if isinstance(value, dict):
+        return "explicit" if "layers" in value else "compact"
+    return "explicit" if isinstance(value, ExplicitModel) else "compact"
+
+
+ModelSpec = Annotated[
+    Union[Annotated[CompactModel, Tag("compact")], Annotated[ExplicitModel, Tag("explicit")]],
+    Discriminator(_model_form),
+]
+
+
+# --- data ----------------------------------------------------------------------------------
+
+KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
+SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS
+
+
+class NpzSource(Strict):
+    type: Literal["npz"]
+    path: str = Field(description="file with x_train, y_train and optionally x_test, y_test")
+
+
+class CsvSource(Strict):
+    type: Literal["csv"]
+    path: str
+    target: str = Field(description="name of the label column")
+
+
+class SyntheticSource(Strict):
+    type: Literal["synthetic"]
+    shape: list[Annotated[int, Field(gt=0)]] = Field(default_factory=lambda: [28, 28])
+    classes: int = Field(10, ge=2)
+    train: int = Field(1000, gt=0)
+    test: int = Field(200, ge=0)
+    task: Literal["classification", "regression"] = "classification"
+
+
+FileSource = Annotated[Union[NpzSource, CsvSource, SyntheticSource], Field(discriminator="type")]
+
+
+def _named_dataset(value: str) -> str:
+    if value not in NAMED_DATASETS:
+        raise PydanticCustomError(
+            "unknown_dataset",
+            "unknown dataset '{value}'{hint}; expected one of: {allowed}, "
+            "or a mapping with type npz, csv or synthetic",
+            {"value": value, "hint": did_you_mean(value, NAMED_DATASETS), "allowed": ", ".join(NAMED_DATASETS)},
+        )
+    return value
+
+
+class DataSpec(Strict):
+    dataset: Annotated[
+        Union[Annotated[str, Tag("named")], Annotated[FileSource, Tag("file")]],
+        Discriminator(lambda v: "named" if isinstance(v, str) else "file"),
+    ]
+    validation: Union[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, lt=1)]] = Field(
+        0.1, description="int: the first N training rows; float in (0, 1): that fraction"
+    )
+    test: Annotated[float, Field(gt=0, lt=1)] = Field(
+        0.2, description="test fraction for sources that ship no test split"
+    )
+    scaling: Literal["none", "unit", "standardize"] = "standardize"
+    task: Optional[Literal["classification", "regression"]] = None
+    classes: Optional[list[Annotated[int, Field(ge=0)]]] = Field(
+        None, min_length=1, description="keep only these classes, relabelled 0..k-1"
+    )
+    train_size: Optional[int] = Field(None, gt=0, description="keep the first N training rows")
+
+    @field_validator("dataset", mode="before")
+    @classmethod
+    def _check_named(cls, value: Any) -> Any:
+        return _named_dataset(value) if isinstance(value, str) else value
+
+
+# --- training ------------------------------------------------------------------------------
+
+
+class _Optimizer(Strict):
+    learning_rate: float = Field(0.001, gt=0)
+    clipvalue: Optional[float] = Field(None, gt=0)
+    clipnorm: Optional[float] = Field(None, gt=0)
+    global_clipnorm: Optional[float] = Field(None, gt=0)
+
+
+class SGD(_Optimizer):
+    type: Literal["sgd"]
+    learning_rate: float = Field(0.01, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    nesterov: bool = False
+
+
+class AdaGrad(_Optimizer):
+    type: Literal["adagrad"]
+    initial_accumulator_value: float = Field(0.1, ge=0)
+    epsilon: float = Field(1e-7, gt=0)
+
+
+class RMSProp(_Optimizer):
+    type: Literal["rmsprop"]
+    rho: float = Field(0.9, gt=0, lt=1)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    epsilon: float = Field(1e-7, gt=0)
+
+
+class Adam(_Optimizer):
+    type: Literal["adam", "adamax", "nadam"]
+    beta_1: float = Field(0.9, gt=0, lt=1)
+    beta_2: float = Field(0.999, gt=0, lt=1)
+    epsilon: float = Field(1e-7, gt=0)
+
+
+class AdamW(_Optimizer):
+    type: Literal["adamw"]
+    weight_decay: float = Field(0.004, ge=0)
+    beta_1: float = Field(0.9, gt=0, lt=1)
+    beta_2: float = Field(0.999, gt=0, lt=1)
+    epsilon: float = Field(1e-7, gt=0)
+
+
+class Ftrl(_Optimizer):
+    type: Literal["ftrl"]
+    learning_rate_power: float = Field(-0.5, le=0)
+    initial_accumulator_value: float = Field(0.1, ge=0)
+    l1_regularization_strength: float = Field(0.0, ge=0)
+    l2_regularization_strength: float = Field(0.0, ge=0)
+
+
+Optimizer = Variants(SGD, AdaGrad, RMSProp, Adam, AdamW, Ftrl)
+OPTIMIZER_NAMES = ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw", "ftrl")
+
+Unit = Literal["epoch", "step"]
+
+
+class NoSchedule(Strict):
+    type: Literal["none"]
+
+
+class PowerSchedule(Strict):
+    """lr0 / (1 + t/s)^c"""
+
+    type: Literal["power"]
+    s: float = Field(20, gt=0)
+    c: float = Field(1.0, gt=0)
+    unit: Unit = "epoch"
+
+
+class ExponentialSchedule(Strict):
+    """lr0 * base^(t/s)"""
+
+    type: Literal["exponential"]
+    s: float = Field(20, gt=0)
+    base: float = Field(0.1, gt=0)
+    unit: Unit = "epoch"
+
+
+class PiecewiseSchedule(Strict):
+    """values[i] while t < boundaries[i]; values[-1] after the last boundary"""
+
+    type: Literal["piecewise"]
+    boundaries: list[int]
+    values: list[Annotated[float, Field(gt=0)]]
+    unit: Unit = "epoch"
+
+
+class PlateauSchedule(Strict):
+    """Performance scheduling: multiply lr by `factor` when `monitor` stops improving."""
+
+    type: Literal["plateau"]
+    factor: float = Field(0.5, gt=0, lt=1)
+    patience: int = Field(5, ge=0)
+    monitor: str = "val_loss"
+    min_delta: float = Field(1e-4, ge=0)
+    cooldown: int = Field(0, ge=0)
+    min_lr: float = Field(0.0, ge=0)
+
+
+class OneCycleSchedule(Strict):
+    """Smith's 1cycle: lr up from start_lr to max_lr over the first half, down to start_lr
+    over the second, then to final_lr in the last few percent; momentum the opposite way."""
+
+    type: Literal["one_cycle"]
+    max_lr: float = Field(gt=0)
+    start_lr: Optional[float] = Field(None, gt=0, description="default: max_lr / 10")
+    final_lr: Optional[float] = Field(None, gt=0, description="default: start_lr / 1000")
+    last_fraction: float = Field(0.1, ge=0, lt=1, description="share of training for the final drop")
+    max_momentum: float = Field(0.95, ge=0, lt=1)
+    min_momentum: float = Field(0.85, ge=0, lt=1)
+    unit: Unit = "step"
+
+
+Schedule = Variants(
+    NoSchedule, PowerSchedule, ExponentialSchedule, PiecewiseSchedule, PlateauSchedule, OneCycleSchedule
+)
+SCHEDULE_NAMES = ("none", "power", "exponential", "piecewise", "plateau", "one_cycle")
+
+
+class EarlyStopping(Strict):
+    monitor: str = "val_loss"
+    patience: int = Field(10, ge=0)
+    min_delta: float = Field(0.0, ge=0)
+    restore_best_weights: bool = True
+
+
+class Training(Strict):
+    epochs: int = Field(10, ge=1)
+    batch_size: int = Field(32, ge=1)
+    loss: Optional[str] = Field(None, description="inferred from the task when omitted")
+    metrics: Optional[list[str]] = Field(None, description="default: [accuracy] for classification")
+    monitor: str = Field("val_loss", description="metric that picks checkpoints/best.keras")
+    optimizer: Optimizer = Field(default_factory=lambda: Adam(type="nadam"))
+    schedule: Schedule = Field(default_factory=lambda: NoSchedule(type="none"))
+    early_stopping: Optional[EarlyStopping] = None
+    deterministic: bool = Field(True, description="seed everything and enable op determinism")
+    steps_per_execution: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = "auto"
+    jit_compile: bool = False
+
+
+class Spec(Strict):
+    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    seed: int = Field(42, ge=0)
+    data: DataSpec
+    model: ModelSpec
+    training: Training = Field(default_factory=Training)
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+def did_you_mean(value: Any, choices: Any) -> str:
+    """' (did you mean 'relu'?)' when a close choice exists, else ''."""
+    if not isinstance(value, str):
+        return ""
+    close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _members(annotation: Any) -> list[type[BaseModel]]:
+    """The spec models an annotation can hold (through Optional, unions, lists, Annotated)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+
+
+def _tags(model: type[BaseModel]) -> tuple[str, ...]:
+    field = model.model_fields.get("type")
+    return typing.get_args(field.annotation) if field is not None else ()
+
+
+_FORM_TAGS = {"compact": "CompactModel", "explicit": "ExplicitModel"}
+
+
+def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
+    """Follow a pydantic error location through the spec models.
+
+    Returns the user-facing parts (union tags and pydantic's branch names dropped) and the
+    model that owns the last mapping, so an unknown key can list the keys allowed there.
+    """
+    models: list[type[BaseModel]] = [Spec]
+    parts: list[Any] = []
+    for part in loc:
+        if isinstance(part, int):
+            parts.append(part)
+            continue
+        if part in _FORM_TAGS:
+            models = [m for m in models if m.__name__ == _FORM_TAGS[part]] or models
+            continue
+        if part in ("named", "file") or "[" in part or part.startswith("function-"):
+            continue
+        tagged = [m for m in models if part in _tags(m)]
+        if tagged and not any(part in m.model_fields for m in models):
+            models = tagged
+            continue
+        parts.append(part)
+        models = [c for m in models if part in m.model_fields for c in _members(m.model_fields[part].annotation)]
+    return parts, (models[0] if len(models) == 1 else None)
+
+
+def dotted(loc: tuple[Any, ...]) -> str:
+    """('model', 'compact', 'hidden', 0) -> 'model.hidden[0]'."""
+    out = ""
+    for part in _walk(loc)[0]:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+    return out or "(top level)"
+
+
+KERAS2_RENAMES = {
+    "lr": " (Keras 3 calls it 'learning_rate')",
+    "decay": " (Keras 3 ignores decay; use training.schedule, e.g. {type: power, s: ...})",
+}
+
+
+def describe_error(error: dict[str, Any]) -> str:
+    """One line for one pydantic error: the dotted key, what was received, what is allowed."""
+    loc = error["loc"]
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    received = error.get("input")
+    if kind == "extra_forbidden":
+        key = loc[-1]
+        owner = _walk(loc[:-1])[1]
+        allowed = list(owner.model_fields) if owner else []
+        hint = KERAS2_RENAMES.get(key) or did_you_mean(key, allowed)
+        where = dotted(loc)
+        listing = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
+        return f"{where}: unknown key{hint}{listing}"
+    if kind == "union_tag_invalid":
+        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
+        tag = ctx.get("tag")
+        return f"{dotted(loc)}: unknown type '{tag}'{did_you_mean(tag, tags)}; expected one of: {', '.join(tags)}"
+    if kind == "literal_error":
+        allowed = [e.strip(" '") for e in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
+        allowed = [a for a in allowed if a]
+        return (
+            f"{dotted(loc)}: invalid value {received!r}{did_you_mean(received, allowed)}; "
+            f"expected one of: {', '.join(allowed)}"
+        )
+    if kind == "union_tag_not_found":
+        return f"{dotted(loc)}: missing key 'type'"
+    if kind == "missing":
+        return f"{dotted(loc)}: required key is missing"
+    if kind in ("unknown_dataset",):
+        return f"{dotted(loc)}: {error['msg']}"
+    message = error["msg"]
+    shown = _short(received)
+    return f"{dotted(loc)}: {message[0].lower() + message[1:]}; received {shown}"
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def format_validation_error(exc: ValidationError, source: str = "") -> str:
+    """The first error as one line (later ones are usually consequences), plus a count."""
+    errors = _dedupe(exc.errors(include_url=False))
+    line = describe_error(errors[0])
+    if len(errors) > 1:
+        line += f" (and {len(errors) - 1} more)"
+    return f"{source}: {line}" if source else line
+
+
+def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Prefer the most specific error for a location; drop union noise for the same key."""
+    seen: dict[str, dict[str, Any]] = {}
+    for error in errors:
+        key = dotted(error["loc"])
+        if key not in seen:
+            seen[key] = error
+    return list(seen.values())
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def read_yaml(path: Path) -> Any:
+    """Safe-load a YAML file; a missing file or bad YAML is a ConfigError."""
+    if not path.exists():
+        raise ConfigError(f"{path}: no such file")
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory, expected a YAML file")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """'training.optimizer.learning_rate=0.01' -> (['training', 'optimizer', 'learning_rate'], 0.01)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. training.epochs=5")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: Any, overrides: list[str]) -> Any:
+    """Set each dotted key in the raw mapping, creating or expanding mappings on the way."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for depth, part in enumerate(path[:-1]):
+            child = node.get(part) if isinstance(node, dict) else None
+            if isinstance(child, str):
+                child = {"type": child}  # `activation: elu` expands to set `activation.alpha`
+            if not isinstance(child, dict):
+                child = {}
+            node[part] = child
+            node = child
+        node[path[-1]] = value
+    return raw
+
+
+def parse_spec(raw: Any, source: str = "") -> Spec:
+    """Validate a raw mapping into a Spec; errors become one ConfigError line."""
+    if not isinstance(raw, dict):
+        kind = "empty" if raw is None else type(raw).__name__
+        raise ConfigError(
+            f"{source + ': ' if source else ''}expected a YAML mapping with keys data, model, "
+            f"training; received {kind}"
+        )
+    try:
+        return Spec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source)) from None
+
+
+def load_spec(path: Path | str, overrides: list[str] | None = None) -> Spec:
+    """Read, override and validate a spec file."""
+    path = Path(path)
+    raw = read_yaml(path)
+    if overrides:
+        if not isinstance(raw, dict):
+            parse_spec(raw, str(path))
+        raw = apply_overrides(raw, overrides)
+    return parse_spec(raw, str(path))
+
+
+def _type_first(value: Any) -> Any:
+    if isinstance(value, dict):
+        ordered = {"type": value["type"]} if "type" in value else {}
+        ordered.update({k: _type_first(v) for k, v in value.items() if k != "type"})
+        return ordered
+    if isinstance(value, list):
+        return [_type_first(v) for v in value]
+    return value
+
+
+def spec_to_dict(spec: Spec) -> dict[str, Any]:
+    """The spec as plain data, every default filled in (what config.yaml records)."""
+    return _type_first(spec.model_dump(mode="json"))
+
+
+def spec_to_yaml(spec: Spec) -> str:
+    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+
+
+def resolve(spec: Spec, task: str, num_classes: int | None) -> Spec:
+    """Fill in what the dataset decides: output units and activation, loss, metrics.
+
+    Classification gets a softmax output with one unit per class, sparse categorical
+    cross-entropy and accuracy; regression a single linear unit and mse.
+    """
+    spec = spec.model_copy(deep=True)
+    classification = task == "classification"
+    units = num_classes if classification else 1
+    activation = PlainActivation(type="softmax" if classification else "linear")
+    model = spec.model
+    if isinstance(model, CompactModel):
+        if model.output.units is None:
+            model.output.units = units
+        if model.output.activation is None:
+            model.output.activation = activation
+        if model.output.initializer is None:
+            model.output.initializer = NamedInitializer(
+                type=recommended_initializer(model.output.activation.type)
+            )
+    else:
+        for layer in model.layers:
+            if isinstance(layer, DenseLayer):
+                if layer.activation is None:
+                    layer.activation = PlainActivation(type="linear")
+                if layer.initializer is None:
+                    layer.initializer = NamedInitializer(type="glorot_uniform")  # Keras's default
+    training = spec.training
+    if training.loss is None:
+        training.loss = "sparse_categorical_crossentropy" if classification else "mse"
+    if training.metrics is None:
+        training.metrics = ["accuracy"] if classification else ["mae"]
+    if spec.data.task is None:
+        spec.data.task = task
+    return spec
+
+
+def spec_hash(spec: Spec) -> str:
+    """A stable hash of the resolved spec; resume refuses a run whose config.yaml changed."""
+    canonical = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def json_schema() -> dict[str, Any]:
+    """JSON Schema of the spec, for editors."""
+    schema = Spec.model_json_schema()
+    schema["title"] = "dnnlab spec"
+    return schema

@@ -1,0 +1,23 @@
+"""The errors a user can cause. The CLI prints them as one line and exits 2."""
+
+
+class DnnlabError(Exception):
+    """Bad input: a spec, a file, a run directory or an argument the user gave."""
+
+    exit_code = 2
+
+
+class ConfigError(DnnlabError):
+    """The YAML spec or an override is invalid."""
+
+
+class DataError(DnnlabError):
+    """A dataset cannot be found, read or filtered as the spec asks."""
+
+
+class RunDirError(DnnlabError):
+    """A path is not a usable run directory (missing, not a run, edited since)."""
+
+
+class PredictError(DnnlabError):
+    """A model, input or option that MC dropout prediction cannot use."""
