@@ -1,0 +1,791 @@
+"""Datasets: the named sets, npz/csv files and synthetic data; class filters, splits, scaling.
+
+`describe` answers shapes and task without loading anything heavy (for `check` and `summary`),
+`load` returns the arrays a run trains on, and `Scaling` is the transform recorded in
+preprocessing.json so that prediction applies exactly what training did. Neither imports
+TensorFlow; Keras is imported only to download a set that is not in its cache yet.
+
+Order of operations in `load`: source -> test split (held out with the seed when the source has
+none) -> `classes` filter and relabelling -> validation from the front of the training rows ->
+`train_size` (the first N remaining training rows) -> scaling fitted on those training rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import gzip
+import os
+import pickle
+import socket
+import sys
+import tarfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+import numpy as np
+
+from dnnlab.config import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
+from dnnlab.errors import DataError
+
+CLASSIFICATION = "classification"
+REGRESSION = "regression"
+
+# One example's shape and the number of classes (None: regression) of every named set.
+NAMED_SETS: dict[str, tuple[tuple[int, ...], Optional[int]]] = {
+    "mnist": ((28, 28), 10),
+    "fashion_mnist": ((28, 28), 10),
+    "cifar10": ((32, 32, 3), 10),
+    "cifar100": ((32, 32, 3), 100),
+    "digits": ((64,), 10),
+    "iris": ((4,), 3),
+    "wine": ((13,), 3),
+    "breast_cancer": ((30,), 2),
+    "diabetes": ((10,), None),
+}
+
+LABEL_COLUMNS = ("y", "target", "label")  # label column names that load_array_file recognizes
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What the model builder needs to know about a dataset."""
+
+    input_shape: tuple[int, ...]
+    task: str
+    num_classes: Optional[int]
+    name: str
+
+
+@dataclass
+class Scaling:
+    """An input transform `(x - offset) / scale` whose statistics come from the training split.
+
+    standardize: per-feature mean and std (std 0 -> 1); unit: the training set's global min and
+    range (0 and 255 for uint8 pixels); none: a float32 cast only.
+    """
+
+    method: str = "none"
+    offset: Any = 0.0
+    scale: Any = 1.0
+
+    def __post_init__(self) -> None:
+        self.offset = np.asarray(self.offset, dtype=np.float32)
+        self.scale = np.asarray(self.scale, dtype=np.float32)
+
+    @classmethod
+    def fit(cls, method: str, x_train: np.ndarray) -> Scaling:
+        if method == "standardize":
+            mean, std = _moments(x_train)
+            return cls(method, mean, np.where(std == 0, 1.0, std))
+        if method == "unit":
+            if x_train.dtype == np.uint8:
+                low, high = 0.0, 255.0
+            else:
+                low, high = float(x_train.min()), float(x_train.max())
+            return cls(method, low, (high - low) or 1.0)
+        if method == "none":
+            return cls("none")
+        raise DataError(
+            f"data.scaling: unknown method {method!r}; expected one of: none, unit, standardize"
+        )
+
+    def apply(self, x: np.ndarray) -> np.ndarray:
+        """The transformed copy of `x`, float32."""
+        out = np.array(x, dtype=np.float32, copy=True)
+        if self.method == "none":
+            return out
+        if self.offset.ndim and out.shape[1:] != self.offset.shape:
+            raise DataError(
+                f"input shape {tuple(out.shape[1:])} does not match the training data's "
+                f"{tuple(self.offset.shape)}"
+            )
+        out -= self.offset
+        out /= self.scale
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "offset": self.offset.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Scaling:
+        return cls(data["method"], data.get("offset", 0.0), data.get("scale", 1.0))
+
+
+def _moments(x: np.ndarray, rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """Per-feature mean and std in float64, a block of rows at a time (CIFAR in float64 at once
+    would need over a gigabyte)."""
+    total = np.zeros(x.shape[1:])
+    for start in range(0, len(x), rows):
+        total += x[start : start + rows].sum(axis=0, dtype=np.float64)
+    mean = total / max(len(x), 1)
+    squares = np.zeros(x.shape[1:])
+    for start in range(0, len(x), rows):
+        squares += ((x[start : start + rows] - mean) ** 2).sum(axis=0)
+    return mean, np.sqrt(squares / max(len(x), 1))
+
+
+@dataclass
+class Dataset:
+    """The arrays a run trains on, already filtered, split and scaled."""
+
+    info: DatasetInfo
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: Optional[np.ndarray]
+    y_val: Optional[np.ndarray]
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    scaling: Scaling
+    class_labels: Optional[list]
+
+    def preprocessing(self) -> dict[str, Any]:
+        """What preprocessing.json records, so prediction applies the same transform."""
+        return {
+            "scaling": self.scaling.to_dict(),
+            "input_shape": list(self.info.input_shape),
+            "task": self.info.task,
+            "num_classes": self.info.num_classes,
+            "class_labels": self.class_labels,
+            "dataset": self.info.name,
+        }
+
+
+# --- describe ------------------------------------------------------------------------------
+
+
+def describe(spec: DataSpec) -> DatasetInfo:
+    """Shape, task and class count without loading the examples (offline, no TensorFlow).
+
+    Named and synthetic sets come from tables and fields; an npz file gives its array headers
+    and labels, a csv file its header and label column. Also checks `task` and `classes`.
+    """
+    source = spec.dataset
+    labels: Optional[np.ndarray] = None  # the labels present, for file sources
+    names: Optional[list[str]] = None
+    if isinstance(source, str):
+        shape, known_classes = NAMED_SETS[source]
+        name, inferred = source, CLASSIFICATION if known_classes else REGRESSION
+        if spec.task == CLASSIFICATION and inferred == REGRESSION:
+            raise DataError(f"data.task: {source} is a regression set; use task: regression or omit it")
+    elif isinstance(source, SyntheticSource):
+        shape, known_classes = tuple(source.shape), source.classes
+        name, inferred = "synthetic", source.task
+    elif isinstance(source, NpzSource):
+        path = _existing(source.path, "data.dataset.path")
+        headers = _npz_headers(path)
+        if "x_train" not in headers or "y_train" not in headers:
+            raise DataError(
+                f"data.dataset.path: {path} needs arrays x_train and y_train; "
+                f"it has: {', '.join(headers) or 'none'}"
+            )
+        shape, known_classes, name = headers["x_train"], None, f"npz:{source.path}"
+        if not shape:
+            raise DataError(
+                f"data.dataset.path: x_train in {path} is 1-D; expected one row per example, "
+                "shape (n, features...)"
+            )
+        labels = _npz_labels(path)
+        inferred = _infer_task(labels)
+        if (spec.task or inferred) == CLASSIFICATION and headers["y_train"] not in ((), (1,)):
+            raise DataError(
+                f"data.dataset.path: y_train in {path} has shape (n, *{headers['y_train']}); "
+                "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
+            )
+    else:  # CsvSource
+        path = _existing(source.path, "data.dataset.path")
+        header, column = _csv_column(path, source.target)
+        shape, known_classes, name = (len(header) - 1,), None, f"csv:{source.path}"
+        labels, names = _csv_labels(column)
+        inferred = CLASSIFICATION if names is not None else _infer_task(labels)
+        if names is not None and spec.task == REGRESSION:
+            raise DataError(
+                f"data.task: regression needs a numeric target, but column '{source.target}' "
+                f"of {path} holds text such as {names[0]!r}"
+            )
+
+    task = spec.task or inferred
+    if task == REGRESSION:
+        if spec.classes is not None:
+            raise DataError("data.classes: only applies to classification, and this task is regression")
+        return DatasetInfo(tuple(shape), REGRESSION, None, name)
+    if labels is not None and names is None:
+        _check_class_labels(labels, name)
+    present = list(range(known_classes)) if known_classes else sorted(int(v) for v in np.unique(labels))
+    num_classes = known_classes or (len(names) if names else max(present) + 1)
+    if spec.classes is not None:
+        _check_classes(spec.classes, present, name, names)
+        num_classes = len(spec.classes)
+    return DatasetInfo(tuple(shape), CLASSIFICATION, num_classes, name)
+
+
+def _infer_task(labels: np.ndarray) -> str:
+    """Integer-valued labels mean classification, anything else regression."""
+    if labels.dtype.kind in "iub":
+        return CLASSIFICATION
+    integral = (
+        labels.dtype.kind == "f"
+        and labels.size > 0
+        and bool(np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)))
+    )
+    return CLASSIFICATION if integral else REGRESSION
+
+
+def _check_class_labels(labels: np.ndarray, name: str) -> None:
+    if labels.size and (np.any(labels < 0) or np.any(labels != np.round(labels))):
+        bad = labels[(labels < 0) | (labels != np.round(labels))][0]
+        raise DataError(
+            f"data.task: classification needs labels 0..k-1, but {name} has the label {bad}; "
+            "set task: regression for a numeric target"
+        )
+
+
+def _check_classes(
+    classes: list[int], present: list[int], name: str, names: Optional[list[str]]
+) -> None:
+    duplicates = sorted({c for c in classes if classes.count(c) > 1})
+    if duplicates:
+        raise DataError(f"data.classes: {duplicates[0]} is listed twice; each class may appear once")
+    for wanted in classes:
+        if wanted not in present:
+            raise DataError(
+                f"data.classes: {wanted} is not a class of {name}; "
+                f"allowed: {_class_listing(present, names)}"
+            )
+
+
+def _class_listing(present: list[int], names: Optional[list[str]]) -> str:
+    if names:
+        return ", ".join(f"{i} ({label})" for i, label in enumerate(names))
+    if present == list(range(len(present))):
+        return f"0..{len(present) - 1}"
+    return ", ".join(str(c) for c in present)
+
+
+# --- load ----------------------------------------------------------------------------------
+
+
+@dataclass
+class _Raw:
+    """A source's arrays before filters, splits and scaling."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: Optional[np.ndarray]
+    y_test: Optional[np.ndarray]
+    label_names: Optional[list[str]] = None  # text labels of a csv target, index = label
+
+
+def load(spec: DataSpec, seed: int) -> Dataset:
+    """Load, filter, split and scale the data as the spec says; deterministic for a seed.
+
+    Sources without a test split hold out `data.test` (stratified for classification) after a
+    seeded shuffle. `classes` keeps and relabels those classes 0..k-1 in the given order; the
+    validation rows are the first `validation` training rows (or that fraction); `train_size`
+    keeps the first N training rows left after that; scaling is fitted on those rows only.
+    """
+    info = describe(spec)
+    raw = _load_source(spec.dataset, seed, info)
+    if raw.x_test is None:
+        raw.x_train, raw.x_test, raw.y_train, raw.y_test = _hold_out(
+            raw.x_train, raw.y_train, spec.test, seed, info.task == CLASSIFICATION
+        )
+    y_train = _labels(raw.y_train, info.task)
+    y_test = _labels(raw.y_test, info.task)
+    x_train, x_test = raw.x_train, raw.x_test
+
+    class_labels: Optional[list] = list(raw.label_names) if raw.label_names else None
+    if spec.classes is not None:
+        x_train, y_train = _keep_classes(x_train, y_train, spec.classes)
+        x_test, y_test = _keep_classes(x_test, y_test, spec.classes)
+        names = raw.label_names
+        class_labels = [names[c] for c in spec.classes] if names else list(spec.classes)
+        if not len(y_train):
+            raise DataError(f"data.classes: no training rows of classes {spec.classes} in {info.name}")
+
+    x_val = y_val = None
+    n_val = _validation_rows(spec.validation, len(x_train), spec.classes is not None)
+    if n_val:
+        x_val, y_val = x_train[:n_val], y_train[:n_val]
+        x_train, y_train = x_train[n_val:], y_train[n_val:]
+    if spec.train_size is not None:
+        if spec.train_size > len(x_train):
+            raise DataError(
+                f"data.train_size: {spec.train_size} is more than the {len(x_train)} training rows "
+                f"left{' after data.classes' if spec.classes else ''} and data.validation; "
+                f"allowed: 1..{len(x_train)}"
+            )
+        x_train, y_train = x_train[: spec.train_size], y_train[: spec.train_size]
+
+    scaling = Scaling.fit(spec.scaling, x_train)
+    info = DatasetInfo(tuple(x_train.shape[1:]), info.task, info.num_classes, info.name)
+    return Dataset(
+        info=info,
+        x_train=scaling.apply(x_train),
+        y_train=y_train,
+        x_val=None if x_val is None else scaling.apply(x_val),
+        y_val=y_val,
+        x_test=None if x_test is None or not len(x_test) else scaling.apply(x_test),
+        y_test=None if x_test is None or not len(x_test) else y_test,
+        scaling=scaling,
+        class_labels=class_labels,
+    )
+
+
+def _load_source(source: Any, seed: int, info: DatasetInfo) -> _Raw:
+    if isinstance(source, str):
+        return _load_keras(source) if source in KERAS_DATASETS else _load_sklearn(source)
+    if isinstance(source, SyntheticSource):
+        return _synthetic(source, seed, info.task)
+    if isinstance(source, NpzSource):
+        return _load_npz(Path(source.path))
+    return _load_csv(Path(source.path), source.target)
+
+
+def _labels(y: Optional[np.ndarray], task: str) -> Optional[np.ndarray]:
+    """int32 class indices of shape (n,), or float32 targets as given."""
+    if y is None:
+        return None
+    if task == CLASSIFICATION:
+        return np.asarray(y).reshape(len(y)).astype(np.int32)
+    return np.asarray(y, dtype=np.float32)
+
+
+def _keep_classes(x: np.ndarray, y: np.ndarray, classes: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    keep = np.isin(y, classes)
+    relabel = np.full(max(int(y.max(initial=0)), *classes) + 1, -1, dtype=np.int32)
+    relabel[classes] = np.arange(len(classes), dtype=np.int32)
+    return x[keep], relabel[y[keep]]
+
+
+def _validation_rows(validation: int | float, n_train: int, filtered: bool) -> int:
+    if isinstance(validation, float):
+        n_val = max(1, int(round(validation * n_train)))
+    else:
+        n_val = validation
+    if n_val and n_val >= n_train:
+        where = " after data.classes" if filtered else ""
+        raise DataError(
+            f"data.validation: {validation} leaves no training rows out of the {n_train}{where}; "
+            f"use fewer than {n_train} rows or a fraction in (0, 1)"
+        )
+    return n_val
+
+
+def _hold_out(
+    x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Shuffle with the seed and hold out a test fraction; stratified when it can be."""
+    from sklearn.model_selection import train_test_split
+
+    if len(x) < 2:
+        raise DataError(f"data.test: {len(x)} row(s) cannot be split into training and test rows")
+    try:
+        return train_test_split(
+            x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
+        )
+    except ValueError:
+        if not stratify:
+            raise DataError(f"data.test: {fraction} of {len(x)} rows leaves an empty split") from None
+        # Too few examples of some class to stratify: a plain seeded split still works.
+        return train_test_split(x, y, test_size=fraction, random_state=seed)
+
+
+# --- sklearn and synthetic -----------------------------------------------------------------
+
+
+def _load_sklearn(name: str) -> _Raw:
+    import sklearn.datasets
+
+    x, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+    return _Raw(x, y, None, None)
+
+
+def _synthetic(source: SyntheticSource, seed: int, task: str) -> _Raw:
+    """Seeded, learnable data: class prototypes plus noise, or a smooth random function.
+
+    Prototypes are scaled so that neighbouring classes sit a few noise widths apart whatever
+    the shape, so a small model beats chance clearly without the task being trivial.
+    """
+    rng = np.random.default_rng(seed)
+    n = source.train + source.test
+    features = int(np.prod(source.shape))
+    if task == CLASSIFICATION:
+        prototypes = rng.standard_normal((source.classes, features), dtype=np.float32)
+        prototypes *= np.float32(3.0 / np.sqrt(features))
+        y = rng.integers(0, source.classes, size=n).astype(np.int32)
+        x = rng.standard_normal((n, features), dtype=np.float32)
+        x += prototypes[y]
+    else:
+        x = rng.standard_normal((n, features), dtype=np.float32)
+        w1, w2 = rng.standard_normal((2, features), dtype=np.float32) / np.float32(np.sqrt(features))
+        y = np.sin(2 * (x @ w1)) + 0.5 * (x @ w2) + 0.05 * rng.standard_normal(n, dtype=np.float32)
+        y = y.astype(np.float32)
+    x = x.reshape(n, *source.shape)
+    return _Raw(x[: source.train], y[: source.train], x[source.train :], y[source.train :])
+
+
+# --- npz and csv files ---------------------------------------------------------------------
+
+
+def _existing(path: str | Path, key: str) -> Path:
+    path = Path(path)
+    if not path.is_file():
+        what = "is a directory, expected a file" if path.is_dir() else "no such file"
+        raise DataError(f"{key}: {path}: {what}")
+    return path
+
+
+def _npz_headers(path: Path) -> dict[str, tuple[int, ...]]:
+    """Array name -> one example's shape, read from the .npy headers inside the zip only."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for member in archive.namelist():
+                if not member.endswith(".npy"):
+                    continue
+                with archive.open(member) as stream:
+                    version = np.lib.format.read_magic(stream)
+                    if version[0] == 1:
+                        shape = np.lib.format.read_array_header_1_0(stream)[0]
+                    else:
+                        shape = np.lib.format.read_array_header_2_0(stream)[0]
+                shapes[member[: -len(".npy")]] = tuple(shape[1:])
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise DataError(f"data.dataset.path: {path} is not a readable .npz file ({exc})") from None
+    return shapes
+
+
+def _open_npz(path: Path, key: str) -> Any:
+    try:
+        return np.load(path, allow_pickle=False)
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
+        raise DataError(f"{key}: {path} is not a readable .npz file ({exc})") from None
+
+
+def _npz_labels(path: Path) -> np.ndarray:
+    with _open_npz(path, "data.dataset.path") as arrays:
+        parts = [arrays[k].reshape(-1) for k in ("y_train", "y_test") if k in arrays.files]
+    return np.concatenate(parts)
+
+
+def _load_npz(path: Path) -> _Raw:
+    key = "data.dataset.path"
+    with _open_npz(path, key) as arrays:
+        found = {k: arrays[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in arrays.files}
+    if ("x_test" in found) != ("y_test" in found):
+        raise DataError(f"{key}: {path} has only one of x_test and y_test; give both or neither")
+    for part in ("train", "test"):
+        if f"x_{part}" in found and len(found[f"x_{part}"]) != len(found[f"y_{part}"]):
+            raise DataError(
+                f"{key}: {path}: x_{part} has {len(found[f'x_{part}'])} rows but y_{part} has "
+                f"{len(found[f'y_{part}'])}; they must match"
+            )
+    return _Raw(found["x_train"], found["y_train"], found.get("x_test"), found.get("y_test"))
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of every non-empty row, header included."""
+    try:
+        with open(path, newline="", encoding="utf-8") as handle:
+            for number, row in enumerate(csv.reader(handle), start=1):
+                if row and any(cell.strip() for cell in row):
+                    yield number, [cell.strip() for cell in row]
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"data.dataset.path: {path} is not a readable CSV file ({exc})") from None
+
+
+def _target_index(path: Path, header: list[str], target: str) -> int:
+    if target not in header:
+        raise DataError(
+            f"data.dataset.target: no column '{target}' in {path}; columns: {', '.join(header)}"
+        )
+    return header.index(target)
+
+
+def _csv_column(path: Path, target: str) -> tuple[list[str], list[str]]:
+    """The header and the target column's cells, without keeping the features in memory."""
+    rows = _csv_rows(path)
+    _, header = next(rows, (0, []))
+    if not header:
+        raise DataError(f"data.dataset.path: {path} is empty; expected a header row and data rows")
+    index = _target_index(path, header, target)
+    if len(header) < 2:
+        raise DataError(f"data.dataset.path: {path} has no feature columns besides '{target}'")
+    column = []
+    for number, row in rows:
+        _check_width(path, number, row, header)
+        column.append(row[index])
+    if not column:
+        raise DataError(f"data.dataset.path: {path} has a header but no data rows")
+    return header, column
+
+
+def _check_width(path: Path, number: int, row: list[str], header: list[str]) -> None:
+    if len(row) != len(header):
+        raise DataError(
+            f"data.dataset.path: {path} line {number} has {len(row)} cells, "
+            f"but the header has {len(header)}"
+        )
+
+
+def _csv_labels(column: list[str]) -> tuple[np.ndarray, Optional[list[str]]]:
+    """Numeric labels, or indices into the sorted text labels and those labels."""
+    try:
+        return np.array([float(cell) for cell in column]), None
+    except ValueError:
+        names = sorted(set(column))
+        lookup = {label: i for i, label in enumerate(names)}
+        return np.array([lookup[cell] for cell in column]), names
+
+
+def _to_floats(path: Path, header: list[str], rows: list[tuple[int, list[str]]], key: str) -> np.ndarray:
+    try:
+        return np.array([cells for _, cells in rows], dtype=np.float64).reshape(len(rows), len(header))
+    except ValueError:
+        for number, cells in rows:
+            for name, cell in zip(header, cells):
+                try:
+                    float(cell)
+                except ValueError:
+                    raise DataError(
+                        f"{key}: {path} line {number}, column '{name}': {cell!r} is not a number"
+                    ) from None
+        raise
+
+
+def _load_csv(path: Path, target: str) -> _Raw:
+    rows = list(_csv_rows(path))
+    header = rows[0][1]
+    index = _target_index(path, header, target)
+    for number, cells in rows[1:]:
+        _check_width(path, number, cells, header)
+    y, names = _csv_labels([cells[index] for _, cells in rows[1:]])
+    feature_names = header[:index] + header[index + 1 :]
+    features = [(n, cells[:index] + cells[index + 1 :]) for n, cells in rows[1:]]
+    x = _to_floats(path, feature_names, features, "data.dataset.path")
+    return _Raw(x, y, None, None, names)
+
+
+def load_array_file(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+    """Examples (and labels, when present) from a file for `mc-predict --data FILE`.
+
+    A .npz gives array `x` (or `x_test`) and optional `y` (or `y_test`); in a .csv every column
+    is a feature except one named y, target or label. The arrays come back unscaled.
+    """
+    path = Path(path)
+    key = "--data"
+    if path.suffix.lower() not in (".npz", ".csv"):
+        received = path.suffix or "no suffix"
+        raise DataError(f"{key}: {path}: expected a .npz or .csv file, received '{received}'")
+    _existing(path, key)
+    if path.suffix.lower() == ".npz":
+        with _open_npz(path, key) as arrays:
+            x_key = next((k for k in ("x", "x_test") if k in arrays.files), None)
+            if x_key is None:
+                found = ", ".join(arrays.files) or "none"
+                raise DataError(f"{key}: {path} needs an array named x; it has: {found}")
+            y_key = {"x": "y", "x_test": "y_test"}[x_key]
+            return arrays[x_key], arrays[y_key] if y_key in arrays.files else None
+    rows = list(_csv_rows(path))
+    if not rows:
+        raise DataError(f"{key}: {path} is empty")
+    header = rows[0][1]
+    if all(_is_number(cell) for cell in header):  # no header row: every column is a feature
+        header, data = [f"column {i + 1}" for i in range(len(header))], rows
+    else:
+        data = rows[1:]
+    for number, cells in data:
+        _check_width(path, number, cells, header)
+    label = next((i for i, name in enumerate(header) if name.lower() in LABEL_COLUMNS), None)
+    if label is None:
+        return _to_floats(path, header, data, key).astype(np.float32), None
+    features = [(n, cells[:label] + cells[label + 1 :]) for n, cells in data]
+    x = _to_floats(path, header[:label] + header[label + 1 :], features, key).astype(np.float32)
+    column = [cells[label] for _, cells in data]
+    y = np.array([float(c) for c in column]) if all(_is_number(c) for c in column) else np.array(column)
+    return x, y
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+# --- Keras's downloadable sets -------------------------------------------------------------
+
+_GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+_TORONTO = "https://www.cs.toronto.edu/~kriz/"
+_FASHION_FILES = (
+    "train-labels-idx1-ubyte.gz",
+    "train-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+)
+# name -> (host to reach, what to place where; `{dir}` is the Keras datasets cache directory)
+_KERAS_SOURCES = {
+    "mnist": ("storage.googleapis.com", f"place mnist.npz (from {_GCS}mnist.npz) in {{dir}}/"),
+    "fashion_mnist": (
+        "storage.googleapis.com",
+        f"place {', '.join(_FASHION_FILES)} (from {_GCS}) in {{dir}}/fashion-mnist/",
+    ),
+    "cifar10": (
+        "www.cs.toronto.edu",
+        f"place cifar-10-python.tar.gz (from {_TORONTO}cifar-10-python.tar.gz) in {{dir}}/",
+    ),
+    "cifar100": (
+        "www.cs.toronto.edu",
+        f"place cifar-100-python.tar.gz (from {_TORONTO}cifar-100-python.tar.gz) in {{dir}}/",
+    ),
+}
+# cifar name -> (folder inside the archive, Keras 3's extraction folder, test file, label key)
+_CIFAR = {
+    "cifar10": ("cifar-10-batches-py", "cifar-10-batches-py-target", "test_batch", b"labels"),
+    "cifar100": ("cifar-100-python", "cifar-100-python-target", "test", b"fine_labels"),
+}
+_CIFAR_ARCHIVES = {"cifar10": "cifar-10-python.tar.gz", "cifar100": "cifar-100-python.tar.gz"}
+
+
+def keras_cache_dirs() -> list[Path]:
+    """Where Keras keeps downloaded sets: $KERAS_HOME/datasets or ~/.keras/datasets, then the
+    /tmp/.keras/datasets that Keras downloads into when that home is not writable."""
+    home = os.environ.get("KERAS_HOME")
+    if home is None:
+        base = os.path.expanduser("~")
+        home = os.path.join(base if os.access(base, os.W_OK) else "/tmp", ".keras")
+    home = os.path.expanduser(home)
+    dirs = [Path(home) / "datasets"]
+    if not os.access(home, os.W_OK):
+        dirs.append(Path("/tmp/.keras/datasets"))
+    return list(dict.fromkeys(dirs))
+
+
+def _load_keras(name: str) -> _Raw:
+    """Read the set from Keras's cache; download it through Keras only when it is missing."""
+    for directory in keras_cache_dirs():
+        arrays = _read_keras_cache(name, directory)
+        if arrays is not None:
+            return _Raw(*arrays)
+    host, instruction = _KERAS_SOURCES[name]
+    try:
+        (x_train, y_train), (x_test, y_test) = _download_keras(name, host)
+    except Exception as exc:  # noqa: BLE001 - any download failure is the same advice to the user
+        cache = keras_cache_dirs()[0]
+        raise DataError(
+            f"data.dataset: {name} is not in the Keras cache and cannot be downloaded (offline?); "
+            f"{instruction.format(dir=cache)} ({type(exc).__name__}: {exc})"
+        ) from None
+    if x_train.ndim == 4 and x_train.shape[1] == 3:  # Keras set to channels_first
+        x_train, x_test = x_train.transpose(0, 2, 3, 1), x_test.transpose(0, 2, 3, 1)
+    return _Raw(x_train, y_train, x_test, y_test)
+
+
+def _download_keras(name: str, host: str) -> Any:
+    """keras.datasets.<name>.load_data(), failing in seconds rather than hanging offline."""
+    if not any(os.environ.get(v) for v in ("https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY")):
+        socket.create_connection((host, 443), timeout=5).close()
+    import keras
+
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(60)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # keep stdout clean for --json output
+            return getattr(keras.datasets, name).load_data()
+    finally:
+        socket.setdefaulttimeout(previous)
+
+
+# What a truncated, corrupted or tampered cache file raises while it is read.
+_UNREADABLE = (
+    OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, tarfile.TarError
+)
+
+
+def _read_keras_cache(name: str, directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+    """(x_train, y_train, x_test, y_test) from Keras's cache layout, or None when absent."""
+    try:
+        if name == "mnist":
+            return _read_mnist(directory)
+        if name == "fashion_mnist":
+            return _read_fashion(directory / "fashion-mnist")
+        return _read_cifar(name, directory)
+    except _UNREADABLE as exc:
+        raise DataError(
+            f"data.dataset: the cached {name} files in {directory} cannot be read ({exc}); "
+            "delete them to download again"
+        ) from None
+
+
+def _read_mnist(directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+    path = directory / "mnist.npz"
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as f:
+        return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+
+
+def _read_fashion(directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+    paths = [directory / f for f in _FASHION_FILES]
+    if not all(p.is_file() for p in paths):
+        return None
+    y_train, y_test = _read_idx(paths[0], 8), _read_idx(paths[2], 8)
+    x_train = _read_idx(paths[1], 16).reshape(len(y_train), 28, 28)
+    x_test = _read_idx(paths[3], 16).reshape(len(y_test), 28, 28)
+    return x_train, y_train, x_test, y_test
+
+
+def _read_idx(path: Path, header_bytes: int) -> np.ndarray:
+    """The uint8 payload of a gzipped IDX file (8 header bytes for labels, 16 for images)."""
+    with gzip.open(path) as f:
+        return np.frombuffer(f.read(), np.uint8, offset=header_bytes)
+
+
+def _read_cifar(name: str, directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+    inner, extracted, test_file, label_key = _CIFAR[name]
+    # Keras 3 extracts into <inner>-target/<inner>; Keras 2 extracted straight into the cache.
+    folders = [directory / extracted / inner, directory / inner]
+    folder = next((f for f in folders if (f / test_file).is_file()), None)
+    if folder is None:
+        archives = [directory / f"{extracted}_archive", directory / _CIFAR_ARCHIVES[name]]
+        archive = next((a for a in archives if a.is_file()), None)
+        if archive is None:
+            return None
+        with tarfile.open(archive) as tar:
+            safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
+            tar.extractall(directory / extracted, **safe)
+        folder = folders[0]
+    train_files = [f"data_batch_{i}" for i in range(1, 6)] if name == "cifar10" else ["train"]
+    train = [_cifar_batch(folder / f, label_key) for f in train_files]
+    x_test, y_test = _cifar_batch(folder / test_file, label_key)
+    x_train = np.concatenate([x for x, _ in train])
+    y_train = np.concatenate([y for _, y in train])
+    return x_train, y_train, x_test, y_test
+
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles numpy arrays and plain containers only, never arbitrary code."""
+
+    ALLOWED = {
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+    }
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
+
+
+def _cifar_batch(path: Path, label_key: bytes) -> tuple[np.ndarray, np.ndarray]:
+    with open(path, "rb") as f:
+        batch = _ArrayUnpickler(f, encoding="bytes").load()
+    data = np.asarray(batch[b"data"], dtype=np.uint8)
+    x = data.reshape(len(data), 3, 32, 32).transpose(0, 2, 3, 1)
+    return x, np.asarray(batch[label_key], dtype=np.uint8)
