@@ -245,3 +245,10 @@ def summary_text(model: keras.Model) -> str:
         f"Non-trainable params: {counts.non_trainable:,}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def load_model(path, compile: bool = True) -> keras.Model:
+    """Load a dnnlab `.keras` file: registers dnnlab's custom layers and schedules first."""
+    import dnnlab.schedules  # noqa: F401  (registers the schedule and optimizer classes)
+
+    return keras.models.load_model(path, compile=compile)

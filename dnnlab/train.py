@@ -34,7 +34,8 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dnnlab import schedules  # noqa: E402
-from dnnlab.build import build_model, summary_text  # noqa: E402
+from dnnlab.build import build_model, load_model, summary_text  # noqa: E402
+from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 TARGET_STEPS_PER_EXECUTION = 200  # measured: a few hundred steps per call halves batch-32 epochs
@@ -149,7 +150,7 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         # After a restart the best weights may predate this process: take them from disk.
         if self.restore_best_weights and self.best_weights is None and self._best_checkpoint:
             if self._best_checkpoint.exists():
-                self.best_weights = keras.models.load_model(self._best_checkpoint, compile=False).get_weights()
+                self.best_weights = load_model(self._best_checkpoint, compile=False).get_weights()
         super().on_train_end(logs)
 
 
@@ -227,6 +228,29 @@ class Session:
 
     # --- the fit ---------------------------------------------------------------------------
     def fit(self, model: keras.Model, epochs: int) -> str:
+        """Train to `epochs`; with transfer learning, first with the reused layers frozen."""
+        self.planned_epochs = epochs
+        transfer = self.state.get("transfer")
+        if transfer and not transfer["unfrozen"]:
+            boundary = self.spec.model.transfer.freeze_epochs
+            if self.state["epochs_done"] < boundary:
+                status = self.fit_phase(model, min(boundary, epochs))
+                if status != "completed" or model.stop_training or epochs <= boundary:
+                    return status
+            self.unfreeze(model)
+        return self.fit_phase(model, epochs)
+
+    def unfreeze(self, model: keras.Model) -> None:
+        """The notes' second phase: every layer trainable, a fresh optimizer at the fine-tuning
+        learning rate (Keras needs a new compile after `trainable` changes)."""
+        transfer = self.spec.model.transfer
+        set_frozen(model, self.state["transfer"]["layers"], frozen=False)
+        optimizer = self.spec.training.optimizer
+        rate = transfer.fine_tune_learning_rate or optimizer.learning_rate / 10
+        compile_model(model, self.spec, self.steps_per_epoch, self.state["steps_per_execution"], rate)
+        self.state["transfer"]["unfrozen"] = True
+
+    def fit_phase(self, model: keras.Model, epochs: int) -> str:
         """Train from the committed epoch to `epochs`; returns the final status."""
         self.model = model
         spec, dataset, training = self.spec, self.dataset, self.spec.training
@@ -245,7 +269,7 @@ class Session:
             *self.stateful_callbacks,
             keras.callbacks.TensorBoard(log_dir=str(self.run.tensorboard), write_graph=False),
             recorder,
-            progress_callback(epochs, self.steps_per_epoch, self.state["epochs_done"]),
+            progress_callback(self.planned_epochs, self.steps_per_epoch, self.state["epochs_done"]),
         ]
         model.fit(
             train_data,
@@ -284,12 +308,16 @@ class Session:
         return found
 
 
-def compile_model(model: keras.Model, spec: Spec, steps_per_epoch: int, spe: int) -> None:
+def compile_model(
+    model: keras.Model, spec: Spec, steps_per_epoch: int, spe: int, learning_rate: float | None = None
+) -> None:
+    """Compile with the spec's optimizer and schedule (at `learning_rate` when given)."""
     training = spec.training
+    optimizer = training.optimizer
+    if learning_rate is not None:
+        optimizer = optimizer.model_copy(update={"learning_rate": learning_rate})
     model.compile(
-        optimizer=schedules.make_optimizer(
-            training.optimizer, training.schedule, steps_per_epoch, training.epochs
-        ),
+        optimizer=schedules.make_optimizer(optimizer, training.schedule, steps_per_epoch, training.epochs),
         loss=training.loss,
         metrics=list(training.metrics or []),
         steps_per_execution=spe,
@@ -327,6 +355,8 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data, spec.seed)
     model = build_model(spec, checked.info.input_shape)
+    transfer = spec.model.transfer
+    reused = apply_transfer(model, transfer) if transfer else []
     steps = math.ceil(len(dataset.x_train) / spec.training.batch_size)
     spe = steps_per_execution(spec.training.steps_per_execution, steps)
     compile_model(model, spec, steps, spe)
@@ -345,6 +375,8 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
         "callbacks": {},
         "wall_seconds": 0.0,
     }
+    if transfer:
+        state["transfer"] = {"layers": reused, "unfrozen": transfer.freeze_epochs == 0}
     run.write_state(state)
     atomic_link(initial, run.last_checkpoint)
     run.write_metrics([])
@@ -377,7 +409,7 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
         checkpoint = run.last_checkpoint
     # The loaded optimizer keeps its variables (iterations: the schedule position) and the
     # compile settings, steps_per_execution included.
-    model = keras.models.load_model(checkpoint)
+    model = load_model(checkpoint)
     run.update_run(status="running", finished=None, epochs_planned=planned, command=command)
     return _train(run, spec, dataset, model, state, planned)
 
@@ -395,7 +427,7 @@ def _train(run: RunDir, spec: Spec, dataset: data.Dataset, model, state: dict[st
     finally:
         signal.signal(signal.SIGTERM, previous)
     if status in ("completed", "diverged"):
-        final = model if status == "completed" else keras.models.load_model(run.last_checkpoint)
+        final = model if status == "completed" else load_model(run.last_checkpoint)
         atomic_save_model(final, run.model_file)
     record = run.update_run(status=status, finished=now())
     run.unlock()
