@@ -13,9 +13,10 @@ def model_summary(target: Path, overrides: list[str] | None = None) -> dict[str,
     config = target / "config.yaml" if target.is_dir() else target
     checked = check_spec(config, overrides)
     from dnnlab import runtime
-    from dnnlab.build import build_model, count_params, describe_layers
 
     runtime.quiet_tensorflow()
+    from dnnlab.build import build_model, count_params, describe_layers
+
     model = build_model(checked.spec, checked.info.input_shape)
     counts = count_params(model)
     return {
