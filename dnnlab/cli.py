@@ -177,6 +177,38 @@ def report_run(result) -> None:
 
 
 @app.command()
+@user_errors
+def compare(
+    run_dirs: List[Path] = typer.Argument(..., help="Run directories, e.g. runs/* (a folder of runs works too)."),
+    metric: Optional[str] = typer.Option(None, "--metric", help="Rank by this metric (default: the one the runs monitor)."),
+    diff_only: bool = typer.Option(False, "--diff-only", help="Show only the spec keys that differ between the runs."),
+    fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="Write learning curves of the metric to this PNG."),
+    group_seeds: bool = typer.Option(False, "--group-seeds", help="One row per spec that differs only in seed: mean ± std."),
+) -> None:
+    """Compare run directories: which won, by how much, and what differed."""
+    from dnnlab import compare as comparing
+
+    if fmt not in comparing.FORMATS:
+        raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(comparing.FORMATS)}.")
+    result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds)
+    console = stderr_console()
+    for message in comparing.messages(result):
+        console.print(f"[yellow]note:[/] {_escape(message)}", soft_wrap=True)
+    if fmt == "table":
+        from rich.console import Console
+
+        # A pipe has no width of its own: give the table room rather than folding every cell.
+        Console(width=None if sys.stdout.isatty() else 200).print(comparing.render_table(result, diff_only))
+    else:
+        sys.stdout.write(comparing.render(result, fmt, diff_only))
+    if plot is not None:
+        from dnnlab.plots import plot_learning_curves
+
+        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
+
+
+@app.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML spec (for editors)."""
     from dnnlab.config import json_schema

@@ -1,0 +1,56 @@
+"""Plots of run directories, drawn with matplotlib's non-interactive Agg backend.
+
+matplotlib is imported inside the functions: commands that draw nothing should not pay for it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from dnnlab.compare import Comparison, run_labels
+from dnnlab.errors import DnnlabError
+
+
+def plot_learning_curves(comparison: Comparison, path: Path) -> Path:
+    """Write a PNG of the ranked metric per epoch for every run: validation solid, training dashed.
+
+    One legend entry per run, named by the spec keys that differ between the runs.
+    """
+    if not path.parent.is_dir():
+        raise DnnlabError(f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
+                          "Create it or choose another --plot path.")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    base = comparison.metric.removeprefix("val_")
+    val_name, train_name = f"val_{base}", base
+    labels = run_labels(comparison)
+    fig, ax = plt.subplots(figsize=(10, 6), dpi=100)
+    colors = plt.get_cmap("tab10" if len(comparison.runs) <= 10 else "tab20")
+    for i, run in enumerate(comparison.runs):
+        color = colors(i % colors.N)
+        epochs = run.history.get("epoch") or list(range(len(next(iter(run.history.values()), []))))
+        drawn = False
+        for name, style in ((val_name, "-"), (train_name, "--")):
+            values = run.history.get(name)
+            if values:
+                label = None if drawn else labels[run.path]
+                ax.plot(epochs[: len(values)], values, linestyle=style, color=color, label=label)
+                drawn = True
+        best = run.best
+        if best and best.value is not None and best.epoch is not None:
+            ax.plot([best.epoch], [best.value], marker="o", color=color)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(base)
+    ax.set_title(f"{val_name} (solid) and {train_name} (dashed); dot: best {comparison.metric}")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(True, alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small", frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, format="png")
+    plt.close(fig)
+    return path

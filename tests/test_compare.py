@@ -1,0 +1,345 @@
+"""`dnnlab compare` on fake run directories written by small helpers (no TensorFlow involved)."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dnnlab import compare as cmp
+from dnnlab.errors import DnnlabError, RunDirError
+
+BASE_CONFIG = {
+    "name": "fashion",
+    "seed": 42,
+    "data": {"dataset": "fashion_mnist", "validation": 5000, "scaling": "standardize"},
+    "model": {
+        "hidden": [300, 100],
+        "activation": {"type": "elu", "alpha": 1.0},
+        "initializer": {"type": "he_normal"},
+        "normalization": {"type": "none"},
+        "dropout": None,
+        "output": {"units": 10, "activation": "softmax"},
+    },
+    "training": {
+        "epochs": 5,
+        "batch_size": 32,
+        "metrics": ["accuracy"],
+        "optimizer": {"type": "nadam", "learning_rate": 0.001, "beta_1": 0.9, "beta_2": 0.999},
+        "schedule": {"type": "none"},
+    },
+}
+
+
+def spec(**overrides) -> dict:
+    """BASE_CONFIG with dotted-key overrides, e.g. spec(**{"model.activation": {...}})."""
+    config = copy.deepcopy(BASE_CONFIG)
+    for dotted, value in overrides.items():
+        *parents, last = dotted.split(".")
+        node = config
+        for part in parents:
+            node = node[part]
+        node[last] = value
+    return config
+
+
+def write_run(
+    root: Path,
+    name: str,
+    config: dict | None = None,
+    val_loss: list[float] = (0.9, 0.7, 0.6),
+    status: str = "completed",
+    run_json: bool = True,
+    epochs_planned: int | None = None,
+) -> Path:
+    """A run directory as `dnnlab train` writes it: config.yaml, run.json, metrics.csv."""
+    run = root / f"{name}-20240101-120000"
+    run.mkdir(parents=True)
+    config = config if config is not None else spec()
+    config = {**config, "name": name}
+    (run / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    lines = ["epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds"]
+    for epoch, v in enumerate(val_loss):
+        lines.append(f"{epoch},0.001,{v + 0.1},{1 - v / 2},{v},{1 - v / 2 - 0.05},1.5")
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    if run_json:
+        finite = [(v, i) for i, v in enumerate(val_loss) if v == v]
+        value, epoch = min(finite) if finite else (None, None)
+        (run / "run.json").write_text(json.dumps({
+            "name": name,
+            "status": status,
+            "started": "2024-01-01T12:00:00",
+            "finished": "2024-01-01T12:01:00" if status != "running" else None,
+            "epochs_done": len(val_loss),
+            "epochs_planned": epochs_planned or len(val_loss),
+            "best": {"metric": "val_loss", "mode": "min", "value": value, "epoch": epoch},
+            "seed": config["seed"],
+            "config_hash": "abc",
+            "versions": {},
+            "host": "test",
+            "command": ["dnnlab", "train"],
+            "wall_seconds": 4.5,
+        }))
+    return run
+
+
+@pytest.fixture
+def activation_runs(tmp_path: Path) -> list[Path]:
+    """Three runs that differ only in their activation; relu's val_loss is the best."""
+    return [
+        write_run(tmp_path, "elu", spec(), [0.9, 0.5, 0.55]),
+        write_run(tmp_path, "relu", spec(**{"model.activation": {"type": "relu"}}), [0.8, 0.4, 0.45]),
+        write_run(tmp_path, "selu", spec(**{"model.activation": {"type": "selu"}}), [0.9, 0.6, 0.65]),
+    ]
+
+
+def test_differing_keys_are_exactly_the_keys_that_differ(activation_runs):
+    result = cmp.compare(activation_runs)
+    assert result.differing_keys == ["model.activation"]
+    assert [r.params["model.activation"]["type"] for r in result.runs] == ["relu", "elu", "selu"]
+
+
+def test_best_run_has_the_best_value_in_metrics_csv(activation_runs):
+    result = cmp.compare(activation_runs)
+    assert result.best_run.path == activation_runs[1]
+    assert (result.best_run.best.value, result.best_run.best.epoch) == (0.4, 1)
+    assert result.metric == "val_loss" and result.mode == "min"
+
+
+def test_rows_sorted_by_chosen_metric_best_first(tmp_path):
+    runs = [write_run(tmp_path, f"r{i}", spec(seed=i), v) for i, v in enumerate(([0.5], [0.3], [0.7]))]
+    result = cmp.compare(runs, metric="val_accuracy")
+    assert result.mode == "max"
+    values = [r.best.value for r in result.runs]
+    assert values == sorted(values, reverse=True)
+    assert result.best_run.path == runs[1]
+
+
+def test_same_type_mapping_splits_into_subkeys_and_seed_counts(tmp_path):
+    runs = [
+        write_run(tmp_path, "a", spec(seed=1)),
+        write_run(tmp_path, "b", spec(seed=2, **{"training.optimizer.learning_rate": 0.01})),
+        write_run(tmp_path, "c", spec(seed=3, **{"model.dropout": {"type": "dropout", "rate": 0.2, "where": "all"}})),
+    ]
+    result = cmp.compare(runs)
+    assert set(result.differing_keys) == {"seed", "training.optimizer.learning_rate", "model.dropout"}
+    assert "name" not in result.differing_keys
+
+
+def test_identical_specs_have_no_differing_keys(tmp_path):
+    runs = [write_run(tmp_path, "a"), write_run(tmp_path, "b")]
+    assert cmp.compare(runs).differing_keys == []
+
+
+def test_context_keys_shown_unless_diff_only(activation_runs):
+    result = cmp.compare(activation_runs)
+    full, _ = cmp.table_rows(result)
+    diff_only, _ = cmp.table_rows(result, diff_only=True)
+    assert "training.optimizer" in full and "model.initializer" in full
+    assert "model.activation" in diff_only and "training.optimizer" not in diff_only
+    assert full.count("model.activation") == 1
+
+
+def test_truncated_metrics_csv_is_marked_and_keeps_good_epochs(activation_runs):
+    metrics = activation_runs[0] / "metrics.csv"
+    metrics.write_text(metrics.read_text() + "3,0.001,0.4")
+    (activation_runs[0] / "run.json").unlink()
+    result = cmp.compare(activation_runs)
+    run = next(r for r in result.runs if r.path == activation_runs[0])
+    assert "truncated metrics.csv" in run.notes and "missing run.json" in run.notes
+    assert run.epochs == 3 and run.status == "unknown"
+    assert run.best.value == 0.5
+
+
+def test_unparsable_number_on_last_line_is_dropped(tmp_path):
+    run = write_run(tmp_path, "a", val_loss=[0.5, 0.4])
+    (run / "metrics.csv").write_text((run / "metrics.csv").read_text() + "2,0.001,0.3,0.8,0.2x,0.7,1.5\n")
+    loaded = cmp.load_run(run)
+    assert loaded.history["val_loss"] == [0.5, 0.4]
+    assert "truncated metrics.csv" in loaded.notes
+
+
+def test_broken_config_yaml_still_gets_a_marked_row(activation_runs):
+    (activation_runs[2] / "config.yaml").write_text("model: {activation: [unclosed\n")
+    result = cmp.compare(activation_runs)
+    broken = next(r for r in result.runs if r.path == activation_runs[2])
+    assert "config.yaml unreadable" in broken.notes
+    assert result.differing_keys == ["model.activation"]
+    headers, rows = cmp.table_rows(result)
+    row = next(row for row in rows if row["run"] == activation_runs[2].name)
+    assert cmp.format_value(row["model.activation"]) == "?"
+    assert "config.yaml unreadable" in row["notes"]
+    assert "notes" in headers
+
+
+def test_run_dir_with_only_metrics_csv_derives_status_and_best(tmp_path):
+    run = write_run(tmp_path, "a", val_loss=[0.5, 0.3, 0.4], run_json=False)
+    (run / "config.yaml").unlink()
+    result = cmp.compare([run])
+    only = result.runs[0]
+    assert (only.status, only.epochs, only.best.value, only.best.epoch) == ("unknown", 3, 0.3, 1)
+    assert only.wall_seconds == pytest.approx(4.5)
+
+
+def test_unfinished_runs_show_status_and_epochs(tmp_path):
+    runs = [
+        write_run(tmp_path, "done", val_loss=[0.5, 0.4, 0.3]),
+        write_run(tmp_path, "stopped", spec(seed=1), [0.6], status="interrupted", epochs_planned=3),
+        write_run(tmp_path, "nan", spec(seed=2), [0.6, float("nan")], status="diverged"),
+    ]
+    result = cmp.compare(runs)
+    by_name = {r.name: r for r in result.runs}
+    assert (by_name["stopped"].status, by_name["stopped"].epochs) == ("interrupted", 1)
+    assert by_name["nan"].status == "diverged" and by_name["nan"].best.value == 0.6
+    assert json.loads(cmp.render_json(result))  # nan in final metrics is still valid JSON
+
+
+def test_non_run_paths_are_skipped_and_parent_folder_expands(tmp_path, activation_runs):
+    stray = tmp_path / "README.txt"
+    stray.write_text("hi")
+    result = cmp.compare([*activation_runs, stray])
+    assert result.skipped == [stray] and len(result.runs) == 3
+    assert len(cmp.compare([tmp_path]).runs) == 3
+
+
+def test_no_runs_raises_dnnlab_error(tmp_path):
+    with pytest.raises(RunDirError, match="No run directories"):
+        cmp.compare([tmp_path])
+    assert RunDirError.exit_code == 2
+
+
+def test_unknown_metric_lists_the_recorded_ones(activation_runs):
+    with pytest.raises(DnnlabError, match="val_accuracy"):
+        cmp.compare(activation_runs, metric="val_acc")
+
+
+def test_json_has_the_documented_keys(activation_runs):
+    out = json.loads(cmp.render(cmp.compare(activation_runs), "json"))
+    assert {"runs", "differing_keys", "best_run"} <= set(out)
+    assert out["best_run"] == str(activation_runs[1])
+    first = out["runs"][0]
+    assert {"run", "status", "epochs", "best", "final", "params"} <= set(first)
+    assert first["best"] == {"metric": "val_loss", "value": 0.4, "epoch": 1}
+    assert first["final"]["val_loss"] == 0.45 and "epoch" not in first["final"]
+    assert first["params"] == {"model.activation": {"type": "relu"}}
+
+
+def test_csv_and_markdown_have_every_run(activation_runs):
+    result = cmp.compare(activation_runs)
+    rows = list(csv.DictReader(io.StringIO(cmp.render(result, "csv"))))
+    assert [r["run"] for r in rows] == [p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])]
+    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
+    markdown = cmp.render(result, "markdown").splitlines()
+    assert len(markdown) == 2 + 3
+    assert f"**{activation_runs[1].name}**" in markdown[2]
+
+
+def test_rich_table_renders_every_row(activation_runs):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=250)
+    console.print(cmp.render_table(cmp.compare(activation_runs)))
+    text = console.file.getvalue()
+    assert all(p.name in text for p in activation_runs)
+    assert "activation" in text and "selu" in text  # the header breaks `model.activation` at its dot
+    assert "same in every run: model.initializer=he_normal" in text
+
+
+def test_group_seeds_gives_mean_std_and_count(tmp_path):
+    runs = [
+        write_run(tmp_path, "elu1", spec(seed=1), [0.5]),
+        write_run(tmp_path, "elu2", spec(seed=2), [0.7]),
+        write_run(tmp_path, "relu1", spec(seed=1, **{"model.activation": {"type": "relu"}}), [0.3]),
+        write_run(tmp_path, "relu2", spec(seed=2, **{"model.activation": {"type": "relu"}}), [0.4]),
+        write_run(tmp_path, "relu3", spec(seed=3, **{"model.activation": {"type": "relu"}}), [0.5]),
+    ]
+    result = cmp.compare(runs, group_seeds=True)
+    assert result.differing_keys == ["model.activation"]
+    relu, elu = result.groups
+    assert (relu.best.n, elu.best.n) == (3, 2)
+    assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
+    assert elu.best.mean == pytest.approx(0.6) and elu.best.std == pytest.approx(0.1414, abs=1e-4)
+    headers, rows = cmp.table_rows(result)
+    assert rows[0]["seeds"] == 3 and cmp.format_value(rows[0]["best_val_loss"]) == "0.4 ± 0.1"
+    csv_rows = list(csv.DictReader(io.StringIO(cmp.render_csv(result))))
+    assert float(csv_rows[0]["best_val_loss_std"]) == pytest.approx(0.1)
+    groups = json.loads(cmp.render_json(result))["groups"]
+    assert groups[0]["n"] == 3 and groups[0]["best"]["std"] == pytest.approx(0.1)
+
+
+def test_plot_writes_a_png(activation_runs, tmp_path):
+    from dnnlab.plots import plot_learning_curves
+
+    out = plot_learning_curves(cmp.compare(activation_runs), tmp_path / "curves.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_legend_labels_name_what_differs(activation_runs):
+    labels = cmp.run_labels(cmp.compare(activation_runs))
+    assert labels[activation_runs[0]] == "activation=elu(alpha=1.0)"
+
+
+def test_importing_compare_does_not_import_tensorflow():
+    code = (
+        "import sys, dnnlab.compare, dnnlab.plots; "
+        "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+        "sys.exit(1 if bad else 0)"
+    )
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+@pytest.mark.parametrize("text", [
+    "# a comment\nname: a\nseed: 1\nmodel:\n  hidden: [3, 2]\n  activation: {type: elu, alpha: 1.0}\n",
+    "name: a\nbase: &b {x: 1}\nother: *b\n",      # an anchor shared across sections
+    "{name: a, seed: 1}\n",                         # flow style
+    "---\nname: a\nseed: 2\n",                      # a document marker
+    "name: a\ntext: |\n  line one\n\n  line two\n",  # a block scalar with a blank line
+])
+def test_parse_spec_matches_yaml(text):
+    sections: dict = {}
+    assert cmp.parse_spec(text, sections) == yaml.safe_load(text)
+    assert cmp.parse_spec(text, sections) == yaml.safe_load(text)  # again, from the memo
+
+
+def test_malformed_middle_line_is_dropped_and_named(tmp_path):
+    run = write_run(tmp_path, "a", val_loss=[0.5, 0.4, 0.3])
+    lines = (run / "metrics.csv").read_text().splitlines()
+    lines[2] = "1,0.001,oops,0.8,0.4,0.7,1.5"
+    (run / "metrics.csv").write_text("\n".join(lines) + "\n")
+    loaded = cmp.load_run(run)
+    assert loaded.history["epoch"] == [0.0, 2.0] and loaded.epochs == 3
+    assert loaded.notes == ["metrics.csv: dropped malformed line(s) 3"]
+
+
+def _cli_has_compare() -> bool:
+    try:
+        from dnnlab.cli import app
+    except ImportError:
+        return False
+    return any(c.name == "compare" or getattr(c.callback, "__name__", "") == "compare"
+               for c in app.registered_commands)
+
+
+@pytest.mark.skipif(not _cli_has_compare(), reason="`dnnlab compare` is not wired into the CLI yet")
+def test_cli_json_on_stdout_notes_on_stderr_and_exit_2_without_runs(activation_runs, tmp_path):
+    from typer.testing import CliRunner
+
+    from dnnlab.cli import app
+
+    stray = tmp_path / "notes.txt"
+    stray.write_text("not a run")
+    result = CliRunner().invoke(app, ["compare", *map(str, activation_runs), str(stray), "--format", "json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["best_run"] == str(activation_runs[1])
+    assert "skipped 1 path" in result.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = CliRunner().invoke(app, ["compare", str(empty)])
+    assert result.exit_code == 2 and "No run directories" in result.stderr
