@@ -83,7 +83,7 @@ def _dense_layers(spec: Spec) -> Iterator[tuple[str, str, object]]:
 
 def _following_activation(layers, index: int) -> str:
     layer = layers[index]
-    if layer.activation is not None:
+    if layer.activation is not None and layer.activation.type != "linear":
         return layer.activation.type
     for nxt in layers[index + 1 :]:
         if isinstance(nxt, DenseLayer):

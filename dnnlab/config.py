@@ -667,6 +667,21 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def _default_mapping(path: list[str]) -> dict[str, Any]:
+    """The default of a section the spec leaves out (e.g. training.optimizer -> nadam's
+    fields), so an override can set one key of it."""
+    model: Any = Spec
+    default: Any = None
+    for part in path:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return {}
+        field = fields[part]
+        default = field.get_default(call_default_factory=True)
+        model = type(default) if isinstance(default, BaseModel) else None
+    return default.model_dump(mode="json") if isinstance(default, BaseModel) else {}
+
+
 def apply_overrides(raw: Any, overrides: list[str]) -> Any:
     """Set each dotted key in the raw mapping, creating or expanding mappings on the way."""
     for text in overrides:
@@ -677,7 +692,7 @@ def apply_overrides(raw: Any, overrides: list[str]) -> Any:
             if isinstance(child, str):
                 child = {"type": child}  # `activation: elu` expands to set `activation.alpha`
             if not isinstance(child, dict):
-                child = {}
+                child = _default_mapping(path[: depth + 1])
             node[part] = child
             node = child
         node[path[-1]] = value

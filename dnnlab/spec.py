@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dnnlab import checks, data
 from dnnlab.config import Spec, load_spec, resolve
+from dnnlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -21,4 +22,8 @@ def check_spec(path: Path | str, overrides: list[str] | None = None) -> CheckedS
     spec = load_spec(path, overrides)
     info = data.describe(spec.data)
     resolved = resolve(spec, info.task, info.num_classes)
-    return CheckedSpec(resolved, info, checks.validate(resolved))
+    try:
+        findings = checks.validate(resolved)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    return CheckedSpec(resolved, info, findings)
