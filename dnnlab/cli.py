@@ -68,6 +68,24 @@ def print_warnings(findings) -> None:
             console.print(f"[yellow]warning:[/] {_escape(str(finding))}", soft_wrap=True)
 
 
+@app.callback()
+def main_options() -> None:
+    """Run deep-learning training experiments from YAML specs."""
+    show_library_warnings()
+
+
+def show_library_warnings() -> None:
+    """The library reports through the `dnnlab` logger; the CLI shows it as warning lines."""
+    import logging
+
+    logger = logging.getLogger("dnnlab")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("warning: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+
+
 OVERRIDE_HELP = "Override a key by its dotted path, e.g. -o training.epochs=5 (value parsed as YAML)."
 
 

@@ -13,6 +13,7 @@ Why training is arranged this way (see KERAS3.md):
 
 from __future__ import annotations
 
+import logging
 import math
 import signal
 import sys
@@ -37,6 +38,7 @@ from dnnlab import schedules  # noqa: E402
 from dnnlab.build import build_model, load_model, summary_text  # noqa: E402
 from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
+log = logging.getLogger("dnnlab")
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 TARGET_STEPS_PER_EXECUTION = 200  # measured: a few hundred steps per call halves batch-32 epochs
 
@@ -78,6 +80,14 @@ def float32_value(value: Any) -> float:
     """The shortest decimal that is the same float32 (Keras computes in float32): 0.002, not
     0.0020000000949949026."""
     return float(str(np.float32(value)))
+
+
+def contract_order(logs: dict[str, float]) -> dict[str, float]:
+    """loss, the metrics, val_loss, the val_ metrics: the column order of metrics.csv."""
+    train = [k for k in logs if not k.startswith("val_")]
+    val = [k for k in logs if k.startswith("val_")]
+    ordered = sorted(train, key=lambda k: k != "loss") + sorted(val, key=lambda k: k != "val_loss")
+    return {k: logs[k] for k in ordered}
 
 
 def derived_seed(*parts: int) -> int:
@@ -123,12 +133,17 @@ class EpochSeeder(keras.callbacks.Callback):
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
-    """EarlyStopping whose patience counter and best value survive a restart."""
+    """EarlyStopping whose patience counter, best value and best weights survive a restart.
 
-    def __init__(self, best_checkpoint: Path | None = None, **kwargs):
+    Keras keeps the best weights in memory only; here the best epoch's checkpoint is also kept
+    as `checkpoints/early_stopping_best.keras` (see Session.record_epoch) and read back on
+    resume, so `restore_best_weights` restores the same epoch as an uninterrupted run.
+    """
+
+    def __init__(self, best_weights_file: Path, **kwargs):
         super().__init__(**kwargs)
         self._restored = False
-        self._best_checkpoint = best_checkpoint
+        self.best_weights_file = best_weights_file
 
     def on_train_begin(self, logs=None):
         if not self._restored:
@@ -136,7 +151,12 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
 
     def get_state(self) -> dict[str, Any]:
         best = None if self.best is None or not np.isfinite(self.best) else float(self.best)
-        return {"wait": int(self.wait), "best": best, "best_epoch": int(self.best_epoch), "stopped_epoch": int(self.stopped_epoch)}
+        return {
+            "wait": int(self.wait),
+            "best": best,
+            "best_epoch": int(self.best_epoch),
+            "stopped_epoch": int(self.stopped_epoch),
+        }
 
     def set_state(self, state: dict[str, Any]) -> None:
         super().on_train_begin()
@@ -144,14 +164,9 @@ class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
         self.best = state["best"] if state["best"] is not None else self.best
         self.best_epoch = state["best_epoch"]
         self.stopped_epoch = state.get("stopped_epoch", 0)
+        if self.restore_best_weights and self.best_weights_file.exists():
+            self.best_weights = load_model(self.best_weights_file, compile=False).get_weights()
         self._restored = True
-
-    def on_train_end(self, logs=None):
-        # After a restart the best weights may predate this process: take them from disk.
-        if self.restore_best_weights and self.best_weights is None and self._best_checkpoint:
-            if self._best_checkpoint.exists():
-                self.best_weights = load_model(self._best_checkpoint, compile=False).get_weights()
-        super().on_train_end(logs)
 
 
 class Recorder(keras.callbacks.Callback):
@@ -204,7 +219,7 @@ class Session:
 
     def record_epoch(self, epoch: int, lr: float, logs: dict[str, float], seconds: float) -> None:
         run, state = self.run, self.state
-        self.rows.append({"epoch": epoch, "lr": lr, **logs, "seconds": round(seconds, 3)})
+        self.rows.append({"epoch": epoch, "lr": lr, **contract_order(logs), "seconds": round(seconds, 3)})
         epochs_done = epoch + 1
         checkpoint = run.epoch_checkpoint(epochs_done)
         atomic_save_model(self.model, checkpoint)
@@ -212,6 +227,10 @@ class Session:
         if value is not None and self.improved(value):
             state["best"] = {"metric": self.monitor, "mode": self.mode, "value": value, "epoch": epoch}
             atomic_link(checkpoint, run.best_checkpoint)
+        for callback in self.stateful_callbacks:
+            if isinstance(callback, ResumableEarlyStopping) and callback.restore_best_weights:
+                if callback.best_epoch == epoch:
+                    atomic_link(checkpoint, callback.best_weights_file)
         run.write_metrics(self.rows)
         state.update(
             epochs_done=epochs_done,
@@ -290,10 +309,9 @@ class Session:
         found: list[keras.callbacks.Callback] = list(schedules.schedule_callbacks(training.schedule))
         stopping = training.early_stopping
         if stopping is not None:
-            same_monitor = stopping.monitor == self.monitor
             found.append(
                 ResumableEarlyStopping(
-                    best_checkpoint=self.run.best_checkpoint if same_monitor else None,
+                    best_weights_file=self.run.checkpoints / "early_stopping_best.keras",
                     monitor=stopping.monitor,
                     patience=stopping.patience,
                     min_delta=stopping.min_delta,
@@ -395,7 +413,17 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
             "train the spec it started with. Start a new run with the edited spec instead."
         )
     state = run.read_state()
+    if record.get("status") == "completed" and epochs is None:
+        raise RunDirError(
+            f"{run.path}: completed after {state['epochs_done']} epochs; pass --epochs N to "
+            "train it further"
+        )
     planned = epochs or record.get("epochs_planned") or spec.training.epochs
+    if epochs and epochs > spec.training.epochs and spec.training.schedule.type == "one_cycle":
+        log.warning(
+            "training.schedule: one_cycle keeps the cycle of %d epochs it was compiled with; "
+            "epochs past it run at final_lr", spec.training.epochs
+        )
     if planned <= state["epochs_done"]:
         raise RunDirError(
             f"{run.path}: {state['epochs_done']} epochs already done; pass --epochs N with N > "
