@@ -226,6 +226,70 @@ def compare(
         console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
 
 
+@app.command("mc-predict")
+@user_errors
+def mc_predict(
+    run_dir: Optional[Path] = typer.Argument(None, help="Run directory (default: the latest completed run in ./runs)."),
+    samples: int = typer.Option(100, "--samples", help="Monte Carlo samples per instance."),
+    data: str = typer.Option("test", "--data", help="test, validation, or a .npz (x, optional y) / .csv file."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Instances per sampling call (default: automatic)."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the dropout masks (default: random, printed)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Write per-instance results to FILE.npz or FILE.csv."),
+    as_json: bool = typer.Option(False, "--json", help="Print the calibration summary as one JSON object."),
+) -> None:
+    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels."""
+    from dnnlab.errors import PredictError
+
+    if samples < 1:
+        raise PredictError(f"--samples: expected a positive number of samples; received {samples}")
+    from dnnlab import prediction, runtime
+
+    run = prediction.find_run(run_dir)
+    dataset = prediction.prediction_set(run, data)
+    runtime.quiet_tensorflow()
+    from dnnlab import mc
+    from dnnlab.build import load_model
+
+    model = load_model(prediction.model_file(run), compile=False)
+    task = run.read_json(run.preprocessing).get("task")
+    console = stderr_console()
+    with console.status(f"sampling {len(dataset.x):,} instances x {samples} ..."):
+        result = mc.predict(model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=task)
+        report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
+    if out is not None:
+        console.print(f"wrote {_escape(str(mc.save(result, out)))}")
+    console.print(
+        f"{_escape(str(run.path))}: {len(dataset.x):,} instances from {_escape(dataset.source)}, "
+        f"{samples} samples, seed {result.seed}"
+    )
+    if report is not None:
+        console.print(mc_summary_table(report))
+    else:
+        console.print("no labels: calibration metrics need y")
+    if as_json:
+        print_json({
+            "run": str(run.path),
+            "data": dataset.source,
+            "instances": len(dataset.x),
+            "samples": samples,
+            "seed": result.seed,
+            "deterministic": report["deterministic"] if report else None,
+            "mc": report["mc"] if report else None,
+        })
+
+
+def mc_summary_table(report: dict):
+    from rich.table import Table
+
+    table = Table(title="deterministic vs MC dropout (lower is better, accuracy aside)")
+    table.add_column("metric")
+    table.add_column("deterministic", justify="right")
+    table.add_column("MC dropout", justify="right")
+    for name, value in report["deterministic"].items():
+        table.add_row(name, f"{value:.4f}", f"{report['mc'][name]:.4f}")
+    return table
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML spec (for editors)."""

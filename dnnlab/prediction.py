@@ -1,0 +1,102 @@
+"""Prediction from a run directory: its model, its preprocessing, and the data to predict on.
+
+Everything comes from the run directory's files, so a prediction applies exactly the scaling
+the model was trained with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from dnnlab import data
+from dnnlab.config import parse_spec, read_yaml
+from dnnlab.errors import DataError, RunDirError
+from dnnlab.runs import RunDir, latest_completed
+
+SPLITS = ("test", "validation")
+
+
+@dataclass(frozen=True)
+class PredictionSet:
+    x: np.ndarray  # scaled as in training
+    y: Optional[np.ndarray]  # labels as the model knows them (filtered classes relabelled)
+    source: str  # "test", "validation" or the file's path
+
+
+def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:
+    """The given run directory, or the most recent completed run under `runs_root`."""
+    if run_dir is not None:
+        return RunDir.open(run_dir)
+    latest = latest_completed(runs_root)
+    if latest is None:
+        raise RunDirError(f"{runs_root}: no completed run found; train one or pass RUN_DIR")
+    return RunDir(latest)
+
+
+def model_file(run: RunDir) -> Path:
+    """The final model, or the last checkpoint of a run that has not finished."""
+    for candidate in (run.model_file, run.last_checkpoint):
+        if candidate.exists():
+            return candidate
+    raise RunDirError(f"{run.path}: no model.keras or checkpoint to predict with")
+
+
+def prediction_set(run: RunDir, which: str) -> PredictionSet:
+    """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file."""
+    preprocessing = run.read_json(run.preprocessing)
+    if which in SPLITS:
+        spec = parse_spec(read_yaml(run.config), str(run.config))
+        dataset = data.load(spec.data, spec.seed)
+        x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
+        if x is None or len(x) == 0:
+            other = "validation" if which == "test" else "test"
+            raise DataError(f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE")
+        return PredictionSet(x, y, which)
+    path = Path(which)
+    x, y = data.load_array_file(path)
+    expected = tuple(preprocessing["input_shape"])
+    x = _reshape(x, expected, path)
+    scaling = data.Scaling.from_dict(preprocessing["scaling"])
+    return PredictionSet(scaling.apply(x), _known_labels(y, preprocessing, path), str(path))
+
+
+def _reshape(x: np.ndarray, expected: tuple[int, ...], path: Path) -> np.ndarray:
+    """Rows of a CSV are flat; an image model takes them back to its input shape."""
+    if tuple(x.shape[1:]) == expected:
+        return x
+    if int(np.prod(x.shape[1:])) == int(np.prod(expected)):
+        return x.reshape((len(x), *expected))
+    raise DataError(
+        f"--data {path}: examples of shape {tuple(x.shape[1:])}; the model expects {expected}"
+    )
+
+
+def _known_labels(y: Any, preprocessing: dict[str, Any], path: Path) -> Optional[np.ndarray]:
+    """Map original labels to the model's classes when the run kept a subset (`data.classes`)."""
+    if y is None or preprocessing.get("task") != "classification":
+        return y
+    labels = preprocessing.get("class_labels")
+    if not labels:
+        return np.asarray(y).astype("int64").reshape(-1)
+    index = {_label_key(label): i for i, label in enumerate(labels)}
+    flat = [_label_key(v) for v in np.asarray(y).reshape(-1)]
+    unknown = sorted(set(flat) - set(index))
+    if unknown:
+        raise DataError(
+            f"--data {path}: labels {', '.join(unknown[:5])} are not among the run's classes "
+            f"({', '.join(map(str, labels))})"
+        )
+    return np.array([index[v] for v in flat], dtype="int64")
+
+
+def _label_key(value: Any) -> str:
+    """5, 5.0 and '5' name the same class."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return str(int(number)) if number.is_integer() else str(number)
