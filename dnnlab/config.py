@@ -499,7 +499,14 @@ class Training(Strict):
     schedule: Schedule = Field(default_factory=lambda: NoSchedule(type="none"))
     early_stopping: Optional[EarlyStopping] = None
     deterministic: bool = Field(True, description="seed everything and enable op determinism")
-    steps_per_execution: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = "auto"
+    steps_per_execution: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field(
+        "auto", description="batches per compiled call; auto: a few hundred, within one epoch"
+    )
+    intra_op_threads: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field(
+        "auto",
+        description="threads inside one TensorFlow op; auto: 1 for small dense steps (faster "
+        "on a CPU, see benchmarks/RESULTS.md), all cores for large ones; 0: TensorFlow's default",
+    )
     jit_compile: bool = False
 
 

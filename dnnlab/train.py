@@ -76,6 +76,32 @@ def steps_per_execution(setting: str | int, steps_per_epoch: int) -> int:
     return best if best >= TARGET_STEPS_PER_EXECUTION // 4 else TARGET_STEPS_PER_EXECUTION
 
 
+SMALL_STEP_MACS = 300_000_000  # measured crossover of one vs all intra-op threads (RESULTS.md)
+
+
+def dense_macs_per_step(spec: Spec, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of the dense layers for one batch: the size of one training step."""
+    width, macs = int(np.prod(input_shape)), 0
+    model = spec.model
+    units = list(model.hidden) + [model.output.units] if hasattr(model, "hidden") else [
+        layer.units for layer in model.layers if layer.type == "dense"
+    ]
+    for unit in units:
+        macs += width * unit
+        width = unit
+    return macs * spec.training.batch_size
+
+
+def intra_op_threads(spec: Spec, input_shape: tuple[int, ...]) -> int:
+    """'auto': one thread for small steps, where splitting each small matmul across cores costs
+    more than it saves (1.8 s vs 3.2 s an epoch for the notes' model at batch 32); TensorFlow's
+    default (all cores) for large ones."""
+    setting = spec.training.intra_op_threads
+    if setting != "auto":
+        return int(setting)
+    return 1 if dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS else 0
+
+
 def float32_value(value: Any) -> float:
     """The shortest decimal that is the same float32 (Keras computes in float32): 0.002, not
     0.0020000000949949026."""
@@ -371,6 +397,7 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
     runtime.seed_everything(spec.seed, spec.training.deterministic)
+    runtime.set_intra_op_threads(intra_op_threads(spec, checked.info.input_shape))
     dataset = data.load(spec.data, spec.seed)
     model = build_model(spec, checked.info.input_shape)
     transfer = spec.model.transfer
@@ -432,6 +459,7 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
     run.lock()  # a killed process leaves status 'running'; the lock refuses a live one
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data, spec.seed)
+    runtime.set_intra_op_threads(intra_op_threads(spec, dataset.info.input_shape))
     checkpoint = run.checkpoints / state["checkpoint"]
     if not checkpoint.exists():
         checkpoint = run.last_checkpoint
