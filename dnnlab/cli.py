@@ -223,7 +223,7 @@ def compare(
     if plot is not None:
         from dnnlab.plots import plot_learning_curves
 
-        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
+        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}", soft_wrap=True)
 
 
 @app.command("mc-predict")
@@ -257,10 +257,11 @@ def mc_predict(
         result = mc.predict(model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=task)
         report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
     if out is not None:
-        console.print(f"wrote {_escape(str(mc.save(result, out)))}")
+        console.print(f"wrote {_escape(str(mc.save(result, out)))}", soft_wrap=True)
     console.print(
         f"{_escape(str(run.path))}: {len(dataset.x):,} instances from {_escape(dataset.source)}, "
-        f"{samples} samples, seed {result.seed}"
+        f"{samples} samples, seed {result.seed}",
+        soft_wrap=True,
     )
     if report is not None:
         console.print(mc_summary_table(report))

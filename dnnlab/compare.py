@@ -833,15 +833,17 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:
     """A short legend label per run naming what differs, e.g. `activation=elu, seed=1`."""
-    short = _short_names(comparison.differing_keys)
+    keys = list(comparison.differing_keys)
+    if comparison.groups is not None:
+        keys.append("seed")  # grouped runs differ in seed only: the legend must still say which
+    short = _short_names(keys)
     labels = {}
     for run in comparison.runs:
-        if run.config is None or not comparison.differing_keys:
+        if run.config is None or not keys:
             labels[run.path] = run.path.name
             continue
-        labels[run.path] = ", ".join(
-            f"{short[k]}={format_value(run.params.get(k, MISSING))}" for k in comparison.differing_keys
-        )
+        values = {**run.params, "seed": run.config.get("seed", MISSING)}
+        labels[run.path] = ", ".join(f"{short[k]}={format_value(values.get(k, MISSING))}" for k in keys)
     return labels
 
 

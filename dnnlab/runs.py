@@ -26,7 +26,8 @@ RUN_MARKERS = ("run.json", "config.yaml")
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    # milliseconds: runs finishing within one second still order correctly (mc-predict's latest run)
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _fsync_dir(directory: Path) -> None:
