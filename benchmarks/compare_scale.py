@@ -12,12 +12,8 @@ under a second on two cores, growing linearly.
 from __future__ import annotations
 
 import argparse
-import datetime
 import io
 import json
-import os
-import platform
-import re
 import statistics
 import sys
 import tempfile
@@ -32,7 +28,8 @@ from dnnlab import compare as cmp  # noqa: E402
 SIZES = (250, 500, 1000)
 EPOCHS = 50
 REPEATS = 3
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from shared import RESULTS, machine, write_section  # noqa: E402
+
 SECTION = "## compare_scale"
 
 ACTIVATIONS = [{"type": "elu", "alpha": 1.0}, {"type": "relu"}, {"type": "selu"},
@@ -123,13 +120,6 @@ def measure(sizes: tuple[int, ...]) -> list[tuple[int, str, float, float]]:
     return results
 
 
-def machine() -> str:
-    cpuinfo = Path("/proc/cpuinfo")
-    model = re.search(r"model name\s*:\s*(.+)", cpuinfo.read_text()) if cpuinfo.exists() else None
-    return (f"nproc {os.cpu_count()}, CPU {model.group(1).strip() if model else platform.processor()}, "
-            f"Python {platform.python_version()}, {datetime.date.today().isoformat()}, "
-            f"load average {os.getloadavg()[0]:.1f} at the start (other work on the machine)")
-
 
 def report(results: list[tuple[int, str, float, float]]) -> str:
     lines = [
@@ -151,16 +141,6 @@ def report(results: list[tuple[int, str, float, float]]) -> str:
     return "\n".join(lines)
 
 
-def write_section(text: str) -> None:
-    """Replace this benchmark's section of RESULTS.md (creating the file if needed)."""
-    current = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(current):
-        updated = pattern.sub(lambda _: text + "\n", current)
-    else:
-        updated = current.rstrip("\n") + "\n\n" + text
-    RESULTS.write_text(updated.rstrip("\n") + "\n")
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -170,7 +150,7 @@ def main() -> None:
     text = report(measure(tuple(args.sizes)))
     print(text)
     if args.write:
-        write_section(text)
+        write_section(SECTION, text)
 
 
 if __name__ == "__main__":

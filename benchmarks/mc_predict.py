@@ -13,10 +13,7 @@ is the peak RSS of a fresh child process per case, so one case cannot inherit an
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
-import platform
-import re
 import resource
 import statistics
 import subprocess
@@ -26,7 +23,8 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-RESULTS = Path(__file__).with_name("RESULTS.md")
+from shared import machine, write_section  # noqa: E402
+
 SECTION = "## mc_predict"
 SAMPLES = 100
 
@@ -121,23 +119,12 @@ def memory_child(n: int) -> None:
     print(before, peak_rss_mib())
 
 
-def machine() -> str:
+
+def versions() -> str:
     import keras
     import tensorflow as tf
 
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return (
-        f"{datetime.date.today().isoformat()}, nproc {os.cpu_count()}, {cpu}, Python "
-        f"{platform.python_version()}, TensorFlow {tf.__version__}, Keras {keras.__version__}"
-    )
+    return f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
 
 
 def report(rows, memory) -> str:
@@ -148,7 +135,7 @@ def report(rows, memory) -> str:
         "`np.stack([model(X, training=True) for _ in range(100)])`, both warmed up (graph tracing",
         "excluded), in one process; each case alternates loop and dnnlab calls so both meet the same load,",
         "and reports medians (9 pairs for one instance, 2 pairs for 10,000 instances).",
-        f"Machine: {machine()}. The machine is shared with other work, so figures vary by tens of percent.",
+        f"Machine: {machine()}, {versions()}. The machine is shared with other work, so figures vary by tens of percent.",
         "",
         "| case | notes' loop (s) | dnnlab (s) | speedup |",
         "| --- | ---: | ---: | ---: |",
@@ -176,16 +163,6 @@ def report(rows, memory) -> str:
     return "\n".join(lines) + "\n"
 
 
-def update_results(section: str) -> None:
-    """Replace this script's section of RESULTS.md, leaving other sections as they are."""
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip("\n") + "\n"
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -201,7 +178,7 @@ def main() -> None:
     section = report(rows, memory)
     print(section)
     if not args.quick:
-        update_results(section)
+        write_section(SECTION, section)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from dnnlab.config import (
     recommended_initializer,
     CompactModel,
     DenseLayer,
-    DropoutLayer,
     ExplicitModel,
     Spec,
 )

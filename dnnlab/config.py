@@ -504,10 +504,12 @@ class Training(Strict):
     )
     intra_op_threads: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field(
         "auto",
-        description="threads inside one TensorFlow op; auto: 1 for small dense steps (faster "
-        "on a CPU, see benchmarks/RESULTS.md), all cores for large ones; 0: TensorFlow's default",
+        description="threads inside one TensorFlow op; auto: see dnnlab/execution.py; "
+        "0: TensorFlow's default (all cores)",
     )
-    jit_compile: bool = False
+    jit_compile: Union[Literal["auto"], bool] = Field(
+        "auto", description="XLA; auto: on for models without random layers (dropout, rrelu)"
+    )
 
 
 class Spec(Strict):

@@ -49,17 +49,3 @@ def seed_everything(seed: int, deterministic: bool) -> None:
     if deterministic:
         tf.config.experimental.enable_op_determinism()
 
-
-def set_intra_op_threads(threads: int) -> None:
-    """Threads TensorFlow uses inside one op (0: its default, all cores). It can only be set
-    before TensorFlow's runtime starts; later in the same process the first setting stays."""
-    import logging
-
-    import tensorflow as tf
-
-    if tf.config.threading.get_intra_op_parallelism_threads() == threads:
-        return
-    try:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-    except RuntimeError:
-        logging.getLogger("dnnlab").debug("intra-op threads already fixed for this process")

@@ -36,11 +36,11 @@ import tensorflow as tf  # noqa: E402
 
 from dnnlab import schedules  # noqa: E402
 from dnnlab.build import build_model, load_model, summary_text  # noqa: E402
+from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
 from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
 log = logging.getLogger("dnnlab")
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
-TARGET_STEPS_PER_EXECUTION = 200  # measured: a few hundred steps per call halves batch-32 epochs
 
 
 @dataclass(frozen=True)
@@ -61,45 +61,7 @@ def metric_mode(metric: str) -> str:
     return "max" if any(word in name for word in ("acc", "auc", "precision", "recall")) else "min"
 
 
-def steps_per_execution(setting: str | int, steps_per_epoch: int) -> int:
-    """'auto': the divisor of the epoch's steps nearest to a few hundred, so every call to the
-    compiled loop stays inside one epoch and the progress bar still moves several times an epoch."""
-    if setting != "auto":
-        return max(1, min(int(setting), steps_per_epoch))
-    if steps_per_epoch <= TARGET_STEPS_PER_EXECUTION:
-        return steps_per_epoch
-    divisors = [d for d in range(1, steps_per_epoch + 1) if steps_per_epoch % d == 0]
-    fitting = [d for d in divisors if d <= TARGET_STEPS_PER_EXECUTION]
-    best = max(fitting)
-    # A prime step count has no useful divisor: then the partial last call is harmless
-    # because each epoch has its own iterator (see make_train_dataset).
-    return best if best >= TARGET_STEPS_PER_EXECUTION // 4 else TARGET_STEPS_PER_EXECUTION
 
-
-SMALL_STEP_MACS = 300_000_000  # measured crossover of one vs all intra-op threads (RESULTS.md)
-
-
-def dense_macs_per_step(spec: Spec, input_shape: tuple[int, ...]) -> int:
-    """Multiply-adds of the dense layers for one batch: the size of one training step."""
-    width, macs = int(np.prod(input_shape)), 0
-    model = spec.model
-    units = list(model.hidden) + [model.output.units] if hasattr(model, "hidden") else [
-        layer.units for layer in model.layers if layer.type == "dense"
-    ]
-    for unit in units:
-        macs += width * unit
-        width = unit
-    return macs * spec.training.batch_size
-
-
-def intra_op_threads(spec: Spec, input_shape: tuple[int, ...]) -> int:
-    """'auto': one thread for small steps, where splitting each small matmul across cores costs
-    more than it saves (1.8 s vs 3.2 s an epoch for the notes' model at batch 32); TensorFlow's
-    default (all cores) for large ones."""
-    setting = spec.training.intra_op_threads
-    if setting != "auto":
-        return int(setting)
-    return 1 if dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS else 0
 
 
 def float32_value(value: Any) -> float:
@@ -219,7 +181,7 @@ class Recorder(keras.callbacks.Callback):
             self.diverged = True
             self.model.stop_training = True
             return
-        self.session.record_epoch(epoch, float32_value(self._lr), logs, time.perf_counter() - self._start)
+        self.session.record_epoch(epoch, float32_value(self._lr), logs, self._start)
 
 
 class Session:
@@ -243,12 +205,14 @@ class Session:
             return True
         return value < best if self.mode == "min" else value > best
 
-    def record_epoch(self, epoch: int, lr: float, logs: dict[str, float], seconds: float) -> None:
+    def record_epoch(self, epoch: int, lr: float, logs: dict[str, float], started: float) -> None:
+        """Commit a finished epoch; `seconds` covers the training and the checkpoint save."""
         run, state = self.run, self.state
-        self.rows.append({"epoch": epoch, "lr": lr, **contract_order(logs), "seconds": round(seconds, 3)})
         epochs_done = epoch + 1
         checkpoint = run.epoch_checkpoint(epochs_done)
         atomic_save_model(self.model, checkpoint)
+        seconds = time.perf_counter() - started
+        self.rows.append({"epoch": epoch, "lr": lr, **contract_order(logs), "seconds": round(seconds, 3)})
         value = logs.get(self.monitor)
         if value is not None and self.improved(value):
             state["best"] = {"metric": self.monitor, "mode": self.mode, "value": value, "epoch": epoch}
@@ -292,7 +256,8 @@ class Session:
         set_frozen(model, self.state["transfer"]["layers"], frozen=False)
         optimizer = self.spec.training.optimizer
         rate = transfer.fine_tune_learning_rate or optimizer.learning_rate / 10
-        compile_model(model, self.spec, self.steps_per_epoch, self.state["steps_per_execution"], rate)
+        execution = Execution.from_dict(self.state["execution"])
+        compile_model(model, self.spec, self.steps_per_epoch, execution, rate)
         self.state["transfer"]["unfrozen"] = True
 
     def fit_phase(self, model: keras.Model, epochs: int) -> str:
@@ -353,7 +318,7 @@ class Session:
 
 
 def compile_model(
-    model: keras.Model, spec: Spec, steps_per_epoch: int, spe: int, learning_rate: float | None = None
+    model: keras.Model, spec: Spec, steps_per_epoch: int, execution: Execution, learning_rate: float | None = None
 ) -> None:
     """Compile with the spec's optimizer and schedule (at `learning_rate` when given)."""
     training = spec.training
@@ -364,9 +329,8 @@ def compile_model(
         optimizer=schedules.make_optimizer(optimizer, training.schedule, steps_per_epoch, training.epochs),
         loss=training.loss,
         metrics=list(training.metrics or []),
-        steps_per_execution=spe,
-        jit_compile=training.jit_compile and not training.deterministic,
     )
+    apply_to_model(model, execution)
 
 
 def run_record(spec: Spec, checked_hash: str, command: list[str], epochs: int) -> dict[str, Any]:
@@ -397,14 +361,15 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
     runtime.seed_everything(spec.seed, spec.training.deterministic)
-    runtime.set_intra_op_threads(intra_op_threads(spec, checked.info.input_shape))
     dataset = data.load(spec.data, spec.seed)
+    steps = math.ceil(len(dataset.x_train) / spec.training.batch_size)
+    gpu = bool(tf.config.list_physical_devices("GPU"))
+    execution = plan(spec, checked.info.input_shape, steps, gpu)
+    apply_threads(execution)
     model = build_model(spec, checked.info.input_shape)
     transfer = spec.model.transfer
     reused = apply_transfer(model, transfer) if transfer else []
-    steps = math.ceil(len(dataset.x_train) / spec.training.batch_size)
-    spe = steps_per_execution(spec.training.steps_per_execution, steps)
-    compile_model(model, spec, steps, spe)
+    compile_model(model, spec, steps, execution)
 
     run = RunDir.create(runs_dir, name or spec.name)
     atomic_write_text(run.config, spec_to_yaml(spec))
@@ -415,7 +380,7 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     state = {
         "epochs_done": 0,
         "checkpoint": initial.name,
-        "steps_per_execution": spe,
+        "execution": execution.to_dict(),
         "best": {"metric": spec.training.monitor, "mode": metric_mode(spec.training.monitor), "value": None, "epoch": None},
         "callbacks": {},
         "wall_seconds": 0.0,
@@ -459,13 +424,14 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
     run.lock()  # a killed process leaves status 'running'; the lock refuses a live one
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data, spec.seed)
-    runtime.set_intra_op_threads(intra_op_threads(spec, dataset.info.input_shape))
+    execution = Execution.from_dict(state["execution"])  # exactly as the run started
+    apply_threads(execution)
     checkpoint = run.checkpoints / state["checkpoint"]
     if not checkpoint.exists():
         checkpoint = run.last_checkpoint
-    # The loaded optimizer keeps its variables (iterations: the schedule position) and the
-    # compile settings, steps_per_execution included.
+    # The loaded optimizer keeps its variables (iterations: the schedule position).
     model = load_model(checkpoint)
+    apply_to_model(model, execution)
     run.update_run(status="running", finished=None, epochs_planned=planned, command=command)
     return _train(run, spec, dataset, model, state, planned)
 

@@ -1,0 +1,139 @@
+"""How a run executes: steps per compiled call, XLA, and TensorFlow's thread pools.
+
+The choices are made once per run from the spec (each can be overridden there), recorded in
+state.json, and reapplied on resume, so a resumed run executes exactly like the original and
+gives the same numbers bit for bit. Measurements behind the automatic choices are in
+benchmarks/RESULTS.md (2-core CPU, the notes' batch-norm model at batch 32):
+
+- a few hundred steps per compiled call instead of one: the loop is dispatch-bound;
+- XLA: 1.0 s an epoch against 2.0 s without, when the model has no random layer; with dropout,
+  XLA's random-number generation made epochs 2.5-5x slower, so random models stay without it;
+- without XLA, one thread per pool for small steps: as fast as the default pools on an idle
+  machine with 40% less CPU, and much faster when other work shares the cores.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from dnnlab.config import CompactModel, Spec
+
+log = logging.getLogger("dnnlab")
+
+TARGET_STEPS_PER_EXECUTION = 200
+SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread is enough
+
+
+@dataclass(frozen=True)
+class Execution:
+    steps_per_execution: int
+    jit_compile: bool
+    intra_op_threads: int  # 0: TensorFlow's default (all cores)
+    inter_op_threads: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Execution":
+        return cls(**data)
+
+
+def plan(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bool = False) -> Execution:
+    """The execution settings for a run: the spec's where it sets them, measured defaults else.
+    `gpu`: a GPU is visible; automatic XLA is then left to Keras's own rule (off under op
+    determinism), since only the CPU case was checked here."""
+    training = spec.training
+    if training.jit_compile != "auto":
+        jit = training.jit_compile
+    else:
+        jit = not has_random_layers(spec) and not (gpu and training.deterministic)
+    if training.intra_op_threads != "auto":
+        threads = (int(training.intra_op_threads), 0)
+    elif not jit and dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:
+        threads = (1, 1)
+    else:
+        threads = (0, 0)
+    return Execution(
+        steps_per_execution=steps_per_execution(training.steps_per_execution, steps_per_epoch),
+        jit_compile=bool(jit),
+        intra_op_threads=threads[0],
+        inter_op_threads=threads[1],
+    )
+
+
+def steps_per_execution(setting: str | int, steps_per_epoch: int) -> int:
+    """'auto': a divisor of the epoch's steps near a few hundred, so every compiled call stays
+    inside one epoch and the progress bar still moves several times an epoch."""
+    if setting != "auto":
+        return max(1, min(int(setting), steps_per_epoch))
+    if steps_per_epoch <= TARGET_STEPS_PER_EXECUTION:
+        return steps_per_epoch
+    fitting = [d for d in range(1, TARGET_STEPS_PER_EXECUTION + 1) if steps_per_epoch % d == 0]
+    best = max(fitting)
+    # A step count without a useful divisor (a prime) takes a partial last call, which is
+    # harmless: each epoch has its own iterator (see train.make_train_dataset).
+    return best if best >= TARGET_STEPS_PER_EXECUTION // 4 else TARGET_STEPS_PER_EXECUTION
+
+
+def has_random_layers(spec: Spec) -> bool:
+    """Whether training draws random numbers in the model (dropout, alpha dropout, RReLU)."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        dropout = model.dropout is not None and model.dropout.rate > 0
+        return dropout or model.activation.type == "rrelu"
+    for layer in model.layers:
+        if layer.type in ("dropout", "alpha_dropout") and layer.rate > 0:
+            return True
+        activation = getattr(layer, "activation", None)
+        if layer.type == "rrelu" or (activation is not None and activation.type == "rrelu"):
+            return True
+    return False
+
+
+def dense_macs_per_step(spec: Spec, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of the dense layers for one batch: the size of one training step."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        units = [*model.hidden, model.output.units or 1]
+    else:
+        units = [layer.units for layer in model.layers if layer.type == "dense"]
+    width, macs = int(np.prod(input_shape)), 0
+    for unit in units:
+        macs += width * unit
+        width = unit
+    return macs * spec.training.batch_size
+
+
+def apply_threads(execution: Execution) -> None:
+    """Size TensorFlow's thread pools. Possible only before its runtime starts; later in the
+    same process (tests, notebooks) the first setting stays and this says so at debug level."""
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    wanted = (execution.intra_op_threads, execution.inter_op_threads)
+    current = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+    if wanted == current:
+        return
+    try:
+        threading.set_intra_op_parallelism_threads(wanted[0])
+        threading.set_inter_op_parallelism_threads(wanted[1])
+    except RuntimeError:
+        log.debug("TensorFlow's thread pools are already sized for this process: %s", current)
+
+
+def apply_to_model(model: Any, execution: Execution) -> None:
+    """Set steps per execution and XLA on a compiled or loaded model.
+
+    Keras turns XLA off whenever op determinism is on, because some ops have no deterministic
+    XLA kernel on GPUs. The layers dnnlab builds compile to deterministic CPU code (checked:
+    identical losses and weights across processes, and resumed runs equal uninterrupted ones),
+    so the choice is set on the model directly.
+    """
+    model.steps_per_execution = execution.steps_per_execution
+    model._jit_compile = execution.jit_compile  # Keras's setter would refuse under determinism
+    model.train_function = model.test_function = model.predict_function = None
