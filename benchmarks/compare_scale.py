@@ -24,6 +24,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from dnnlab import compare as cmp  # noqa: E402
+from dnnlab import compare_format  # noqa: E402
 
 SIZES = (250, 500, 1000)
 EPOCHS = 50
@@ -98,9 +99,9 @@ def compare_once(paths: list[Path], fmt: str) -> tuple[float, float]:
     wall, cpu = time.perf_counter(), time.process_time()
     comparison = cmp.compare(paths)
     if fmt == "json":
-        cmp.render_json(comparison)
+        compare_format.render_json(comparison)
     else:
-        Console(file=io.StringIO(), width=200).print(cmp.render_table(comparison))
+        Console(file=io.StringIO(), width=200).print(compare_format.render_table(comparison))
     return time.perf_counter() - wall, time.process_time() - cpu
 
 

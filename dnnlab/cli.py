@@ -206,6 +206,7 @@ def compare(
 ) -> None:
     """Compare run directories: which won, by how much, and what differed."""
     from dnnlab import compare as comparing
+    from dnnlab import compare_format
 
     if fmt not in comparing.FORMATS:
         raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(comparing.FORMATS)}.")
@@ -217,9 +218,9 @@ def compare(
         from rich.console import Console
 
         # A pipe has no width of its own: give the table room rather than folding every cell.
-        Console(width=None if sys.stdout.isatty() else 200).print(comparing.render_table(result, diff_only))
+        Console(width=None if sys.stdout.isatty() else 200).print(compare_format.render_table(result, diff_only))
     else:
-        sys.stdout.write(comparing.render(result, fmt, diff_only))
+        sys.stdout.write(compare_format.render(result, fmt, diff_only))
     if plot is not None:
         from dnnlab.plots import plot_learning_curves
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dnnlab.compare import Comparison, run_labels
+from dnnlab.compare import Comparison
+from dnnlab.compare_format import run_labels
 from dnnlab.errors import DnnlabError
 
 

@@ -22,7 +22,8 @@ from typing import Any, Iterator
 from dnnlab.errors import RunDirError
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
-RUN_MARKERS = ("run.json", "config.yaml")
+RUN_FILES = ("run.json", "config.yaml", "metrics.csv")
+LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "mape", "msle", "crossentropy", "hinge")
 
 
 def now() -> str:
@@ -94,7 +95,14 @@ def atomic_link(source: Path, target: Path) -> None:
 
 
 def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and any((path / marker).exists() for marker in RUN_MARKERS)
+    """A folder with run.json, config.yaml or metrics.csv in it (a damaged run still counts)."""
+    return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+
+
+def metric_mode(metric: str) -> str:
+    """'min' for losses and errors (mse, mae, ...), 'max' for accuracy-like metrics."""
+    name = metric.lower().removeprefix("val_")
+    return "min" if any(word in name for word in LOWER_IS_BETTER) else "max"
 
 
 class RunDir:
@@ -148,7 +156,7 @@ class RunDir:
         if not path.exists():
             raise RunDirError(f"{path}: no such run directory")
         if not is_run_dir(path):
-            raise RunDirError(f"{path}: not a run directory (no run.json or config.yaml)")
+            raise RunDirError(f"{path}: not a run directory (no run.json, config.yaml or metrics.csv)")
         return cls(path)
 
     def lock(self) -> None:

@@ -27,7 +27,16 @@ import numpy as np
 from dnnlab import __version__, data, runtime
 from dnnlab.config import Spec, parse_spec, read_yaml, spec_hash, spec_to_yaml
 from dnnlab.errors import RunDirError
-from dnnlab.runs import RunDir, atomic_link, atomic_save_model, atomic_write_json, atomic_write_text, host, now
+from dnnlab.runs import (
+    RunDir,
+    atomic_link,
+    atomic_save_model,
+    atomic_write_json,
+    atomic_write_text,
+    host,
+    metric_mode,
+    now,
+)
 from dnnlab.spec import CheckedSpec
 
 runtime.quiet_tensorflow()
@@ -54,11 +63,6 @@ class TrainResult:
     def exit_code(self) -> int:
         return {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(self.status, EXIT_FAILED)
 
-
-def metric_mode(metric: str) -> str:
-    """'min' for losses and errors, 'max' for accuracy-like metrics."""
-    name = metric.removeprefix("val_")
-    return "max" if any(word in name for word in ("acc", "auc", "precision", "recall")) else "min"
 
 
 

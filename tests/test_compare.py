@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from dnnlab import compare as cmp
+from dnnlab import compare_format as fmt
 from dnnlab.errors import DnnlabError, RunDirError
 
 BASE_CONFIG = {
@@ -140,8 +141,8 @@ def test_identical_specs_have_no_differing_keys(tmp_path):
 
 def test_context_keys_shown_unless_diff_only(activation_runs):
     result = cmp.compare(activation_runs)
-    full, _ = cmp.table_rows(result)
-    diff_only, _ = cmp.table_rows(result, diff_only=True)
+    full, _ = fmt.table_rows(result)
+    diff_only, _ = fmt.table_rows(result, diff_only=True)
     assert "training.optimizer" in full and "model.initializer" in full
     assert "model.activation" in diff_only and "training.optimizer" not in diff_only
     assert full.count("model.activation") == 1
@@ -172,9 +173,9 @@ def test_broken_config_yaml_still_gets_a_marked_row(activation_runs):
     broken = next(r for r in result.runs if r.path == activation_runs[2])
     assert "config.yaml unreadable" in broken.notes
     assert result.differing_keys == ["model.activation"]
-    headers, rows = cmp.table_rows(result)
+    headers, rows = fmt.table_rows(result)
     row = next(row for row in rows if row["run"] == activation_runs[2].name)
-    assert cmp.format_value(row["model.activation"]) == "?"
+    assert fmt.format_value(row["model.activation"]) == "?"
     assert "config.yaml unreadable" in row["notes"]
     assert "notes" in headers
 
@@ -198,7 +199,7 @@ def test_unfinished_runs_show_status_and_epochs(tmp_path):
     by_name = {r.name: r for r in result.runs}
     assert (by_name["stopped"].status, by_name["stopped"].epochs) == ("interrupted", 1)
     assert by_name["nan"].status == "diverged" and by_name["nan"].best.value == 0.6
-    assert json.loads(cmp.render_json(result))  # nan in final metrics is still valid JSON
+    assert json.loads(fmt.render_json(result))  # nan in final metrics is still valid JSON
 
 
 def test_non_run_paths_are_skipped_and_parent_folder_expands(tmp_path, activation_runs):
@@ -221,7 +222,7 @@ def test_unknown_metric_lists_the_recorded_ones(activation_runs):
 
 
 def test_json_has_the_documented_keys(activation_runs):
-    out = json.loads(cmp.render(cmp.compare(activation_runs), "json"))
+    out = json.loads(fmt.render(cmp.compare(activation_runs), "json"))
     assert {"runs", "differing_keys", "best_run"} <= set(out)
     assert out["best_run"] == str(activation_runs[1])
     first = out["runs"][0]
@@ -233,10 +234,10 @@ def test_json_has_the_documented_keys(activation_runs):
 
 def test_csv_and_markdown_have_every_run(activation_runs):
     result = cmp.compare(activation_runs)
-    rows = list(csv.DictReader(io.StringIO(cmp.render(result, "csv"))))
+    rows = list(csv.DictReader(io.StringIO(fmt.render(result, "csv"))))
     assert [r["run"] for r in rows] == [p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])]
     assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
-    markdown = cmp.render(result, "markdown").splitlines()
+    markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
     assert f"**{activation_runs[1].name}**" in markdown[2]
 
@@ -245,7 +246,7 @@ def test_rich_table_renders_every_row(activation_runs):
     from rich.console import Console
 
     console = Console(file=io.StringIO(), width=250)
-    console.print(cmp.render_table(cmp.compare(activation_runs)))
+    console.print(fmt.render_table(cmp.compare(activation_runs)))
     text = console.file.getvalue()
     assert all(p.name in text for p in activation_runs)
     assert "activation" in text and "selu" in text  # the header breaks `model.activation` at its dot
@@ -266,11 +267,11 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
     assert (relu.best.n, elu.best.n) == (3, 2)
     assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
     assert elu.best.mean == pytest.approx(0.6) and elu.best.std == pytest.approx(0.1414, abs=1e-4)
-    headers, rows = cmp.table_rows(result)
-    assert rows[0]["seeds"] == 3 and cmp.format_value(rows[0]["best_val_loss"]) == "0.4 ± 0.1"
-    csv_rows = list(csv.DictReader(io.StringIO(cmp.render_csv(result))))
+    headers, rows = fmt.table_rows(result)
+    assert rows[0]["seeds"] == 3 and fmt.format_value(rows[0]["best_val_loss"]) == "0.4 ± 0.1"
+    csv_rows = list(csv.DictReader(io.StringIO(fmt.render_csv(result))))
     assert float(csv_rows[0]["best_val_loss_std"]) == pytest.approx(0.1)
-    groups = json.loads(cmp.render_json(result))["groups"]
+    groups = json.loads(fmt.render_json(result))["groups"]
     assert groups[0]["n"] == 3 and groups[0]["best"]["std"] == pytest.approx(0.1)
 
 
@@ -282,7 +283,7 @@ def test_plot_writes_a_png(activation_runs, tmp_path):
 
 
 def test_legend_labels_name_what_differs(activation_runs):
-    labels = cmp.run_labels(cmp.compare(activation_runs))
+    labels = fmt.run_labels(cmp.compare(activation_runs))
     assert labels[activation_runs[0]] == "activation=elu(alpha=1.0)"
 
 

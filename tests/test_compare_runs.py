@@ -232,7 +232,8 @@ def test_a_bogus_path_is_skipped_with_a_note(seed1, tmp_path):
 
 def test_group_seeds_plot_labels_tell_the_seeds_apart(runs):
     from dnnlab import compare as comparing
+    from dnnlab import compare_format
 
     dirs = [runs[(a, s)] for a in ("relu", "elu") for s in (1, 2)]
-    labels = comparing.run_labels(comparing.compare(dirs, group_seeds=True))
+    labels = compare_format.run_labels(comparing.compare(dirs, group_seeds=True))
     assert len(set(labels.values())) == len(dirs), labels
