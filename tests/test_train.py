@@ -688,7 +688,6 @@ def start_and_stop(spec: Path, runs: Path, sig: int) -> tuple[Path, int]:
     return run_dir, process.returncode
 
 
-@pytest.mark.slow
 def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(killable_spec, uninterrupted_killable, tmp_path):
     run_dir, code = start_and_stop(killable_spec, tmp_path, signal.SIGKILL)
     assert code == -signal.SIGKILL
@@ -704,7 +703,6 @@ def test_sigkill_mid_epoch_then_resume_equals_uninterrupted(killable_spec, unint
     assert_same_weights(run_dir / "checkpoints/last.keras", uninterrupted_killable / "checkpoints/last.keras")
 
 
-@pytest.mark.slow
 def test_sigint_mid_epoch_is_interrupted_then_resume_equals_uninterrupted(
     killable_spec, uninterrupted_killable, tmp_path
 ):
@@ -719,7 +717,6 @@ def test_sigint_mid_epoch_is_interrupted_then_resume_equals_uninterrupted(
     assert_same_run(run_dir, uninterrupted_killable)
 
 
-@pytest.mark.slow
 def test_resume_of_a_live_run_is_refused(killable_spec, tmp_path):
     process = subprocess.Popen(
         [DNNLAB, "train", str(killable_spec), "--runs-dir", str(tmp_path)],
@@ -734,3 +731,10 @@ def test_resume_of_a_live_run_is_refused(killable_spec, tmp_path):
     finally:
         process.kill()
         process.communicate()
+
+
+def test_execution_plan_is_recorded_for_resume(completed_run):
+    """The settings a run executed with are in state.json, so a resume reuses them exactly."""
+    execution = read_json(completed_run / "state.json")["execution"]
+    assert execution["jit_compile"] is True  # no random layer in the tiny spec
+    assert execution["steps_per_execution"] >= 1

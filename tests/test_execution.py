@@ -1,0 +1,72 @@
+"""The execution plan: what dnnlab chooses on its own, what a spec overrides, what resume reuses."""
+
+from __future__ import annotations
+
+import pytest
+
+from dnnlab.config import Spec, resolve
+from dnnlab.execution import Execution, dense_macs_per_step, has_random_layers, plan, steps_per_execution
+
+
+def spec(model: dict, **training) -> Spec:
+    raw = {"data": {"dataset": "digits"}, "model": model, "training": training}
+    return resolve(Spec.model_validate(raw), "classification", 10)
+
+
+NOTES_BN = {"hidden": [300, 100], "activation": "elu", "normalization": "batch_norm"}
+
+
+def test_models_without_random_layers_get_xla_and_all_cores():
+    chosen = plan(spec(NOTES_BN), (28, 28), 1719)
+    assert chosen == Execution(steps_per_execution=191, jit_compile=True, intra_op_threads=0, inter_op_threads=0)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {**NOTES_BN, "dropout": {"rate": 0.2}},
+        {**NOTES_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
+        {"hidden": [30], "activation": "rrelu"},
+        {"layers": [{"type": "dense", "units": 30}, {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 10}]},
+        {"layers": [{"type": "dense", "units": 30, "activation": "rrelu"}, {"type": "dense", "units": 10}]},
+    ],
+)
+def test_random_layers_keep_the_graph_executor_with_one_thread_per_pool(model):
+    chosen = plan(spec(model), (64,), 100)
+    assert has_random_layers(spec(model))
+    assert not chosen.jit_compile
+    assert (chosen.intra_op_threads, chosen.inter_op_threads) == (1, 1)
+
+
+def test_dropout_rate_zero_is_not_random():
+    assert not has_random_layers(spec({**NOTES_BN, "dropout": {"rate": 0.0}}))
+
+
+def test_large_steps_keep_all_cores_without_xla():
+    big = spec({"hidden": [2048, 2048], "dropout": {"rate": 0.5}}, batch_size=512)
+    assert dense_macs_per_step(big, (784,)) > 300_000_000
+    chosen = plan(big, (784,), 100)
+    assert (chosen.jit_compile, chosen.intra_op_threads) == (False, 0)
+
+
+def test_the_spec_overrides_every_choice():
+    chosen = plan(spec(NOTES_BN, jit_compile=False, intra_op_threads=2, steps_per_execution=7), (28, 28), 1719)
+    assert chosen == Execution(steps_per_execution=7, jit_compile=False, intra_op_threads=2, inter_op_threads=0)
+
+
+def test_automatic_xla_is_left_to_keras_on_a_gpu_under_determinism():
+    assert not plan(spec(NOTES_BN), (28, 28), 100, gpu=True).jit_compile
+    assert plan(spec(NOTES_BN, deterministic=False), (28, 28), 100, gpu=True).jit_compile
+
+
+@pytest.mark.parametrize(
+    "steps, expected",
+    [(39, 39), (200, 200), (1719, 191), (430, 86), (215, 200), (10_007, 200)],
+)
+def test_steps_per_execution_divides_the_epoch_when_it_can(steps, expected):
+    assert steps_per_execution("auto", steps) == expected
+
+
+def test_execution_round_trips_through_state_json():
+    chosen = plan(spec(NOTES_BN), (28, 28), 1719)
+    assert Execution.from_dict(chosen.to_dict()) == chosen
