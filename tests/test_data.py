@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dnnlab import data
+from dnnlab import data, keras_datasets
 from dnnlab.config import DataSpec, NAMED_DATASETS
 from dnnlab.data import Scaling, describe, load, load_array_file
 from dnnlab.errors import DataError
@@ -373,7 +373,7 @@ def keras_home(tmp_path, monkeypatch):
     def no_download(name, host):
         raise OSError(f"test forbids downloading {name} from {host}")
 
-    monkeypatch.setattr(data, "_download_keras", no_download)
+    monkeypatch.setattr(keras_datasets, "_download_keras", no_download)
     (tmp_path / "datasets").mkdir()
     return tmp_path / "datasets"
 
@@ -475,10 +475,10 @@ def test_offline_error_names_file_and_directory(keras_home, name, files):
 
 def test_keras_cache_dir_follows_keras_home(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    assert data.keras_cache_dirs() == [tmp_path / "datasets"]
+    assert keras_datasets.cache_dirs() == [tmp_path / "datasets"]
     monkeypatch.delenv("KERAS_HOME")
     monkeypatch.setenv("HOME", str(tmp_path))
-    assert data.keras_cache_dirs()[0] == tmp_path / ".keras" / "datasets"
+    assert keras_datasets.cache_dirs()[0] == tmp_path / ".keras" / "datasets"
 
 
 def test_download_fails_fast_when_the_host_is_unreachable(monkeypatch):
@@ -486,5 +486,5 @@ def test_download_fails_fast_when_the_host_is_unreachable(monkeypatch):
         monkeypatch.delenv(proxy, raising=False)
     started = time.perf_counter()
     with pytest.raises(OSError):
-        data._download_keras("mnist", "dnnlab-test.invalid")  # .invalid never resolves
+        keras_datasets._download_keras("mnist", "dnnlab-test.invalid")  # .invalid never resolves
     assert time.perf_counter() - started < 6
