@@ -68,8 +68,20 @@ def print_warnings(findings) -> None:
             console.print(f"[yellow]warning:[/] {_escape(str(finding))}", soft_wrap=True)
 
 
+def print_version(value: bool) -> None:
+    if value:
+        from dnnlab import __version__
+
+        print(f"dnnlab {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main_options() -> None:
+def main_options(
+    version: bool = typer.Option(
+        False, "--version", callback=print_version, is_eager=True, help="Print the version and exit."
+    ),
+) -> None:
     """Run deep-learning training experiments from YAML specs."""
     show_library_warnings()
 

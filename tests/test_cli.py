@@ -255,3 +255,11 @@ def test_help_check_and_schema_do_not_import_tensorflow(write_spec, images_data)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_version_prints_the_package_version():
+    from dnnlab import __version__
+
+    result = CliRunner().invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"dnnlab {__version__}"
