@@ -16,9 +16,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnnlab import train
 from dnnlab.cli import app
-from dnnlab.spec import check_spec
+from helpers import train_run, write_spec
 
 # Only model.activation (and seed) vary; the initializer is left to its default, which follows
 # the activation, so it may differ too, and then compare must say so.
@@ -42,14 +41,11 @@ runner = CliRunner()
 def runs(tmp_path_factory) -> dict[tuple[str, int], Path]:
     """(activation, seed) -> run directory, for the three activations at seed 1 and two at seed 2."""
     root = tmp_path_factory.mktemp("compare-runs")
-    spec_path = root / "spec.yaml"
-    spec_path.write_text(yaml.safe_dump(SPEC, sort_keys=False), encoding="utf-8")
+    spec_path = write_spec(root, SPEC)
     made = {}
     for activation, seed in [(a, 1) for a in ACTIVATIONS] + [("relu", 2), ("elu", 2)]:
-        checked = check_spec(spec_path, [f"model.activation={activation}", f"seed={seed}"])
-        result = train.start(checked, root / "runs", f"{activation}-s{seed}", ["test"])
-        assert result.status == "completed", result
-        made[(activation, seed)] = result.run_dir
+        overrides = [f"model.activation={activation}", f"seed={seed}"]
+        made[(activation, seed)] = train_run(spec_path, root / "runs", overrides, f"{activation}-s{seed}")
     return made
 
 

@@ -17,14 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab import mc, train
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from dnnlab.spec import check_spec
+from helpers import start, train_run, write_spec
 
 # configs/mc_dropout.yaml, shrunk: 16 units and 3 epochs at a higher rate still reach about 90%
 # test accuracy on digits, enough to tell scaled inputs from unscaled ones.
@@ -60,17 +59,6 @@ runner = CliRunner()
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def train_run(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> Path:
-    result = train.start(check_spec(spec_path, list(overrides)), runs_dir, name, ["test"])
-    assert result.status == "completed", result
-    return result.run_dir
 
 
 def mc_predict(*args):
@@ -241,7 +229,7 @@ def test_without_run_dir_the_latest_completed_run_is_used(tmp_path, monkeypatch,
 
     with monkeypatch.context() as patch:
         patch.setattr(train.Session, "record_epoch", record_then_interrupt)
-        interrupted = train.start(check_spec(digits_spec, ["training.epochs=2"]), runs_dir, "interrupted", ["test"])
+        interrupted = start(digits_spec, runs_dir, ["training.epochs=2"], "interrupted")
     assert interrupted.status == "interrupted"
     assert json.loads((older / "run.json").read_text())["finished"] < json.loads((newer / "run.json").read_text())["finished"]
 

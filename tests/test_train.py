@@ -8,7 +8,6 @@ epoch, then compare the resumed run with an uninterrupted one bit for bit.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import signal
@@ -25,7 +24,7 @@ from typer.testing import CliRunner
 from dnnlab import train
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from dnnlab.spec import check_spec
+from helpers import read_json, read_metrics, start, write_spec
 
 TINY = {
     "name": "tiny",
@@ -71,20 +70,7 @@ DNNLAB = str(Path(sys.executable).with_name("dnnlab"))
 # --- helpers -------------------------------------------------------------------------------
 
 
-def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
-    return path
 
-
-def start(spec_path: Path, runs_dir: Path, overrides: list[str] = (), name: str | None = None):
-    return train.start(check_spec(spec_path, list(overrides)), runs_dir, name, ["test"])
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, str]]:
-    with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as handle:
-        return list(csv.DictReader(handle))
 
 
 def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -95,9 +81,6 @@ def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 def column(run_dir: Path, name: str) -> list[float]:
     return [float(row[name]) for row in read_metrics(run_dir)]
 
-
-def read_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
 
 
 def weights(path: Path) -> list[np.ndarray]:

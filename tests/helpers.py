@@ -1,0 +1,41 @@
+"""Helpers shared by the tests that train real runs (pytest puts this folder on sys.path)."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import yaml
+
+from dnnlab import train
+from dnnlab.spec import check_spec
+
+
+def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:
+    """Dump a spec dict as YAML into `directory` (created when missing)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def start(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> train.TrainResult:
+    """Train a spec in this process, as `dnnlab train` does."""
+    return train.start(check_spec(spec_path, list(overrides)), runs_dir, name, ["test"])
+
+
+def train_run(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> Path:
+    """Train a spec to completion and return its run directory."""
+    result = start(spec_path, runs_dir, overrides, name)
+    assert result.status == "completed", result
+    return result.run_dir
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, str]]:
+    with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
