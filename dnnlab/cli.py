@@ -311,6 +311,3 @@ def schema() -> None:
 
     print_json(json_schema())
 
-
-def main() -> None:  # pragma: no cover - console entry point
-    app()
