@@ -253,6 +253,26 @@ def test_rich_table_renders_every_row(activation_runs):
     assert "same in every run: model.initializer=he_normal" in text
 
 
+def test_large_comparisons_render_as_aligned_plain_columns(tmp_path):
+    """Past LARGE_TABLE_ROWS runs the terminal table is fixed-width text: every run is a line,
+    ranked best first, with the differing key beside it."""
+    from rich.console import Console
+
+    count = fmt.LARGE_TABLE_ROWS + 5
+    paths = [
+        write_run(tmp_path, f"r{i:03d}", spec(**{"training.optimizer.learning_rate": 0.001 * (i + 1)}),
+                  [0.9, 0.5 + i / 1000])
+        for i in range(count)
+    ]
+    console = Console(file=io.StringIO(), width=250)
+    console.print(fmt.render_table(cmp.compare(paths)))
+    lines = console.file.getvalue().splitlines()
+    ranked = [line for line in lines if line.lstrip().startswith("1  ")]
+    assert ranked and "r000-" in ranked[0]  # the best run is rank 1 in both tables
+    assert sum("r104-" in line for line in lines) == 2  # a line in results, one in what differs
+    assert any("learning_rate" in line for line in lines)
+
+
 def test_group_seeds_gives_mean_std_and_count(tmp_path):
     runs = [
         write_run(tmp_path, "elu1", spec(seed=1), [0.5]),
