@@ -264,10 +264,9 @@ def mc_predict(
     from dnnlab.build import load_model
 
     model = load_model(prediction.model_file(run), compile=False)
-    task = run.read_json(run.preprocessing).get("task")
     console = stderr_console()
     with console.status(f"sampling {len(dataset.x):,} instances x {samples} ..."):
-        result = mc.predict(model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=task)
+        result = mc.predict(model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task)
         report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
     if out is not None:
         console.print(f"wrote {_escape(str(mc.save(result, out)))}", soft_wrap=True)

@@ -25,6 +25,7 @@ class PredictionSet:
     x: np.ndarray  # scaled as in training
     y: Optional[np.ndarray]  # labels as the model knows them (filtered classes relabelled)
     source: str  # "test", "validation" or the file's path
+    task: Optional[str]  # as preprocessing.json records it
 
 
 def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:
@@ -55,13 +56,14 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
         if x is None or len(x) == 0:
             other = "validation" if which == "test" else "test"
             raise DataError(f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE")
-        return PredictionSet(x, y, which)
+        return PredictionSet(x, y, which, preprocessing.get("task"))
     path = Path(which)
     x, y = data.load_array_file(path)
     expected = tuple(preprocessing["input_shape"])
     x = _reshape(x, expected, path)
     scaling = data.Scaling.from_dict(preprocessing["scaling"])
-    return PredictionSet(scaling.apply(x), _known_labels(y, preprocessing, path), str(path))
+    labels = _known_labels(y, preprocessing, path)
+    return PredictionSet(scaling.apply(x), labels, str(path), preprocessing.get("task"))
 
 
 def _reshape(x: np.ndarray, expected: tuple[int, ...], path: Path) -> np.ndarray:

@@ -337,6 +337,11 @@ def compile_model(
     apply_to_model(model, execution)
 
 
+def no_best_yet(monitor: str) -> dict[str, Any]:
+    """The `best` record of a run before its first finished epoch."""
+    return {"metric": monitor, "mode": metric_mode(monitor), "value": None, "epoch": None}
+
+
 def run_record(spec: Spec, checked_hash: str, command: list[str], epochs: int) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -345,7 +350,7 @@ def run_record(spec: Spec, checked_hash: str, command: list[str], epochs: int) -
         "finished": None,
         "epochs_done": 0,
         "epochs_planned": epochs,
-        "best": {"metric": spec.training.monitor, "mode": metric_mode(spec.training.monitor), "value": None, "epoch": None},
+        "best": no_best_yet(spec.training.monitor),
         "seed": spec.seed,
         "config_hash": checked_hash,
         "versions": {
@@ -385,7 +390,7 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
         "epochs_done": 0,
         "checkpoint": initial.name,
         "execution": execution.to_dict(),
-        "best": {"metric": spec.training.monitor, "mode": metric_mode(spec.training.monitor), "value": None, "epoch": None},
+        "best": no_best_yet(spec.training.monitor),
         "callbacks": {},
         "wall_seconds": 0.0,
     }
