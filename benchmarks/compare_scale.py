@@ -33,8 +33,12 @@ from shared import RESULTS, machine, write_section  # noqa: E402
 
 SECTION = "## compare_scale"
 
-ACTIVATIONS = [{"type": "elu", "alpha": 1.0}, {"type": "relu"}, {"type": "selu"},
-               {"type": "leaky_relu", "alpha": 0.2}]
+ACTIVATIONS = [
+    {"type": "elu", "alpha": 1.0},
+    {"type": "relu"},
+    {"type": "selu"},
+    {"type": "leaky_relu", "alpha": 0.2},
+]
 RATES = [0.0003, 0.001, 0.003, 0.01, 0.03]
 
 
@@ -43,8 +47,14 @@ def resolved_spec(i: int) -> dict:
     return {
         "name": f"sweep-{i}",
         "seed": i % 5,
-        "data": {"dataset": "fashion_mnist", "validation": 5000, "scaling": "standardize",
-                 "task": "classification", "classes": None, "train_size": None},
+        "data": {
+            "dataset": "fashion_mnist",
+            "validation": 5000,
+            "scaling": "standardize",
+            "task": "classification",
+            "classes": None,
+            "train_size": None,
+        },
         "model": {
             "hidden": [300, 100],
             "activation": ACTIVATIONS[i % len(ACTIVATIONS)],
@@ -61,8 +71,13 @@ def resolved_spec(i: int) -> dict:
             "batch_size": 32,
             "loss": "sparse_categorical_crossentropy",
             "metrics": ["accuracy"],
-            "optimizer": {"type": "nadam", "learning_rate": RATES[(i // 5) % len(RATES)],
-                          "beta_1": 0.9, "beta_2": 0.999, "clipnorm": 1.0},
+            "optimizer": {
+                "type": "nadam",
+                "learning_rate": RATES[(i // 5) % len(RATES)],
+                "beta_1": 0.9,
+                "beta_2": 0.999,
+                "clipnorm": 1.0,
+            },
             "schedule": {"type": "exponential", "s": 20, "unit": "epoch", "base": 0.1},
             "early_stopping": {"patience": 10, "monitor": "val_loss", "restore_best_weights": True},
         },
@@ -79,15 +94,29 @@ def write_runs(root: Path, n: int) -> list[Path]:
         rows = ["epoch,lr,loss,accuracy,val_loss,val_accuracy,seconds"]
         for e in range(EPOCHS):
             loss = 0.3 + 1.5 / (1 + e) + (i % 97) * 1e-3
-            rows.append(f"{e},0.001,{loss:.6f},{1 - loss / 3:.6f},{loss + 0.05:.6f},{1 - loss / 3 - 0.02:.6f},2.5")
+            rows.append(
+                f"{e},0.001,{loss:.6f},{1 - loss / 3:.6f},{loss + 0.05:.6f},{1 - loss / 3 - 0.02:.6f},2.5"
+            )
         (run / "metrics.csv").write_text("\n".join(rows) + "\n")
-        (run / "run.json").write_text(json.dumps({
-            "name": f"sweep-{i}", "status": "completed", "started": "2024-01-01T12:00:00",
-            "finished": "2024-01-01T12:02:05", "epochs_done": EPOCHS, "epochs_planned": EPOCHS,
-            "best": {"metric": "val_loss", "mode": "min", "value": loss + 0.05, "epoch": EPOCHS - 1},
-            "seed": i % 5, "config_hash": f"{i:08x}", "versions": {}, "host": "bench",
-            "command": ["dnnlab", "train"], "wall_seconds": 125.0,
-        }))
+        (run / "run.json").write_text(
+            json.dumps(
+                {
+                    "name": f"sweep-{i}",
+                    "status": "completed",
+                    "started": "2024-01-01T12:00:00",
+                    "finished": "2024-01-01T12:02:05",
+                    "epochs_done": EPOCHS,
+                    "epochs_planned": EPOCHS,
+                    "best": {"metric": "val_loss", "mode": "min", "value": loss + 0.05, "epoch": EPOCHS - 1},
+                    "seed": i % 5,
+                    "config_hash": f"{i:08x}",
+                    "versions": {},
+                    "host": "bench",
+                    "command": ["dnnlab", "train"],
+                    "wall_seconds": 125.0,
+                }
+            )
+        )
         paths.append(run)
     return paths
 
@@ -116,10 +145,10 @@ def measure(sizes: tuple[int, ...]) -> list[tuple[int, str, float, float]]:
             for fmt in ("json", "table"):
                 compare_once(paths, fmt)  # warm the page cache and imports, as a second call finds them
                 times = [compare_once(paths, fmt) for _ in range(REPEATS)]
-                results.append((n, fmt, statistics.median(t[0] for t in times),
-                                statistics.median(t[1] for t in times)))
+                results.append(
+                    (n, fmt, statistics.median(t[0] for t in times), statistics.median(t[1] for t in times))
+                )
     return results
-
 
 
 def report(results: list[tuple[int, str, float, float]]) -> str:
@@ -136,11 +165,13 @@ def report(results: list[tuple[int, str, float, float]]) -> str:
         "",
         "| runs | output | wall s | CPU s | CPU ms per run |",
         "| ---: | --- | ---: | ---: | ---: |",
-        *(f"| {n} | {fmt} | {wall:.3f} | {cpu:.3f} | {1000 * cpu / n:.3f} |" for n, fmt, wall, cpu in results),
+        *(
+            f"| {n} | {fmt} | {wall:.3f} | {cpu:.3f} | {1000 * cpu / n:.3f} |"
+            for n, fmt, wall, cpu in results
+        ),
         "",
     ]
     return "\n".join(lines)
-
 
 
 def main() -> None:

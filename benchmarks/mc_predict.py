@@ -78,13 +78,24 @@ def time_cases(quick: bool) -> list[tuple[str, float, float]]:
     cases = [
         ("1 instance x 100 samples, notes' dropout model", full, one, 3 if quick else 9),
         ("10,000 instances x 100 samples, notes' dropout model", full, many, 1 if quick else 2),
-        ("10,000 instances x 100 samples, dropout only before the output", last_only, many, 1 if quick else 2),
+        (
+            "10,000 instances x 100 samples, dropout only before the output",
+            last_only,
+            many,
+            1 if quick else 2,
+        ),
     ]
     for name, model, x, repeats in cases:
         loop(model, x[:10]), ours(model, x[:10])  # warm-up: trace both paths
-        loop_s, our_s = alternating_medians(lambda: loop(model, x), lambda: ours(model, x), repeats)
+        loop_s, our_s = alternating_medians(
+            lambda m=model, x=x: loop(m, x), lambda m=model, x=x: ours(m, x), repeats
+        )
         rows.append((name, loop_s, our_s))
-        print(f"{name}: loop {loop_s:.4f} s, dnnlab {our_s:.4f} s, {loop_s / our_s:.1f}x", file=sys.stderr, flush=True)
+        print(
+            f"{name}: loop {loop_s:.4f} s, dnnlab {our_s:.4f} s, {loop_s / our_s:.1f}x",
+            file=sys.stderr,
+            flush=True,
+        )
     return rows
 
 
@@ -119,7 +130,6 @@ def memory_child(n: int) -> None:
     print(before, peak_rss_mib())
 
 
-
 def versions() -> str:
     import keras
     import tensorflow as tf
@@ -135,12 +145,15 @@ def report(rows, memory) -> str:
         "`np.stack([model(X, training=True) for _ in range(100)])`, both warmed up (graph tracing",
         "excluded), in one process; each case alternates loop and dnnlab calls so both meet the same load,",
         "and reports medians (9 pairs for one instance, 2 pairs for 10,000 instances).",
-        f"Machine: {machine()}, {versions()}. The machine is shared with other work, so figures vary by tens of percent.",
+        f"Machine: {machine()}, {versions()}.",
+        "The machine is shared with other work, so figures vary by tens of percent.",
         "",
         "| case | notes' loop (s) | dnnlab (s) | speedup |",
         "| --- | ---: | ---: | ---: |",
     ]
-    lines += [f"| {name} | {loop_s:.4f} | {our_s:.4f} | {loop_s / our_s:.1f}x |" for name, loop_s, our_s in rows]
+    lines += [
+        f"| {name} | {loop_s:.4f} | {our_s:.4f} | {loop_s / our_s:.1f}x |" for name, loop_s, our_s in rows
+    ]
     if memory:
         (before_small, peak_small), (before_large, peak_large) = memory[10_000], memory[100_000]
         input_growth = 90_000 * 28 * 28 * 4 / 2**20
@@ -156,17 +169,20 @@ def report(rows, memory) -> str:
             f"| 100,000 | {before_large:.0f} | {peak_large:.0f} | {peak_large - before_large:.0f} |",
             "",
             f"The 90,000 extra instances are {input_growth:.0f} MiB of input; the 100,000 peak is "
-            f"{peak_large - peak_small:.0f} MiB above the 10,000 peak. The result itself (mean, std: 10 float32;",
-            f"predicted: int64; entropy, mutual information: float32) grows by {90_000 * 96 / 2**20:.0f} MiB; the working",
+            f"{peak_large - peak_small:.0f} MiB above the 10,000 peak. The result itself "
+            "(mean, std: 10 float32;",
+            "predicted: int64; entropy, mutual information: float32) grows by "
+            f"{90_000 * 96 / 2**20:.0f} MiB; the working",
             "set of the prediction (peak - before) does not grow with the number of instances.",
         ]
     return "\n".join(lines) + "\n"
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer repetitions; print, do not update RESULTS.md")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer repetitions; print, do not update RESULTS.md"
+    )
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-memory children")
     parser.add_argument("--memory-child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()

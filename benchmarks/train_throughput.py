@@ -29,8 +29,8 @@ import contextlib
 import csv
 import json
 import shlex
-import subprocess
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -45,11 +45,11 @@ from dnnlab import runtime  # noqa: E402
 runtime.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from shared import RESULTS, machine, write_section  # noqa: E402
 
 from dnnlab import data, train  # noqa: E402
 from dnnlab.spec import check_spec  # noqa: E402
 
-from shared import RESULTS, machine, write_section  # noqa: E402
 SECTION = "## train_throughput"
 SEED = 42
 
@@ -60,7 +60,13 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
         "name": f"bench-b{batch_size}",
         "seed": SEED,
         "data": {
-            "dataset": {"type": "synthetic", "shape": [28, 28], "classes": 10, "train": train_size, "test": 0},
+            "dataset": {
+                "type": "synthetic",
+                "shape": [28, 28],
+                "classes": 10,
+                "train": train_size,
+                "test": 0,
+            },
             "validation": 0,
         },
         "model": {
@@ -84,17 +90,21 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
 
 def notes_model() -> keras.Model:
     """The batch-norm model exactly as the notes write it (with keras.Input for Keras 3)."""
-    model = keras.Sequential([
-        keras.Input(shape=(28, 28)),
-        keras.layers.Flatten(),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dense(300, activation="elu", kernel_initializer="he_normal"),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dense(100, activation="elu", kernel_initializer="he_normal"),
-        keras.layers.BatchNormalization(),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
-    model.compile(loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Nadam(), metrics=["accuracy"])
+    model = keras.Sequential(
+        [
+            keras.Input(shape=(28, 28)),
+            keras.layers.Flatten(),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(300, activation="elu", kernel_initializer="he_normal"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(100, activation="elu", kernel_initializer="he_normal"),
+            keras.layers.BatchNormalization(),
+            keras.layers.Dense(10, activation="softmax"),
+        ]
+    )
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Nadam(), metrics=["accuracy"]
+    )
     return model
 
 
@@ -167,7 +177,10 @@ def dnnlab_fit(tmp: Path, batch_size: int, epochs: int, train_size: int) -> Dnnl
         csv_seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
     spe = json.loads((result.run_dir / "state.json").read_text())["execution"]
     return DnnlabEpochs(
-        csv_seconds, [e[0] - b[0] for b, e in zip(begins, ends)], [e[1] - b[1] for b, e in zip(begins, ends)], spe
+        csv_seconds,
+        [e[0] - b[0] for b, e in zip(begins, ends)],
+        [e[1] - b[1] for b, e in zip(begins, ends)],
+        spe,
     )
 
 
@@ -198,14 +211,27 @@ def measure(batch_sizes: list[int], epochs: int, train_size: int, rounds: int) -
                     measured.full_cpu += child["cpu"][1:]
                     measured.csv += child["csv_seconds"][1:]
                     measured.execution = child["execution"]
-                print(f"round {r + 1} batch {b} {side:6s} " + " ".join(f"{x:.2f}" for x in child["seconds"]),
-                      file=sys.stderr, flush=True)
+                print(
+                    f"round {r + 1} batch {b} {side:6s} " + " ".join(f"{x:.2f}" for x in child["seconds"]),
+                    file=sys.stderr,
+                    flush=True,
+                )
     return results
 
 
 def run_child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
-    command = [sys.executable, __file__, "--child", side, "--batch-sizes", str(batch_size),
-               "--epochs", str(epochs), "--train-size", str(train_size)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        side,
+        "--batch-sizes",
+        str(batch_size),
+        "--epochs",
+        str(epochs),
+        "--train-size",
+        str(train_size),
+    ]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(f"{side} child failed:\n{done.stderr[-3000:]}")
@@ -237,7 +263,6 @@ def check_spec_from_dict(spec: dict):
         return check_spec(path)
 
 
-
 def table(results: dict[int, Measured]) -> list[str]:
     med = statistics.median
     lines = [
@@ -246,45 +271,50 @@ def table(results: dict[int, Measured]) -> list[str]:
         "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
     ]
     for b, m in results.items():
-        lines.append(f"| {b} | {med(m.plain):.2f} | {med(m.csv):.2f} | {med(m.full):.2f} | "
-                     f"{med(m.plain) / med(m.full):.2f}x | {med(m.plain_cpu):.2f} | {med(m.full_cpu):.2f} | "
-                     f"{med(m.plain_cpu) / med(m.full_cpu):.2f}x | {describe(m.execution)} |")
+        lines.append(
+            f"| {b} | {med(m.plain):.2f} | {med(m.csv):.2f} | {med(m.full):.2f} | "
+            f"{med(m.plain) / med(m.full):.2f}x | {med(m.plain_cpu):.2f} | {med(m.full_cpu):.2f} | "
+            f"{med(m.plain_cpu) / med(m.full_cpu):.2f}x | {describe(m.execution)} |"
+        )
     return lines
 
 
 def describe(execution: dict) -> str:
     threads = f"{execution['intra_op_threads']}/{execution['inter_op_threads']}"
-    return (f"steps_per_execution {execution['steps_per_execution']}, XLA "
-            f"{'on' if execution['jit_compile'] else 'off'}, threads (intra/inter, 0 = all) {threads}")
+    return (
+        f"steps_per_execution {execution['steps_per_execution']}, XLA "
+        f"{'on' if execution['jit_compile'] else 'off'}, threads (intra/inter, 0 = all) {threads}"
+    )
 
 
 def report(results: dict[int, Measured], args: argparse.Namespace, command: str) -> str:
     n = len(next(iter(results.values())).plain)
-    return "\n".join([
-        SECTION,
-        "",
-        f"`{command}`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
-        "Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy, "
-        f"accuracy) on {args.train_size:,} synthetic 28x28 rows, no validation, the same rows on both "
-        "sides, each fit in a fresh child process of one script run (dnnlab's intra-op thread setting is "
-        "per process), op determinism on both sides. "
-        "Plain: `keras.Sequential` + `model.fit(x, y, batch_size=B, epochs=E, shuffle=True, verbose=0)` "
-        "with TensorFlow's defaults, timed from `on_epoch_begin` to `on_epoch_end`. dnnlab: "
-        "`dnnlab.train.start` on a YAML spec with its automatic execution settings. `metrics.csv` is the "
-        "`seconds` dnnlab records; `incl. checkpoint` runs to the end of the per-epoch `.keras` save, "
-        "metrics.csv and state.json writes. "
-        f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); rounds "
-        "alternate which side runs first. Speedup = plain / dnnlab incl. checkpoint (wall time); the CPU "
-        "columns are the process's CPU seconds over the same spans, less sensitive to other load. "
-        "Target: at least 2x at batch 32, never slower at batch 256.",
-        "",
-        f"Machine: {machine()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; the machine "
-        "is shared, so absolute figures drift by 10-20% between runs.",
-        "",
-        *table(results),
-        "",
-    ])
-
+    return "\n".join(
+        [
+            SECTION,
+            "",
+            f"`{command}`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
+            "Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy, "
+            f"accuracy) on {args.train_size:,} synthetic 28x28 rows, no validation, the same rows on both "
+            "sides, each fit in a fresh child process of one script run (dnnlab's intra-op thread setting is "
+            "per process), op determinism on both sides. "
+            "Plain: `keras.Sequential` + `model.fit(x, y, batch_size=B, epochs=E, shuffle=True, verbose=0)` "
+            "with TensorFlow's defaults, timed from `on_epoch_begin` to `on_epoch_end`. dnnlab: "
+            "`dnnlab.train.start` on a YAML spec with its automatic execution settings. `metrics.csv` is the "
+            "`seconds` dnnlab records; `incl. checkpoint` runs to the end of the per-epoch `.keras` save, "
+            "metrics.csv and state.json writes. "
+            f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); rounds "
+            "alternate which side runs first. Speedup = plain / dnnlab incl. checkpoint (wall time); the CPU "
+            "columns are the process's CPU seconds over the same spans, less sensitive to other load. "
+            "Target: at least 2x at batch 32, never slower at batch 256.",
+            "",
+            f"Machine: {machine()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; the machine "
+            "is shared, so absolute figures drift by 10-20% between runs.",
+            "",
+            *table(results),
+            "",
+        ]
+    )
 
 
 def main() -> None:
@@ -302,7 +332,9 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch (tracing) is not counted")
     command = shlex.join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]])
-    results = measure([int(b) for b in args.batch_sizes.split(",")], args.epochs, args.train_size, args.rounds)
+    results = measure(
+        [int(b) for b in args.batch_sizes.split(",")], args.epochs, args.train_size, args.rounds
+    )
     text = report(results, args, command)
     print(text)
     if not args.no_write:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
@@ -147,8 +148,10 @@ def compact_layers(model: CompactModel, input_rank: int) -> list[keras.layers.La
             stack.append(activation_layer(model.activation, f"{model.activation.type}_{index}"))
         if norm.type == "batch_norm" and not bn_before:
             stack.append(batch_norm(norm, f"batch_norm_{index}"))
-        if drop and drop.rate > 0 and (
-            drop.where in ("all", "hidden") or (drop.where == "last" and index == last)
+        if (
+            drop
+            and drop.rate > 0
+            and (drop.where in ("all", "hidden") or (drop.where == "last" and index == last))
         ):
             stack.append(DROPOUTS[drop.type](drop.rate, f"dropout_{index}"))
     out = model.output

@@ -6,18 +6,19 @@ key they concern. Field-level rules live on the pydantic models in `config.py`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal
+from typing import Literal
 
-from dnnlab.errors import ConfigError
 from dnnlab.config import (
     RELU_FAMILY,
-    recommended_initializer,
     CompactModel,
     DenseLayer,
     ExplicitModel,
     Spec,
+    recommended_initializer,
 )
+from dnnlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
@@ -127,9 +128,7 @@ def check_piecewise(spec: Spec) -> Iterator[Finding]:
 def check_rrelu_bounds(spec: Spec) -> Iterator[Finding]:
     for key, activation in _activations(spec):
         if activation.type == "rrelu" and activation.lower > activation.upper:
-            yield error(
-                key, f"rrelu lower ({activation.lower}) must be <= upper ({activation.upper})"
-            )
+            yield error(key, f"rrelu lower ({activation.lower}) must be <= upper ({activation.upper})")
 
 
 def _activations(spec: Spec) -> Iterator[tuple[str, object]]:
@@ -218,7 +217,9 @@ def check_selu_self_normalization(spec: Spec) -> Iterator[Finding]:
     if spec.data.scaling != "standardize":
         yield warning("data.scaling", f"SELU wants standardized inputs; scaling {spec.data.scaling!r} {why}")
     if model.regularizer is not None:
-        yield warning("model.regularizer", f"l1/l2 regularization {why}; use alpha_dropout and early stopping")
+        yield warning(
+            "model.regularizer", f"l1/l2 regularization {why}; use alpha_dropout and early stopping"
+        )
     if model.constraint is not None:
         yield warning("model.constraint", f"max-norm {why}")
     if model.normalization.type != "none" or model.input_normalization.type != "none":
@@ -271,7 +272,11 @@ def check_monitor_needs_validation(spec: Spec) -> Iterator[Finding]:
             monitors["training.schedule.monitor"] = spec.training.schedule.monitor
         for key, monitor in monitors.items():
             if monitor.startswith("val_"):
-                yield error(key, f"monitors {monitor!r} but data.validation is 0; set a validation split or monitor 'loss'")
+                yield error(
+                    key,
+                    f"monitors {monitor!r} but data.validation is 0; "
+                    "set a validation split or monitor 'loss'",
+                )
 
 
 CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (

@@ -10,8 +10,8 @@ import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, List, Optional
 
 import typer
 
@@ -105,7 +105,7 @@ OVERRIDE_HELP = "Override a key by its dotted path, e.g. -o training.epochs=5 (v
 @user_errors
 def check(
     config: Path = typer.Argument(..., help="YAML spec to validate."),
-    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Validate a spec and print the notes' advice; trains nothing."""
@@ -134,7 +134,7 @@ def check(
 @user_errors
 def summary(
     target: Path = typer.Argument(..., help="YAML spec or run directory."),
-    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
 ) -> None:
     """Layers, output shapes and parameter counts of the model a spec builds."""
@@ -163,12 +163,14 @@ def summary(
 @app.command()
 @user_errors
 def train(
-    config: Optional[Path] = typer.Argument(None, help="YAML spec to train."),
-    override: List[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
+    config: Path | None = typer.Argument(None, help="YAML spec to train."),
+    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
     runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories go."),
-    name: Optional[str] = typer.Option(None, "--name", help="Run name (default: the spec's name)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue this run directory."),
-    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="With --resume: train to N epochs in total."),
+    name: str | None = typer.Option(None, "--name", help="Run name (default: the spec's name)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue this run directory."),
+    epochs: int | None = typer.Option(
+        None, "--epochs", min=1, help="With --resume: train to N epochs in total."
+    ),
 ) -> None:
     """Train the model a spec describes; prints the run directory."""
     if (config is None) == (resume is None):
@@ -197,7 +199,9 @@ def report_run(result) -> None:
     best = result.best or {}
     value = best.get("value")
     best_text = (
-        f"best {best.get('metric')} {value:.4g} at epoch {best.get('epoch')}" if value is not None else "no best yet"
+        f"best {best.get('metric')} {value:.4g} at epoch {best.get('epoch')}"
+        if value is not None
+        else "no best yet"
     )
     colour = {"completed": "green", "interrupted": "yellow"}.get(result.status, "red")
     console.print(
@@ -209,12 +213,20 @@ def report_run(result) -> None:
 @app.command()
 @user_errors
 def compare(
-    run_dirs: List[Path] = typer.Argument(..., help="Run directories, e.g. runs/* (a folder of runs works too)."),
-    metric: Optional[str] = typer.Option(None, "--metric", help="Rank by this metric (default: the one the runs monitor)."),
-    diff_only: bool = typer.Option(False, "--diff-only", help="Show only the spec keys that differ between the runs."),
+    run_dirs: list[Path] = typer.Argument(
+        ..., help="Run directories, e.g. runs/* (a folder of runs works too)."
+    ),
+    metric: str | None = typer.Option(
+        None, "--metric", help="Rank by this metric (default: the one the runs monitor)."
+    ),
+    diff_only: bool = typer.Option(
+        False, "--diff-only", help="Show only the spec keys that differ between the runs."
+    ),
     fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Write learning curves of the metric to this PNG."),
-    group_seeds: bool = typer.Option(False, "--group-seeds", help="One row per spec that differs only in seed: mean ± std."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write learning curves of the metric to this PNG."),
+    group_seeds: bool = typer.Option(
+        False, "--group-seeds", help="One row per spec that differs only in seed: mean ± std."
+    ),
 ) -> None:
     """Compare run directories: which won, by how much, and what differed."""
     from dnnlab import compare as comparing
@@ -230,7 +242,9 @@ def compare(
         from rich.console import Console
 
         # A pipe has no width of its own: give the table room rather than folding every cell.
-        Console(width=None if sys.stdout.isatty() else 200).print(compare_format.render_table(result, diff_only))
+        Console(width=None if sys.stdout.isatty() else 200).print(
+            compare_format.render_table(result, diff_only)
+        )
     else:
         sys.stdout.write(compare_format.render(result, fmt, diff_only))
     if plot is not None:
@@ -242,12 +256,22 @@ def compare(
 @app.command("mc-predict")
 @user_errors
 def mc_predict(
-    run_dir: Optional[Path] = typer.Argument(None, help="Run directory (default: the latest completed run in ./runs)."),
+    run_dir: Path | None = typer.Argument(
+        None, help="Run directory (default: the latest completed run in ./runs)."
+    ),
     samples: int = typer.Option(100, "--samples", help="Monte Carlo samples per instance."),
-    data: str = typer.Option("test", "--data", help="test, validation, or a .npz (x, optional y) / .csv file."),
-    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Instances per sampling call (default: automatic)."),
-    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for the dropout masks (default: random, printed)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Write per-instance results to FILE.npz or FILE.csv."),
+    data: str = typer.Option(
+        "test", "--data", help="test, validation, or a .npz (x, optional y) / .csv file."
+    ),
+    batch_size: int | None = typer.Option(
+        None, "--batch-size", help="Instances per sampling call (default: automatic)."
+    ),
+    seed: int | None = typer.Option(
+        None, "--seed", help="Seed for the dropout masks (default: random, printed)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Write per-instance results to FILE.npz or FILE.csv."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the calibration summary as one JSON object."),
 ) -> None:
     """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels."""
@@ -266,7 +290,9 @@ def mc_predict(
     model = load_model(prediction.model_file(run), compile=False)
     console = stderr_console()
     with console.status(f"sampling {len(dataset.x):,} instances x {samples} ..."):
-        result = mc.predict(model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task)
+        result = mc.predict(
+            model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task
+        )
         report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
     if out is not None:
         console.print(f"wrote {_escape(str(mc.save(result, out)))}", soft_wrap=True)
@@ -280,15 +306,17 @@ def mc_predict(
     else:
         console.print("no labels: calibration metrics need y")
     if as_json:
-        print_json({
-            "run": str(run.path),
-            "data": dataset.source,
-            "instances": len(dataset.x),
-            "samples": samples,
-            "seed": result.seed,
-            "deterministic": report["deterministic"] if report else None,
-            "mc": report["mc"] if report else None,
-        })
+        print_json(
+            {
+                "run": str(run.path),
+                "data": dataset.source,
+                "instances": len(dataset.x),
+                "samples": samples,
+                "seed": result.seed,
+                "deterministic": report["deterministic"] if report else None,
+                "mc": report["mc"] if report else None,
+            }
+        )
 
 
 def mc_summary_table(report: dict):
@@ -309,4 +337,3 @@ def schema() -> None:
     from dnnlab.config import json_schema
 
     print_json(json_schema())
-

@@ -12,9 +12,10 @@ import math
 import re
 import statistics
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -132,7 +133,6 @@ class Comparison:
 
 
 # ---------------------------------------------------------------- finding and loading run dirs
-
 
 
 def find_run_dirs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
@@ -313,7 +313,6 @@ def _int_or_none(value: Any) -> int | None:
 # ---------------------------------------------------------------- metrics and ranking
 
 
-
 def best_of(run: Run, metric: str, mode: str) -> Best:
     """The best epoch of `metric` in metrics.csv, or run.json's record when the csv lacks it."""
     values, epochs = run.history.get(metric), run.history.get("epoch")
@@ -335,8 +334,9 @@ def _default_metric(runs: list[Run], notes: list[str]) -> str:
         metric = counts.most_common(1)[0][0]
         if len(counts) > 1:
             names = ", ".join(sorted(counts))
-            notes.append(f"runs monitor different metrics ({names}); ranking by {metric}, "
-                         "choose another with --metric")
+            notes.append(
+                f"runs monitor different metrics ({names}); ranking by {metric}, choose another with --metric"
+            )
         return metric
     return "val_loss" if any("val_loss" in r.history for r in runs) else "loss"
 
@@ -357,7 +357,9 @@ def _rank(value: float | None, mode: str) -> tuple[int, float]:
 # ---------------------------------------------------------------- differing spec keys
 
 
-def differing_keys(configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)) -> dict[str, list[Any]]:
+def differing_keys(
+    configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)
+) -> dict[str, list[Any]]:
     """Dotted spec keys whose values differ between configs, with each config's value.
 
     A mapping is split into its own dotted subkeys while every config has one of the same `type`
@@ -429,7 +431,8 @@ def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = Fa
         run.params = {key: values[i] for key, values in diffs.items()}
     keys = list(diffs)
     context = [
-        k for k in TELLING_KEYS
+        k
+        for k in TELLING_KEYS
         if not any(d == k or d.startswith(k + ".") for d in keys)
         and any(_lookup(r.config, k) is not MISSING for r in readable)
     ]
@@ -474,6 +477,9 @@ def messages(comparison: Comparison) -> list[str]:
     if comparison.skipped:
         shown = ", ".join(str(p) for p in comparison.skipped[:5])
         more = f" and {len(comparison.skipped) - 5} more" if len(comparison.skipped) > 5 else ""
-        lines.insert(0, f"skipped {len(comparison.skipped)} path(s) that are not run directories "
-                        f"(no run.json, config.yaml or metrics.csv): {shown}{more}")
+        lines.insert(
+            0,
+            f"skipped {len(comparison.skipped)} path(s) that are not run directories "
+            f"(no run.json, config.yaml or metrics.csv): {shown}{more}",
+        )
     return lines

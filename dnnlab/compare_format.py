@@ -31,36 +31,41 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     if comparison.groups is None:
         for rank, run in enumerate(comparison.runs, 1):
             final = run.final
-            rows.append({
-                "rank": rank,
-                "run": run.path.name,
-                "status": run.status,
-                "epochs": run.epochs,
-                best_col: _recorded(run.best.value),
-                "best_epoch": _recorded(run.best.epoch),
-                **{f"final_{m}": final.get(m, MISSING) for m in finals},
-                "wall_seconds": _recorded(run.wall_seconds),
-                **_spec_cells(run, keys),
-                "notes": "; ".join(run.notes),
-            })
+            rows.append(
+                {
+                    "rank": rank,
+                    "run": run.path.name,
+                    "status": run.status,
+                    "epochs": run.epochs,
+                    best_col: _recorded(run.best.value),
+                    "best_epoch": _recorded(run.best.epoch),
+                    **{f"final_{m}": final.get(m, MISSING) for m in finals},
+                    "wall_seconds": _recorded(run.wall_seconds),
+                    **_spec_cells(run, keys),
+                    "notes": "; ".join(run.notes),
+                }
+            )
     else:
         for rank, group in enumerate(comparison.groups, 1):
             runs = group.runs
             statuses = Counter(r.status for r in runs)
-            rows.append({
-                "rank": rank,
-                "run": runs[0].name,
-                "seeds": len(runs),
-                "status": ", ".join(f"{s} {n}" for s, n in statuses.items()) if len(statuses) > 1
-                else runs[0].status,
-                "epochs": _stat([r.epochs for r in runs]),
-                best_col: group.best,
-                "best_epoch": _stat([r.best.epoch for r in runs]),
-                **{f"final_{m}": _stat([r.final.get(m) for r in runs]) for m in finals},
-                "wall_seconds": _stat([r.wall_seconds for r in runs]),
-                **_spec_cells(runs[0], keys),
-                "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
-            })
+            rows.append(
+                {
+                    "rank": rank,
+                    "run": runs[0].name,
+                    "seeds": len(runs),
+                    "status": ", ".join(f"{s} {n}" for s, n in statuses.items())
+                    if len(statuses) > 1
+                    else runs[0].status,
+                    "epochs": _stat([r.epochs for r in runs]),
+                    best_col: group.best,
+                    "best_epoch": _stat([r.best.epoch for r in runs]),
+                    **{f"final_{m}": _stat([r.final.get(m) for r in runs]) for m in finals},
+                    "wall_seconds": _stat([r.wall_seconds for r in runs]),
+                    **_spec_cells(runs[0], keys),
+                    "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
+                }
+            )
     headers = list(rows[0]) if rows else []
     if "notes" in headers and not any(row["notes"] for row in rows):
         headers.remove("notes")
@@ -152,7 +157,8 @@ def _group_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
         "best": {"metric": comparison.metric, "mean": best.mean, "std": best.std, "n": best.n},
         "final": {m: _stat_json(_stat([r.final.get(m) for r in group.runs])) for m in finals},
         "params": {k: _json_value(group.params.get(k, MISSING)) for k in comparison.differing_keys}
-        if group.runs[0].config else None,
+        if group.runs[0].config
+        else None,
     }
 
 
@@ -263,9 +269,12 @@ def render_table(comparison: Comparison, diff_only: bool = False):
         shared = next((r.params for r in comparison.runs if r.config is not None), {})
         from rich.text import Text
 
-        parts.append(Text("same in every run: " + ", ".join(
-            f"{k}={format_value(shared.get(k, MISSING))}" for k in comparison.context_keys
-        )))
+        parts.append(
+            Text(
+                "same in every run: "
+                + ", ".join(f"{k}={format_value(shared.get(k, MISSING))}" for k in comparison.context_keys)
+            )
+        )
     return Group(*parts)
 
 
@@ -322,7 +331,10 @@ def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str
     """The same table as fixed-width text: a thousand runs render in milliseconds, not a second."""
     from rich.text import Text
 
-    names = [((titles or {}).get(t) or _terminal_header(t, comparison.metric)).replace("\n", " ") for t, _ in columns]
+    names = [
+        ((titles or {}).get(t) or _terminal_header(t, comparison.metric)).replace("\n", " ")
+        for t, _ in columns
+    ]
     cells = [[" / ".join(format_value(row[h]) for h in parts) for _, parts in columns] for row in rows]
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
     left = [("." in t or t in ("run", "status", "notes", "seed")) for t, _ in columns]

@@ -12,7 +12,7 @@ import hashlib
 import json
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional, Union
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -44,7 +44,7 @@ def _shorthand(value: Any) -> Any:
 
 def Variants(*models: type[BaseModel]) -> Any:
     """A union of models chosen by their `type` field, accepting the string shorthand."""
-    return Annotated[Union[models], Field(discriminator="type"), BeforeValidator(_shorthand)]
+    return Annotated[models, Field(discriminator="type"), BeforeValidator(_shorthand)]
 
 
 # --- initializers --------------------------------------------------------------------------
@@ -67,9 +67,7 @@ class VarianceScaling(Strict):
     type: Literal["variance_scaling"]
     scale: float = Field(1.0, gt=0)
     mode: Literal["fan_in", "fan_out", "fan_avg"] = "fan_in"
-    distribution: Literal["normal", "truncated_normal", "untruncated_normal", "uniform"] = (
-        "truncated_normal"
-    )
+    distribution: Literal["normal", "truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal"
 
 
 Initializer = Variants(NamedInitializer, VarianceScaling)
@@ -159,7 +157,7 @@ Regularizer = Variants(L1, L2, L1L2)
 class MaxNorm(Strict):
     type: Literal["max_norm"]
     max_value: float = Field(2.0, gt=0)
-    axis: Union[int, list[int]] = 0
+    axis: int | list[int] = 0
 
 
 Constraint = Variants(MaxNorm)
@@ -188,12 +186,12 @@ class FlattenLayer(Strict):
 class DenseLayer(Strict):
     type: Literal["dense"]
     units: int = Field(gt=0)
-    activation: Optional[Activation] = None
-    initializer: Optional[Initializer] = None
+    activation: Activation | None = None
+    initializer: Initializer | None = None
     use_bias: bool = True
-    regularizer: Optional[Regularizer] = None
-    constraint: Optional[Constraint] = None
-    bias_constraint: Optional[Constraint] = None
+    regularizer: Regularizer | None = None
+    constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
 
 
 class BatchNormLayer(Strict):
@@ -230,22 +228,22 @@ Layer = Variants(
 
 
 class Output(Strict):
-    units: Optional[int] = Field(None, gt=0, description="inferred from the dataset when omitted")
-    activation: Optional[Activation] = None
-    initializer: Optional[Initializer] = None
+    units: int | None = Field(None, gt=0, description="inferred from the dataset when omitted")
+    activation: Activation | None = None
+    initializer: Initializer | None = None
 
 
 class Transfer(Strict):
     """Reuse the trained layers of an earlier run (the notes' model_B_on_A)."""
 
     run: str = Field(description="run directory whose model.keras provides the weights")
-    layers: Optional[int] = Field(
+    layers: int | None = Field(
         None, ge=1, description="leading dense layers to reuse; default: all but the output"
     )
     freeze_epochs: int = Field(
         0, ge=0, description="epochs with the reused layers frozen before they are unfrozen"
     )
-    fine_tune_learning_rate: Optional[float] = Field(
+    fine_tune_learning_rate: float | None = Field(
         None, gt=0, description="learning rate once the reused layers are unfrozen"
     )
 
@@ -255,22 +253,20 @@ class CompactModel(Strict):
 
     hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=0)
     activation: Activation = Field(default_factory=lambda: PlainActivation(type="relu"))
-    initializer: Optional[Initializer] = Field(
+    initializer: Initializer | None = Field(
         None, description="default: the one the notes pair with the activation"
     )
     normalization: Normalization = Field(default_factory=lambda: NoNormalization(type="none"))
-    input_normalization: Normalization = Field(
-        default_factory=lambda: NoNormalization(type="none")
-    )
-    regularizer: Optional[Regularizer] = None
-    constraint: Optional[Constraint] = None
-    bias_constraint: Optional[Constraint] = None
-    dropout: Optional[DropoutSpec] = None
+    input_normalization: Normalization = Field(default_factory=lambda: NoNormalization(type="none"))
+    regularizer: Regularizer | None = None
+    constraint: Constraint | None = None
+    bias_constraint: Constraint | None = None
+    dropout: DropoutSpec | None = None
     output: Output = Field(default_factory=Output)
-    transfer: Optional[Transfer] = None
+    transfer: Transfer | None = None
 
     @model_validator(mode="after")
-    def _default_initializer(self) -> "CompactModel":
+    def _default_initializer(self) -> CompactModel:
         if self.initializer is None:
             self.initializer = NamedInitializer(type=recommended_initializer(self.activation.type))
         return self
@@ -280,7 +276,7 @@ class ExplicitModel(Strict):
     """A list of typed layers, for full control; the last layer is the output."""
 
     layers: list[Layer] = Field(min_length=1)
-    transfer: Optional[Transfer] = None
+    transfer: Transfer | None = None
 
 
 def _model_form(value: Any) -> str:
@@ -290,7 +286,7 @@ def _model_form(value: Any) -> str:
 
 
 ModelSpec = Annotated[
-    Union[Annotated[CompactModel, Tag("compact")], Annotated[ExplicitModel, Tag("explicit")]],
+    Annotated[CompactModel, Tag("compact")] | Annotated[ExplicitModel, Tag("explicit")],
     Discriminator(_model_form),
 ]
 
@@ -322,7 +318,7 @@ class SyntheticSource(Strict):
     task: Literal["classification", "regression"] = "classification"
 
 
-FileSource = Annotated[Union[NpzSource, CsvSource, SyntheticSource], Field(discriminator="type")]
+FileSource = Annotated[NpzSource | CsvSource | SyntheticSource, Field(discriminator="type")]
 
 
 def _named_dataset(value: str) -> str:
@@ -331,28 +327,32 @@ def _named_dataset(value: str) -> str:
             "unknown_dataset",
             "unknown dataset '{value}'{hint}; expected one of: {allowed}, "
             "or a mapping with type npz, csv or synthetic",
-            {"value": value, "hint": did_you_mean(value, NAMED_DATASETS), "allowed": ", ".join(NAMED_DATASETS)},
+            {
+                "value": value,
+                "hint": did_you_mean(value, NAMED_DATASETS),
+                "allowed": ", ".join(NAMED_DATASETS),
+            },
         )
     return value
 
 
 class DataSpec(Strict):
     dataset: Annotated[
-        Union[Annotated[str, Tag("named")], Annotated[FileSource, Tag("file")]],
+        Annotated[str, Tag("named")] | Annotated[FileSource, Tag("file")],
         Discriminator(lambda v: "named" if isinstance(v, str) else "file"),
     ]
-    validation: Union[Annotated[int, Field(ge=0)], Annotated[float, Field(gt=0, lt=1)]] = Field(
+    validation: Annotated[int, Field(ge=0)] | Annotated[float, Field(gt=0, lt=1)] = Field(
         0.1, description="int: the first N training rows; float in (0, 1): that fraction"
     )
     test: Annotated[float, Field(gt=0, lt=1)] = Field(
         0.2, description="test fraction for sources that ship no test split"
     )
     scaling: Literal["none", "unit", "standardize"] = "standardize"
-    task: Optional[Literal["classification", "regression"]] = None
-    classes: Optional[list[Annotated[int, Field(ge=0)]]] = Field(
+    task: Literal["classification", "regression"] | None = None
+    classes: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, min_length=1, description="keep only these classes, relabelled 0..k-1"
     )
-    train_size: Optional[int] = Field(None, gt=0, description="keep the first N training rows")
+    train_size: int | None = Field(None, gt=0, description="keep the first N training rows")
 
     @field_validator("dataset", mode="before")
     @classmethod
@@ -365,9 +365,9 @@ class DataSpec(Strict):
 
 class _Optimizer(Strict):
     learning_rate: float = Field(0.001, gt=0)
-    clipvalue: Optional[float] = Field(None, gt=0)
-    clipnorm: Optional[float] = Field(None, gt=0)
-    global_clipnorm: Optional[float] = Field(None, gt=0)
+    clipvalue: float | None = Field(None, gt=0)
+    clipnorm: float | None = Field(None, gt=0)
+    global_clipnorm: float | None = Field(None, gt=0)
 
 
 class SGD(_Optimizer):
@@ -468,8 +468,8 @@ class OneCycleSchedule(Strict):
 
     type: Literal["one_cycle"]
     max_lr: float = Field(gt=0)
-    start_lr: Optional[float] = Field(None, gt=0, description="default: max_lr / 10")
-    final_lr: Optional[float] = Field(None, gt=0, description="default: start_lr / 1000")
+    start_lr: float | None = Field(None, gt=0, description="default: max_lr / 10")
+    final_lr: float | None = Field(None, gt=0, description="default: start_lr / 1000")
     last_fraction: float = Field(0.1, ge=0, lt=1, description="share of training for the final drop")
     max_momentum: float = Field(0.95, ge=0, lt=1)
     min_momentum: float = Field(0.85, ge=0, lt=1)
@@ -492,22 +492,22 @@ class EarlyStopping(Strict):
 class Training(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
-    loss: Optional[str] = Field(None, description="inferred from the task when omitted")
-    metrics: Optional[list[str]] = Field(None, description="default: [accuracy] for classification")
+    loss: str | None = Field(None, description="inferred from the task when omitted")
+    metrics: list[str] | None = Field(None, description="default: [accuracy] for classification")
     monitor: str = Field("val_loss", description="metric that picks checkpoints/best.keras")
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="nadam"))
     schedule: Schedule = Field(default_factory=lambda: NoSchedule(type="none"))
-    early_stopping: Optional[EarlyStopping] = None
+    early_stopping: EarlyStopping | None = None
     deterministic: bool = Field(True, description="seed everything and enable op determinism")
-    steps_per_execution: Union[Literal["auto"], Annotated[int, Field(ge=1)]] = Field(
+    steps_per_execution: Literal["auto"] | Annotated[int, Field(ge=1)] = Field(
         "auto", description="batches per compiled call; auto: a few hundred, within one epoch"
     )
-    intra_op_threads: Union[Literal["auto"], Annotated[int, Field(ge=0)]] = Field(
+    intra_op_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = Field(
         "auto",
         description="threads inside one TensorFlow op; auto: see dnnlab/execution.py; "
         "0: TensorFlow's default (all cores)",
     )
-    jit_compile: Union[Literal["auto"], bool] = Field(
+    jit_compile: Literal["auto"] | bool = Field(
         "auto", description="XLA; auto: on for models without random layers (dropout, rrelu)"
     )
 
@@ -568,7 +568,9 @@ def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
             models = tagged
             continue
         parts.append(part)
-        models = [c for m in models if part in m.model_fields for c in _members(m.model_fields[part].annotation)]
+        models = [
+            c for m in models if part in m.model_fields for c in _members(m.model_fields[part].annotation)
+        ]
     return parts, (models[0] if len(models) == 1 else None)
 
 
@@ -603,7 +605,8 @@ def describe_error(error: dict[str, Any]) -> str:
     if kind == "union_tag_invalid":
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = ctx.get("tag")
-        return f"{dotted(loc)}: unknown type '{tag}'{did_you_mean(tag, tags)}; expected one of: {', '.join(tags)}"
+        hint = did_you_mean(tag, tags)
+        return f"{dotted(loc)}: unknown type '{tag}'{hint}; expected one of: {', '.join(tags)}"
     if kind == "literal_error":
         allowed = [e.strip(" '") for e in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         allowed = [a for a in allowed if a]

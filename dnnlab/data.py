@@ -14,21 +14,22 @@ from __future__ import annotations
 
 import csv
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any
 
 import numpy as np
 
-from dnnlab.config import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
 from dnnlab import keras_datasets
+from dnnlab.config import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
 from dnnlab.errors import DataError
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
 # One example's shape and the number of classes (None: regression) of every named set.
-NAMED_SETS: dict[str, tuple[tuple[int, ...], Optional[int]]] = {
+NAMED_SETS: dict[str, tuple[tuple[int, ...], int | None]] = {
     "mnist": ((28, 28), 10),
     "fashion_mnist": ((28, 28), 10),
     "cifar10": ((32, 32, 3), 10),
@@ -49,7 +50,7 @@ class DatasetInfo:
 
     input_shape: tuple[int, ...]
     task: str
-    num_classes: Optional[int]
+    num_classes: int | None
     name: str
 
 
@@ -82,9 +83,7 @@ class Scaling:
             return cls(method, low, (high - low) or 1.0)
         if method == "none":
             return cls("none")
-        raise DataError(
-            f"data.scaling: unknown method {method!r}; expected one of: none, unit, standardize"
-        )
+        raise DataError(f"data.scaling: unknown method {method!r}; expected one of: none, unit, standardize")
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         """The transformed copy of `x`, float32."""
@@ -128,12 +127,12 @@ class Dataset:
     info: DatasetInfo
     x_train: np.ndarray
     y_train: np.ndarray
-    x_val: Optional[np.ndarray]
-    y_val: Optional[np.ndarray]
-    x_test: Optional[np.ndarray]
-    y_test: Optional[np.ndarray]
+    x_val: np.ndarray | None
+    y_val: np.ndarray | None
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
     scaling: Scaling
-    class_labels: Optional[list]
+    class_labels: list | None
 
     def preprocessing(self) -> dict[str, Any]:
         """What preprocessing.json records, so prediction applies the same transform."""
@@ -157,8 +156,8 @@ def describe(spec: DataSpec) -> DatasetInfo:
     and labels, a csv file its header and label column. Also checks `task` and `classes`.
     """
     source = spec.dataset
-    labels: Optional[np.ndarray] = None  # the labels present, for file sources
-    names: Optional[list[str]] = None
+    labels: np.ndarray | None = None  # the labels present, for file sources
+    names: list[str] | None = None
     if isinstance(source, str):
         shape, known_classes = NAMED_SETS[source]
         name, inferred = source, CLASSIFICATION if known_classes else REGRESSION
@@ -236,21 +235,18 @@ def _check_class_labels(labels: np.ndarray, name: str) -> None:
         )
 
 
-def _check_classes(
-    classes: list[int], present: list[int], name: str, names: Optional[list[str]]
-) -> None:
+def _check_classes(classes: list[int], present: list[int], name: str, names: list[str] | None) -> None:
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
         raise DataError(f"data.classes: {duplicates[0]} is listed twice; each class may appear once")
     for wanted in classes:
         if wanted not in present:
             raise DataError(
-                f"data.classes: {wanted} is not a class of {name}; "
-                f"allowed: {_class_listing(present, names)}"
+                f"data.classes: {wanted} is not a class of {name}; allowed: {_class_listing(present, names)}"
             )
 
 
-def _class_listing(present: list[int], names: Optional[list[str]]) -> str:
+def _class_listing(present: list[int], names: list[str] | None) -> str:
     if names:
         return ", ".join(f"{i} ({label})" for i, label in enumerate(names))
     if present == list(range(len(present))):
@@ -267,9 +263,9 @@ class _Raw:
 
     x_train: np.ndarray
     y_train: np.ndarray
-    x_test: Optional[np.ndarray]
-    y_test: Optional[np.ndarray]
-    label_names: Optional[list[str]] = None  # text labels of a csv target, index = label
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    label_names: list[str] | None = None  # text labels of a csv target, index = label
 
 
 def load(spec: DataSpec, seed: int) -> Dataset:
@@ -290,7 +286,7 @@ def load(spec: DataSpec, seed: int) -> Dataset:
     y_test = _labels(raw.y_test, info.task)
     x_train, x_test = raw.x_train, raw.x_test
 
-    class_labels: Optional[list] = list(raw.label_names) if raw.label_names else None
+    class_labels: list | None = list(raw.label_names) if raw.label_names else None
     if spec.classes is not None:
         x_train, y_train = _keep_classes(x_train, y_train, spec.classes)
         x_test, y_test = _keep_classes(x_test, y_test, spec.classes)
@@ -338,7 +334,7 @@ def _load_source(source: Any, seed: int, info: DatasetInfo) -> _Raw:
     return _load_csv(Path(source.path), source.target)
 
 
-def _labels(y: Optional[np.ndarray], task: str) -> Optional[np.ndarray]:
+def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
     """int32 class indices of shape (n,), or float32 targets as given."""
     if y is None:
         return None
@@ -377,9 +373,7 @@ def _hold_out(
     if len(x) < 2:
         raise DataError(f"data.test: {len(x)} row(s) cannot be split into training and test rows")
     try:
-        return train_test_split(
-            x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None
-        )
+        return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None)
     except ValueError:
         if not stratify:
             raise DataError(f"data.test: {fraction} of {len(x)} rows leaves an empty split") from None
@@ -493,9 +487,7 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
 
 def _target_index(path: Path, header: list[str], target: str) -> int:
     if target not in header:
-        raise DataError(
-            f"data.dataset.target: no column '{target}' in {path}; columns: {', '.join(header)}"
-        )
+        raise DataError(f"data.dataset.target: no column '{target}' in {path}; columns: {', '.join(header)}")
     return header.index(target)
 
 
@@ -520,12 +512,11 @@ def _csv_column(path: Path, target: str) -> tuple[list[str], list[str]]:
 def _check_width(path: Path, number: int, row: list[str], header: list[str]) -> None:
     if len(row) != len(header):
         raise DataError(
-            f"data.dataset.path: {path} line {number} has {len(row)} cells, "
-            f"but the header has {len(header)}"
+            f"data.dataset.path: {path} line {number} has {len(row)} cells, but the header has {len(header)}"
         )
 
 
-def _csv_labels(column: list[str]) -> tuple[np.ndarray, Optional[list[str]]]:
+def _csv_labels(column: list[str]) -> tuple[np.ndarray, list[str] | None]:
     """Numeric labels, or indices into the sorted text labels and those labels."""
     try:
         return np.array([float(cell) for cell in column]), None
@@ -563,7 +554,7 @@ def _load_csv(path: Path, target: str) -> _Raw:
     return _Raw(x, y, None, None, names)
 
 
-def load_array_file(path: Path) -> tuple[np.ndarray, Optional[np.ndarray]]:
+def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Examples (and labels, when present) from a file for `mc-predict --data FILE`.
 
     A .npz gives array `x` (or `x_test`) and optional `y` (or `y_test`); in a .csv every column

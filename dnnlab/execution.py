@@ -39,7 +39,7 @@ class Execution:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Execution":
+    def from_dict(cls, data: dict[str, Any]) -> Execution:
         return cls(**data)
 
 

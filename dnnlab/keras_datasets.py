@@ -13,7 +13,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -103,11 +103,17 @@ def _download_keras(name: str, host: str) -> Any:
 
 # What a truncated, corrupted or tampered cache file raises while it is read.
 _UNREADABLE = (
-    OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, pickle.UnpicklingError, tarfile.TarError
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    zipfile.BadZipFile,
+    pickle.UnpicklingError,
+    tarfile.TarError,
 )
 
 
-def _read_keras_cache(name: str, directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+def _read_keras_cache(name: str, directory: Path) -> tuple[np.ndarray, ...] | None:
     """(x_train, y_train, x_test, y_test) from Keras's cache layout, or None when absent."""
     try:
         if name == "mnist":
@@ -122,7 +128,7 @@ def _read_keras_cache(name: str, directory: Path) -> Optional[tuple[np.ndarray, 
         ) from None
 
 
-def _read_mnist(directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+def _read_mnist(directory: Path) -> tuple[np.ndarray, ...] | None:
     path = directory / "mnist.npz"
     if not path.is_file():
         return None
@@ -130,7 +136,7 @@ def _read_mnist(directory: Path) -> Optional[tuple[np.ndarray, ...]]:
         return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
 
 
-def _read_fashion(directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+def _read_fashion(directory: Path) -> tuple[np.ndarray, ...] | None:
     paths = [directory / f for f in _FASHION_FILES]
     if not all(p.is_file() for p in paths):
         return None
@@ -146,7 +152,7 @@ def _read_idx(path: Path, header_bytes: int) -> np.ndarray:
         return np.frombuffer(f.read(), np.uint8, offset=header_bytes)
 
 
-def _read_cifar(name: str, directory: Path) -> Optional[tuple[np.ndarray, ...]]:
+def _read_cifar(name: str, directory: Path) -> tuple[np.ndarray, ...] | None:
     inner, extracted, test_file, label_key = _CIFAR[name]
     # Keras 3 extracts into <inner>-target/<inner>; Keras 2 extracted straight into the cache.
     folders = [directory / extracted / inner, directory / inner]

@@ -101,8 +101,7 @@ def predict(
         )
     if batch_size is not None and (not isinstance(batch_size, (int, np.integer)) or batch_size < 1):
         raise PredictError(
-            f"batch_size must be a positive integer or None (automatic); "
-            f"received: batch_size={batch_size!r}"
+            f"batch_size must be a positive integer or None (automatic); received: batch_size={batch_size!r}"
         )
     seed = _resolve_seed(seed)
     sampler = _sampler_for(model, task)
@@ -142,7 +141,9 @@ def deterministic_predict(model: keras.Model, x, batch_size: int = 4096) -> np.n
         model_ref = weakref.ref(model)
         infer = tf.function(lambda batch: model_ref()(batch, training=False), reduce_retracing=True)
         _INFERENCE[model] = infer
-    outputs = [infer(tf.constant(x[start : start + batch_size])).numpy() for start in range(0, len(x), batch_size)]
+    outputs = [
+        infer(tf.constant(x[start : start + batch_size])).numpy() for start in range(0, len(x), batch_size)
+    ]
     return np.concatenate(outputs)
 
 
@@ -260,9 +261,7 @@ class _Sampler:
             )
         self.task = task or _infer_task(layers[-1])
         if self.task not in (CLASSIFICATION, REGRESSION):
-            raise PredictError(
-                f"task must be {CLASSIFICATION!r} or {REGRESSION!r}; received: task={task!r}"
-            )
+            raise PredictError(f"task must be {CLASSIFICATION!r} or {REGRESSION!r}; received: task={task!r}")
         self.prefix_layers = layers[:first]
         self.suffix = [(_dropout_fn(layer) if _is_dropout(layer) else layer) for layer in layers[first:]]
         self.dropout_count = sum(_is_dropout(layer) for layer in layers)
@@ -450,12 +449,19 @@ class _Moments:
     def add(self, count, mean, centred_squares, entropy_sum):
         mean, centred_squares, entropy_sum = (t.numpy() for t in (mean, centred_squares, entropy_sum))
         if self.count == 0:
-            self.count, self.mean, self.centred_squares, self.entropy_sum = count, mean, centred_squares, entropy_sum
+            self.count, self.mean, self.centred_squares, self.entropy_sum = (
+                count,
+                mean,
+                centred_squares,
+                entropy_sum,
+            )
             return
         total = self.count + count
         delta = mean - self.mean
         self.mean = self.mean + delta * (count / total)
-        self.centred_squares = self.centred_squares + centred_squares + delta**2 * (self.count * count / total)
+        self.centred_squares = (
+            self.centred_squares + centred_squares + delta**2 * (self.count * count / total)
+        )
         self.entropy_sum = self.entropy_sum + entropy_sum
         self.count = total
 
@@ -535,7 +541,8 @@ def _class_labels(y, probabilities: np.ndarray) -> np.ndarray:
         )
     if labels.min() < 0 or labels.max() >= probabilities.shape[1]:
         raise PredictError(
-            f"class labels must lie in 0..{probabilities.shape[1] - 1}; received {labels.min()}..{labels.max()}"
+            f"class labels must lie in 0..{probabilities.shape[1] - 1}; "
+            f"received {labels.min()}..{labels.max()}"
         )
     return labels
 
@@ -557,7 +564,9 @@ def _npz_bytes(result: MCResult) -> bytes:
         for name, array in result.arrays().items():
             member = io.BytesIO()
             np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue())
+            archive.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
+            )
     return buffer.getvalue()
 
 

@@ -18,8 +18,10 @@ def plot_learning_curves(comparison: Comparison, path: Path) -> Path:
     One legend entry per run, named by the spec keys that differ between the runs.
     """
     if not path.parent.is_dir():
-        raise DnnlabError(f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
-                          "Create it or choose another --plot path.")
+        raise DnnlabError(
+            f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
+            "Create it or choose another --plot path."
+        )
     import matplotlib
 
     matplotlib.use("Agg")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
@@ -23,9 +23,9 @@ SPLITS = ("test", "validation")
 @dataclass(frozen=True)
 class PredictionSet:
     x: np.ndarray  # scaled as in training
-    y: Optional[np.ndarray]  # labels as the model knows them (filtered classes relabelled)
+    y: np.ndarray | None  # labels as the model knows them (filtered classes relabelled)
     source: str  # "test", "validation" or the file's path
-    task: Optional[str]  # as preprocessing.json records it
+    task: str | None  # as preprocessing.json records it
 
 
 def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:
@@ -55,7 +55,9 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
         x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
         if x is None or len(x) == 0:
             other = "validation" if which == "test" else "test"
-            raise DataError(f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE")
+            raise DataError(
+                f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE"
+            )
         return PredictionSet(x, y, which, preprocessing.get("task"))
     path = Path(which)
     x, y = data.load_array_file(path)
@@ -72,12 +74,10 @@ def _reshape(x: np.ndarray, expected: tuple[int, ...], path: Path) -> np.ndarray
         return x
     if int(np.prod(x.shape[1:])) == int(np.prod(expected)):
         return x.reshape((len(x), *expected))
-    raise DataError(
-        f"--data {path}: examples of shape {tuple(x.shape[1:])}; the model expects {expected}"
-    )
+    raise DataError(f"--data {path}: examples of shape {tuple(x.shape[1:])}; the model expects {expected}")
 
 
-def _known_labels(y: Any, preprocessing: dict[str, Any], path: Path) -> Optional[np.ndarray]:
+def _known_labels(y: Any, preprocessing: dict[str, Any], path: Path) -> np.ndarray | None:
     """Map original labels to the model's classes when the run kept a subset (`data.classes`)."""
     if y is None or preprocessing.get("task") != "classification":
         return y

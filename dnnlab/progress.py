@@ -70,9 +70,7 @@ class RichProgress(keras.callbacks.Callback):
             console=self.console,
             transient=False,
         )
-        self.run_task = self.progress.add_task(
-            "run", total=epochs, completed=initial_epoch, metrics=""
-        )
+        self.run_task = self.progress.add_task("run", total=epochs, completed=initial_epoch, metrics="")
         self.epoch_task = self.progress.add_task("epoch", total=steps_per_epoch, metrics="")
 
     def on_train_begin(self, logs=None):
@@ -84,7 +82,9 @@ class RichProgress(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.progress.update(
-            self.epoch_task, completed=min(batch + 1, self.steps_per_epoch), metrics=format_metrics(logs or {})
+            self.epoch_task,
+            completed=min(batch + 1, self.steps_per_epoch),
+            metrics=format_metrics(logs or {}),
         )
 
     def on_epoch_end(self, epoch, logs=None):

@@ -16,8 +16,9 @@ import json
 import os
 import socket
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from dnnlab.errors import RunDirError
 
@@ -130,7 +131,7 @@ class RunDir:
 
     # --- creation and locking ----------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> "RunDir":
+    def create(cls, runs_dir: Path, name: str) -> RunDir:
         """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]`; mkdir is atomic, so two commands
         started in the same second get different directories."""
         runs_dir = Path(runs_dir)
@@ -150,7 +151,7 @@ class RunDir:
         raise RunDirError(f"{runs_dir}: could not create a run directory for {name!r}")
 
     @classmethod
-    def open(cls, path: Path) -> "RunDir":
+    def open(cls, path: Path) -> RunDir:
         """An existing run directory; a missing path or a non-run directory is a RunDirError."""
         path = Path(path)
         if not path.exists():
@@ -223,8 +224,7 @@ class RunDir:
             return []
         with open(self.metrics_csv, newline="", encoding="utf-8") as handle:
             return [
-                {key: _parse_number(value) for key, value in row.items()}
-                for row in csv.DictReader(handle)
+                {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
 
 

@@ -18,7 +18,8 @@ callback (`PlateauScheduler`) whose state goes into the run's state.json.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Optional, Union
+from collections.abc import Callable
+from typing import Any
 
 import keras
 from keras import ops
@@ -181,9 +182,7 @@ def _steps_per_unit(schedule: Any, steps_per_epoch: int) -> int:
     return steps_per_epoch if getattr(schedule, "unit", "step") == "epoch" else 1
 
 
-def _one_cycle_learning_rate(
-    schedule: config.OneCycleSchedule, steps_per_unit: int, total: int
-) -> OneCycle:
+def _one_cycle_learning_rate(schedule: config.OneCycleSchedule, steps_per_unit: int, total: int) -> OneCycle:
     start = schedule.start_lr if schedule.start_lr is not None else schedule.max_lr / 10
     final = schedule.final_lr if schedule.final_lr is not None else start / 1000
     return OneCycle(start, schedule.max_lr, final, total, schedule.last_fraction, steps_per_unit)
@@ -195,19 +194,21 @@ def _one_cycle_momentum(schedule: config.OneCycleSchedule, steps_per_unit: int, 
 
 
 # name -> (schedule spec, lr0, steps per unit, total units of training) -> learning rate
-_LEARNING_RATES: dict[str, Callable[..., Union[float, LearningRateSchedule]]] = {
+_LEARNING_RATES: dict[str, Callable[..., float | LearningRateSchedule]] = {
     "none": lambda schedule, lr0, per, total: lr0,
     "plateau": lambda schedule, lr0, per, total: lr0,  # PlateauScheduler changes the variable
     "power": lambda schedule, lr0, per, total: PowerDecay(lr0, schedule.s, schedule.c, per),
     "exponential": lambda schedule, lr0, per, total: ExponentialDecay(lr0, schedule.s, schedule.base, per),
-    "piecewise": lambda schedule, lr0, per, total: PiecewiseConstant(schedule.boundaries, schedule.values, per),
+    "piecewise": lambda schedule, lr0, per, total: PiecewiseConstant(
+        schedule.boundaries, schedule.values, per
+    ),
     "one_cycle": lambda schedule, lr0, per, total: _one_cycle_learning_rate(schedule, per, total),
 }
 
 
 def make_learning_rate(
     optimizer_spec: Any, schedule_spec: Any, steps_per_epoch: int, epochs: int
-) -> Union[float, LearningRateSchedule]:
+) -> float | LearningRateSchedule:
     """The optimizer's `learning_rate`: a float for none/plateau, else an in-graph schedule."""
     build = _LEARNING_RATES.get(schedule_spec.type)
     if build is None:
@@ -458,9 +459,7 @@ def epoch_learning_rate(optimizer: keras.optimizers.Optimizer, epoch: int, steps
     return float(ops.convert_to_numpy(value))
 
 
-def epoch_momentum(
-    optimizer: keras.optimizers.Optimizer, epoch: int, steps_per_epoch: int
-) -> Optional[float]:
+def epoch_momentum(optimizer: keras.optimizers.Optimizer, epoch: int, steps_per_epoch: int) -> float | None:
     """The scheduled momentum (or beta_1) of the first step of `epoch`; None when not scheduled."""
     if not isinstance(optimizer, _MomentumSchedule):
         return None

@@ -64,10 +64,6 @@ class TrainResult:
         return {"completed": EXIT_OK, "interrupted": EXIT_INTERRUPTED}.get(self.status, EXIT_FAILED)
 
 
-
-
-
-
 def float32_value(value: Any) -> float:
     """The shortest decimal that is the same float32 (Keras computes in float32): 0.002, not
     0.0020000000949949026."""
@@ -168,16 +164,14 @@ class Recorder(keras.callbacks.Callback):
     state.json is written last: it is the commit point that resume trusts.
     """
 
-    def __init__(self, session: "Session"):
+    def __init__(self, session: Session):
         super().__init__()
         self.session = session
         self.diverged = False
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
-        self._lr = schedules.epoch_learning_rate(
-            self.model.optimizer, epoch, self.session.steps_per_epoch
-        )
+        self._lr = schedules.epoch_learning_rate(self.model.optimizer, epoch, self.session.steps_per_epoch)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = {k: float32_value(v) for k, v in (logs or {}).items() if k != "learning_rate"}
@@ -237,7 +231,9 @@ class Session:
         for old in run.checkpoints.glob("epoch-*.keras"):
             if old != checkpoint:
                 old.unlink(missing_ok=True)
-        run.update_run(epochs_done=epochs_done, best=state["best"], wall_seconds=round(state["wall_seconds"], 3))
+        run.update_run(
+            epochs_done=epochs_done, best=state["best"], wall_seconds=round(state["wall_seconds"], 3)
+        )
 
     # --- the fit ---------------------------------------------------------------------------
     def fit(self, model: keras.Model, epochs: int) -> str:
@@ -322,7 +318,11 @@ class Session:
 
 
 def compile_model(
-    model: keras.Model, spec: Spec, steps_per_epoch: int, execution: Execution, learning_rate: float | None = None
+    model: keras.Model,
+    spec: Spec,
+    steps_per_epoch: int,
+    execution: Execution,
+    learning_rate: float | None = None,
 ) -> None:
     """Compile with the spec's optimizer and schedule (at `learning_rate` when given)."""
     training = spec.training
@@ -416,14 +416,14 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
     state = run.read_state()
     if record.get("status") == "completed" and epochs is None:
         raise RunDirError(
-            f"{run.path}: completed after {state['epochs_done']} epochs; pass --epochs N to "
-            "train it further"
+            f"{run.path}: completed after {state['epochs_done']} epochs; pass --epochs N to train it further"
         )
     planned = epochs or record.get("epochs_planned") or spec.training.epochs
     if epochs and epochs > spec.training.epochs and spec.training.schedule.type == "one_cycle":
         log.warning(
             "training.schedule: one_cycle keeps the cycle of %d epochs it was compiled with; "
-            "epochs past it run at final_lr", spec.training.epochs
+            "epochs past it run at final_lr",
+            spec.training.epochs,
         )
     if planned <= state["epochs_done"]:
         raise RunDirError(
@@ -445,7 +445,9 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
     return _train(run, spec, dataset, model, state, planned)
 
 
-def _train(run: RunDir, spec: Spec, dataset: data.Dataset, model, state: dict[str, Any], epochs: int) -> TrainResult:
+def _train(
+    run: RunDir, spec: Spec, dataset: data.Dataset, model, state: dict[str, Any], epochs: int
+) -> TrainResult:
     session = Session(run, spec, dataset, state)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -75,7 +75,11 @@ BAD_SPECS = [
     ),
     (
         "piecewise boundaries not increasing",
-        {"training": {"schedule": {"type": "piecewise", "boundaries": [10, 5], "values": [0.1, 0.01, 0.001]}}},
+        {
+            "training": {
+                "schedule": {"type": "piecewise", "boundaries": [10, 5], "values": [0.1, 0.01, 0.001]}
+            }
+        },
         ["training.schedule.boundaries", "strictly increasing", "[10, 5]"],
     ),
     (
@@ -102,9 +106,7 @@ BAD_SPECS = [
 
 
 @pytest.mark.parametrize("changes, fragments", [c[1:] for c in BAD_SPECS], ids=[c[0] for c in BAD_SPECS])
-def test_bad_spec_is_one_line_naming_the_key_and_exit_code_2(
-    write_spec, regression_data, changes, fragments
-):
+def test_bad_spec_is_one_line_naming_the_key_and_exit_code_2(write_spec, regression_data, changes, fragments):
     path = write_spec(spec_with(regression_data, **changes))
     result = invoke("check", path)
     assert_one_line_error(result, *fragments)
@@ -139,9 +141,7 @@ def test_python_tag_is_refused_without_running_it(write_spec, tmp_path):
 
 def test_python_tag_inside_the_spec_is_refused(write_spec, tmp_path):
     marker = tmp_path / "hacked"
-    path = write_spec(
-        f'data: !!python/object/apply:os.system ["touch {marker}"]\nmodel: {{hidden: [3]}}\n'
-    )
+    path = write_spec(f'data: !!python/object/apply:os.system ["touch {marker}"]\nmodel: {{hidden: [3]}}\n')
     assert_one_line_error(invoke("summary", path), "not valid YAML")
     assert not marker.exists()
 
@@ -170,7 +170,11 @@ def test_bad_spec_fails_the_same_way_for_summary_and_train(write_spec, regressio
 
 
 def test_check_json_lists_the_warnings(write_spec, regression_data):
-    path = write_spec(spec_with(regression_data, model={"hidden": [30], "activation": "relu", "initializer": "glorot_uniform"}))
+    path = write_spec(
+        spec_with(
+            regression_data, model={"hidden": [30], "activation": "relu", "initializer": "glorot_uniform"}
+        )
+    )
     result = invoke("check", path, "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)  # exactly one JSON document on stdout
@@ -237,7 +241,12 @@ def test_schema_is_json_with_the_three_sections():
 
 def test_help_check_and_schema_do_not_import_tensorflow(write_spec, images_data):
     """TensorFlow takes seconds to import; these commands must not pay for it."""
-    path = write_spec({"data": images_data, "model": {"hidden": [30], "activation": "relu", "initializer": "glorot_uniform"}})
+    path = write_spec(
+        {
+            "data": images_data,
+            "model": {"hidden": [30], "activation": "relu", "initializer": "glorot_uniform"},
+        }
+    )
     script = textwrap.dedent(
         f"""
         import sys

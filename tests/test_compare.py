@@ -73,21 +73,25 @@ def write_run(
     if run_json:
         finite = [(v, i) for i, v in enumerate(val_loss) if v == v]
         value, epoch = min(finite) if finite else (None, None)
-        (run / "run.json").write_text(json.dumps({
-            "name": name,
-            "status": status,
-            "started": "2024-01-01T12:00:00",
-            "finished": "2024-01-01T12:01:00" if status != "running" else None,
-            "epochs_done": len(val_loss),
-            "epochs_planned": epochs_planned or len(val_loss),
-            "best": {"metric": "val_loss", "mode": "min", "value": value, "epoch": epoch},
-            "seed": config["seed"],
-            "config_hash": "abc",
-            "versions": {},
-            "host": "test",
-            "command": ["dnnlab", "train"],
-            "wall_seconds": 4.5,
-        }))
+        (run / "run.json").write_text(
+            json.dumps(
+                {
+                    "name": name,
+                    "status": status,
+                    "started": "2024-01-01T12:00:00",
+                    "finished": "2024-01-01T12:01:00" if status != "running" else None,
+                    "epochs_done": len(val_loss),
+                    "epochs_planned": epochs_planned or len(val_loss),
+                    "best": {"metric": "val_loss", "mode": "min", "value": value, "epoch": epoch},
+                    "seed": config["seed"],
+                    "config_hash": "abc",
+                    "versions": {},
+                    "host": "test",
+                    "command": ["dnnlab", "train"],
+                    "wall_seconds": 4.5,
+                }
+            )
+        )
     return run
 
 
@@ -127,7 +131,9 @@ def test_same_type_mapping_splits_into_subkeys_and_seed_counts(tmp_path):
     runs = [
         write_run(tmp_path, "a", spec(seed=1)),
         write_run(tmp_path, "b", spec(seed=2, **{"training.optimizer.learning_rate": 0.01})),
-        write_run(tmp_path, "c", spec(seed=3, **{"model.dropout": {"type": "dropout", "rate": 0.2, "where": "all"}})),
+        write_run(
+            tmp_path, "c", spec(seed=3, **{"model.dropout": {"type": "dropout", "rate": 0.2, "where": "all"}})
+        ),
     ]
     result = cmp.compare(runs)
     assert set(result.differing_keys) == {"seed", "training.optimizer.learning_rate", "model.dropout"}
@@ -235,7 +241,9 @@ def test_json_has_the_documented_keys(activation_runs):
 def test_csv_and_markdown_have_every_run(activation_runs):
     result = cmp.compare(activation_runs)
     rows = list(csv.DictReader(io.StringIO(fmt.render(result, "csv"))))
-    assert [r["run"] for r in rows] == [p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])]
+    assert [r["run"] for r in rows] == [
+        p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])
+    ]
     assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
     markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
@@ -260,8 +268,12 @@ def test_large_comparisons_render_as_aligned_plain_columns(tmp_path):
 
     count = fmt.LARGE_TABLE_ROWS + 5
     paths = [
-        write_run(tmp_path, f"r{i:03d}", spec(**{"training.optimizer.learning_rate": 0.001 * (i + 1)}),
-                  [0.9, 0.5 + i / 1000])
+        write_run(
+            tmp_path,
+            f"r{i:03d}",
+            spec(**{"training.optimizer.learning_rate": 0.001 * (i + 1)}),
+            [0.9, 0.5 + i / 1000],
+        )
         for i in range(count)
     ]
     console = Console(file=io.StringIO(), width=250)
@@ -316,13 +328,16 @@ def test_importing_compare_does_not_import_tensorflow():
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 
-@pytest.mark.parametrize("text", [
-    "# a comment\nname: a\nseed: 1\nmodel:\n  hidden: [3, 2]\n  activation: {type: elu, alpha: 1.0}\n",
-    "name: a\nbase: &b {x: 1}\nother: *b\n",      # an anchor shared across sections
-    "{name: a, seed: 1}\n",                         # flow style
-    "---\nname: a\nseed: 2\n",                      # a document marker
-    "name: a\ntext: |\n  line one\n\n  line two\n",  # a block scalar with a blank line
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "# a comment\nname: a\nseed: 1\nmodel:\n  hidden: [3, 2]\n  activation: {type: elu, alpha: 1.0}\n",
+        "name: a\nbase: &b {x: 1}\nother: *b\n",  # an anchor shared across sections
+        "{name: a, seed: 1}\n",  # flow style
+        "---\nname: a\nseed: 2\n",  # a document marker
+        "name: a\ntext: |\n  line one\n\n  line two\n",  # a block scalar with a blank line
+    ],
+)
 def test_parse_spec_matches_yaml(text):
     sections: dict = {}
     assert cmp.parse_spec(text, sections) == yaml.safe_load(text)
@@ -344,8 +359,10 @@ def _cli_has_compare() -> bool:
         from dnnlab.cli import app
     except ImportError:
         return False
-    return any(c.name == "compare" or getattr(c.callback, "__name__", "") == "compare"
-               for c in app.registered_commands)
+    return any(
+        c.name == "compare" or getattr(c.callback, "__name__", "") == "compare"
+        for c in app.registered_commands
+    )
 
 
 @pytest.mark.skipif(not _cli_has_compare(), reason="`dnnlab compare` is not wired into the CLI yet")

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 import yaml
+from helpers import train_run, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli import app
-from helpers import train_run, write_spec
 
 # Only model.activation (and seed) vary; the initializer is left to its default, which follows
 # the activation, so it may differ too, and then compare must say so.

@@ -82,15 +82,28 @@ def warnings_of(write_spec, spec: dict) -> dict[str, str]:
     [
         ({"activation": "selu", "initializer": "he_normal"}, {}, "model.initializer", "lecun_normal"),
         ({"activation": "selu", "normalization": "batch_norm"}, {}, "model.normalization", "batch norm"),
-        ({"activation": "selu", "input_normalization": "batch_norm"}, {}, "model.normalization", "batch norm"),
-        ({"activation": "selu", "regularizer": {"type": "l2", "factor": 0.01}}, {}, "model.regularizer", "l1/l2"),
+        (
+            {"activation": "selu", "input_normalization": "batch_norm"},
+            {},
+            "model.normalization",
+            "batch norm",
+        ),
+        (
+            {"activation": "selu", "regularizer": {"type": "l2", "factor": 0.01}},
+            {},
+            "model.regularizer",
+            "l1/l2",
+        ),
         ({"activation": "selu", "dropout": {"rate": 0.2}}, {}, "model.dropout", "alpha_dropout"),
         ({"activation": "selu"}, {"scaling": "none"}, "data.scaling", "standardized"),
         ({"activation": "relu", "initializer": "glorot_uniform"}, {}, "model.hidden[0]", "He initialization"),
         ({"activation": "elu", "initializer": "lecun_normal"}, {}, "model.hidden[1]", "He initialization"),
         ({"activation": "sigmoid", "initializer": "he_normal"}, {}, "model.hidden[0]", "Glorot"),
         (
-            {"activation": "tanh", "initializer": {"type": "variance_scaling", "scale": 2.0, "mode": "fan_avg"}},
+            {
+                "activation": "tanh",
+                "initializer": {"type": "variance_scaling", "scale": 2.0, "mode": "fan_avg"},
+            },
             {},
             "model.hidden[0]",
             "Glorot",

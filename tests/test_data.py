@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from dnnlab import data, keras_datasets
-from dnnlab.config import DataSpec, NAMED_DATASETS
+from dnnlab.config import NAMED_DATASETS, DataSpec
 from dnnlab.data import Scaling, describe, load, load_array_file
 from dnnlab.errors import DataError
 
@@ -83,7 +83,11 @@ def test_describe_classes_and_task():
 @pytest.mark.parametrize(
     ("fields", "key", "fragment"),
     [
-        ({"dataset": "digits", "classes": [5, 12]}, "data.classes", "12 is not a class of digits; allowed: 0..9"),
+        (
+            {"dataset": "digits", "classes": [5, 12]},
+            "data.classes",
+            "12 is not a class of digits; allowed: 0..9",
+        ),
         ({"dataset": "digits", "classes": [5, 5]}, "data.classes", "listed twice"),
         ({"dataset": "diabetes", "classes": [1]}, "data.classes", "regression"),
         ({"dataset": "diabetes", "task": "classification"}, "data.task", "regression set"),
@@ -270,8 +274,18 @@ def test_npz_float_labels_infer_regression(tmp_path):
     [
         (None, {}, "data.dataset.path", "no such file"),
         ({"x_train": np.ones((3, 2))}, {}, "data.dataset.path", "needs arrays x_train and y_train"),
-        ({"x_train": np.ones((3, 2)), "y_train": np.array([0, 1, 1])}, {"classes": [2]}, "data.classes", "allowed: 0..1"),
-        ({"x_train": np.ones((3, 2)), "y_train": np.array([0.5, 1, 1])}, {"task": "classification"}, "data.task", "0.5"),
+        (
+            {"x_train": np.ones((3, 2)), "y_train": np.array([0, 1, 1])},
+            {"classes": [2]},
+            "data.classes",
+            "allowed: 0..1",
+        ),
+        (
+            {"x_train": np.ones((3, 2)), "y_train": np.array([0.5, 1, 1])},
+            {"task": "classification"},
+            "data.task",
+            "0.5",
+        ),
     ],
 )
 def test_npz_errors(tmp_path, arrays, fields, key, fragment):
@@ -398,7 +412,7 @@ def test_keras_mnist_from_cache(keras_home):
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
-    header = (b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape))
+    header = b"\x00\x00\x08" + bytes([array.ndim]) + b"".join(int(d).to_bytes(4, "big") for d in array.shape)
     with gzip.open(path, "wb") as handle:
         handle.write(header + array.tobytes())
 

@@ -18,7 +18,9 @@ NOTES_BN = {"hidden": [300, 100], "activation": "elu", "normalization": "batch_n
 
 def test_models_without_random_layers_get_xla_and_all_cores():
     chosen = plan(spec(NOTES_BN), (28, 28), 1719)
-    assert chosen == Execution(steps_per_execution=191, jit_compile=True, intra_op_threads=0, inter_op_threads=0)
+    assert chosen == Execution(
+        steps_per_execution=191, jit_compile=True, intra_op_threads=0, inter_op_threads=0
+    )
 
 
 @pytest.mark.parametrize(
@@ -27,7 +29,13 @@ def test_models_without_random_layers_get_xla_and_all_cores():
         {**NOTES_BN, "dropout": {"rate": 0.2}},
         {**NOTES_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
         {"hidden": [30], "activation": "rrelu"},
-        {"layers": [{"type": "dense", "units": 30}, {"type": "dropout", "rate": 0.5}, {"type": "dense", "units": 10}]},
+        {
+            "layers": [
+                {"type": "dense", "units": 30},
+                {"type": "dropout", "rate": 0.5},
+                {"type": "dense", "units": 10},
+            ]
+        },
         {"layers": [{"type": "dense", "units": 30, "activation": "rrelu"}, {"type": "dense", "units": 10}]},
     ],
 )
@@ -50,8 +58,12 @@ def test_large_steps_keep_all_cores_without_xla():
 
 
 def test_the_spec_overrides_every_choice():
-    chosen = plan(spec(NOTES_BN, jit_compile=False, intra_op_threads=2, steps_per_execution=7), (28, 28), 1719)
-    assert chosen == Execution(steps_per_execution=7, jit_compile=False, intra_op_threads=2, inter_op_threads=0)
+    chosen = plan(
+        spec(NOTES_BN, jit_compile=False, intra_op_threads=2, steps_per_execution=7), (28, 28), 1719
+    )
+    assert chosen == Execution(
+        steps_per_execution=7, jit_compile=False, intra_op_threads=2, inter_op_threads=0
+    )
 
 
 def test_automatic_xla_is_left_to_keras_on_a_gpu_under_determinism():

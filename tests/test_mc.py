@@ -33,7 +33,12 @@ def _classifier(rate=0.3, dropout=keras.layers.Dropout, batch_norm=True):
 def _regressor():
     keras.utils.set_random_seed(2)
     return keras.Sequential(
-        [keras.Input((FEATURES,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dropout(0.2), keras.layers.Dense(1)]
+        [
+            keras.Input((FEATURES,)),
+            keras.layers.Dense(8, activation="relu"),
+            keras.layers.Dropout(0.2),
+            keras.layers.Dense(1),
+        ]
     )
 
 
@@ -180,7 +185,10 @@ def test_functional_chain_is_supported_and_branching_model_refused():
 
 def test_model_without_dropout_is_refused():
     model = _classifier(rate=0.3, batch_norm=False)
-    no_dropout = keras.Sequential([keras.Input((FEATURES,))] + [layer for layer in model.layers if not isinstance(layer, keras.layers.Dropout)])
+    no_dropout = keras.Sequential(
+        [keras.Input((FEATURES,))]
+        + [layer for layer in model.layers if not isinstance(layer, keras.layers.Dropout)]
+    )
     with pytest.raises(PredictError, match="no dropout layer"):
         mc.predict(no_dropout, _inputs(), samples=10)
 
@@ -202,7 +210,9 @@ def test_classification_metrics_on_a_hand_made_example():
     y = np.array([0, 2, 2, 2])
     metrics = mc.classification_metrics(probabilities, y)
     assert metrics["accuracy"] == pytest.approx(3 / 4)
-    assert metrics["nll"] == pytest.approx(-(math.log(0.7) + math.log(0.4) + math.log(0.4) + math.log(0.9)) / 4)
+    assert metrics["nll"] == pytest.approx(
+        -(math.log(0.7) + math.log(0.4) + math.log(0.4) + math.log(0.9)) / 4
+    )
     brier = [0.09 + 0.04 + 0.01, 0.01 + 0.25 + 0.36, 0.09 + 0.09 + 0.36, 0.0025 + 0.0025 + 0.01]
     assert metrics["brier"] == pytest.approx(sum(brier) / 4)
     # Confidences 0.7, 0.5, 0.4, 0.9 fall in four different 1/15-wide bins; each bin's gap is

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import start, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab import mc, train
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from helpers import start, train_run, write_spec
 
 # configs/mc_dropout.yaml, shrunk: 16 units and 3 epochs at a higher rate still reach about 90%
 # test accuracy on digits, enough to tell scaled inputs from unscaled ones.
@@ -57,8 +57,6 @@ runner = CliRunner()
 
 
 # --- helpers ------------------------------------------------------------------------------------
-
-
 
 
 def mc_predict(*args):
@@ -150,8 +148,14 @@ def test_summary_table_on_stderr_has_both_columns_side_by_side(seeded):
     lines = stderr.splitlines()
     assert any("deterministic" in line and "MC dropout" in line for line in lines), stderr
     for metric in CLASSIFICATION_METRICS:
-        row = next((line for line in lines if line.split("│")[0].strip(" │") == metric
-                    or line.strip(" │").startswith(metric + " ")), None)
+        row = next(
+            (
+                line
+                for line in lines
+                if line.split("│")[0].strip(" │") == metric or line.strip(" │").startswith(metric + " ")
+            ),
+            None,
+        )
         assert row is not None, (metric, stderr)
         numbers = [cell for cell in row.replace("│", " ").split() if cell.replace(".", "").isdigit()]
         assert len(numbers) == 2, row
@@ -231,7 +235,10 @@ def test_without_run_dir_the_latest_completed_run_is_used(tmp_path, monkeypatch,
         patch.setattr(train.Session, "record_epoch", record_then_interrupt)
         interrupted = start(digits_spec, runs_dir, ["training.epochs=2"], "interrupted")
     assert interrupted.status == "interrupted"
-    assert json.loads((older / "run.json").read_text())["finished"] < json.loads((newer / "run.json").read_text())["finished"]
+    assert (
+        json.loads((older / "run.json").read_text())["finished"]
+        < json.loads((newer / "run.json").read_text())["finished"]
+    )
 
     monkeypatch.chdir(tmp_path)
     out = mc_json("--samples", 2, "--seed", 0)

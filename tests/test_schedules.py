@@ -47,7 +47,9 @@ def data(seed=0):
 
 def tiny_model(optimizer, seed=1):
     keras.utils.set_random_seed(seed)
-    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)])
+    model = keras.Sequential(
+        [keras.Input((3,)), keras.layers.Dense(4, activation="tanh"), keras.layers.Dense(1)]
+    )
     model.compile(optimizer=optimizer, loss="mse", steps_per_execution=STEPS_PER_EPOCH)
     return model
 
@@ -86,7 +88,9 @@ def test_exponential_follows_the_notes_formula(unit):
     )
     for epoch in range(0, 50, 3):
         t = epoch if unit == "epoch" else epoch * STEPS_PER_EPOCH
-        assert epoch_learning_rate(opt, epoch, STEPS_PER_EPOCH) == pytest.approx(0.01 * 0.1 ** (t / 20), rel=1e-5)
+        assert epoch_learning_rate(opt, epoch, STEPS_PER_EPOCH) == pytest.approx(
+            0.01 * 0.1 ** (t / 20), rel=1e-5
+        )
 
 
 def test_exponential_base():
@@ -441,7 +445,9 @@ def test_only_plateau_needs_a_callback():
     for kind in ("none", "power", "exponential"):
         assert schedule_callbacks(schedule_spec(type=kind)) == []
     assert schedule_callbacks(schedule_spec(type="one_cycle", max_lr=0.1)) == []
-    callback, _ = plateau(factor=0.2, patience=3, monitor="val_loss", min_delta=0.01, cooldown=1, min_lr=0.001)
+    callback, _ = plateau(
+        factor=0.2, patience=3, monitor="val_loss", min_delta=0.01, cooldown=1, min_lr=0.001
+    )
     assert isinstance(callback, PlateauScheduler)
     assert (callback.factor, callback.patience, callback.monitor, callback.cooldown, callback.min_lr) == (
         0.2,

@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from helpers import read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
 from dnnlab import train
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from helpers import read_json, read_metrics, start, write_spec
 
 TINY = {
     "name": "tiny",
@@ -70,9 +70,6 @@ DNNLAB = str(Path(sys.executable).with_name("dnnlab"))
 # --- helpers -------------------------------------------------------------------------------
 
 
-
-
-
 def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
     """The rows as text, minus the wall time: equal text means bit-equal float32 values."""
     return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
@@ -80,7 +77,6 @@ def without_seconds(rows: list[dict[str, str]]) -> list[dict[str, str]]:
 
 def column(run_dir: Path, name: str) -> list[float]:
     return [float(row[name]) for row in read_metrics(run_dir)]
-
 
 
 def weights(path: Path) -> list[np.ndarray]:
@@ -473,7 +469,9 @@ def test_early_stopping_stops_after_patience(early_stopped_run):
     assert state["callbacks"]["ResumableEarlyStopping"]["wait"] == 3
 
 
-def test_early_stopping_patience_continues_across_a_resume(early_stopped_run, tiny_spec, tmp_path, monkeypatch):
+def test_early_stopping_patience_continues_across_a_resume(
+    early_stopped_run, tiny_spec, tmp_path, monkeypatch
+):
     resumed = train_interrupted_then_resumed(monkeypatch, tiny_spec, tmp_path, EARLY_STOPPING, 2)
     assert resumed.epochs_done == 4  # not 2 + 4: the wait of 1 after epoch 1 was kept
     assert_same_run(resumed.run_dir, early_stopped_run)
@@ -522,7 +520,9 @@ DIVERGING = [
 
 
 def test_divergence_is_recorded_and_last_checkpoint_is_finite(tiny_spec, tmp_path):
-    result = runner.invoke(app, ["train", str(tiny_spec), "--runs-dir", str(tmp_path), *sum((["-o", o] for o in DIVERGING), [])])
+    result = runner.invoke(
+        app, ["train", str(tiny_spec), "--runs-dir", str(tmp_path), *sum((["-o", o] for o in DIVERGING), [])]
+    )
     assert result.exit_code == 1, result.output
     (run_dir,) = list(tmp_path.iterdir())
     record = read_json(run_dir / "run.json")
@@ -645,7 +645,13 @@ def uninterrupted_killable(module_dir, killable_spec) -> Path:
     done = cli_train(str(killable_spec), "--runs-dir", str(runs))
     assert done.returncode == 0, done.stderr
     run_dir = Path(done.stdout.strip())
-    assert read_json(run_dir / "run.json")["command"] == ["dnnlab", "train", str(killable_spec), "--runs-dir", str(runs)]
+    assert read_json(run_dir / "run.json")["command"] == [
+        "dnnlab",
+        "train",
+        str(killable_spec),
+        "--runs-dir",
+        str(runs),
+    ]
     return run_dir
 
 
