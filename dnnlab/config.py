@@ -12,7 +12,7 @@ import hashlib
 import json
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import (
@@ -44,7 +44,7 @@ def _shorthand(value: Any) -> Any:
 
 def Variants(*models: type[BaseModel]) -> Any:
     """A union of models chosen by their `type` field, accepting the string shorthand."""
-    return Annotated[models, Field(discriminator="type"), BeforeValidator(_shorthand)]
+    return Annotated[Union[models], Field(discriminator="type"), BeforeValidator(_shorthand)]  # noqa: UP007
 
 
 # --- initializers --------------------------------------------------------------------------
