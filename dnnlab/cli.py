@@ -334,6 +334,6 @@ def mc_summary_table(report: dict):
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML spec (for editors)."""
-    from dnnlab.config import json_schema
+    from dnnlab.spec import json_schema
 
     print_json(json_schema())

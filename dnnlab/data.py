@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from dnnlab import keras_datasets
-from dnnlab.config import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
 from dnnlab.errors import DataError
+from dnnlab.spec.models import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dnnlab.config import load_spec, spec_to_dict
 from dnnlab.errors import ConfigError
-from dnnlab.spec import check_spec
+from dnnlab.spec import check_spec, load_spec, spec_to_dict
 
 
 def regression(data: dict, **model) -> dict:

@@ -1,7 +1,7 @@
 """Rules that span several fields of a spec: errors that stop a run, and the notes' advice.
 
 Each rule is a small `check_*` function taking the spec and returning findings with the dotted
-key they concern. Field-level rules live on the pydantic models in `config.py`.
+key they concern. Field-level rules live on the pydantic models in `models.py`.
 """
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from dnnlab.config import (
+from dnnlab.errors import ConfigError
+from dnnlab.spec.models import (
     RELU_FAMILY,
     CompactModel,
     DenseLayer,
@@ -18,7 +19,6 @@ from dnnlab.config import (
     Spec,
     recommended_initializer,
 )
-from dnnlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
