@@ -103,7 +103,7 @@ def _read_chain(path: Path, chain: tuple[Path, ...] = ()) -> list[tuple[Path, An
         cycle = " -> ".join(str(p) for p in (*seen, parent))
         raise ConfigError(f"{path}: extends: {cycle} is a cycle; a spec cannot extend itself")
     if not parent.is_file():
-        raise ConfigError(f"{path}: extends: {target}: no such file ({parent})")
+        raise ConfigError(f"{path}: extends: {parent}: no such file")
     ancestors = _read_chain(parent, seen)
     if not isinstance(ancestors[-1][1], dict):
         kind = "empty" if ancestors[-1][1] is None else type(ancestors[-1][1]).__name__
