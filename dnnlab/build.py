@@ -8,7 +8,8 @@ from typing import Any
 
 import keras
 
-from dnnlab.config import (
+from dnnlab.layers import RReLU
+from dnnlab.spec.models import (
     ActivationLayer,
     BatchNormLayer,
     CompactModel,
@@ -18,7 +19,6 @@ from dnnlab.config import (
     FlattenLayer,
     Spec,
 )
-from dnnlab.layers import RReLU
 
 
 def get(registry: dict[str, Callable], name: str, part: str) -> Callable:
@@ -196,7 +196,7 @@ def explicit_layers(model: ExplicitModel) -> list[keras.layers.Layer]:
 
 
 def build_model(spec: Spec, input_shape: tuple[int, ...]) -> keras.Model:
-    """The uncompiled model for a resolved spec (see `config.resolve`)."""
+    """The uncompiled model for a resolved spec (see `dnnlab.spec.resolve`)."""
     model_spec = spec.model
     if isinstance(model_spec, CompactModel):
         layers = compact_layers(model_spec, len(input_shape))

@@ -107,9 +107,12 @@ def check(
     config: Path = typer.Argument(..., help="YAML spec to validate."),
     override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    print_config: bool = typer.Option(
+        False, "--print-config", help="Print the resolved spec (what config.yaml records) on stdout."
+    ),
 ) -> None:
     """Validate a spec and print the notes' advice; trains nothing."""
-    from dnnlab.spec import check_spec
+    from dnnlab.spec import check_spec, spec_to_dict, spec_to_yaml
 
     try:
         checked = check_spec(config, override)
@@ -119,15 +122,20 @@ def check(
         raise
     warnings = [f for f in checked.warnings if f.level == "warning"]
     if as_json:
-        print_json(
-            {
-                "valid": True,
-                "errors": [],
-                "warnings": [{"key": f.key, "message": f.message} for f in warnings],
-            }
-        )
+        report = {
+            "valid": True,
+            "errors": [],
+            "warnings": [{"key": f.key, "message": f.message} for f in warnings],
+        }
+        if print_config:
+            report["config"] = spec_to_dict(checked.spec)
+        print_json(report)
+    elif print_config:
+        sys.stdout.write(spec_to_yaml(checked.spec))
     print_warnings(warnings)
-    stderr_console().print(f"[green]valid:[/] {_escape(str(config))} ({len(warnings)} warning(s))")
+    stderr_console().print(
+        f"[green]valid:[/] {_escape(str(config))} ({len(warnings)} warning(s))", soft_wrap=True
+    )
 
 
 @app.command()
@@ -334,6 +342,6 @@ def mc_summary_table(report: dict):
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML spec (for editors)."""
-    from dnnlab.config import json_schema
+    from dnnlab.spec import json_schema
 
     print_json(json_schema())

@@ -3,7 +3,9 @@
 `describe` answers shapes and task without loading anything heavy (for `check` and `summary`),
 `load` returns the arrays a run trains on, and `Scaling` is the transform recorded in
 preprocessing.json so that prediction applies exactly what training did. Neither imports
-TensorFlow; Keras is imported only to download a set that is not in its cache yet.
+TensorFlow; Keras is imported only to download a set that is not in its cache yet. Each kind of
+source (Keras set, scikit-learn set, npz, csv, synthetic) has one `Reader` in `READERS`, its
+describe and load side by side.
 
 Order of operations in `load`: source -> test split (held out with the seed when the source has
 none) -> `classes` filter and relabelling -> validation from the front of the training rows ->
@@ -14,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from dnnlab import keras_datasets
-from dnnlab.config import KERAS_DATASETS, DataSpec, NpzSource, SyntheticSource
 from dnnlab.errors import DataError
+from dnnlab.spec.models import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, SyntheticSource
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -149,69 +151,39 @@ class Dataset:
 # --- describe ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SourceFacts:
+    """What a source tells about itself before `task` and `classes` are applied."""
+
+    shape: tuple[int, ...]
+    task: str  # inferred from the source
+    name: str
+    num_classes: int | None = None  # known without reading labels (named and synthetic sets)
+    labels: np.ndarray | None = None  # the labels present, for file sources
+    label_names: list[str] | None = None  # text labels of a csv target, index = label
+
+
 def describe(spec: DataSpec) -> DatasetInfo:
     """Shape, task and class count without loading the examples (offline, no TensorFlow).
 
     Named and synthetic sets come from tables and fields; an npz file gives its array headers
     and labels, a csv file its header and label column. Also checks `task` and `classes`.
     """
-    source = spec.dataset
-    labels: np.ndarray | None = None  # the labels present, for file sources
-    names: list[str] | None = None
-    if isinstance(source, str):
-        shape, known_classes = NAMED_SETS[source]
-        name, inferred = source, CLASSIFICATION if known_classes else REGRESSION
-        if spec.task == CLASSIFICATION and inferred == REGRESSION:
-            raise DataError(f"data.task: {source} is a regression set; use task: regression or omit it")
-    elif isinstance(source, SyntheticSource):
-        shape, known_classes = tuple(source.shape), source.classes
-        name, inferred = "synthetic", source.task
-    elif isinstance(source, NpzSource):
-        path = _existing(source.path, "data.dataset.path")
-        headers = _npz_headers(path)
-        if "x_train" not in headers or "y_train" not in headers:
-            raise DataError(
-                f"data.dataset.path: {path} needs arrays x_train and y_train; "
-                f"it has: {', '.join(headers) or 'none'}"
-            )
-        shape, known_classes, name = headers["x_train"], None, f"npz:{source.path}"
-        if not shape:
-            raise DataError(
-                f"data.dataset.path: x_train in {path} is 1-D; expected one row per example, "
-                "shape (n, features...)"
-            )
-        labels = _npz_labels(path)
-        inferred = _infer_task(labels)
-        if (spec.task or inferred) == CLASSIFICATION and headers["y_train"] not in ((), (1,)):
-            raise DataError(
-                f"data.dataset.path: y_train in {path} has shape (n, *{headers['y_train']}); "
-                "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
-            )
-    else:  # CsvSource
-        path = _existing(source.path, "data.dataset.path")
-        header, column = _csv_column(path, source.target)
-        shape, known_classes, name = (len(header) - 1,), None, f"csv:{source.path}"
-        labels, names = _csv_labels(column)
-        inferred = CLASSIFICATION if names is not None else _infer_task(labels)
-        if names is not None and spec.task == REGRESSION:
-            raise DataError(
-                f"data.task: regression needs a numeric target, but column '{source.target}' "
-                f"of {path} holds text such as {names[0]!r}"
-            )
-
-    task = spec.task or inferred
+    found = reader(spec.dataset).describe(spec.dataset, spec.task)
+    task = spec.task or found.task
     if task == REGRESSION:
         if spec.classes is not None:
             raise DataError("data.classes: only applies to classification, and this task is regression")
-        return DatasetInfo(tuple(shape), REGRESSION, None, name)
+        return DatasetInfo(found.shape, REGRESSION, None, found.name)
+    labels, names, known_classes = found.labels, found.label_names, found.num_classes
     if labels is not None and names is None:
-        _check_class_labels(labels, name)
+        _check_class_labels(labels, found.name)
     present = list(range(known_classes)) if known_classes else sorted(int(v) for v in np.unique(labels))
     num_classes = known_classes or (len(names) if names else max(present) + 1)
     if spec.classes is not None:
-        _check_classes(spec.classes, present, name, names)
+        _check_classes(spec.classes, present, found.name, names)
         num_classes = len(spec.classes)
-    return DatasetInfo(tuple(shape), CLASSIFICATION, num_classes, name)
+    return DatasetInfo(found.shape, CLASSIFICATION, num_classes, found.name)
 
 
 def _infer_task(labels: np.ndarray) -> str:
@@ -277,7 +249,7 @@ def load(spec: DataSpec, seed: int) -> Dataset:
     keeps the first N training rows left after that; scaling is fitted on those rows only.
     """
     info = describe(spec)
-    raw = _load_source(spec.dataset, seed, info)
+    raw = reader(spec.dataset).load(spec.dataset, seed, info.task)
     if raw.x_test is None:
         raw.x_train, raw.x_test, raw.y_train, raw.y_test = _hold_out(
             raw.x_train, raw.y_train, spec.test, seed, info.task == CLASSIFICATION
@@ -322,16 +294,6 @@ def load(spec: DataSpec, seed: int) -> Dataset:
         scaling=scaling,
         class_labels=class_labels,
     )
-
-
-def _load_source(source: Any, seed: int, info: DatasetInfo) -> _Raw:
-    if isinstance(source, str):
-        return _Raw(*keras_datasets.load(source)) if source in KERAS_DATASETS else _load_sklearn(source)
-    if isinstance(source, SyntheticSource):
-        return _synthetic(source, seed, info.task)
-    if isinstance(source, NpzSource):
-        return _load_npz(Path(source.path))
-    return _load_csv(Path(source.path), source.target)
 
 
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
@@ -381,17 +343,33 @@ def _hold_out(
         return train_test_split(x, y, test_size=fraction, random_state=seed)
 
 
-# --- sklearn and synthetic -----------------------------------------------------------------
+# --- named sets and synthetic data ---------------------------------------------------------
 
 
-def _load_sklearn(name: str) -> _Raw:
+def _describe_named(name: str, task: str | None) -> SourceFacts:
+    shape, known_classes = NAMED_SETS[name]
+    inferred = CLASSIFICATION if known_classes else REGRESSION
+    if task == CLASSIFICATION and inferred == REGRESSION:
+        raise DataError(f"data.task: {name} is a regression set; use task: regression or omit it")
+    return SourceFacts(shape, inferred, name, known_classes)
+
+
+def _load_keras(name: str, seed: int, task: str) -> _Raw:
+    return _Raw(*keras_datasets.load(name))
+
+
+def _load_sklearn(name: str, seed: int, task: str) -> _Raw:
     import sklearn.datasets
 
     x, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
     return _Raw(x, y, None, None)
 
 
-def _synthetic(source: SyntheticSource, seed: int, task: str) -> _Raw:
+def _describe_synthetic(source: SyntheticSource, task: str | None) -> SourceFacts:
+    return SourceFacts(tuple(source.shape), source.task, "synthetic", source.classes)
+
+
+def _load_synthetic(source: SyntheticSource, seed: int, task: str) -> _Raw:
     """Seeded, learnable data: class prototypes plus noise, or a smooth random function.
 
     Prototypes are scaled so that neighbouring classes sit a few noise widths apart whatever
@@ -459,8 +437,32 @@ def _npz_labels(path: Path) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def _load_npz(path: Path) -> _Raw:
-    key = "data.dataset.path"
+def _describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
+    path = _existing(source.path, "data.dataset.path")
+    headers = _npz_headers(path)
+    if "x_train" not in headers or "y_train" not in headers:
+        raise DataError(
+            f"data.dataset.path: {path} needs arrays x_train and y_train; "
+            f"it has: {', '.join(headers) or 'none'}"
+        )
+    shape = headers["x_train"]
+    if not shape:
+        raise DataError(
+            f"data.dataset.path: x_train in {path} is 1-D; expected one row per example, "
+            "shape (n, features...)"
+        )
+    labels = _npz_labels(path)
+    inferred = _infer_task(labels)
+    if (task or inferred) == CLASSIFICATION and headers["y_train"] not in ((), (1,)):
+        raise DataError(
+            f"data.dataset.path: y_train in {path} has shape (n, *{headers['y_train']}); "
+            "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
+        )
+    return SourceFacts(shape, inferred, f"npz:{source.path}", labels=labels)
+
+
+def _load_npz(source: NpzSource, seed: int, task: str) -> _Raw:
+    path, key = Path(source.path), "data.dataset.path"
     with _open_npz(path, key) as arrays:
         found = {k: arrays[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in arrays.files}
     if ("x_test" in found) != ("y_test" in found):
@@ -541,7 +543,21 @@ def _to_floats(path: Path, header: list[str], rows: list[tuple[int, list[str]]],
         raise
 
 
-def _load_csv(path: Path, target: str) -> _Raw:
+def _describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
+    path = _existing(source.path, "data.dataset.path")
+    header, column = _csv_column(path, source.target)
+    labels, names = _csv_labels(column)
+    if names is not None and task == REGRESSION:
+        raise DataError(
+            f"data.task: regression needs a numeric target, but column '{source.target}' "
+            f"of {path} holds text such as {names[0]!r}"
+        )
+    inferred = CLASSIFICATION if names is not None else _infer_task(labels)
+    return SourceFacts((len(header) - 1,), inferred, f"csv:{source.path}", labels=labels, label_names=names)
+
+
+def _load_csv(source: CsvSource, seed: int, task: str) -> _Raw:
+    path, target = Path(source.path), source.target
     rows = list(_csv_rows(path))
     header = rows[0][1]
     index = _target_index(path, header, target)
@@ -552,6 +568,33 @@ def _load_csv(path: Path, target: str) -> _Raw:
     features = [(n, cells[:index] + cells[index + 1 :]) for n, cells in rows[1:]]
     x = _to_floats(path, feature_names, features, "data.dataset.path")
     return _Raw(x, y, None, None, names)
+
+
+# --- one reader per source ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Reader:
+    """How one kind of source describes itself (cheaply, for `check`) and loads its arrays."""
+
+    describe: Callable[[Any, str | None], SourceFacts]  # (source, requested task)
+    load: Callable[[Any, int, str], _Raw]  # (source, seed, task)
+
+
+READERS: dict[str, Reader] = {
+    "keras": Reader(_describe_named, _load_keras),
+    "sklearn": Reader(_describe_named, _load_sklearn),
+    "npz": Reader(_describe_npz, _load_npz),
+    "csv": Reader(_describe_csv, _load_csv),
+    "synthetic": Reader(_describe_synthetic, _load_synthetic),
+}
+
+
+def reader(source: str | NpzSource | CsvSource | SyntheticSource) -> Reader:
+    """The reader for `data.dataset`: a named set's origin, else the mapping's `type`."""
+    if isinstance(source, str):
+        return READERS["keras" if source in KERAS_DATASETS else "sklearn"]
+    return READERS[source.type]
 
 
 def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:

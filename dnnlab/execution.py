@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnlab.config import CompactModel, Spec
+from dnnlab.spec.models import CompactModel, Spec
 
 log = logging.getLogger("dnnlab")
 

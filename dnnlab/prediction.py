@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from dnnlab import data
-from dnnlab.config import parse_spec, read_yaml
 from dnnlab.errors import DataError, RunDirError
 from dnnlab.runs import RunDir, latest_completed
+from dnnlab.spec import parse_spec, read_yaml
 
 SPLITS = ("test", "validation")
 

@@ -25,7 +25,6 @@ from typing import Any
 import numpy as np
 
 from dnnlab import __version__, data, runtime
-from dnnlab.config import Spec, parse_spec, read_yaml, spec_hash, spec_to_yaml
 from dnnlab.errors import RunDirError
 from dnnlab.runs import (
     RunDir,
@@ -37,7 +36,7 @@ from dnnlab.runs import (
     metric_mode,
     now,
 )
-from dnnlab.spec import CheckedSpec
+from dnnlab.spec import CheckedSpec, Spec, parse_spec, read_yaml, spec_hash, spec_to_yaml
 
 runtime.quiet_tensorflow()
 import keras  # noqa: E402

@@ -12,9 +12,9 @@ from pathlib import Path
 import keras
 
 from dnnlab.build import load_model
-from dnnlab.config import Transfer
 from dnnlab.errors import ConfigError
 from dnnlab.runs import RunDir
+from dnnlab.spec.models import Transfer
 
 OUTPUT_LAYERS = ("output", "output_activation")
 

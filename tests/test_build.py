@@ -8,9 +8,9 @@ import pytest
 
 import dnnlab.layers  # noqa: F401  (registers RReLU for load_model)
 from dnnlab.build import build_model, count_params, dense
-from dnnlab.config import NamedInitializer, VarianceScaling
 from dnnlab.layers import RReLU
 from dnnlab.spec import check_spec
+from dnnlab.spec.models import NamedInitializer, VarianceScaling
 
 
 def params_of(write_spec, spec: dict) -> tuple[int, int]:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dnnlab.config import load_spec, spec_to_dict
 from dnnlab.errors import ConfigError
-from dnnlab.spec import check_spec
+from dnnlab.spec import check_spec, load_spec, spec_to_dict
 
 
 def regression(data: dict, **model) -> dict:
@@ -71,10 +70,10 @@ def test_invalid_override_is_a_one_line_config_error(write_spec, regression_data
 
 
 def warnings_of(write_spec, spec: dict) -> dict[str, str]:
-    """Warning key -> message for a spec that is valid."""
+    """Warning key -> message for a spec that is valid (a merged warning under each of its keys)."""
     findings = check_spec(write_spec(spec)).warnings
     assert all(f.level == "warning" for f in findings)
-    return {f.key: f.message for f in findings}
+    return {key: f.message for f in findings for key in f.keys}
 
 
 @pytest.mark.parametrize(
@@ -182,3 +181,66 @@ def test_plateau_patience_not_below_early_stopping_patience_is_a_warning(
     assert ("training.schedule.patience" in found) is warned
     if warned:
         assert f"({plateau})" in found["training.schedule.patience"]
+
+
+def test_same_advice_for_several_layers_is_one_warning(write_spec, images_data):
+    """Three dense layers with the same mismatch: one finding naming each layer, in order."""
+    layers = [
+        {"type": "flatten"},
+        {"type": "dense", "units": 30, "activation": "relu"},
+        {"type": "dense", "units": 20, "activation": "relu"},
+        {"type": "dense", "units": 20, "activation": "elu", "initializer": "he_normal"},
+        {"type": "dense", "units": 10, "activation": "relu"},
+        {"type": "dense", "units": 10, "activation": "softmax"},
+    ]
+    findings = check_spec(write_spec({"data": images_data, "model": {"layers": layers}})).warnings
+    assert [str(f) for f in findings] == [
+        "model.layers[1], model.layers[2], model.layers[4]: ReLU and its variants want He "
+        "initialization (he_normal); received glorot_uniform"
+    ]
+    assert findings[0].keys == ("model.layers[1]", "model.layers[2]", "model.layers[4]")
+
+
+def test_cli_prints_merged_advice_as_one_line(write_spec, regression_data):
+    from test_cli import invoke
+
+    spec = regression(regression_data, activation="relu", initializer="glorot_uniform")
+    spec["model"]["hidden"] = [30, 20, 10]
+    result = invoke("check", write_spec(spec))
+    assert result.exit_code == 0, result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        "warning: model.hidden[0], model.hidden[1], model.hidden[2]: ReLU and its variants want He "
+        "initialization (he_normal); received glorot_uniform"
+    ]
+
+
+# --- the vocabulary's name lists, read off the models --------------------------------------
+
+
+def test_name_lists_are_read_off_the_unions():
+    from dnnlab.spec import models
+
+    assert models.NAMED_INITIALIZERS == (
+        "glorot_normal",
+        "glorot_uniform",
+        "he_normal",
+        "he_uniform",
+        "lecun_normal",
+        "lecun_uniform",
+    )
+    assert models.PLAIN_ACTIVATIONS == ("sigmoid", "logistic", "tanh", "relu", "selu", "softmax", "linear")
+    assert models.ACTIVATION_NAMES == (*models.PLAIN_ACTIVATIONS, "leaky_relu", "rrelu", "prelu", "elu")
+    assert models.OPTIMIZER_NAMES == (
+        "sgd",
+        "adagrad",
+        "rmsprop",
+        "adam",
+        "adamax",
+        "nadam",
+        "adamw",
+        "ftrl",
+    )
+    assert models.SCHEDULE_NAMES == ("none", "power", "exponential", "piecewise", "plateau", "one_cycle")
+    assert models.KERAS_DATASETS == ("mnist", "fashion_mnist", "cifar10", "cifar100")
+    assert models.SKLEARN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "diabetes")

@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dnnlab import config
-from dnnlab.config import CompactModel, DenseLayer, Spec
-from dnnlab.spec import check_spec
+from dnnlab.spec import check_spec, models
+from dnnlab.spec.models import CompactModel, DenseLayer, Spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -116,10 +115,10 @@ def techniques(spec: Spec) -> set[str]:
 ALIASES = {"logistic"}  # another name for sigmoid
 
 REQUIRED = {
-    *(f"activation:{name}" for name in config.ACTIVATION_NAMES if name not in ALIASES),
-    *(f"initializer:{name}" for name in (*config.NAMED_INITIALIZERS, "variance_scaling")),
-    *(f"optimizer:{name}" for name in config.OPTIMIZER_NAMES),
-    *(f"schedule:{name}" for name in config.SCHEDULE_NAMES),
+    *(f"activation:{name}" for name in models.ACTIVATION_NAMES if name not in ALIASES),
+    *(f"initializer:{name}" for name in (*models.NAMED_INITIALIZERS, "variance_scaling")),
+    *(f"optimizer:{name}" for name in models.OPTIMIZER_NAMES),
+    *(f"schedule:{name}" for name in models.SCHEDULE_NAMES),
     "regularizer:l1",
     "regularizer:l2",
     "regularizer:l1_l2",

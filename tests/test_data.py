@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 
 from dnnlab import data, keras_datasets
-from dnnlab.config import NAMED_DATASETS, DataSpec
 from dnnlab.data import Scaling, describe, load, load_array_file
 from dnnlab.errors import DataError
+from dnnlab.spec.models import NAMED_DATASETS, DataSpec
 
 
 def spec(**fields) -> DataSpec:
@@ -59,7 +59,7 @@ def test_describe_named_sets(name, tmp_path, monkeypatch):
 def test_describe_imports_no_framework_and_is_fast(tmp_path):
     code = (
         "import sys, time\n"
-        "from dnnlab.config import DataSpec, NAMED_DATASETS\n"
+        "from dnnlab.spec.models import DataSpec, NAMED_DATASETS\n"
         "from dnnlab.data import describe\n"
         "t = time.perf_counter()\n"
         "[describe(DataSpec(dataset=n)) for n in NAMED_DATASETS]\n"

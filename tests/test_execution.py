@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dnnlab.config import Spec, resolve
 from dnnlab.execution import Execution, dense_macs_per_step, has_random_layers, plan, steps_per_execution
+from dnnlab.spec import Spec, resolve
 
 
 def spec(model: dict, **training) -> Spec:

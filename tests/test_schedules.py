@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from dnnlab import config
 from dnnlab.schedules import (
     OneCycle,
     OneCycleAdam,
@@ -22,17 +21,18 @@ from dnnlab.schedules import (
     make_optimizer,
     schedule_callbacks,
 )
+from dnnlab.spec import models
 
 STEPS_PER_EPOCH = 4
 BATCH = 8
 
 
 def optimizer_spec(**fields):
-    return TypeAdapter(config.Optimizer).validate_python(fields)
+    return TypeAdapter(models.Optimizer).validate_python(fields)
 
 
 def schedule_spec(**fields):
-    return TypeAdapter(config.Schedule).validate_python(fields)
+    return TypeAdapter(models.Schedule).validate_python(fields)
 
 
 def lr_at_step(optimizer, step):
@@ -396,10 +396,10 @@ KERAS_CLASSES = {
 
 
 def test_every_optimizer_name_is_covered():
-    assert set(FIELDS) == set(config.OPTIMIZER_NAMES) == set(KERAS_CLASSES)
+    assert set(FIELDS) == set(models.OPTIMIZER_NAMES) == set(KERAS_CLASSES)
 
 
-@pytest.mark.parametrize("name", config.OPTIMIZER_NAMES)
+@pytest.mark.parametrize("name", models.OPTIMIZER_NAMES)
 @pytest.mark.parametrize("clip", ["clipvalue", "clipnorm", "global_clipnorm"])
 def test_make_optimizer_passes_every_field(name, clip):
     spec = optimizer_spec(type=name, learning_rate=0.02, **{clip: 0.5}, **FIELDS[name])

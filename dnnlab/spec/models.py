@@ -1,20 +1,17 @@
-"""The YAML spec: pydantic v2 models, loading, overrides and readable errors.
+"""The YAML spec as pydantic v2 models: the vocabulary and every field's rule.
 
 Every model forbids unknown keys; a variant is chosen by its `type`, and a bare string is
 shorthand for `{type: NAME}`. Defaults follow Keras unless the notes give a better one, and
-`resolve` fills in everything a spec leaves implicit so a run directory records what ran.
+`resolve` fills in what the dataset decides so a run directory records what ran. The name
+lists (ACTIVATION_NAMES, OPTIMIZER_NAMES, ...) are read off the unions, so a new variant is
+named in one place only.
 """
 
 from __future__ import annotations
 
-import difflib
-import hashlib
-import json
 import typing
-from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-import yaml
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -22,13 +19,12 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
-    ValidationError,
     field_validator,
     model_validator,
 )
 from pydantic_core import PydanticCustomError
 
-from dnnlab.errors import ConfigError
+from dnnlab.spec.wording import did_you_mean, members, type_tags
 
 
 class Strict(BaseModel):
@@ -47,20 +43,18 @@ def Variants(*models: type[BaseModel]) -> Any:
     return Annotated[Union[models], Field(discriminator="type"), BeforeValidator(_shorthand)]  # noqa: UP007
 
 
-# --- initializers --------------------------------------------------------------------------
+def type_names(annotation: Any) -> tuple[str, ...]:
+    """Every `type` a union of models accepts, in declaration order."""
+    return tuple(tag for model in members(annotation) for tag in type_tags(model))
 
-NAMED_INITIALIZERS = (
-    "glorot_normal",
-    "glorot_uniform",
-    "he_normal",
-    "he_uniform",
-    "lecun_normal",
-    "lecun_uniform",
-)
+
+# --- initializers --------------------------------------------------------------------------
 
 
 class NamedInitializer(Strict):
-    type: Literal[NAMED_INITIALIZERS]  # type: ignore[valid-type]
+    type: Literal[
+        "glorot_normal", "glorot_uniform", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform"
+    ]
 
 
 class VarianceScaling(Strict):
@@ -71,15 +65,14 @@ class VarianceScaling(Strict):
 
 
 Initializer = Variants(NamedInitializer, VarianceScaling)
+NAMED_INITIALIZERS = type_names(NamedInitializer)
 
 
 # --- activations ---------------------------------------------------------------------------
 
-PLAIN_ACTIVATIONS = ("sigmoid", "logistic", "tanh", "relu", "selu", "softmax", "linear")
-
 
 class PlainActivation(Strict):
-    type: Literal[PLAIN_ACTIVATIONS]  # type: ignore[valid-type]
+    type: Literal["sigmoid", "logistic", "tanh", "relu", "selu", "softmax", "linear"]
 
 
 class LeakyReLU(Strict):
@@ -103,7 +96,8 @@ class ELU(Strict):
 
 
 Activation = Variants(PlainActivation, LeakyReLU, RReLU, PReLU, ELU)
-ACTIVATION_NAMES = (*PLAIN_ACTIVATIONS, "leaky_relu", "rrelu", "prelu", "elu")
+PLAIN_ACTIVATIONS = type_names(PlainActivation)
+ACTIVATION_NAMES = type_names(Activation)
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "rrelu", "prelu", "elu"})
 
 
@@ -293,8 +287,10 @@ ModelSpec = Annotated[
 
 # --- data ----------------------------------------------------------------------------------
 
-KERAS_DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100")
-SKLEARN_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")
+KerasDataset = Literal["mnist", "fashion_mnist", "cifar10", "cifar100"]
+SklearnDataset = Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+KERAS_DATASETS: tuple[str, ...] = typing.get_args(KerasDataset)
+SKLEARN_DATASETS: tuple[str, ...] = typing.get_args(SklearnDataset)
 NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS
 
 
@@ -414,7 +410,7 @@ class Ftrl(_Optimizer):
 
 
 Optimizer = Variants(SGD, AdaGrad, RMSProp, Adam, AdamW, Ftrl)
-OPTIMIZER_NAMES = ("sgd", "adagrad", "rmsprop", "adam", "adamax", "nadam", "adamw", "ftrl")
+OPTIMIZER_NAMES = type_names(Optimizer)
 
 Unit = Literal["epoch", "step"]
 
@@ -479,7 +475,7 @@ class OneCycleSchedule(Strict):
 Schedule = Variants(
     NoSchedule, PowerSchedule, ExponentialSchedule, PiecewiseSchedule, PlateauSchedule, OneCycleSchedule
 )
-SCHEDULE_NAMES = ("none", "power", "exponential", "piecewise", "plateau", "one_cycle")
+SCHEDULE_NAMES = type_names(Schedule)
 
 
 class EarlyStopping(Strict):
@@ -520,239 +516,7 @@ class Spec(Strict):
     training: Training = Field(default_factory=Training)
 
 
-# --- errors --------------------------------------------------------------------------------
-
-
-def did_you_mean(value: Any, choices: Any) -> str:
-    """' (did you mean 'relu'?)' when a close choice exists, else ''."""
-    if not isinstance(value, str):
-        return ""
-    close = difflib.get_close_matches(value, [str(c) for c in choices], n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
-
-
-def _members(annotation: Any) -> list[type[BaseModel]]:
-    """The spec models an annotation can hold (through Optional, unions, lists, Annotated)."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [m for arg in typing.get_args(annotation) for m in _members(arg)]
-
-
-def _tags(model: type[BaseModel]) -> tuple[str, ...]:
-    field = model.model_fields.get("type")
-    return typing.get_args(field.annotation) if field is not None else ()
-
-
-_FORM_TAGS = {"compact": "CompactModel", "explicit": "ExplicitModel"}
-
-
-def _walk(loc: tuple[Any, ...]) -> tuple[list[Any], type[BaseModel] | None]:
-    """Follow a pydantic error location through the spec models.
-
-    Returns the user-facing parts (union tags and pydantic's branch names dropped) and the
-    model that owns the last mapping, so an unknown key can list the keys allowed there.
-    """
-    models: list[type[BaseModel]] = [Spec]
-    parts: list[Any] = []
-    for part in loc:
-        if isinstance(part, int):
-            parts.append(part)
-            continue
-        if part in _FORM_TAGS:
-            models = [m for m in models if m.__name__ == _FORM_TAGS[part]] or models
-            continue
-        if part in ("named", "file") or "[" in part or part.startswith("function-"):
-            continue
-        tagged = [m for m in models if part in _tags(m)]
-        if tagged and not any(part in m.model_fields for m in models):
-            models = tagged
-            continue
-        parts.append(part)
-        models = [
-            c for m in models if part in m.model_fields for c in _members(m.model_fields[part].annotation)
-        ]
-    return parts, (models[0] if len(models) == 1 else None)
-
-
-def dotted(loc: tuple[Any, ...]) -> str:
-    """('model', 'compact', 'hidden', 0) -> 'model.hidden[0]'."""
-    out = ""
-    for part in _walk(loc)[0]:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
-    return out or "(top level)"
-
-
-KERAS2_RENAMES = {
-    "lr": " (Keras 3 calls it 'learning_rate')",
-    "decay": " (Keras 3 ignores decay; use training.schedule, e.g. {type: power, s: ...})",
-}
-
-
-def describe_error(error: dict[str, Any]) -> str:
-    """One line for one pydantic error: the dotted key, what was received, what is allowed."""
-    loc = error["loc"]
-    kind = error["type"]
-    ctx = error.get("ctx") or {}
-    received = error.get("input")
-    if kind == "extra_forbidden":
-        key = loc[-1]
-        owner = _walk(loc[:-1])[1]
-        allowed = list(owner.model_fields) if owner else []
-        hint = KERAS2_RENAMES.get(key) or did_you_mean(key, allowed)
-        where = dotted(loc)
-        listing = f"; allowed keys: {', '.join(allowed)}" if allowed else ""
-        return f"{where}: unknown key{hint}{listing}"
-    if kind == "union_tag_invalid":
-        tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
-        tag = ctx.get("tag")
-        hint = did_you_mean(tag, tags)
-        return f"{dotted(loc)}: unknown type '{tag}'{hint}; expected one of: {', '.join(tags)}"
-    if kind == "literal_error":
-        allowed = [e.strip(" '") for e in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
-        allowed = [a for a in allowed if a]
-        return (
-            f"{dotted(loc)}: invalid value {received!r}{did_you_mean(received, allowed)}; "
-            f"expected one of: {', '.join(allowed)}"
-        )
-    if kind == "union_tag_not_found":
-        return f"{dotted(loc)}: missing key 'type'"
-    if kind == "missing":
-        return f"{dotted(loc)}: required key is missing"
-    if kind in ("unknown_dataset",):
-        return f"{dotted(loc)}: {error['msg']}"
-    message = error["msg"]
-    shown = _short(received)
-    return f"{dotted(loc)}: {message[0].lower() + message[1:]}; received {shown}"
-
-
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def format_validation_error(exc: ValidationError, source: str = "") -> str:
-    """The first error as one line (later ones are usually consequences), plus a count."""
-    errors = _dedupe(exc.errors(include_url=False))
-    line = describe_error(errors[0])
-    if len(errors) > 1:
-        line += f" (and {len(errors) - 1} more)"
-    return f"{source}: {line}" if source else line
-
-
-def _dedupe(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Prefer the most specific error for a location; drop union noise for the same key."""
-    seen: dict[str, dict[str, Any]] = {}
-    for error in errors:
-        key = dotted(error["loc"])
-        if key not in seen:
-            seen[key] = error
-    return list(seen.values())
-
-
-# --- loading -------------------------------------------------------------------------------
-
-
-def read_yaml(path: Path) -> Any:
-    """Safe-load a YAML file; a missing file or bad YAML is a ConfigError."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML file")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
-
-
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """'training.optimizer.learning_rate=0.01' -> (['training', 'optimizer', 'learning_rate'], 0.01)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. training.epochs=5")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
-    return key.strip().split("."), value
-
-
-def _default_mapping(path: list[str]) -> dict[str, Any]:
-    """The default of a section the spec leaves out (e.g. training.optimizer -> nadam's
-    fields), so an override can set one key of it."""
-    model: Any = Spec
-    default: Any = None
-    for part in path:
-        fields = getattr(model, "model_fields", {})
-        if part not in fields:
-            return {}
-        field = fields[part]
-        default = field.get_default(call_default_factory=True)
-        model = type(default) if isinstance(default, BaseModel) else None
-    return default.model_dump(mode="json") if isinstance(default, BaseModel) else {}
-
-
-def apply_overrides(raw: Any, overrides: list[str]) -> Any:
-    """Set each dotted key in the raw mapping, creating or expanding mappings on the way."""
-    for text in overrides:
-        path, value = parse_override(text)
-        node = raw
-        for depth, part in enumerate(path[:-1]):
-            child = node.get(part) if isinstance(node, dict) else None
-            if isinstance(child, str):
-                child = {"type": child}  # `activation: elu` expands to set `activation.alpha`
-            if not isinstance(child, dict):
-                child = _default_mapping(path[: depth + 1])
-            node[part] = child
-            node = child
-        node[path[-1]] = value
-    return raw
-
-
-def parse_spec(raw: Any, source: str = "") -> Spec:
-    """Validate a raw mapping into a Spec; errors become one ConfigError line."""
-    if not isinstance(raw, dict):
-        kind = "empty" if raw is None else type(raw).__name__
-        raise ConfigError(
-            f"{source + ': ' if source else ''}expected a YAML mapping with keys data, model, "
-            f"training; received {kind}"
-        )
-    try:
-        return Spec.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_validation_error(exc, source)) from None
-
-
-def load_spec(path: Path | str, overrides: list[str] | None = None) -> Spec:
-    """Read, override and validate a spec file."""
-    path = Path(path)
-    raw = read_yaml(path)
-    if overrides:
-        if not isinstance(raw, dict):
-            parse_spec(raw, str(path))
-        raw = apply_overrides(raw, overrides)
-    return parse_spec(raw, str(path))
-
-
-def _type_first(value: Any) -> Any:
-    if isinstance(value, dict):
-        ordered = {"type": value["type"]} if "type" in value else {}
-        ordered.update({k: _type_first(v) for k, v in value.items() if k != "type"})
-        return ordered
-    if isinstance(value, list):
-        return [_type_first(v) for v in value]
-    return value
-
-
-def spec_to_dict(spec: Spec) -> dict[str, Any]:
-    """The spec as plain data, every default filled in (what config.yaml records)."""
-    return _type_first(spec.model_dump(mode="json"))
-
-
-def spec_to_yaml(spec: Spec) -> str:
-    return yaml.safe_dump(spec_to_dict(spec), sort_keys=False)
+# --- what the dataset decides --------------------------------------------------------------
 
 
 def resolve(spec: Spec, task: str, num_classes: int | None) -> Spec:
@@ -790,16 +554,3 @@ def resolve(spec: Spec, task: str, num_classes: int | None) -> Spec:
     if spec.data.task is None:
         spec.data.task = task
     return spec
-
-
-def spec_hash(spec: Spec) -> str:
-    """A stable hash of the resolved spec; resume refuses a run whose config.yaml changed."""
-    canonical = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def json_schema() -> dict[str, Any]:
-    """JSON Schema of the spec, for editors."""
-    schema = Spec.model_json_schema()
-    schema["title"] = "dnnlab spec"
-    return schema

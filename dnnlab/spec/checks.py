@@ -1,7 +1,8 @@
 """Rules that span several fields of a spec: errors that stop a run, and the notes' advice.
 
 Each rule is a small `check_*` function taking the spec and returning findings with the dotted
-key they concern. Field-level rules live on the pydantic models in `config.py`.
+key they concern. Field-level rules live on the pydantic models in `models.py`. The same
+advice for several layers is reported once, naming every layer.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from dnnlab.config import (
+from dnnlab.errors import ConfigError
+from dnnlab.spec.models import (
     RELU_FAMILY,
     CompactModel,
     DenseLayer,
@@ -18,25 +20,36 @@ from dnnlab.config import (
     Spec,
     recommended_initializer,
 )
-from dnnlab.errors import ConfigError
 
 
 @dataclass(frozen=True)
 class Finding:
     level: Literal["error", "warning"]
-    key: str
+    keys: tuple[str, ...]  # every dotted key the message applies to
     message: str
+
+    @property
+    def key(self) -> str:
+        return ", ".join(self.keys)
 
     def __str__(self) -> str:
         return f"{self.key}: {self.message}"
 
 
 def error(key: str, message: str) -> Finding:
-    return Finding("error", key, message)
+    return Finding("error", (key,), message)
 
 
 def warning(key: str, message: str) -> Finding:
-    return Finding("warning", key, message)
+    return Finding("warning", (key,), message)
+
+
+def merged(findings: list[Finding]) -> list[Finding]:
+    """One finding per level and message, naming all its keys in the order they came."""
+    keys: dict[tuple[str, str], list[str]] = {}
+    for finding in findings:
+        keys.setdefault((finding.level, finding.message), []).extend(finding.keys)
+    return [Finding(level, tuple(dict.fromkeys(k)), message) for (level, message), k in keys.items()]
 
 
 GLOROT_FAMILY = {"sigmoid", "logistic", "tanh", "softmax", "linear"}
@@ -297,8 +310,8 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
 
 
 def run_checks(spec: Spec) -> list[Finding]:
-    """Every finding for a spec, errors first."""
-    findings = [finding for check in CHECKS for finding in check(spec)]
+    """Every finding for a spec, errors first, repeated advice merged into one finding."""
+    findings = merged([finding for check in CHECKS for finding in check(spec)])
     return sorted(findings, key=lambda f: f.level != "error")
 
 
