@@ -47,7 +47,7 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from shared import RESULTS, machine, write_section  # noqa: E402
 
-from dnnlab import data, train  # noqa: E402
+from dnnlab import callbacks, data, train  # noqa: E402
 from dnnlab.spec import check_spec  # noqa: E402
 
 SECTION = "## train_throughput"
@@ -138,7 +138,7 @@ def plain_fit(x, y, batch_size: int, epochs: int) -> EpochTimer:
 @contextlib.contextmanager
 def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float]]):
     """Timestamps at dnnlab's epoch start and after its per-epoch record (checkpoint included)."""
-    on_begin, record = train.Recorder.on_epoch_begin, train.Session.record_epoch
+    on_begin, record = callbacks.Recorder.on_epoch_begin, train.Session.record_epoch
 
     def timed_begin(self, epoch, logs=None):
         begins.append(clock())
@@ -149,11 +149,11 @@ def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float
         ends.append(clock())
         return result
 
-    train.Recorder.on_epoch_begin, train.Session.record_epoch = timed_begin, timed_record
+    callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = timed_begin, timed_record
     try:
         yield
     finally:
-        train.Recorder.on_epoch_begin, train.Session.record_epoch = on_begin, record
+        callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = on_begin, record
 
 
 @dataclass

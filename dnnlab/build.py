@@ -252,6 +252,6 @@ def summary_text(model: keras.Model) -> str:
 
 def load_model(path, compile: bool = True) -> keras.Model:
     """Load a dnnlab `.keras` file: registers dnnlab's custom layers and schedules first."""
-    import dnnlab.schedules  # noqa: F401  (registers the schedule and optimizer classes)
+    import dnnlab.optimizers  # noqa: F401  (registers the schedule and optimizer classes)
 
     return keras.models.load_model(path, compile=compile)

@@ -204,17 +204,18 @@ def train(
 
 def report_run(result) -> None:
     console = stderr_console()
-    best = result.best or {}
-    value = best.get("value")
+    best = result.best
     best_text = (
-        f"best {best.get('metric')} {value:.4g} at epoch {best.get('epoch')}"
-        if value is not None
+        f"best {best.metric} {best.value:.4g} at epoch {best.epoch + 1}"
+        if best.value is not None
         else "no best yet"
     )
     colour = {"completed": "green", "interrupted": "yellow"}.get(result.status, "red")
     console.print(
         f"[{colour}]{result.status}[/] after {result.epochs_done} epoch(s); {best_text}", soft_wrap=True
     )
+    if result.message:
+        console.print(result.message, soft_wrap=True, markup=False)
     print(result.run_dir)
 
 

@@ -7,12 +7,13 @@ gets a row, marked with a note, and never stops the comparison.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import statistics
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,18 @@ from typing import Any
 import yaml
 
 from dnnlab.errors import DnnlabError, RunDirError
-from dnnlab.runs import is_run_dir, metric_mode
+from dnnlab.runs import (
+    CONFIG_YAML,
+    METRICS_CSV,
+    RUN_FILES_TEXT,
+    RUN_JSON,
+    BestRecord,
+    RunRecord,
+    int_or_none,
+    is_better,
+    is_run_dir,
+    metric_mode,
+)
 
 FORMATS = ("table", "csv", "json", "markdown")
 # Spec keys that say most about how a network trains; shown even when every run agrees on them.
@@ -52,16 +64,6 @@ MISSING = _Absent("-")  # a key this run's config lacks, or a metric it never re
 UNKNOWN = _Absent("?")  # a spec value of a run whose config.yaml cannot be read
 
 
-@dataclass(frozen=True)
-class Best:
-    """The best value of one metric in a run and the epoch (as in metrics.csv) where it occurred."""
-
-    metric: str
-    value: float | None
-    epoch: int | None
-    mode: str | None = None  # as run.json records it; None where compare worked it out
-
-
 @dataclass
 class Run:
     """What compare knows about one run directory; `notes` says what was damaged or missing."""
@@ -74,9 +76,9 @@ class Run:
     wall_seconds: float | None
     config: dict[str, Any] | None
     history: dict[str, list[float]]
-    monitored: Best | None
+    monitored: BestRecord | None  # as run.json records it
     notes: list[str] = field(default_factory=list)
-    best: Best | None = None
+    best: BestRecord | None = None  # of the metric compared, found by best_of
     params: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -168,26 +170,26 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     """
     notes: list[str] = []
     sections = {} if sections is None else sections
-    info = _read_mapping(path / "run.json", json.loads, notes) or {}
-    config = _read_mapping(path / "config.yaml", lambda text: parse_spec(text, sections), notes)
-    history = _read_metrics(path / "metrics.csv", notes)
+    info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, json.loads, notes))
+    config = _read_mapping(path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes)
+    history = _read_metrics(path / METRICS_CSV, notes)
 
-    last_epoch = _int_or_none(history["epoch"][-1]) if history.get("epoch") else None
-    epochs = max(_int_or_none(info.get("epochs_done")) or 0, 0 if last_epoch is None else last_epoch + 1)
-    wall = _float_or_none(info.get("wall_seconds"))
+    last_epoch = int_or_none(history["epoch"][-1]) if history.get("epoch") else None
+    epochs = max(info.epochs_done, 0 if last_epoch is None else last_epoch + 1)
+    wall = info.wall_seconds
     if wall is None and history.get("seconds"):
         wall = sum(s for s in history["seconds"] if math.isfinite(s))
-    name = info.get("name") or (config or {}).get("name") or _TIMESTAMP_SUFFIX.sub("", path.name)
+    name = info.name or (config or {}).get("name") or _TIMESTAMP_SUFFIX.sub("", path.name)
     return Run(
         path=path,
         name=str(name),
-        status=str(info.get("status") or "unknown"),
+        status=info.status,
         epochs=epochs,
-        epochs_planned=_int_or_none(info.get("epochs_planned")),
+        epochs_planned=info.epochs_planned,
         wall_seconds=wall,
         config=config,
         history=history,
-        monitored=_monitored(info.get("best")),
+        monitored=info.best,
         notes=notes,
     )
 
@@ -287,44 +289,23 @@ def _parse_row(line: str, width: int) -> list[float] | None:
         return None
 
 
-def _monitored(best: Any) -> Best | None:
-    """The monitored metric's best as run.json records it."""
-    if not isinstance(best, dict) or not isinstance(best.get("metric"), str):
-        return None
-    mode = best.get("mode") if best.get("mode") in ("min", "max") else None
-    return Best(best["metric"], _float_or_none(best.get("value")), _int_or_none(best.get("epoch")), mode)
-
-
-def _float_or_none(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value)
-    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf); nan is a ValueError
-        return None
-
-
 # ---------------------------------------------------------------- metrics and ranking
 
 
-def best_of(run: Run, metric: str, mode: str) -> Best:
+def best_of(run: Run, metric: str, mode: str) -> BestRecord:
     """The best epoch of `metric` in metrics.csv, or run.json's record when the csv lacks it."""
     values, epochs = run.history.get(metric), run.history.get("epoch")
-    finite = [(v, i) for i, v in enumerate(values or ()) if math.isfinite(v)]
-    if finite:
-        pick = min if mode == "min" else max
-        value, index = pick(finite, key=lambda pair: pair[0])
-        epoch = _int_or_none(epochs[index]) if epochs else index
-        return Best(metric, value, epoch)
+    best: tuple[float, int] | None = None
+    for index, value in enumerate(values or ()):
+        if math.isfinite(value) and is_better(value, best[0] if best else None, mode):
+            best = (value, index)
+    if best is not None:
+        value, index = best
+        epoch = int_or_none(epochs[index]) if epochs else index
+        return BestRecord(metric, mode, value, epoch)
     if run.monitored and run.monitored.metric == metric:
         return run.monitored
-    return Best(metric, None, None)
+    return BestRecord(metric, mode)
 
 
 def _default_metric(runs: list[Run], notes: list[str]) -> str:
@@ -347,11 +328,17 @@ def _available_metrics(runs: list[Run]) -> list[str]:
     return sorted(names)
 
 
-def _rank(value: float | None, mode: str) -> tuple[int, float]:
-    """Sort key: best value first, runs without a value last."""
-    if value is None:
-        return (1, 0.0)
-    return (0, value if mode == "min" else -value)
+def _ranked(items: Iterable[Any], value_of: Callable[[Any], float | None], mode: str) -> list[Any]:
+    """`items` best first by `value_of` (is_better decides), those without a value last; a
+    stable sort, so equal values keep their order."""
+
+    def order(a: Any, b: Any) -> int:
+        va, vb = value_of(a), value_of(b)
+        if va is None or vb is None:
+            return (va is None) - (vb is None)
+        return -1 if is_better(va, vb, mode) else 1 if is_better(vb, va, mode) else 0
+
+    return sorted(items, key=functools.cmp_to_key(order))
 
 
 # ---------------------------------------------------------------- differing spec keys
@@ -407,7 +394,7 @@ def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = Fa
         given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
         raise RunDirError(
             f"No run directories found in {given or 'the arguments'}: expected folders with "
-            "run.json, config.yaml or metrics.csv (as `dnnlab train` writes under runs/). "
+            f"{RUN_FILES_TEXT} (as `dnnlab train` writes under runs/). "
             "Pass run directories, e.g. `dnnlab compare runs/*`."
         )
     runs = load_runs(run_dirs)
@@ -422,7 +409,7 @@ def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = Fa
     mode = _mode_for(runs, metric)
     for run in runs:
         run.best = best_of(run, metric, mode)
-    runs.sort(key=lambda r: _rank(r.best.value, mode))
+    runs = _ranked(runs, lambda r: r.best.value, mode)
 
     readable = [r for r in runs if r.config is not None]
     ignore = ("name", "seed") if group_seeds else ("name",)
@@ -460,7 +447,7 @@ def group_by_seed(runs: list[Run], mode: str) -> list[SeedGroup]:
             spec = {k: v for k, v in run.config.items() if k not in ("name", "seed")}
             key = json.dumps(spec, sort_keys=True, default=str)
         groups.setdefault(key, SeedGroup([])).runs.append(run)
-    return sorted(groups.values(), key=lambda g: _rank(g.best.mean, mode))
+    return _ranked(groups.values(), lambda g: g.best.mean, mode)
 
 
 def _stat(values: list[float | None]) -> Stat:
@@ -480,6 +467,6 @@ def messages(comparison: Comparison) -> list[str]:
         lines.insert(
             0,
             f"skipped {len(comparison.skipped)} path(s) that are not run directories "
-            f"(no run.json, config.yaml or metrics.csv): {shown}{more}",
+            f"(no {RUN_FILES_TEXT}): {shown}{more}",
         )
     return lines

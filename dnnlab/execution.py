@@ -134,6 +134,8 @@ def apply_to_model(model: Any, execution: Execution) -> None:
     identical losses and weights across processes, and resumed runs equal uninterrupted ones),
     so the choice is set on the model directly.
     """
+    from dnnlab.keras_private import set_jit_compile
+
     model.steps_per_execution = execution.steps_per_execution
-    model._jit_compile = execution.jit_compile  # Keras's setter would refuse under determinism
+    set_jit_compile(model, execution.jit_compile)  # Keras's setter would refuse under determinism
     model.train_function = model.test_function = model.predict_function = None

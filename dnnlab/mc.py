@@ -34,6 +34,8 @@ import numpy as np
 import tensorflow as tf
 
 from dnnlab.errors import PredictError
+from dnnlab.keras_private import producer
+from dnnlab.runs import atomic_write_bytes
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -161,13 +163,8 @@ def save(result: MCResult, path: str | os.PathLike) -> Path:
             f".npz or .csv; received suffix {path.suffix or '(none)'!r}"
         )
     data = writers[path.suffix](result)
-    temporary = path.with_name(f".{path.name}.tmp")
     try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
+        atomic_write_bytes(path, data)
     except OSError as error:
         raise PredictError(f"cannot write MC predictions to {str(path)!r}: {error.strerror}") from error
     return path
@@ -333,8 +330,7 @@ def _functional_chain(model: keras.Model) -> list[keras.layers.Layer]:
         raise not_a_chain
     chain, tensor = [], outputs[0]
     while tensor is not inputs[0]:
-        layer, node_index, _ = tensor._keras_history
-        input_tensors = layer._inbound_nodes[node_index].input_tensors
+        layer, input_tensors = producer(tensor)
         if len(input_tensors) != 1:
             raise not_a_chain
         chain.append(layer)

@@ -1,9 +1,13 @@
-"""The run directory: creation, locking, atomic writes, and reading it back.
+"""The run directory and its typed records: creation, locking, atomic writes, reading it back.
 
-A run directory is the record of a training run (see DESIGN.md). Every file in it is
-replaced atomically (temporary name, fsync, rename), so a kill at any instant leaves either
+A run directory is the record of a training run (see docs/run-directory.md). Every file in it
+is replaced atomically (temporary name, fsync, rename), so a kill at any instant leaves either
 the old or the new version of each file. `state.json` is the commit point of an epoch: it
 names the checkpoint that goes with it, and `metrics.csv` rows past it are ignored on resume.
+
+run.json and state.json are owned here: `RunRecord` and `TrainState` (each with a `BestRecord`)
+are the only code that knows their field names, and `RunDir` the only code that knows the
+file names. This module imports neither TensorFlow nor Keras (`dnnlab compare` reads it).
 """
 
 from __future__ import annotations
@@ -13,17 +17,26 @@ import datetime as dt
 import errno
 import io
 import json
+import math
 import os
 import socket
 import tempfile
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import RunDirError
 
 STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
-RUN_FILES = ("run.json", "config.yaml", "metrics.csv")
+# The files of a run directory, named once (RunDir's properties and the readers use these).
+RUN_JSON, STATE_JSON, CONFIG_YAML, METRICS_CSV = "run.json", "state.json", "config.yaml", "metrics.csv"
+RUN_FILES = (RUN_JSON, CONFIG_YAML, METRICS_CSV)  # any one of them makes a folder a run directory
+RUN_FILES_TEXT = f"{RUN_JSON}, {CONFIG_YAML} or {METRICS_CSV}"  # for messages
+# Version of run.json and state.json as written now; files without `version` are version 1.
+# 2: state.json's `callbacks` keyed by each callback's `state_key` instead of its class name.
+RECORD_VERSION = 2
+LEGACY_CALLBACK_KEYS = {"ResumableEarlyStopping": "early_stopping", "PlateauScheduler": "plateau"}
 LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "mape", "msle", "crossentropy", "hinge")
 
 
@@ -43,20 +56,36 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _reserve_temporary(target: Path, suffix: str) -> Path:
+    """A new empty file beside `target` with an unpredictable name (mkstemp), readable by others."""
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=suffix)
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide run files from other readers
+    os.close(fd)
+    return Path(name)
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _replace_with(write: Any, target: Path, suffix: str = ".tmp") -> None:
+    """Write a temporary file beside `target` with `write(path)`, fsync it, rename it into
+    place and fsync the directory: readers see the old file or the new one, never half."""
+    tmp = _reserve_temporary(target, suffix)
+    try:
+        write(tmp)
+        _fsync_file(tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    _fsync_dir(target.parent)
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide run files from other readers
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    _replace_with(lambda tmp: tmp.write_bytes(data), Path(path))
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -69,34 +98,32 @@ def atomic_write_json(path: Path, payload: Any) -> None:
 
 def atomic_save_model(model: Any, path: Path) -> None:
     """`model.save` to a temporary `.keras` file beside `path`, then rename it into place."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.keras")
-    try:
-        model.save(tmp)
-        with open(tmp, "rb") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(path.parent)
+    _replace_with(model.save, Path(path), suffix=".tmp.keras")  # Keras wants the .keras suffix
 
 
 def atomic_link(source: Path, target: Path) -> None:
     """Make `target` the same file as `source` (a hard link swapped in by rename; a copy if
     the file system has no hard links)."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.link")
-    tmp.unlink(missing_ok=True)
+    while True:
+        tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.link")
+        try:
+            os.link(source, tmp)  # never follows or replaces an existing name
+            break
+        except FileExistsError:
+            continue
+        except OSError:
+            atomic_write_bytes(target, source.read_bytes())
+            return
     try:
-        os.link(source, tmp)
-    except OSError:
-        atomic_write_bytes(target, source.read_bytes())
-        return
-    os.replace(tmp, target)
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     _fsync_dir(target.parent)
 
 
 def is_run_dir(path: Path) -> bool:
-    """A folder with run.json, config.yaml or metrics.csv in it (a damaged run still counts)."""
+    """A folder with any of RUN_FILES in it (a damaged run still counts)."""
     return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
 
 
@@ -104,6 +131,203 @@ def metric_mode(metric: str) -> str:
     """'min' for losses and errors (mse, mae, ...), 'max' for accuracy-like metrics."""
     name = metric.lower().removeprefix("val_")
     return "min" if any(word in name for word in LOWER_IS_BETTER) else "max"
+
+
+def is_better(value: float, best: float | None, mode: str, min_delta: float = 0.0) -> bool:
+    """Whether `value` improves on `best` by more than `min_delta` (Keras's rule: strictly, so
+    a tie keeps the earlier epoch). No best yet: any value is better.
+
+    The one rule for "improved" in dnnlab: early stopping, plateau scheduling, the best
+    checkpoint and compare's ranking all decide through it.
+    """
+    if best is None:
+        return True
+    if mode == "min":
+        return value + abs(min_delta) < best
+    if mode == "max":
+        return value - abs(min_delta) > best
+    raise ValueError(f"mode must be 'min' or 'max'; received {mode!r}")
+
+
+def float_or_none(value: Any) -> float | None:
+    """A finite float, or None for anything else (missing, damaged, nan, inf)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def int_or_none(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: int(inf); nan is a ValueError
+        return None
+
+
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+# --- the records ---------------------------------------------------------------------------
+#
+# from_dict reads what a file holds, tolerantly: a missing or damaged field becomes None (or
+# its empty default), never an error, so `compare` can show a damaged run and an older file
+# (without `version`) still reads, upgraded to this version. Fields this version does not know
+# are kept in `extra` and written back unchanged.
+
+
+@dataclass(frozen=True)
+class BestRecord:
+    """The best epoch so far of the monitored metric; `epoch` counts from 0, as metrics.csv."""
+
+    metric: str
+    mode: str  # "min" or "max"
+    value: float | None = None
+    epoch: int | None = None
+
+    @classmethod
+    def none_yet(cls, metric: str) -> BestRecord:
+        """The record of a run before its first finished epoch."""
+        return cls(metric, metric_mode(metric))
+
+    def improved_by(self, value: float) -> bool:
+        return is_better(value, self.value, self.mode)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> BestRecord | None:
+        """None when `data` is not a record with a metric name."""
+        if not isinstance(data, dict) or not isinstance(data.get("metric"), str):
+            return None
+        metric = data["metric"]
+        mode = data.get("mode") if data.get("mode") in ("min", "max") else metric_mode(metric)
+        return cls(metric, mode, float_or_none(data.get("value")), int_or_none(data.get("epoch")))
+
+
+def _extra(cls: type, data: dict[str, Any]) -> dict[str, Any]:
+    known = {f.name for f in fields(cls)}
+    return {k: v for k, v in data.items() if k not in known}
+
+
+def _version(data: dict[str, Any]) -> int:
+    return int_or_none(data.get("version")) or 1
+
+
+@dataclass
+class RunRecord:
+    """run.json: what the run is, how far it got, and its best epoch."""
+
+    name: str | None
+    status: str
+    started: str | None = None
+    finished: str | None = None
+    epochs_done: int = 0
+    epochs_planned: int | None = None
+    best: BestRecord | None = None
+    seed: int | None = None
+    config_hash: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    host: str | None = None
+    command: list[str] = field(default_factory=list)
+    wall_seconds: float | None = None
+    version: int = RECORD_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        data["best"] = self.best.to_dict() if self.best else None
+        return {**data, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> RunRecord:
+        data = data if isinstance(data, dict) else {}
+        versions, command = data.get("versions"), data.get("command")
+        return cls(
+            name=_str_or_none(data.get("name")),
+            status=_str_or_none(data.get("status")) or "unknown",
+            started=_str_or_none(data.get("started")),
+            finished=_str_or_none(data.get("finished")),
+            epochs_done=int_or_none(data.get("epochs_done")) or 0,
+            epochs_planned=int_or_none(data.get("epochs_planned")),
+            best=BestRecord.from_dict(data.get("best")),
+            seed=int_or_none(data.get("seed")),
+            config_hash=_str_or_none(data.get("config_hash")),
+            versions=versions if isinstance(versions, dict) else {},
+            host=_str_or_none(data.get("host")),
+            command=command if isinstance(command, list) else [],
+            wall_seconds=float_or_none(data.get("wall_seconds")),
+            extra=_extra(cls, data),
+        )
+
+
+@dataclass(frozen=True)
+class TransferState:
+    """Transfer learning's progress: the reused layers, and whether they are trainable yet."""
+
+    layers: list[str]
+    unfrozen: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TransferState | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(list(data.get("layers") or []), bool(data.get("unfrozen")))
+
+
+@dataclass
+class TrainState:
+    """state.json: what resume needs beyond the checkpoint it names.
+
+    `execution` is the run's execution plan (dnnlab.execution.Execution.to_dict), `callbacks`
+    each resumable callback's state under its `state_key`.
+    """
+
+    epochs_done: int
+    checkpoint: str
+    execution: dict[str, Any]
+    best: BestRecord
+    callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    wall_seconds: float = 0.0
+    transfer: TransferState | None = None
+    version: int = RECORD_VERSION
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "epochs_done": self.epochs_done,
+            "checkpoint": self.checkpoint,
+            "execution": self.execution,
+            "best": self.best.to_dict(),
+            "callbacks": self.callbacks,
+            "wall_seconds": self.wall_seconds,
+        }
+        if self.transfer is not None:  # absent, as before, for runs without transfer learning
+            data["transfer"] = self.transfer.to_dict()
+        return {**data, "version": self.version, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: Any, monitor: str = "val_loss") -> TrainState:
+        """`monitor` names the metric of an empty best record when the file has none."""
+        data = data if isinstance(data, dict) else {}
+        callbacks = data.get("callbacks") if isinstance(data.get("callbacks"), dict) else {}
+        if _version(data) < 2:
+            callbacks = {LEGACY_CALLBACK_KEYS.get(k, k): v for k, v in callbacks.items()}
+        return cls(
+            epochs_done=int_or_none(data.get("epochs_done")) or 0,
+            checkpoint=_str_or_none(data.get("checkpoint")) or "",
+            execution=data.get("execution") if isinstance(data.get("execution"), dict) else {},
+            best=BestRecord.from_dict(data.get("best")) or BestRecord.none_yet(monitor),
+            callbacks=callbacks,
+            wall_seconds=float_or_none(data.get("wall_seconds")) or 0.0,
+            transfer=TransferState.from_dict(data.get("transfer")),
+            extra=_extra(cls, data),
+        )
 
 
 class RunDir:
@@ -114,10 +338,10 @@ class RunDir:
         self._lock_fd: int | None = None
 
     # --- paths -------------------------------------------------------------------------
-    config = property(lambda self: self.path / "config.yaml")
-    run_json = property(lambda self: self.path / "run.json")
-    metrics_csv = property(lambda self: self.path / "metrics.csv")
-    state_json = property(lambda self: self.path / "state.json")
+    config = property(lambda self: self.path / CONFIG_YAML)
+    run_json = property(lambda self: self.path / RUN_JSON)
+    metrics_csv = property(lambda self: self.path / METRICS_CSV)
+    state_json = property(lambda self: self.path / STATE_JSON)
     model_file = property(lambda self: self.path / "model.keras")
     preprocessing = property(lambda self: self.path / "preprocessing.json")
     summary_txt = property(lambda self: self.path / "summary.txt")
@@ -125,6 +349,8 @@ class RunDir:
     checkpoints = property(lambda self: self.path / "checkpoints")
     last_checkpoint = property(lambda self: self.path / "checkpoints" / "last.keras")
     best_checkpoint = property(lambda self: self.path / "checkpoints" / "best.keras")
+    early_stopping_best = property(lambda self: self.path / "checkpoints" / "early_stopping_best.keras")
+    lock_file = property(lambda self: self.path / ".lock")
 
     def epoch_checkpoint(self, epochs_done: int) -> Path:
         return self.checkpoints / f"epoch-{epochs_done:05d}.keras"
@@ -157,26 +383,34 @@ class RunDir:
         if not path.exists():
             raise RunDirError(f"{path}: no such run directory")
         if not is_run_dir(path):
-            raise RunDirError(f"{path}: not a run directory (no run.json, config.yaml or metrics.csv)")
+            raise RunDirError(f"{path}: not a run directory (no {RUN_FILES_TEXT})")
         return cls(path)
 
     def lock(self) -> None:
-        """Hold an exclusive lock for the life of this process: a second `train` or
-        `--resume` on the same directory is refused instead of interleaving writes."""
+        """Hold an exclusive lock until `unlock`: a second `train` or `--resume` on the same
+        directory is refused instead of interleaving writes."""
         import fcntl
 
-        fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
+        while True:
+            fd = os.open(self.lock_file, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                if exc.errno in (errno.EAGAIN, errno.EACCES):
+                    raise RunDirError(f"{self.path}: another dnnlab process is using this run") from None
+                raise
+            # unlock() removes the file: a lock taken on a file already removed guards nothing
+            if _same_file(fd, self.lock_file):
+                self._lock_fd = fd
+                return
             os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(f"{self.path}: another dnnlab process is using this run") from None
-            raise
-        self._lock_fd = fd
 
     def unlock(self) -> None:
+        """Release the lock and remove `.lock` (removed while still held, so no process can
+        lock the old file and another the new one at the same time; see `lock`)."""
         if self._lock_fd is not None:
+            self.lock_file.unlink(missing_ok=True)
             os.close(self._lock_fd)
             self._lock_fd = None
 
@@ -189,23 +423,34 @@ class RunDir:
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{path}: not valid JSON ({exc.msg})") from None
 
-    def read_run(self) -> dict[str, Any]:
-        return self.read_json(self.run_json)
+    def _read_record_file(self, path: Path) -> dict[str, Any]:
+        data = self.read_json(path)
+        if not isinstance(data, dict):
+            raise RunDirError(f"{path}: expected a JSON object")
+        if _version(data) > RECORD_VERSION:
+            raise RunDirError(
+                f"{path}: written by a newer dnnlab (record version {_version(data)}; this one "
+                f"reads up to {RECORD_VERSION}); upgrade dnnlab to use this run"
+            )
+        return data
 
-    def write_run(self, record: dict[str, Any]) -> None:
-        atomic_write_json(self.run_json, record)
+    def read_record(self) -> RunRecord:
+        return RunRecord.from_dict(self._read_record_file(self.run_json))
 
-    def update_run(self, **changes: Any) -> dict[str, Any]:
-        record = self.read_run()
-        record.update(changes)
-        self.write_run(record)
+    def write_record(self, record: RunRecord) -> None:
+        atomic_write_json(self.run_json, record.to_dict())
+
+    def update_record(self, **changes: Any) -> RunRecord:
+        """Change some fields of run.json (read, replace, write atomically)."""
+        record = replace(self.read_record(), **changes)
+        self.write_record(record)
         return record
 
-    def read_state(self) -> dict[str, Any]:
-        return self.read_json(self.state_json)
+    def read_state(self, monitor: str = "val_loss") -> TrainState:
+        return TrainState.from_dict(self._read_record_file(self.state_json), monitor)
 
-    def write_state(self, state: dict[str, Any]) -> None:
-        atomic_write_json(self.state_json, state)
+    def write_state(self, state: TrainState) -> None:
+        atomic_write_json(self.state_json, state.to_dict())
 
     def write_metrics(self, rows: list[dict[str, Any]]) -> None:
         """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic)."""
@@ -226,6 +471,13 @@ class RunDir:
             return [
                 {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(path))
+    except FileNotFoundError:
+        return False
 
 
 def _csv_value(value: Any) -> Any:
@@ -263,11 +515,11 @@ def latest_completed(root: Path) -> Path | None:
     best: tuple[str, Path] | None = None
     for path in iter_run_dirs(root):
         try:
-            record = json.loads((path / "run.json").read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
+            record = RunRecord.from_dict(json.loads((path / RUN_JSON).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
             continue
-        if record.get("status") == "completed":
-            key = (record.get("finished") or "", path)
+        if record.status == "completed":
+            key = (record.finished or "", path)
             if best is None or key > best:
                 best = key
     return best[1] if best else None

@@ -5,12 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from dnnlab.runs import RunDir
 from dnnlab.spec import check_spec
 
 
 def model_summary(target: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Layers and parameter counts of the model for a spec file or a run directory's config."""
-    config = target / "config.yaml" if target.is_dir() else target
+    config = RunDir(target).config if target.is_dir() else target
     checked = check_spec(config, overrides)
     from dnnlab import runtime
 

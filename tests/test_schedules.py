@@ -7,20 +7,19 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from dnnlab.schedules import (
-    OneCycle,
+from dnnlab.callbacks import PlateauScheduler, schedule_callbacks
+from dnnlab.keras_private import learning_rate_setting
+from dnnlab.optimizers import (
     OneCycleAdam,
     OneCycleAdamax,
     OneCycleAdamW,
     OneCycleNadam,
     OneCycleRMSprop,
     OneCycleSGD,
-    PlateauScheduler,
-    epoch_learning_rate,
     epoch_momentum,
     make_optimizer,
-    schedule_callbacks,
 )
+from dnnlab.schedules import OneCycle, epoch_learning_rate
 from dnnlab.spec import models
 
 STEPS_PER_EPOCH = 4
@@ -36,7 +35,7 @@ def schedule_spec(**fields):
 
 
 def lr_at_step(optimizer, step):
-    return float(keras.ops.convert_to_numpy(optimizer._learning_rate(step)))
+    return float(keras.ops.convert_to_numpy(learning_rate_setting(optimizer)(step)))
 
 
 def data(seed=0):
@@ -299,7 +298,9 @@ def test_compiled_momentum_moves_every_step(name):
 def test_scheduled_momentum_changes_training():
     spec = schedule_spec(type="one_cycle", max_lr=0.05, max_momentum=0.95, min_momentum=0.5)
     cycled = tiny_model(make_optimizer(optimizer_spec(type="adam"), spec, STEPS_PER_EPOCH, 4))
-    constant = tiny_model(keras.optimizers.Adam(learning_rate=cycled.optimizer._learning_rate, beta_1=0.95))
+    constant = tiny_model(
+        keras.optimizers.Adam(learning_rate=learning_rate_setting(cycled.optimizer), beta_1=0.95)
+    )
     fit(cycled, 4)
     fit(constant, 4)
     assert not np.allclose(cycled.get_weights()[0], constant.get_weights()[0], rtol=1e-4)
@@ -358,7 +359,7 @@ def test_save_load_continues_at_the_same_rate(tmp_path, optimizer, schedule):
     ],
 )
 def test_schedule_config_round_trip(schedule):
-    lr = make_optimizer(optimizer_spec(type="sgd"), schedule_spec(**schedule), 3, 7)._learning_rate
+    lr = learning_rate_setting(make_optimizer(optimizer_spec(type="sgd"), schedule_spec(**schedule), 3, 7))
     config_dict = keras.saving.serialize_keras_object(lr)
     restored = keras.saving.deserialize_keras_object(json.loads(json.dumps(config_dict)))
     assert type(restored) is type(lr) and restored.get_config() == lr.get_config()

@@ -24,7 +24,9 @@ from typer.testing import CliRunner
 
 from dnnlab import train
 from dnnlab.build import load_model
+from dnnlab.callbacks import Divergence
 from dnnlab.cli import app
+from dnnlab.spec import parse_spec
 
 TINY = {
     "name": "tiny",
@@ -119,6 +121,7 @@ def train_interrupted_then_resumed(monkeypatch, spec_path, runs_dir, overrides, 
     assert first.exit_code == 130
     assert read_json(first.run_dir / "run.json")["status"] == "interrupted"
     assert len(read_metrics(first.run_dir)) == k
+    assert not (first.run_dir / ".lock").exists()
     return train.resume(first.run_dir, epochs, ["test"])
 
 
@@ -270,9 +273,9 @@ def test_best_checkpoint_is_the_best_epoch(tiny_spec, tmp_path):
     rows = read_metrics(result.run_dir)
     accuracy = [float(row["val_accuracy"]) for row in rows]
     best_epoch = int(np.argmax(accuracy))  # first maximum, as "improved" means strictly better
-    assert result.best["epoch"] == best_epoch
-    assert result.best["metric"] == "val_accuracy"
-    assert result.best["value"] == pytest.approx(accuracy[best_epoch])
+    assert result.best.epoch == best_epoch
+    assert result.best.metric == "val_accuracy"
+    assert result.best.value == pytest.approx(accuracy[best_epoch])
     if best_epoch != len(rows) - 1:
         assert not np.array_equal(
             weights(result.run_dir / "checkpoints/best.keras")[0],
@@ -283,7 +286,7 @@ def test_best_checkpoint_is_the_best_epoch(tiny_spec, tmp_path):
 def test_state_preprocessing_summary_tensorboard(completed_run):
     state = read_json(completed_run / "state.json")
     assert state["epochs_done"] == 4
-    assert "ResumableEarlyStopping" in json.dumps(state["callbacks"])
+    assert "early_stopping" in state["callbacks"]
     scaling = read_json(completed_run / "preprocessing.json")["scaling"]
     assert scaling["method"] == "standardize"
     assert len(scaling["offset"]) == 20  # one statistic per feature, from the training split
@@ -296,6 +299,10 @@ def test_state_preprocessing_summary_tensorboard(completed_run):
 def test_no_temporary_files_left(completed_run):
     leftovers = [p.name for p in completed_run.rglob("*") if ".tmp" in p.name or p.name.endswith(".link")]
     assert leftovers == []
+
+
+def test_lock_file_is_gone_after_the_run(completed_run):
+    assert not (completed_run / ".lock").exists()
 
 
 def test_same_name_gets_new_directories_and_same_seed_gives_same_metrics(tiny_spec, tmp_path):
@@ -365,7 +372,7 @@ def test_one_cycle_rises_then_falls(schedule_run):
 
 def test_plateau_state_is_saved(schedule_run):
     state = read_json(schedule_run("plateau") / "state.json")
-    plateau = state["callbacks"]["PlateauScheduler"]
+    plateau = state["callbacks"]["plateau"]
     assert set(plateau) >= {"wait", "best", "cooldown_counter"}
     # epochs 1..5 never improve: the reductions came after epochs 2 and 4, wait is 1 after epoch 5
     assert plateau["wait"] == 1
@@ -466,7 +473,7 @@ def test_early_stopping_stops_after_patience(early_stopped_run):
     assert record["status"] == "completed"
     assert record["epochs_done"] == 4
     state = read_json(early_stopped_run / "state.json")
-    assert state["callbacks"]["ResumableEarlyStopping"]["wait"] == 3
+    assert state["callbacks"]["early_stopping"]["wait"] == 3
 
 
 def test_early_stopping_patience_continues_across_a_resume(
@@ -477,11 +484,26 @@ def test_early_stopping_patience_continues_across_a_resume(
     assert_same_run(resumed.run_dir, early_stopped_run)
 
 
+def test_state_json_of_an_older_dnnlab_resumes(early_stopped_run, tiny_spec, tmp_path, monkeypatch):
+    """state.json without `version`, its callbacks keyed by class name, as dnnlab wrote it before."""
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 2)
+        first = start(tiny_spec, tmp_path, EARLY_STOPPING)
+    state_file = first.run_dir / "state.json"
+    state = read_json(state_file)
+    del state["version"]
+    state["callbacks"] = {"ResumableEarlyStopping": state["callbacks"].pop("early_stopping")}
+    state_file.write_text(json.dumps(state))
+    resumed = train.resume(first.run_dir, None, ["test"])
+    assert resumed.epochs_done == 4  # the patience counter was read from the old key
+    assert_same_run(resumed.run_dir, early_stopped_run)
+
+
 def test_early_stopping_counter_is_in_state_json(tiny_spec, tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
         interrupt_after(patch, 3)
         first = start(tiny_spec, tmp_path, EARLY_STOPPING)
-    saved = read_json(first.run_dir / "state.json")["callbacks"]["ResumableEarlyStopping"]
+    saved = read_json(first.run_dir / "state.json")["callbacks"]["early_stopping"]
     assert saved["wait"] == 2 and saved["best_epoch"] == 0
 
 
@@ -506,7 +528,7 @@ def test_restore_best_weights_across_a_resume(tiny_spec, tmp_path, monkeypatch):
     reference = start(tiny_spec, tmp_path / "a", overrides)
     resumed = train_interrupted_then_resumed(monkeypatch, tiny_spec, tmp_path / "b", overrides, 2)
     assert_same_run(resumed.run_dir, reference.run_dir)
-    assert read_json(resumed.run_dir / "state.json")["callbacks"]["ResumableEarlyStopping"]["best_epoch"] == 0
+    assert read_json(resumed.run_dir / "state.json")["callbacks"]["early_stopping"]["best_epoch"] == 0
 
 
 # --- divergence ----------------------------------------------------------------------------
@@ -533,6 +555,44 @@ def test_divergence_is_recorded_and_last_checkpoint_is_finite(tiny_spec, tmp_pat
     rows = read_metrics(run_dir)
     assert len(rows) == record["epochs_done"] < 3
     assert all(math.isfinite(float(v)) for row in rows for v in row.values())
+
+
+def test_diverged_cli_run_says_what_to_try_and_keeps_stdout_clean(tmp_path):
+    """Only the run directory on stdout (Keras's TerminateOnNaN would print there), exit code 1,
+    and a message on stderr that names the epoch and the remedies."""
+    spec = write_spec(
+        tmp_path / "specs",
+        {
+            "name": "diverging",
+            "seed": 1,
+            "data": {"dataset": "digits", "validation": 200},
+            "model": {"hidden": [8]},
+            "training": {"epochs": 2, "optimizer": {"type": "sgd", "learning_rate": 1e6}},
+        },
+    )
+    done = cli_train(str(spec), "--runs-dir", str(tmp_path / "runs"))
+    assert done.returncode == 1, done.stderr
+    (run_dir,) = list((tmp_path / "runs").iterdir())
+    assert done.stdout == f"{run_dir}\n"
+    assert read_json(run_dir / "run.json")["status"] == "diverged"
+    assert "diverged in epoch 1" in done.stderr
+    for remedy in ("learning rate (it was 1e+06", "clipnorm: 1.0", "batch_norm"):
+        assert remedy in done.stderr, done.stderr
+    assert not (run_dir / ".lock").exists()
+
+
+def test_divergence_message_names_the_paired_initializer():
+    spec = parse_spec(
+        {
+            "data": {"dataset": "digits"},
+            "model": {"hidden": [8], "activation": "selu", "initializer": "he_normal"},
+            "training": {"optimizer": {"type": "sgd", "learning_rate": 0.5, "clipnorm": 1.0}},
+        }
+    )
+    divergence = Divergence(epoch=2, values={"loss": float("nan")}, learning_rate=0.5)
+    message = train.divergence_message(spec, divergence)
+    assert message.startswith("training diverged in epoch 3: loss nan.")
+    assert "model.initializer: lecun_normal" in message and "clipnorm" not in message
 
 
 # --- bad input -----------------------------------------------------------------------------
@@ -701,6 +761,7 @@ def test_sigint_mid_epoch_is_interrupted_then_resume_equals_uninterrupted(
     assert record["status"] == "interrupted"
     assert record["finished"]
     assert record["epochs_done"] == len(read_metrics(run_dir)) >= 2
+    assert not (run_dir / ".lock").exists()
     resumed = train.resume(run_dir, None, ["test"])  # in process: the same code as --resume
     assert resumed.status == "completed" and resumed.exit_code == 0
     assert_same_run(run_dir, uninterrupted_killable)

@@ -1,0 +1,87 @@
+"""Every use of Keras's private attributes, in one place.
+
+Keras has no public way to do these few things dnnlab needs (each function says why). They were
+checked on Keras 3.15.1 with TensorFlow 2.21 (the TensorFlow backend); pyproject.toml keeps Keras
+below the next minor release for this reason. When Keras moves, this module is the one to check:
+tests/test_schedules.py compares the one-cycle optimizers step by step with Keras's own, and
+tests/test_execution.py, tests/test_mc.py and tests/test_train.py exercise the rest.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+KERAS_CHECKED = "3.15.1"
+
+
+def set_jit_compile(model: keras.Model, enabled: bool) -> None:
+    """Turn XLA on or off for `model`. Keras's `jit_compile` setter refuses XLA under op
+    determinism; dnnlab's layers compile to deterministic CPU code, so it sets the field."""
+    model._jit_compile = enabled
+
+
+def learning_rate_setting(optimizer: keras.optimizers.Optimizer) -> Any:
+    """The learning rate as the optimizer was given it: a float variable or a schedule
+    (`optimizer.learning_rate` evaluates a schedule at the current step instead)."""
+    return optimizer._learning_rate
+
+
+def producer(tensor: Any) -> tuple[keras.layers.Layer, list[Any]]:
+    """The layer that produced a symbolic tensor of a functional model, and that call's input
+    tensors: how a functional model is walked from its output back to its input."""
+    layer, node_index, _ = tensor._keras_history
+    return layer, list(layer._inbound_nodes[node_index].input_tensors)
+
+
+# --- optimizer internals, for the optimizers whose momentum follows a schedule ---------------
+
+
+def slot(optimizer: keras.optimizers.Optimizer, attribute: str, variable: Any) -> Any:
+    """`variable`'s entry in the optimizer's per-variable list `attribute` (SGD's `momentums`,
+    Adam's `_momentums` and `_velocities`, Adamax's `_m` and `_u`, ...)."""
+    return getattr(optimizer, attribute)[optimizer._get_variable_index(variable)]
+
+
+def nadam_momentum_product(optimizer: keras.optimizers.Nadam) -> Any:
+    """Nadam's running product of its momentum schedule (Dozat's prod mu_i)."""
+    return optimizer._u_product
+
+
+class NadamProductHook:
+    """Mixin for a Nadam subclass whose momentum varies during training.
+
+    Keras's Nadam multiplies its running momentum product by a factor made from its constant
+    beta_1 in `_backend_update_step`, before the per-variable updates. Here the subclass's
+    `update_momentum_product(product)` does that instead, and Nadam's own update is skipped.
+    """
+
+    def update_momentum_product(self, product: Any) -> None:
+        raise NotImplementedError
+
+    def _backend_update_step(self, grads, trainable_variables, learning_rate):
+        self.update_momentum_product(nadam_momentum_product(self))
+        super(keras.optimizers.Nadam, self)._backend_update_step(grads, trainable_variables, learning_rate)
+
+
+# --- callbacks -------------------------------------------------------------------------------
+
+
+class ImprovementRuleHook:
+    """Mixin for subclasses of Keras's monitoring callbacks (EarlyStopping, ReduceLROnPlateau):
+    their "improved" decision is the subclass's `is_improvement(value, reference)`.
+
+    Keras decides with its own `monitor_op` (and negates `min_delta` for 'min' in
+    `_set_monitor_op`); both hooks are replaced, so `min_delta` keeps its sign and `mode` must
+    be 'min' or 'max'.
+    """
+
+    def is_improvement(self, value: float, reference: float | None) -> bool:
+        raise NotImplementedError
+
+    def _set_monitor_op(self):
+        self.monitor_op = self.is_improvement  # "set": Keras checks it is not None
+
+    def _is_improvement(self, monitor_value, reference_value):
+        return self.is_improvement(monitor_value, reference_value)
