@@ -285,9 +285,22 @@ def test_csv_and_markdown_have_every_run(activation_runs):
         p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])
     ]
     assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation.type"] == "relu"
+    assert rows[0]["best_epoch"] == "1"  # machine formats keep metrics.csv's 0-based epoch
     markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
     assert f"**{activation_runs[1].name}**" in markdown[2]
+    headers = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    cells = [cell.strip() for cell in markdown[2].strip("|").split("|")]
+    assert cells[headers.index("best_epoch")] == "2"  # for people epochs count from 1
+
+
+def test_the_terminal_table_counts_epochs_from_one(activation_runs):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=250)
+    console.print(fmt.render_table(cmp.compare(activation_runs)))
+    best_line = next(line for line in console.file.getvalue().splitlines() if activation_runs[1].name in line)
+    assert best_line.split()[:6] == ["1", activation_runs[1].name, "completed", "3", "0.4", "2"]
 
 
 def test_rich_table_renders_every_row(activation_runs):
