@@ -105,6 +105,13 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     )
 
 
+def make_validation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Validation batches in order. A dataset of our own rather than NumPy arrays: Keras's array
+    adapter builds a parallel map that TensorFlow rewrites under op determinism and then logs a
+    C++ `NodeDef mentions attribute use_unbounded_threadpool` error on stderr every epoch."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(2)
+
+
 class EpochSeeder(keras.callbacks.Callback):
     """At each epoch start: point the data pipeline at the epoch and reseed every random layer."""
 
@@ -268,7 +275,11 @@ class Session:
         train_data = make_train_dataset(
             dataset.x_train, dataset.y_train, training.batch_size, spec.seed, epoch_variable
         )
-        validation = (dataset.x_val, dataset.y_val) if dataset.x_val is not None else None
+        validation = (
+            make_validation_dataset(dataset.x_val, dataset.y_val, max(training.batch_size, 256))
+            if dataset.x_val is not None
+            else None
+        )
         self.stateful_callbacks = self.make_stateful_callbacks()
         recorder = Recorder(self)
         from dnnlab.progress import progress_callback
@@ -286,7 +297,6 @@ class Session:
             epochs=epochs,
             initial_epoch=self.state["epochs_done"],
             validation_data=validation,
-            validation_batch_size=max(training.batch_size, 256),
             callbacks=callbacks,
             shuffle=False,  # the order comes from make_train_dataset
             verbose=0,
