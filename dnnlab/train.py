@@ -192,8 +192,11 @@ class Recorder(keras.callbacks.Callback):
 class Session:
     """One process's share of a run: from the last committed epoch to the planned total."""
 
-    def __init__(self, run: RunDir, spec: Spec, dataset: data.Dataset, state: dict[str, Any]):
+    def __init__(
+        self, run: RunDir, spec: Spec, dataset: data.Dataset, state: dict[str, Any], progress: bool = True
+    ):
         self.run = run
+        self.progress = progress
         self.spec = spec
         self.dataset = dataset
         self.state = state
@@ -290,8 +293,11 @@ class Session:
             *self.stateful_callbacks,
             keras.callbacks.TensorBoard(log_dir=str(self.run.tensorboard), write_graph=False),
             recorder,
-            progress_callback(self.planned_epochs, self.steps_per_epoch, self.state["epochs_done"]),
         ]
+        if self.progress:
+            callbacks.append(
+                progress_callback(self.planned_epochs, self.steps_per_epoch, self.state["epochs_done"])
+            )
         model.fit(
             train_data,
             epochs=epochs,
@@ -375,9 +381,12 @@ def run_record(spec: Spec, checked_hash: str, command: list[str], epochs: int) -
     }
 
 
-def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str]) -> TrainResult:
+def start(
+    checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str], progress: bool = True
+) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
-    directory is created, so a bad input leaves nothing behind."""
+    directory is created, so a bad input leaves nothing behind. `progress`: a line (or bar) per
+    epoch on stderr."""
     spec = checked.spec
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data, spec.seed)
@@ -410,10 +419,10 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     atomic_link(initial, run.last_checkpoint)
     run.write_metrics([])
     run.write_run(run_record(spec, spec_hash(spec), command, spec.training.epochs))
-    return _train(run, spec, dataset, model, state, spec.training.epochs)
+    return _train(run, spec, dataset, model, state, spec.training.epochs, progress)
 
 
-def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResult:
+def resume(run_path: Path, epochs: int | None, command: list[str], progress: bool = True) -> TrainResult:
     """Continue a run from its last committed epoch, exactly as if it had not stopped."""
     run = RunDir.open(run_path)
     record = run.read_run()
@@ -452,13 +461,19 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
     model = load_model(checkpoint)
     apply_to_model(model, execution)
     run.update_run(status="running", finished=None, epochs_planned=planned, command=command)
-    return _train(run, spec, dataset, model, state, planned)
+    return _train(run, spec, dataset, model, state, planned, progress)
 
 
 def _train(
-    run: RunDir, spec: Spec, dataset: data.Dataset, model, state: dict[str, Any], epochs: int
+    run: RunDir,
+    spec: Spec,
+    dataset: data.Dataset,
+    model,
+    state: dict[str, Any],
+    epochs: int,
+    progress: bool = True,
 ) -> TrainResult:
-    session = Session(run, spec, dataset, state)
+    session = Session(run, spec, dataset, state, progress)
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         status = session.fit(model, epochs)
