@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -153,6 +154,35 @@ def test_plot_writes_a_png(seed1, tmp_path):
     assert path.read_bytes()[:8] == PNG_MAGIC
     assert path.stat().st_size > 10_000  # curves, legend and labels, not an empty canvas
     assert str(path) in result.stderr
+
+
+def test_plot_emits_no_python_warning(seed1, tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # e.g. matplotlib's "Tight layout not applied"
+        result = compare(*seed1, "--plot", tmp_path / "curves.png")
+    assert result.exit_code == 0, (result.stderr, result.exception)
+    assert "Warning" not in result.stderr
+
+
+def test_json_differing_keys_of_an_optimizer_pair_are_leaf_keys(tmp_path):
+    spec_path = write_spec(tmp_path, SPEC)
+    pair = [
+        train_run(
+            spec_path, tmp_path / "runs", ["training.epochs=1", f"training.optimizer={optimizer}"], name
+        )
+        for name, optimizer in (("sgd", "{type: sgd, momentum: 0.9}"), ("nadam", "nadam"))
+    ]
+    out = json.loads(compare(*pair, "--format", "json").stdout)
+    keys = out["differing_keys"]
+    assert keys[0] == "training.optimizer.type"
+    assert {
+        "training.optimizer.learning_rate",
+        "training.optimizer.momentum",
+        "training.optimizer.beta_1",
+    } <= set(keys)
+    assert all(key.startswith("training.optimizer.") for key in keys), keys
+    for run in out["runs"]:
+        assert not any(isinstance(value, dict) for value in run["params"].values())
 
 
 def test_plot_into_a_missing_folder_is_a_user_error(seed1, tmp_path):
