@@ -1,41 +1,64 @@
 """The dnnlab command line: each command parses, calls one library function, renders.
 
 TensorFlow is imported only inside the commands that need it, so `--help`, `check`,
-`compare` and `schema` start fast.
+`compare` and `schema` start fast. Results go to stdout; progress, notes, warnings and errors
+go to stderr through one console (dnnlab.console) that never hard-wraps off a terminal.
 """
 
 from __future__ import annotations
 
+import contextlib
+import enum
 import functools
 import json
+import logging
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
+from dnnlab.console import stderr_console, stdout_console
 from dnnlab.errors import DnnlabError
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
 
-app = typer.Typer(
-    help="Run deep-learning training experiments from YAML specs.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+# typer >= 0.16 vendors click; older releases use click itself.
+_click = getattr(typer.core, "_click", None) or __import__("click")
+_ClickException = _click.exceptions.ClickException
+_NoArgsIsHelpError = getattr(_click.exceptions, "NoArgsIsHelpError", ())
 
 
-def stderr_console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False)
+# ---------------------------------------------------------------- output helpers
 
 
 def fail(message: str, code: int = 2) -> None:
-    stderr_console().print(f"[bold red]error:[/] {message}", markup=True, soft_wrap=True)
+    """One red `error:` line on stderr, then exit with `code`. `message` is rich markup."""
+    stderr_console().print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code)
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+def print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+
+
+def print_warning(message: str) -> None:
+    stderr_console().print(f"[yellow]warning:[/] {_escape(message)}")
+
+
+def print_warnings(findings) -> None:
+    for finding in findings:
+        if finding.level == "warning":
+            print_warning(str(finding))
 
 
 def user_errors(command: Callable) -> Callable:
@@ -51,21 +74,59 @@ def user_errors(command: Callable) -> Callable:
     return wrapper
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+@contextlib.contextmanager
+def _one_line_usage_errors() -> Iterator[None]:
+    """A bad option or argument is one `error:` line and exit code 2, like dnnlab's own errors,
+    instead of click's usage block or typer's boxed panel."""
+    try:
+        yield
+    except _ClickException as exc:
+        if isinstance(exc, _NoArgsIsHelpError):  # `dnnlab` alone prints the help
+            raise
+        fail(_escape(exc.format_message()), exc.exit_code)
 
-    return escape(text)
+
+class _OneLineErrorsGroup(TyperGroup):
+    def make_context(self, *args: Any, **kwargs: Any):
+        with _one_line_usage_errors():
+            return super().make_context(*args, **kwargs)
+
+    def invoke(self, ctx):
+        with _one_line_usage_errors():
+            return super().invoke(ctx)
 
 
-def print_json(payload: object) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2) + "\n")
+class _WarningLines(logging.Handler):
+    """The library reports through the `dnnlab` logger; the CLI shows each record as a warning
+    line on whatever stderr is current (a stream bound once would outlive a test's capture)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print_warning(record.getMessage())
 
 
-def print_warnings(findings) -> None:
-    console = stderr_console()
-    for finding in findings:
-        if finding.level == "warning":
-            console.print(f"[yellow]warning:[/] {_escape(str(finding))}", soft_wrap=True)
+# ---------------------------------------------------------------- the app and shared options
+
+app = typer.Typer(
+    cls=_OneLineErrorsGroup,
+    help="Run deep-learning training experiments from YAML specs.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+
+Overrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--override",
+        "-o",
+        help="Override a key by its dotted path, e.g. -o training.epochs=5 (value parsed as YAML).",
+    ),
+]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+QuietFlag = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="No progress or status lines: only warnings, errors and the result."),
+]
 
 
 def print_version(value: bool) -> None:
@@ -78,38 +139,31 @@ def print_version(value: bool) -> None:
 
 @app.callback()
 def main_options(
-    version: bool = typer.Option(
-        False, "--version", callback=print_version, is_eager=True, help="Print the version and exit."
-    ),
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
 ) -> None:
     """Run deep-learning training experiments from YAML specs."""
-    show_library_warnings()
-
-
-def show_library_warnings() -> None:
-    """The library reports through the `dnnlab` logger; the CLI shows it as warning lines."""
-    import logging
-
     logger = logging.getLogger("dnnlab")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("warning: %(message)s"))
-        logger.addHandler(handler)
+    if not any(isinstance(h, _WarningLines) for h in logger.handlers):
+        logger.addHandler(_WarningLines())
         logger.setLevel(logging.INFO)
 
 
-OVERRIDE_HELP = "Override a key by its dotted path, e.g. -o training.epochs=5 (value parsed as YAML)."
+# ---------------------------------------------------------------- commands
 
 
 @app.command()
 @user_errors
 def check(
-    config: Path = typer.Argument(..., help="YAML spec to validate."),
-    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
-    print_config: bool = typer.Option(
-        False, "--print-config", help="Print the resolved spec (what config.yaml records) on stdout."
-    ),
+    config: Annotated[Path, typer.Argument(help="YAML spec to validate.")],
+    override: Overrides = None,
+    as_json: JsonFlag = False,
+    print_config: Annotated[
+        bool,
+        typer.Option("--print-config", help="Print the resolved spec (what config.yaml records) on stdout."),
+    ] = False,
 ) -> None:
     """Validate a spec and print the notes' advice; trains nothing."""
     from dnnlab.spec import check_spec, spec_to_dict, spec_to_yaml
@@ -133,17 +187,15 @@ def check(
     elif print_config:
         sys.stdout.write(spec_to_yaml(checked.spec))
     print_warnings(warnings)
-    stderr_console().print(
-        f"[green]valid:[/] {_escape(str(config))} ({len(warnings)} warning(s))", soft_wrap=True
-    )
+    stderr_console().print(f"[green]valid:[/] {_escape(str(config))} ({len(warnings)} warning(s))")
 
 
 @app.command()
 @user_errors
 def summary(
-    target: Path = typer.Argument(..., help="YAML spec or run directory."),
-    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object on stdout."),
+    target: Annotated[Path, typer.Argument(help="YAML spec or run directory.")],
+    override: Overrides = None,
+    as_json: JsonFlag = False,
 ) -> None:
     """Layers, output shapes and parameter counts of the model a spec builds."""
     from dnnlab.summary import model_summary
@@ -152,7 +204,6 @@ def summary(
     if as_json:
         print_json(result)
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title=result["name"])
@@ -161,7 +212,7 @@ def summary(
     for layer in result["layers"]:
         shape = "(" + ", ".join("None" if d is None else str(d) for d in layer["output_shape"]) + ")"
         table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}")
-    console = Console()
+    console = stdout_console()
     console.print(table)
     console.print(f"Total params: {result['total_params']:,}")
     console.print(f"Trainable params: {result['trainable_params']:,}")
@@ -171,16 +222,21 @@ def summary(
 @app.command()
 @user_errors
 def train(
-    config: Path | None = typer.Argument(None, help="YAML spec to train."),
-    override: list[str] = typer.Option([], "--override", "-o", help=OVERRIDE_HELP),
-    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where run directories go."),
-    name: str | None = typer.Option(None, "--name", help="Run name (default: the spec's name)."),
-    resume: Path | None = typer.Option(None, "--resume", help="Continue this run directory."),
-    epochs: int | None = typer.Option(
-        None, "--epochs", min=1, help="With --resume: train to N epochs in total."
-    ),
+    config: Annotated[Path | None, typer.Argument(help="YAML spec to train.")] = None,
+    override: Overrides = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run directories go.")] = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="Run name (default: the spec's name).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this run directory.")] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", min=1, help="With --resume: train to N epochs in total.")
+    ] = None,
+    quiet: QuietFlag = False,
 ) -> None:
-    """Train the model a spec describes; prints the run directory."""
+    """Train the model a spec describes; prints the run directory on stdout.
+
+    Epochs count from 1 in everything printed here; metrics.csv and run.json keep the 0-based
+    index.
+    """
     if (config is None) == (resume is None):
         raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
     if epochs is not None and resume is None:
@@ -189,7 +245,7 @@ def train(
     if resume is not None:
         from dnnlab import train as training
 
-        result = training.resume(resume, epochs, command)
+        result = training.resume(resume, epochs, command, progress=not quiet)
     else:
         from dnnlab.spec import check_spec
 
@@ -197,141 +253,136 @@ def train(
         print_warnings(checked.warnings)
         from dnnlab import train as training
 
-        result = training.start(checked, runs_dir, name, command)
-    report_run(result)
+        result = training.start(checked, runs_dir, name, command, progress=not quiet)
+    report_run(result, quiet)
     raise typer.Exit(result.exit_code)
 
 
-def report_run(result) -> None:
-    console = stderr_console()
-    best = result.best
-    best_text = (
-        f"best {best.metric} {best.value:.4g} at epoch {best.epoch + 1}"
-        if best.value is not None
-        else "no best yet"
-    )
-    colour = {"completed": "green", "interrupted": "yellow"}.get(result.status, "red")
-    console.print(
-        f"[{colour}]{result.status}[/] after {result.epochs_done} epoch(s); {best_text}", soft_wrap=True
-    )
+def report_run(result, quiet: bool = False) -> None:
+    """The end line on stderr (under --quiet only when the run did not complete), then the run
+    directory alone on stdout."""
+    if not quiet or result.status != "completed":
+        colour = {"completed": "green", "interrupted": "yellow"}.get(result.status, "red")
+        stderr_console().print(
+            f"[{colour}]{result.status}[/] after {result.epochs_done} epoch(s); {_best_text(result.best)}"
+        )
     if result.message:
-        console.print(result.message, soft_wrap=True, markup=False)
+        stderr_console().print(result.message, markup=False)
     print(result.run_dir)
+
+
+def _best_text(best) -> str:
+    """`best val_loss 0.3657 at epoch 3`: the run's BestRecord, its 0-based epoch counted from 1
+    like the progress lines."""
+    if best.value is None or best.epoch is None:
+        return "no best yet"
+    return f"best {_escape(best.metric)} {best.value:.4g} at epoch {best.epoch + 1}"
+
+
+class Format(str, enum.Enum):
+    table = "table"
+    csv = "csv"
+    json = "json"
+    markdown = "markdown"
 
 
 @app.command()
 @user_errors
 def compare(
-    run_dirs: list[Path] = typer.Argument(
-        ..., help="Run directories, e.g. runs/* (a folder of runs works too)."
-    ),
-    metric: str | None = typer.Option(
-        None, "--metric", help="Rank by this metric (default: the one the runs monitor)."
-    ),
-    diff_only: bool = typer.Option(
-        False, "--diff-only", help="Show only the spec keys that differ between the runs."
-    ),
-    fmt: str = typer.Option("table", "--format", help="table, csv, json or markdown."),
-    plot: Path | None = typer.Option(None, "--plot", help="Write learning curves of the metric to this PNG."),
-    group_seeds: bool = typer.Option(
-        False, "--group-seeds", help="One row per spec that differs only in seed: mean ± std."
-    ),
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories, e.g. runs/* (a folder of runs works too).")
+    ],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
+    ] = None,
+    diff_only: Annotated[
+        bool, typer.Option("--diff-only", help="Show only the spec keys that differ between the runs.")
+    ] = False,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="table and markdown count epochs from 1; csv and json keep metrics.csv's 0-based epoch.",
+        ),
+    ] = Format.table,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write learning curves of the metric to this PNG.")
+    ] = None,
+    group_seeds: Annotated[
+        bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
+    ] = False,
 ) -> None:
-    """Compare run directories: which won, by how much, and what differed."""
+    """Compare run directories: which won, by how much, and what differed (leaf spec keys)."""
     from dnnlab import compare as comparing
     from dnnlab import compare_format
 
-    if fmt not in comparing.FORMATS:
-        raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(comparing.FORMATS)}.")
     result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds)
     console = stderr_console()
     for message in comparing.messages(result):
-        console.print(f"[yellow]note:[/] {_escape(message)}", soft_wrap=True)
-    if fmt == "table":
-        from rich.console import Console
-
-        # A pipe has no width of its own: give the table room rather than folding every cell.
-        Console(width=None if sys.stdout.isatty() else 200).print(
-            compare_format.render_table(result, diff_only)
-        )
+        console.print(f"[yellow]note:[/] {_escape(message)}")
+    if fmt is Format.table:
+        stdout_console().print(compare_format.render_table(result, diff_only))
     else:
-        sys.stdout.write(compare_format.render(result, fmt, diff_only))
+        sys.stdout.write(compare_format.render(result, fmt.value, diff_only))
     if plot is not None:
         from dnnlab.plots import plot_learning_curves
 
-        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}", soft_wrap=True)
+        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
 
 
 @app.command("mc-predict")
 @user_errors
 def mc_predict(
-    run_dir: Path | None = typer.Argument(
-        None, help="Run directory (default: the latest completed run in ./runs)."
-    ),
-    samples: int = typer.Option(100, "--samples", help="Monte Carlo samples per instance."),
-    data: str = typer.Option(
-        "test", "--data", help="test, validation, or a .npz (x, optional y) / .csv file."
-    ),
-    batch_size: int | None = typer.Option(
-        None, "--batch-size", help="Instances per sampling call (default: automatic)."
-    ),
-    seed: int | None = typer.Option(
-        None, "--seed", help="Seed for the dropout masks (default: random, printed)."
-    ),
-    out: Path | None = typer.Option(
-        None, "--out", help="Write per-instance results to FILE.npz or FILE.csv."
-    ),
-    as_json: bool = typer.Option(False, "--json", help="Print the calibration summary as one JSON object."),
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="Run directory (default: the latest completed run in ./runs).")
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Monte Carlo samples per instance.")] = 100,
+    data: Annotated[
+        str, typer.Option("--data", help="test, validation, or a .npz (x, optional y) / .csv file.")
+    ] = "test",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Instances per sampling call (default: automatic)."),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Seed for the dropout masks: the same seed, the same results."),
+    ] = 0,  # prediction.DEFAULT_SEED, written out: importing prediction here would slow --help
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write per-instance results to FILE.npz or FILE.csv.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the calibration summary as one JSON object.")
+    ] = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels."""
-    from dnnlab.errors import PredictError
+    from dnnlab.prediction import mc_predict as predict
 
-    if samples < 1:
-        raise PredictError(f"--samples: expected a positive number of samples; received {samples}")
-    from dnnlab import prediction, runtime
-
-    run = prediction.find_run(run_dir)
-    dataset = prediction.prediction_set(run, data)
-    runtime.quiet_tensorflow()
-    from dnnlab import mc
-    from dnnlab.build import load_model
-
-    model = load_model(prediction.model_file(run), compile=False)
     console = stderr_console()
-    with console.status(f"sampling {len(dataset.x):,} instances x {samples} ..."):
-        result = mc.predict(
-            model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task
+    status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
+    with status:
+        result = predict(run_dir, samples, data, batch_size, seed, out)
+    if not quiet:
+        if result.written is not None:
+            console.print(f"wrote {_escape(str(result.written))}")
+        console.print(
+            f"{_escape(str(result.run))}: {result.instances:,} instances from {_escape(result.source)}, "
+            f"{samples} samples, seed {result.seed}"
         )
-        report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
-    if out is not None:
-        console.print(f"wrote {_escape(str(mc.save(result, out)))}", soft_wrap=True)
-    console.print(
-        f"{_escape(str(run.path))}: {len(dataset.x):,} instances from {_escape(dataset.source)}, "
-        f"{samples} samples, seed {result.seed}",
-        soft_wrap=True,
-    )
-    if report is not None:
-        console.print(mc_summary_table(report))
-    else:
+    if result.report is not None:
+        console.print(mc_summary_table(result.report))
+    elif not quiet:
         console.print("no labels: calibration metrics need y")
     if as_json:
-        print_json(
-            {
-                "run": str(run.path),
-                "data": dataset.source,
-                "instances": len(dataset.x),
-                "samples": samples,
-                "seed": result.seed,
-                "deterministic": report["deterministic"] if report else None,
-                "mc": report["mc"] if report else None,
-            }
-        )
+        print_json(result.to_json())
 
 
 def mc_summary_table(report: dict):
     from rich.table import Table
 
-    table = Table(title="deterministic vs MC dropout (lower is better, accuracy aside)")
+    # Title and caption shorter than the table: rich wraps them to its width.
+    table = Table(title="deterministic vs MC dropout", caption="lower is better, accuracy aside")
     table.add_column("metric")
     table.add_column("deterministic", justify="right")
     table.add_column("MC dropout", justify="right")

@@ -347,11 +347,12 @@ def _ranked(items: Iterable[Any], value_of: Callable[[Any], float | None], mode:
 def differing_keys(
     configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)
 ) -> dict[str, list[Any]]:
-    """Dotted spec keys whose values differ between configs, with each config's value.
+    """Dotted leaf keys whose values differ between configs, with each config's value.
 
-    A mapping is split into its own dotted subkeys while every config has one of the same `type`
-    (so only `training.optimizer.learning_rate` shows when just the rate differs); when the type
-    differs, or one config has a mapping where another has null, the whole mapping is one key.
+    Mappings are always split into their leaf keys, so sgd vs nadam reads
+    `training.optimizer.type`, `training.optimizer.learning_rate`, `training.optimizer.momentum`
+    (MISSING where a run's optimizer has no such key) and no cell ever holds a whole mapping.
+    A null where another run has a mapping (`early_stopping: null`) is null at every leaf.
     """
     out: dict[str, list[Any]] = {}
     if len(configs) > 1:
@@ -365,11 +366,25 @@ def _collect_differences(values: list[Any], path: str, out: dict[str, list[Any]]
     first = values[0]
     if all(v == first for v in values[1:]):
         return
-    if all(isinstance(v, dict) for v in values) and len({repr(v.get("type")) for v in values}) == 1:
-        for key in dict.fromkeys(k for v in values for k in v):
-            _collect_differences([v.get(key, MISSING) for v in values], f"{path}.{key}", out)
-        return
-    out[path] = values
+    splittable = all(v is None or isinstance(v, (dict, str, _Absent)) for v in values)
+    if splittable and any(isinstance(v, dict) for v in values):
+        mappings = [_as_mapping(v) for v in values]
+        found = len(out)
+        for key in dict.fromkeys(k for m in mappings if isinstance(m, dict) for k in m):
+            _collect_differences([_child(m, key) for m in mappings], f"{path}.{key}", out)
+        if len(out) > found:
+            return
+    out[path] = values  # a leaf, or an empty mapping against null
+
+
+def _as_mapping(value: Any) -> Any:
+    """A string beside mappings is the spec's shorthand for `{type: NAME}`."""
+    return {"type": value} if isinstance(value, str) else value
+
+
+def _child(mapping: Any, key: str) -> Any:
+    """The value under `key`; a null or absent parent is null or absent all the way down."""
+    return mapping.get(key, MISSING) if isinstance(mapping, dict) else mapping
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:

@@ -76,6 +76,18 @@ def _recorded(value: Any) -> Any:
     return MISSING if value is None else value
 
 
+def _counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for people: `best_epoch` counts from 1, as the progress lines do. csv and json keep
+    metrics.csv's 0-based index, which programs join on."""
+    return [{**row, "best_epoch": _plus_one(row["best_epoch"])} for row in rows]
+
+
+def _plus_one(epoch: Any) -> Any:
+    if isinstance(epoch, Stat):
+        return epoch if epoch.mean is None else Stat(epoch.mean + 1, epoch.std, epoch.n)
+    return epoch if isinstance(epoch, _Absent) else epoch + 1
+
+
 def _spec_cells(run: Run, keys: list[str]) -> dict[str, Any]:
     if run.config is None:
         return {k: UNKNOWN for k in keys}
@@ -220,6 +232,7 @@ def _csv_value(value: Any) -> Any:
 def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
     """The table as a GitHub markdown table; the best run's name is bold."""
     headers, rows = table_rows(comparison, diff_only)
+    rows = _counted_from_one(rows)
     best = comparison.best_run is not None
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(_md_align(h) for h in headers) + "|"]
     for i, row in enumerate(rows):
@@ -251,6 +264,7 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     from rich.console import Group
 
     headers, rows = table_rows(comparison, diff_only=True)
+    rows = _counted_from_one(rows)
     spec_headers = [h for h in headers if "." in h]
     result_headers = [h for h in headers if "." not in h]
     direction = "lower" if comparison.mode == "min" else "higher"
@@ -260,7 +274,6 @@ def render_table(comparison: Comparison, diff_only: bool = False):
         comparison,
         title=f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
         f"{comparison.metric} ({direction} is better)",
-        caption="best epoch counts from 0, as metrics.csv does",
     )
     parts = [results]
     if spec_headers:
@@ -302,7 +315,7 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison):
 LARGE_TABLE_ROWS = 100  # rich's table layout costs ~0.3 ms a row; past this, plain columns
 
 
-def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None):
+def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None):
     from rich import box
     from rich.table import Table
     from rich.text import Text

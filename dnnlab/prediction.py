@@ -18,6 +18,7 @@ from dnnlab.runs import RunDir, latest_completed
 from dnnlab.spec import parse_spec, read_yaml
 
 SPLITS = ("test", "validation")
+DEFAULT_SEED = 0  # the same masks on every call unless asked otherwise: reruns give the same file
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,59 @@ class PredictionSet:
     y: np.ndarray | None  # labels as the model knows them (filtered classes relabelled)
     source: str  # "test", "validation" or the file's path
     task: str | None  # as preprocessing.json records it
+
+
+@dataclass(frozen=True)
+class MCPrediction:
+    """What `mc_predict` did: which run and data, how many samples with which seed, the
+    calibration report (None without labels) and the file it wrote (None without `out`)."""
+
+    run: Path
+    source: str
+    instances: int
+    samples: int
+    seed: int
+    report: dict[str, dict[str, float]] | None
+    written: Path | None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run),
+            "data": self.source,
+            "instances": self.instances,
+            "samples": self.samples,
+            "seed": self.seed,
+            "deterministic": self.report["deterministic"] if self.report else None,
+            "mc": self.report["mc"] if self.report else None,
+        }
+
+
+def mc_predict(
+    run_dir: Path | None,
+    samples: int,
+    data: str = "test",
+    batch_size: int | None = None,
+    seed: int = DEFAULT_SEED,
+    out: Path | None = None,
+) -> MCPrediction:
+    """Monte Carlo dropout predictions of a run's model on `data` ("test", "validation" or a
+    .npz/.csv file), compared with one deterministic pass where labels exist; with `out`, the
+    per-instance results are written to that .npz or .csv file."""
+    run = find_run(run_dir)
+    dataset = prediction_set(run, data)
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()
+    from dnnlab import mc
+    from dnnlab.build import load_model
+
+    model = load_model(model_file(run), compile=False)
+    result = mc.predict(
+        model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task
+    )
+    report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
+    written = mc.save(result, out) if out is not None else None
+    return MCPrediction(run.path, dataset.source, len(dataset.x), samples, result.seed, report, written)
 
 
 def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:

@@ -8,6 +8,8 @@ from typing import Any
 
 import keras
 
+from dnnlab.console import stderr_console
+
 
 def format_metrics(logs: dict[str, Any]) -> str:
     return "  ".join(f"{key} {value:.4g}" for key, value in logs.items() if _is_number(value))
@@ -46,7 +48,6 @@ class RichProgress(keras.callbacks.Callback):
 
     def __init__(self, epochs: int, steps_per_epoch: int, initial_epoch: int):
         super().__init__()
-        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -58,7 +59,7 @@ class RichProgress(keras.callbacks.Callback):
 
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
-        self.console = Console(stderr=True)
+        self.console = stderr_console()
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

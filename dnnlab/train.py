@@ -106,11 +106,21 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
     )
 
 
+def make_validation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int):
+    """Validation batches in order. A dataset of our own rather than NumPy arrays: Keras's array
+    adapter builds a parallel map that TensorFlow rewrites under op determinism and then logs a
+    C++ `NodeDef mentions attribute use_unbounded_threadpool` error on stderr every epoch."""
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).prefetch(2)
+
+
 class Session:
     """One process's share of a run: from the last committed epoch to the planned total."""
 
-    def __init__(self, run: RunDir, spec: Spec, dataset: data.Dataset, state: TrainState):
+    def __init__(
+        self, run: RunDir, spec: Spec, dataset: data.Dataset, state: TrainState, progress: bool = True
+    ):
         self.run = run
+        self.progress = progress
         self.spec = spec
         self.dataset = dataset
         self.state = state
@@ -177,7 +187,11 @@ class Session:
         train_data = make_train_dataset(
             dataset.x_train, dataset.y_train, training.batch_size, spec.seed, epoch_variable
         )
-        validation = (dataset.x_val, dataset.y_val) if dataset.x_val is not None else None
+        validation = (
+            make_validation_dataset(dataset.x_val, dataset.y_val, max(training.batch_size, 256))
+            if dataset.x_val is not None
+            else None
+        )
         self.resumables = self.make_resumable_callbacks()
         recorder = Recorder(self.record_epoch, self.steps_per_epoch)
         from dnnlab.progress import progress_callback
@@ -188,14 +202,16 @@ class Session:
             *self.resumables,
             keras.callbacks.TensorBoard(log_dir=str(self.run.tensorboard), write_graph=False),
             recorder,
-            progress_callback(self.planned_epochs, self.steps_per_epoch, self.state.epochs_done),
         ]
+        if self.progress:
+            callbacks.append(
+                progress_callback(self.planned_epochs, self.steps_per_epoch, self.state.epochs_done)
+            )
         model.fit(
             train_data,
             epochs=epochs,
             initial_epoch=self.state.epochs_done,
             validation_data=validation,
-            validation_batch_size=max(training.batch_size, 256),
             callbacks=callbacks,
             shuffle=False,  # the order comes from make_train_dataset
             verbose=0,
@@ -312,7 +328,9 @@ def prepare(
     return Prepared(dataset, execution, model, reused)
 
 
-def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str]) -> TrainResult:
+def start(
+    checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str], progress: bool = True
+) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
@@ -336,12 +354,12 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
         atomic_link(initial, run.last_checkpoint)
         run.write_metrics([])
         run.write_record(new_record(spec, command))
-        return _train(run, spec, prepared, state, spec.training.epochs)
+        return _train(run, spec, prepared, state, spec.training.epochs, progress)
     finally:
         run.unlock()
 
 
-def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResult:
+def resume(run_path: Path, epochs: int | None, command: list[str], progress: bool = True) -> TrainResult:
     """Continue a run from its last committed epoch, exactly as if it had not stopped."""
     run = RunDir.open(run_path)
     record = run.read_record()
@@ -375,13 +393,15 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
             checkpoint = run.last_checkpoint
         prepared = prepare(spec, None, state, checkpoint)
         run.update_record(status="running", finished=None, epochs_planned=planned, command=command)
-        return _train(run, spec, prepared, state, planned)
+        return _train(run, spec, prepared, state, planned, progress)
     finally:
         run.unlock()
 
 
-def _train(run: RunDir, spec: Spec, prepared: Prepared, state: TrainState, epochs: int) -> TrainResult:
-    session = Session(run, spec, prepared.dataset, state)
+def _train(
+    run: RunDir, spec: Spec, prepared: Prepared, state: TrainState, epochs: int, progress: bool = True
+) -> TrainResult:
+    session = Session(run, spec, prepared.dataset, state, progress)
     model = prepared.model
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:

@@ -15,6 +15,13 @@ IMAGES_28X28 = {"dataset": {"type": "synthetic", "shape": [28, 28], "classes": 1
 REGRESSION_8 = {"dataset": {"type": "synthetic", "shape": [8], "task": "regression"}}
 
 
+@pytest.fixture(autouse=True)
+def no_terminal_width(monkeypatch):
+    """Output must not depend on the terminal: tests run as a pipe would, without $COLUMNS."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    monkeypatch.delenv("LINES", raising=False)
+
+
 @pytest.fixture
 def write_spec(tmp_path: Path) -> Callable[..., Path]:
     """write_spec(spec, name="spec.yaml") -> Path: a dict is dumped as YAML, a str written as is."""

@@ -11,6 +11,7 @@ import sys
 import textwrap
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from dnnlab.cli import app
@@ -185,6 +186,22 @@ def test_check_json_lists_the_warnings(write_spec, regression_data):
     assert "valid:" in result.stderr and "1 warning" in result.stderr
 
 
+def test_lines_with_long_paths_are_never_wrapped(tmp_path, regression_data):
+    """Off a terminal nothing is wrapped at 80 columns, however long the path in a line."""
+    folder = tmp_path / ("a-very-long-folder-name-" * 6)
+    folder.mkdir()
+    spec = spec_with(
+        regression_data, model={"hidden": [30], "activation": "relu", "initializer": "glorot_uniform"}
+    )
+    path = folder / "spec.yaml"
+    path.write_text(yaml.safe_dump(spec), encoding="utf-8")
+    result = invoke("check", path)
+    assert result.exit_code == 0, result.output
+    lines = result.stderr.splitlines()
+    assert lines[-1] == f"valid: {path} (1 warning(s))"
+    assert len(lines) == 2 and lines[0].startswith("warning: model.hidden[0]")
+
+
 def test_check_json_on_a_valid_spec_without_advice(write_spec, images_data):
     path = write_spec({"data": images_data, "model": {"hidden": [300, 100], "activation": "elu"}})
     result = invoke("check", path, "--json")
@@ -272,3 +289,27 @@ def test_version_prints_the_package_version():
     result = CliRunner().invoke(app, ["--version"])
     assert result.exit_code == 0
     assert result.stdout.strip() == f"dnnlab {__version__}"
+
+
+def test_help_offers_shell_completion():
+    result = invoke("--help")
+    assert result.exit_code == 0
+    assert "--install-completion" in result.stdout and "--show-completion" in result.stdout
+
+
+@pytest.mark.parametrize(
+    "args, fragments",
+    [
+        (["compare", ".", "--format", "xml"], ["--format", "'xml'", "table", "csv", "json", "markdown"]),
+        (["mc-predict", "--samples", "0"], ["--samples"]),
+        (["train", "--no-such-option"], ["--no-such-option"]),
+        (["trian"], ["No such command", "train"]),
+    ],
+    ids=["bad choice", "out of range", "unknown option", "unknown command"],
+)
+def test_usage_errors_are_one_line_and_exit_code_2(args, fragments):
+    """click's usage block and typer's boxed panel would be several lines."""
+    result = invoke(*args)
+    line = assert_one_line_error(result, *fragments)
+    assert not set(line) & set("│╭╰─"), line
+    assert result.stdout == ""

@@ -105,10 +105,44 @@ def activation_runs(tmp_path: Path) -> list[Path]:
     ]
 
 
-def test_differing_keys_are_exactly_the_keys_that_differ(activation_runs):
+def test_differing_keys_are_exactly_the_leaf_keys_that_differ(activation_runs):
     result = cmp.compare(activation_runs)
-    assert result.differing_keys == ["model.activation"]
-    assert [r.params["model.activation"]["type"] for r in result.runs] == ["relu", "elu", "selu"]
+    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
+    assert [r.params["model.activation.type"] for r in result.runs] == ["relu", "elu", "selu"]
+    assert [r.params["model.activation.alpha"] for r in result.runs] == [cmp.MISSING, 1.0, cmp.MISSING]
+
+
+def test_a_mapping_whose_type_differs_is_split_into_leaf_keys(tmp_path):
+    sgd = {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9}
+    runs = [
+        write_run(tmp_path, "nadam", spec()),
+        write_run(tmp_path, "sgd", spec(**{"training.optimizer": sgd}), [0.8, 0.4]),
+    ]
+    result = cmp.compare(runs)
+    assert result.differing_keys == [  # in the order of the ranked runs' configs: sgd won
+        "training.optimizer.type",
+        "training.optimizer.learning_rate",
+        "training.optimizer.momentum",
+        "training.optimizer.beta_1",
+        "training.optimizer.beta_2",
+    ]
+    sgd_run, nadam_run = result.runs
+    assert sgd_run.params["training.optimizer.beta_1"] is cmp.MISSING
+    assert nadam_run.params["training.optimizer.momentum"] is cmp.MISSING
+    assert not any(isinstance(r.params[k], dict) for r in result.runs for k in result.differing_keys)
+
+
+def test_a_mapping_against_null_is_null_at_every_leaf(tmp_path):
+    stopping = {"monitor": "val_loss", "patience": 6}
+    runs = [
+        write_run(tmp_path, "none", spec(**{"training.early_stopping": None})),
+        write_run(tmp_path, "stop", spec(**{"training.early_stopping": stopping}), [0.8, 0.4]),
+    ]
+    result = cmp.compare(runs)
+    assert result.differing_keys == ["training.early_stopping.monitor", "training.early_stopping.patience"]
+    by_name = {r.path.name.split("-")[0]: r.params for r in result.runs}
+    assert [by_name["none"][k] for k in result.differing_keys] == [None, None]
+    assert [by_name["stop"][k] for k in result.differing_keys] == ["val_loss", 6]
 
 
 def test_best_run_has_the_best_value_in_metrics_csv(activation_runs):
@@ -136,7 +170,13 @@ def test_same_type_mapping_splits_into_subkeys_and_seed_counts(tmp_path):
         ),
     ]
     result = cmp.compare(runs)
-    assert set(result.differing_keys) == {"seed", "training.optimizer.learning_rate", "model.dropout"}
+    assert set(result.differing_keys) == {
+        "seed",
+        "training.optimizer.learning_rate",
+        "model.dropout.type",
+        "model.dropout.rate",
+        "model.dropout.where",
+    }
     assert "name" not in result.differing_keys
 
 
@@ -150,8 +190,8 @@ def test_context_keys_shown_unless_diff_only(activation_runs):
     full, _ = fmt.table_rows(result)
     diff_only, _ = fmt.table_rows(result, diff_only=True)
     assert "training.optimizer" in full and "model.initializer" in full
-    assert "model.activation" in diff_only and "training.optimizer" not in diff_only
-    assert full.count("model.activation") == 1
+    assert "model.activation.type" in diff_only and "training.optimizer" not in diff_only
+    assert "model.activation" not in full  # its leaf keys are there instead
 
 
 def test_truncated_metrics_csv_is_marked_and_keeps_good_epochs(activation_runs):
@@ -178,10 +218,10 @@ def test_broken_config_yaml_still_gets_a_marked_row(activation_runs):
     result = cmp.compare(activation_runs)
     broken = next(r for r in result.runs if r.path == activation_runs[2])
     assert "config.yaml unreadable" in broken.notes
-    assert result.differing_keys == ["model.activation"]
+    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
     headers, rows = fmt.table_rows(result)
     row = next(row for row in rows if row["run"] == activation_runs[2].name)
-    assert fmt.format_value(row["model.activation"]) == "?"
+    assert fmt.format_value(row["model.activation.type"]) == "?"
     assert "config.yaml unreadable" in row["notes"]
     assert "notes" in headers
 
@@ -235,7 +275,7 @@ def test_json_has_the_documented_keys(activation_runs):
     assert {"run", "status", "epochs", "best", "final", "params"} <= set(first)
     assert first["best"] == {"metric": "val_loss", "value": 0.4, "epoch": 1}
     assert first["final"]["val_loss"] == 0.45 and "epoch" not in first["final"]
-    assert first["params"] == {"model.activation": {"type": "relu"}}
+    assert first["params"] == {"model.activation.type": "relu", "model.activation.alpha": None}
 
 
 def test_csv_and_markdown_have_every_run(activation_runs):
@@ -244,10 +284,23 @@ def test_csv_and_markdown_have_every_run(activation_runs):
     assert [r["run"] for r in rows] == [
         p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])
     ]
-    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
+    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation.type"] == "relu"
+    assert rows[0]["best_epoch"] == "1"  # machine formats keep metrics.csv's 0-based epoch
     markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
     assert f"**{activation_runs[1].name}**" in markdown[2]
+    headers = [cell.strip() for cell in markdown[0].strip("|").split("|")]
+    cells = [cell.strip() for cell in markdown[2].strip("|").split("|")]
+    assert cells[headers.index("best_epoch")] == "2"  # for people epochs count from 1
+
+
+def test_the_terminal_table_counts_epochs_from_one(activation_runs):
+    from rich.console import Console
+
+    console = Console(file=io.StringIO(), width=250)
+    console.print(fmt.render_table(cmp.compare(activation_runs)))
+    best_line = next(line for line in console.file.getvalue().splitlines() if activation_runs[1].name in line)
+    assert best_line.split()[:6] == ["1", activation_runs[1].name, "completed", "3", "0.4", "2"]
 
 
 def test_rich_table_renders_every_row(activation_runs):
@@ -294,7 +347,7 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
         write_run(tmp_path, "relu3", spec(seed=3, **{"model.activation": {"type": "relu"}}), [0.5]),
     ]
     result = cmp.compare(runs, group_seeds=True)
-    assert result.differing_keys == ["model.activation"]
+    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
     relu, elu = result.groups
     assert (relu.best.n, elu.best.n) == (3, 2)
     assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
@@ -316,7 +369,7 @@ def test_plot_writes_a_png(activation_runs, tmp_path):
 
 def test_legend_labels_name_what_differs(activation_runs):
     labels = fmt.run_labels(cmp.compare(activation_runs))
-    assert labels[activation_runs[0]] == "activation=elu(alpha=1.0)"
+    assert labels[activation_runs[0]] == "activation=elu, alpha=1"
 
 
 def test_importing_compare_does_not_import_tensorflow():

@@ -21,7 +21,7 @@ from helpers import start, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from dnnlab import mc, train
+from dnnlab import mc, prediction, train
 from dnnlab.build import load_model
 from dnnlab.cli import app
 
@@ -159,17 +159,34 @@ def test_summary_table_on_stderr_has_both_columns_side_by_side(seeded):
         assert row is not None, (metric, stderr)
         numbers = [cell for cell in row.replace("│", " ").split() if cell.replace(".", "").isdigit()]
         assert len(numbers) == 2, row
-    # The header line is not soft-wrapped, so at 80 columns rich may break it anywhere.
-    flat = " ".join(stderr.split())
-    assert "360 instances from test, 20 samples, seed 3" in flat, stderr
+    assert any(line.endswith(": 360 instances from test, 20 samples, seed 3") for line in lines), stderr
 
 
-def test_without_seed_one_is_drawn_and_reported(dropout_run):
-    result = mc_predict(dropout_run, "--samples", 2, "--json")
+def test_without_seed_the_results_are_reproducible(dropout_run, tmp_path):
+    files = [tmp_path / "a.npz", tmp_path / "b.npz"]
+    for path in files:
+        result = mc_predict(dropout_run, "--samples", 5, "--out", path, "--json")
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["seed"] == prediction.DEFAULT_SEED
+        assert f"seed {prediction.DEFAULT_SEED}" in result.stderr
+    assert files[0].read_bytes() == files[1].read_bytes()
+
+
+def test_quiet_prints_the_table_and_the_json_only(dropout_run):
+    result = mc_predict(dropout_run, "--samples", 2, "--json", "--quiet")
     assert result.exit_code == 0, result.stderr
-    seed = json.loads(result.stdout)["seed"]
-    assert isinstance(seed, int)
-    assert f"seed {seed}" in result.stderr
+    assert json.loads(result.stdout)["samples"] == 2
+    assert "instances from" not in result.stderr and "MC dropout" in result.stderr
+
+
+def test_the_library_function_returns_what_the_command_prints(dropout_run, tmp_path):
+    out = tmp_path / "mc.csv"
+    result = prediction.mc_predict(dropout_run, samples=4, data="validation", seed=1, out=out)
+    assert (result.run, result.source, result.instances, result.seed) == (dropout_run, "validation", 216, 1)
+    assert result.written == out and len(read_csv(out)) == 217
+    assert_finite_metrics(result.report["mc"], CLASSIFICATION_METRICS)
+    cli = mc_json(dropout_run, "--samples", 4, "--data", "validation", "--seed", 1)
+    assert cli == result.to_json()
 
 
 # --- per-instance files ---------------------------------------------------------------------------
@@ -302,7 +319,8 @@ def test_a_model_without_dropout_is_refused(plain_run):
 def test_samples_must_be_positive(dropout_run, samples):
     result = mc_predict(dropout_run, "--samples", samples)
     assert result.exit_code == 2
-    assert len(error_lines(result.stderr)) == 1 and "--samples" in result.stderr
+    (line,) = error_lines(result.stderr)
+    assert line.startswith("error: ") and "--samples" in line
 
 
 def test_a_missing_run_dir_exits_2(tmp_path):
