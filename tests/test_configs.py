@@ -1,6 +1,6 @@
 """Every example in configs/ loads, validates and builds, and together they cover the notes.
 
-The examples are documentation (STYLE.md point 9): a renamed key or a broken builder must fail
+The examples are documentation: a renamed key or a broken builder must fail
 here, not in front of a reader. Nothing is trained and no data is loaded, so this stays fast.
 """
 
