@@ -768,8 +768,9 @@ def test_sigint_mid_epoch_is_interrupted_then_resume_equals_uninterrupted(
 
 
 def test_resume_of_a_live_run_is_refused(killable_spec, tmp_path):
+    # Far more epochs than the test waits for: the run is still live however slow the machine.
     process = subprocess.Popen(
-        [DNNLAB, "train", str(killable_spec), "--runs-dir", str(tmp_path)],
+        [DNNLAB, "train", str(killable_spec), "--runs-dir", str(tmp_path), "-o", "training.epochs=1000"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
