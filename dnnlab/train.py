@@ -369,7 +369,7 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
     runtime.seed_everything(spec.seed, spec.training.deterministic)
-    dataset = data.load(spec.data, spec.seed)
+    dataset = data.load(spec.data)
     steps = math.ceil(len(dataset.x_train) / spec.training.batch_size)
     gpu = bool(tf.config.list_physical_devices("GPU"))
     execution = plan(spec, checked.info.input_shape, steps, gpu)
@@ -431,7 +431,7 @@ def resume(run_path: Path, epochs: int | None, command: list[str]) -> TrainResul
         )
     run.lock()  # a killed process leaves status 'running'; the lock refuses a live one
     runtime.seed_everything(spec.seed, spec.training.deterministic)
-    dataset = data.load(spec.data, spec.seed)
+    dataset = data.load(spec.data)
     execution = Execution.from_dict(state["execution"])  # exactly as the run started
     apply_threads(execution)
     checkpoint = run.checkpoints / state["checkpoint"]
