@@ -345,3 +345,72 @@ def schema() -> None:
     from dnnlab.spec import json_schema
 
     print_json(json_schema())
+
+
+@app.command()
+@user_errors
+def sweep(
+    config: Path | None = typer.Argument(None, help="YAML spec, or a sweep file (one with spec:)."),
+    override: list[str] = typer.Option(
+        [], "--override", "-o", help=OVERRIDE_HELP + " Fixed for every trial."
+    ),
+    axis: list[str] = typer.Option(
+        [],
+        "--grid",
+        "-g",
+        help="Add an axis: KEY=a,b,c (YAML values, brackets respected), range(a,b[,step]), choice(...); "
+        "with --random also uniform(a,b), loguniform(a,b), randint(a,b).",
+    ),
+    seeds: str | None = typer.Option(
+        None, "--seeds", help="Repeat every trial: N for seeds 0..N-1, or A,B,C."
+    ),
+    random_trials: int | None = typer.Option(None, "--random", help="Draw N trials from the axes."),
+    jobs: int | None = typer.Option(None, "--jobs", help="Workers (default: from the cores and model size)."),
+    executor: str | None = typer.Option(None, "--executor", help="local (default) or ray."),
+    address: str | None = typer.Option(None, "--address", help="The Ray cluster's address."),
+    runs_dir: Path = typer.Option(Path("runs"), "--runs-dir", help="Where the sweep directory goes."),
+    name: str | None = typer.Option(None, "--name", help="Sweep name (default: the spec's name)."),
+    resume: Path | None = typer.Option(None, "--resume", help="Continue this sweep directory."),
+    as_json: bool = typer.Option(
+        False, "--json", help="Print sweep.json's content instead of the directory."
+    ),
+) -> None:
+    """Run a family of trials (grid, random draws, seeds) on warm workers; prints the sweep directory."""
+    if (config is None) == (resume is None):
+        raise DnnlabError("give a SPEC.yaml or SWEEP.yaml to sweep, or --resume SWEEP_DIR to continue one")
+    command = ["dnnlab", *sys.argv[1:]]
+    from dnnlab import sweep as sweeping
+
+    if resume is not None:
+        result = sweeping.resume_sweep(resume, command, jobs)
+    else:
+        definition = sweeping.build_sweep(
+            config, override, axis, seeds, random_trials, jobs, executor, address, name
+        )
+        result = sweeping.run_sweep(definition, runs_dir, command)
+    report_sweep(result)
+    if as_json:
+        print_json(result.record.to_dict())
+    else:
+        print(result.path)
+    raise typer.Exit(result.exit_code)
+
+
+def report_sweep(result) -> None:
+    """The seed-grouped comparison of the trials on stderr, as `compare DIR --group-seeds` shows it."""
+    from rich.console import Console
+
+    from dnnlab import compare as comparing
+    from dnnlab import compare_format
+
+    console = stderr_console()
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.record.counts().items()))
+    colour = {"completed": "green", "interrupted": "yellow"}.get(result.record.status, "red")
+    console.print(f"[{colour}]sweep {result.record.status}[/]: {counts}", soft_wrap=True)
+    try:
+        comparison = comparing.compare([result.path], group_seeds=True)
+    except DnnlabError:
+        return  # no trial has a run directory yet
+    Console(stderr=True, width=None if sys.stderr.isatty() else 200).print(
+        compare_format.render_table(comparison, True)
+    )

@@ -52,7 +52,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
             rows.append(
                 {
                     "rank": rank,
-                    "run": runs[0].name,
+                    "run": group_label(group, comparison),
                     "seeds": len(runs),
                     "status": ", ".join(f"{s} {n}" for s, n in statuses.items())
                     if len(statuses) > 1
@@ -395,6 +395,17 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     if fmt == "markdown":
         return render_markdown(comparison, diff_only)
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
+
+
+def group_label(group: SeedGroup, comparison: Comparison) -> str:
+    """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
+    or the spec's name where nothing but the seed differs."""
+    run = group.runs[0]
+    keys = comparison.differing_keys
+    if run.config is None or not keys:
+        return run.name
+    short = _short_names(keys)
+    return ", ".join(f"{short[k]}={format_value(run.params.get(k, MISSING))}" for k in keys)
 
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:

@@ -245,9 +245,10 @@ def load(spec: DataSpec) -> Dataset:
 
     `split_seed`, not the run's `seed`, draws the hold-out and synthetic data, so runs that differ
     only in `seed` see the same rows and scaling statistics. Sources without a test split hold
-    out `data.test` (stratified for classification) after a seeded shuffle. `classes` keeps and relabels those classes 0..k-1 in the given order; the
-    validation rows are the first `validation` training rows (or that fraction); `train_size`
-    keeps the first N training rows left after that; scaling is fitted on those rows only.
+    out `data.test` (stratified for classification) after a seeded shuffle. `classes` keeps and
+    relabels those classes 0..k-1 in the given order; the validation rows are the first
+    `validation` training rows (or that fraction); `train_size` keeps the first N training rows
+    left after that; scaling is fitted on those rows only.
     """
     info = describe(spec)
     raw = reader(spec.dataset).load(spec.dataset, spec.split_seed, info.task)

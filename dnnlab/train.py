@@ -364,9 +364,12 @@ def run_record(spec: Spec, checked_hash: str, command: list[str], epochs: int) -
     }
 
 
-def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str]) -> TrainResult:
+def start(
+    checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str], run_path: Path | None = None
+) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
-    directory is created, so a bad input leaves nothing behind."""
+    directory is created, so a bad input leaves nothing behind. `run_path`: this exact directory
+    instead of a time-stamped one under `runs_dir` (a sweep's trial)."""
     spec = checked.spec
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data)
@@ -379,7 +382,7 @@ def start(checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[
     reused = apply_transfer(model, transfer) if transfer else []
     compile_model(model, spec, steps, execution)
 
-    run = RunDir.create(runs_dir, name or spec.name)
+    run = RunDir.create_at(run_path) if run_path else RunDir.create(runs_dir, name or spec.name)
     atomic_write_text(run.config, spec_to_yaml(spec))
     atomic_write_json(run.preprocessing, dataset.preprocessing())
     atomic_write_text(run.summary_txt, summary_text(model))
