@@ -185,13 +185,15 @@ def start_tensorflow(threads: int) -> None:
     import dnnlab.train  # noqa: F401 - warm: Keras and every dnnlab module a trial needs
 
 
-def _quiet_stderr() -> None:
-    """TensorFlow's C++ notes and Keras's retracing warnings of many trials would bury the
-    sweep's progress: send file descriptor 2 to /dev/null and keep Python's sys.stderr (tracebacks
-    of bugs) on the driver's stderr."""
+def _quiet_output() -> None:
+    """The sweep's stdout is its directory alone, and TensorFlow's C++ notes and Keras's messages
+    (retracing, "Invalid loss") of many trials would bury its progress: send file descriptors 1
+    and 2 to /dev/null and keep Python's sys.stderr (tracebacks of bugs) on the driver's stderr."""
+    sys.stdout.flush()
     sys.stderr.flush()
     kept = os.dup(2)
     devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
     os.dup2(devnull, 2)
     os.close(devnull)
     sys.stderr = os.fdopen(kept, "w", buffering=1)
@@ -201,7 +203,7 @@ def worker_main(worker: int, tasks, results, sweep_dir: str, threads: int, paren
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _interrupt)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    _quiet_stderr()
+    _quiet_output()
     try:
         start_tensorflow(threads)
         while True:
