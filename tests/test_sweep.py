@@ -103,7 +103,9 @@ def test_axis_errors_are_one_line(option, says):
 
 
 def test_grid_is_the_cartesian_product_with_seeds_innermost(tiny):
-    sweep = build_sweep(tiny, ["training.epochs=1"], ["model.activation=relu,elu", "model.hidden=[8],[4,4]"], "2")
+    sweep = build_sweep(
+        tiny, ["training.epochs=1"], ["model.activation=relu,elu", "model.hidden=[8],[4,4]"], "2"
+    )
     trials, varying = expand(sweep, spec_seed=3)
     assert [t.params for t in trials[:3]] == [
         {"model.activation": "relu", "model.hidden": [8], "seed": 0},
@@ -111,7 +113,10 @@ def test_grid_is_the_cartesian_product_with_seeds_innermost(tiny):
         {"model.activation": "relu", "model.hidden": [4, 4], "seed": 0},
     ]
     assert len(trials) == 8 and varying == ["model.activation", "model.hidden", "seed"]
-    assert [t.run for t in trials[2:4]] == ["002-activation=relu-hidden=4x4-seed=0", "003-activation=relu-hidden=4x4-seed=1"]
+    assert [t.run for t in trials[2:4]] == [
+        "002-activation=relu-hidden=4x4-seed=0",
+        "003-activation=relu-hidden=4x4-seed=1",
+    ]
     assert "training.epochs=1" in trials[0].overrides(sweep) and "seed=0" in trials[0].overrides(sweep)
 
 
@@ -208,7 +213,14 @@ def test_grid_sweep_completes_every_trial(grid_sweep):
     sweep_dir = Path(grid_sweep.stdout.strip())
     record = read_json(sweep_dir / "sweep.json")
     assert record["status"] == "completed"
-    combos = {(t["params"]["model.activation"], t["params"]["training.optimizer.learning_rate"], t["params"]["seed"]) for t in record["trials"]}
+    combos = {
+        (
+            t["params"]["model.activation"],
+            t["params"]["training.optimizer.learning_rate"],
+            t["params"]["seed"],
+        )
+        for t in record["trials"]
+    }
     assert combos == {(a, lr, s) for a in ("relu", "elu") for lr in (0.01, 0.001) for s in (0, 1)}
     assert len(record["trials"]) == 8
     for trial in record["trials"]:
@@ -255,7 +267,16 @@ def _running(sweep_dir: Path) -> bool:
 def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    args = ["-o", "training.epochs=5", "-o", "training.batch_size=32", "-g", "model.activation=relu,elu", "--seeds", "2"]
+    args = [
+        "-o",
+        "training.epochs=5",
+        "-o",
+        "training.batch_size=32",
+        "-g",
+        "model.activation=relu,elu",
+        "--seeds",
+        "2",
+    ]
     driver = subprocess.Popen(
         [sys.executable, "-m", "dnnlab", "sweep", str(tiny), *args, "--jobs", "2", "--runs-dir", str(runs)],
         env=env,
@@ -270,7 +291,11 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     driver.wait()
     sweep_dir = next(runs.glob("*"))
     time.sleep(2)  # the orphaned workers interrupt themselves and save their epoch
-    before = {t["run"]: read_json(sweep_dir / t["run"] / "run.json") for t in read_json(sweep_dir / "sweep.json")["trials"] if (sweep_dir / t["run"] / "run.json").exists()}
+    before = {
+        t["run"]: read_json(sweep_dir / t["run"] / "run.json")
+        for t in read_json(sweep_dir / "sweep.json")["trials"]
+        if (sweep_dir / t["run"] / "run.json").exists()
+    }
     cut = [run for run, r in before.items() if 0 < r["epochs_done"] < 5]
     assert cut, before
 
@@ -288,7 +313,11 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
         assert [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])] == [str(e) for e in range(5)]
 
     trial = next(t for t in record["trials"] if t["run"] == cut[0])
-    overrides = ["training.epochs=5", "training.batch_size=32", *(f"{k}={v}" for k, v in trial["params"].items())]
+    overrides = [
+        "training.epochs=5",
+        "training.batch_size=32",
+        *(f"{k}={v}" for k, v in trial["params"].items()),
+    ]
     alone = train_run(tiny, tmp_path / "alone", overrides)
     strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
     assert strip(read_metrics(sweep_dir / trial["run"])) == strip(read_metrics(alone))
