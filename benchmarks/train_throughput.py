@@ -243,7 +243,7 @@ def child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
     if side == "plain":
         keras.utils.set_random_seed(SEED)
         tf.config.experimental.enable_op_determinism()
-        loaded = data.load(check_spec_from_dict(spec_dict(batch_size, epochs, train_size)).spec.data, SEED)
+        loaded = data.load(check_spec_from_dict(spec_dict(batch_size, epochs, train_size)).spec.data)
         timer = plain_fit(loaded.x_train, loaded.y_train, batch_size, epochs)
         return {"seconds": timer.seconds, "cpu": timer.cpu}
     with tempfile.TemporaryDirectory() as tmp:

@@ -397,3 +397,91 @@ def schema() -> None:
     from dnnlab.spec import json_schema
 
     print_json(json_schema())
+
+
+class Executor(str, enum.Enum):
+    local = "local"
+    ray = "ray"
+
+
+@app.command()
+@user_errors
+def sweep(
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML spec, or a sweep file (one with spec:).")
+    ] = None,
+    override: Overrides = None,
+    axis: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--grid",
+            "-g",
+            help="Add an axis: KEY=a,b,c (YAML values, brackets respected), range(a,b[,step]), "
+            "choice(...); with --random also uniform(a,b), loguniform(a,b), randint(a,b).",
+        ),
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option("--seeds", help="Repeat every trial: N for seeds 0..N-1, or A,B,C.")
+    ] = None,
+    random_trials: Annotated[
+        int | None, typer.Option("--random", min=1, help="Draw N trials from the axes.")
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="Workers (default: from the cores and model size).")
+    ] = None,
+    executor: Annotated[
+        Executor | None, typer.Option("--executor", help="Where trials run (default: local).")
+    ] = None,
+    address: Annotated[str | None, typer.Option("--address", help="The Ray cluster's address.")] = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where the sweep directory goes.")] = Path(
+        "runs"
+    ),
+    name: Annotated[str | None, typer.Option("--name", help="Sweep name (default: the spec's name).")] = None,
+    resume: Annotated[Path | None, typer.Option("--resume", help="Continue this sweep directory.")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print sweep.json's content instead of the directory.")
+    ] = False,
+) -> None:
+    """Run a family of trials (grid, random draws, seeds) on warm workers; prints the sweep directory."""
+    if (config is None) == (resume is None):
+        raise DnnlabError("give a SPEC.yaml or SWEEP.yaml to sweep, or --resume SWEEP_DIR to continue one")
+    command = ["dnnlab", *sys.argv[1:]]
+    from dnnlab import sweep as sweeping
+
+    if resume is not None:
+        result = sweeping.resume_sweep(resume, command, jobs)
+    else:
+        definition = sweeping.build_sweep(
+            config,
+            override or [],
+            axis or [],
+            seeds,
+            random_trials,
+            jobs,
+            executor.value if executor else None,
+            address,
+            name,
+        )
+        result = sweeping.run_sweep(definition, runs_dir, command)
+    report_sweep(result)
+    if as_json:
+        print_json(result.record.to_dict())
+    else:
+        print(result.path)
+    raise typer.Exit(result.exit_code)
+
+
+def report_sweep(result) -> None:
+    """The seed-grouped comparison of the trials on stderr, as `compare DIR --group-seeds` shows it."""
+    from dnnlab import compare as comparing
+    from dnnlab import compare_format
+
+    console = stderr_console()
+    counts = ", ".join(f"{n} {status}" for status, n in sorted(result.record.counts().items()))
+    colour = {"completed": "green", "interrupted": "yellow"}.get(result.record.status, "red")
+    console.print(f"[{colour}]sweep {result.record.status}[/]: {counts}", soft_wrap=True)
+    try:
+        comparison = comparing.compare([result.path], group_seeds=True)
+    except DnnlabError:
+        return  # no trial has a run directory yet
+    console.print(compare_format.render_table(comparison, True))

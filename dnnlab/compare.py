@@ -140,7 +140,8 @@ class Comparison:
 def find_run_dirs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
     """Split the given paths into run directories and skipped paths.
 
-    A folder that is not a run but holds runs (e.g. `runs/`) stands for the runs inside it.
+    A folder that is not a run but holds runs (e.g. `runs/`, or a sweep directory) stands for the
+    runs inside it, and a sweep directory inside such a folder for its trials.
     """
     found: list[Path] = []
     skipped: list[Path] = []
@@ -148,12 +149,22 @@ def find_run_dirs(paths: list[Path]) -> tuple[list[Path], list[Path]]:
         if is_run_dir(path):
             found.append(path)
             continue
-        children = sorted(p for p in path.iterdir() if is_run_dir(p)) if path.is_dir() else []
+        children = _runs_in(path) if path.is_dir() else []
         if children:
             found.extend(children)
         else:
             skipped.append(path)
     return list(dict.fromkeys(found)), skipped
+
+
+def _runs_in(folder: Path) -> list[Path]:
+    found = []
+    for child in sorted(folder.iterdir()):
+        if is_run_dir(child):
+            found.append(child)
+        elif (child / "sweep.json").is_file():
+            found.extend(sorted(p for p in child.iterdir() if is_run_dir(p)))
+    return found
 
 
 def load_runs(paths: list[Path]) -> list[Run]:

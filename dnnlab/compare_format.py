@@ -52,7 +52,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
             rows.append(
                 {
                     "rank": rank,
-                    "run": runs[0].name,
+                    "run": group_label(group, comparison),
                     "seeds": len(runs),
                     "status": ", ".join(f"{s} {n}" for s, n in statuses.items())
                     if len(statuses) > 1
@@ -410,20 +410,36 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
+def group_label(group: SeedGroup, comparison: Comparison) -> str:
+    """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
+    or the spec's name where nothing but the seed differs."""
+    run = group.runs[0]
+    keys = comparison.differing_keys
+    if run.config is None or not keys:
+        return run.name
+    return _label(keys, run.params)
+
+
 def run_labels(comparison: Comparison) -> dict[Path, str]:
     """A short legend label per run naming what differs, e.g. `activation=elu, seed=1`."""
     keys = list(comparison.differing_keys)
     if comparison.groups is not None:
         keys.append("seed")  # grouped runs differ in seed only: the legend must still say which
-    short = _short_names(keys)
     labels = {}
     for run in comparison.runs:
         if run.config is None or not keys:
             labels[run.path] = run.path.name
             continue
-        values = {**run.params, "seed": run.config.get("seed", MISSING)}
-        labels[run.path] = ", ".join(f"{short[k]}={format_value(values.get(k, MISSING))}" for k in keys)
+        labels[run.path] = _label(keys, {**run.params, "seed": run.config.get("seed", MISSING)})
     return labels
+
+
+def _label(keys: list[str], values: dict[str, object]) -> str:
+    """`activation=relu, learning_rate=0.01`: the keys a run has (elu's `alpha` is left out of a
+    relu run's label rather than shown as `alpha=-`)."""
+    short = _short_names(keys)
+    shown = [k for k in keys if values.get(k, MISSING) is not MISSING]
+    return ", ".join(f"{short[k]}={format_value(values[k])}" for k in shown)
 
 
 def _short_names(keys: list[str]) -> dict[str, str]:

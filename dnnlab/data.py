@@ -7,7 +7,7 @@ TensorFlow; Keras is imported only to download a set that is not in its cache ye
 source (Keras set, scikit-learn set, npz, csv, synthetic) has one `Reader` in `READERS`, its
 describe and load side by side.
 
-Order of operations in `load`: source -> test split (held out with the seed when the source has
+Order of operations in `load`: source -> test split (held out with `data.split_seed` when the source has
 none) -> `classes` filter and relabelling -> validation from the front of the training rows ->
 `train_size` (the first N remaining training rows) -> scaling fitted on those training rows.
 """
@@ -240,19 +240,21 @@ class _Raw:
     label_names: list[str] | None = None  # text labels of a csv target, index = label
 
 
-def load(spec: DataSpec, seed: int) -> Dataset:
-    """Load, filter, split and scale the data as the spec says; deterministic for a seed.
+def load(spec: DataSpec) -> Dataset:
+    """Load, filter, split and scale the data as the spec says; deterministic for `split_seed`.
 
-    Sources without a test split hold out `data.test` (stratified for classification) after a
-    seeded shuffle. `classes` keeps and relabels those classes 0..k-1 in the given order; the
-    validation rows are the first `validation` training rows (or that fraction); `train_size`
-    keeps the first N training rows left after that; scaling is fitted on those rows only.
+    `split_seed`, not the run's `seed`, draws the hold-out and synthetic data, so runs that differ
+    only in `seed` see the same rows and scaling statistics. Sources without a test split hold
+    out `data.test` (stratified for classification) after a seeded shuffle. `classes` keeps and
+    relabels those classes 0..k-1 in the given order; the validation rows are the first
+    `validation` training rows (or that fraction); `train_size` keeps the first N training rows
+    left after that; scaling is fitted on those rows only.
     """
     info = describe(spec)
-    raw = reader(spec.dataset).load(spec.dataset, seed, info.task)
+    raw = reader(spec.dataset).load(spec.dataset, spec.split_seed, info.task)
     if raw.x_test is None:
         raw.x_train, raw.x_test, raw.y_train, raw.y_test = _hold_out(
-            raw.x_train, raw.y_train, spec.test, seed, info.task == CLASSIFICATION
+            raw.x_train, raw.y_train, spec.test, spec.split_seed, info.task == CLASSIFICATION
         )
     y_train = _labels(raw.y_train, info.task)
     y_test = _labels(raw.y_test, info.task)

@@ -105,7 +105,7 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
     preprocessing = run.read_json(run.preprocessing)
     if which in SPLITS:
         spec = parse_spec(read_yaml(run.config), str(run.config))
-        dataset = data.load(spec.data, spec.seed)
+        dataset = data.load(spec.data)
         x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
         if x is None or len(x) == 0:
             other = "validation" if which == "test" else "test"

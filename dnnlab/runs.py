@@ -377,6 +377,20 @@ class RunDir:
         raise RunDirError(f"{runs_dir}: could not create a run directory for {name!r}")
 
     @classmethod
+    def create_at(cls, path: Path) -> RunDir:
+        """A new run directory at exactly `path` (a sweep names its trials); an existing path is
+        refused, as mkdir is the claim."""
+        path = Path(path)
+        try:
+            path.mkdir()
+        except FileExistsError:
+            raise RunDirError(f"{path}: exists already; a new run needs a new directory") from None
+        run = cls(path)
+        run.lock()
+        run.checkpoints.mkdir()
+        return run
+
+    @classmethod
     def open(cls, path: Path) -> RunDir:
         """An existing run directory; a missing path or a non-run directory is a RunDirError."""
         path = Path(path)

@@ -308,7 +308,7 @@ def prepare(
     `checkpoint`, whose optimizer keeps its variables (iterations: the schedule position).
     """
     runtime.seed_everything(spec.seed, spec.training.deterministic)
-    dataset = data.load(spec.data, spec.seed)
+    dataset = data.load(spec.data)
     steps = steps_per_epoch(spec, dataset)
     if state is None:
         gpu = bool(tf.config.list_physical_devices("GPU"))
@@ -329,13 +329,18 @@ def prepare(
 
 
 def start(
-    checked: CheckedSpec, runs_dir: Path, name: str | None, command: list[str], progress: bool = True
+    checked: CheckedSpec,
+    runs_dir: Path,
+    name: str | None,
+    command: list[str],
+    progress: bool = True,
+    run_path: Path | None = None,
 ) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
     prepared = prepare(spec, checked.info.input_shape, state=None, checkpoint=None)
-    run = RunDir.create(runs_dir, name or spec.name)
+    run = RunDir.create_at(run_path) if run_path else RunDir.create(runs_dir, name or spec.name)
     try:
         atomic_write_text(run.config, spec_to_yaml(spec))
         atomic_write_json(run.preprocessing, prepared.dataset.preprocessing())

@@ -104,7 +104,7 @@ def test_describe_rejects_bad_filters(fields, key, fragment):
 
 
 def test_digits_splits_add_up_and_types():
-    ds = load(spec(dataset="digits", validation=100, test=0.2), seed=0)
+    ds = load(spec(dataset="digits", validation=100, test=0.2))
     assert ds.x_train.shape[1:] == (64,) and ds.info.input_shape == (64,)
     assert len(ds.x_train) + len(ds.x_val) + len(ds.x_test) == 1797
     assert len(ds.x_val) == 100 and len(ds.x_test) == 360
@@ -115,20 +115,20 @@ def test_digits_splits_add_up_and_types():
 
 
 def test_validation_fraction_and_none():
-    ds = load(spec(dataset="digits", validation=0.25, test=0.2), seed=0)
+    ds = load(spec(dataset="digits", validation=0.25, test=0.2))
     n = len(ds.x_train) + len(ds.x_val)
     assert len(ds.x_val) == round(0.25 * n)
-    none = load(spec(dataset="digits", validation=0), seed=0)
+    none = load(spec(dataset="digits", validation=0))
     assert none.x_val is None and none.y_val is None and len(none.x_train) == n
 
 
 def test_training_rows_are_shuffled_before_validation():
-    ds = load(spec(dataset="digits", validation=200), seed=0)
+    ds = load(spec(dataset="digits", validation=200))
     assert len(np.unique(ds.y_val)) == 10  # sklearn's sets are sorted by class
 
 
 def test_standardize_uses_training_statistics_only():
-    ds = load(spec(dataset="digits", validation=300, scaling="standardize"), seed=0)
+    ds = load(spec(dataset="digits", validation=300, scaling="standardize"))
     varying = ds.scaling.scale != 1
     np.testing.assert_allclose(ds.x_train.mean(axis=0), 0, atol=1e-5)
     np.testing.assert_allclose(ds.x_train.std(axis=0)[varying], 1, atol=1e-4)
@@ -137,13 +137,13 @@ def test_standardize_uses_training_statistics_only():
 
 
 def test_unit_scaling_uses_training_min_and_max():
-    ds = load(spec(dataset="digits", scaling="unit"), seed=0)
+    ds = load(spec(dataset="digits", scaling="unit"))
     assert ds.x_train.min() == 0 and ds.x_train.max() == 1
     assert float(ds.scaling.scale) == 16.0
 
 
 def test_preprocessing_round_trip_gives_identical_transform():
-    ds = load(spec(dataset="digits", scaling="standardize"), seed=3)
+    ds = load(spec(dataset="digits", scaling="standardize"))
     record = json.loads(json.dumps(ds.preprocessing()))
     assert record["input_shape"] == [64] and record["task"] == "classification"
     assert record["num_classes"] == 10 and record["dataset"] == "digits"
@@ -159,8 +159,8 @@ def test_scaling_rejects_a_wrong_shape():
 
 
 def test_classes_filter_relabels_in_the_given_order():
-    full = load(spec(dataset="digits", validation=0), seed=0)
-    ds = load(spec(dataset="digits", classes=[6, 5], validation=0), seed=0)
+    full = load(spec(dataset="digits", validation=0))
+    ds = load(spec(dataset="digits", classes=[6, 5], validation=0))
     assert set(np.unique(ds.y_train)) == {0, 1} and set(np.unique(ds.y_test)) == {0, 1}
     assert ds.info.num_classes == 2 and ds.class_labels == [6, 5]
     assert len(ds.y_train) == np.isin(full.y_train, [5, 6]).sum()
@@ -171,8 +171,8 @@ def test_classes_filter_relabels_in_the_given_order():
 
 
 def test_train_size_keeps_the_first_rows_after_validation():
-    big = load(spec(dataset="digits", classes=[5, 6], validation=40), seed=0)
-    ds = load(spec(dataset="digits", classes=[5, 6], validation=40, train_size=100), seed=0)
+    big = load(spec(dataset="digits", classes=[5, 6], validation=40))
+    ds = load(spec(dataset="digits", classes=[5, 6], validation=40, train_size=100))
     assert len(ds.x_train) == 100 and len(ds.x_val) == 40
     np.testing.assert_array_equal(ds.y_train, big.y_train[:100])
     np.testing.assert_array_equal(ds.y_val, big.y_val)
@@ -187,20 +187,20 @@ def test_train_size_keeps_the_first_rows_after_validation():
 )
 def test_load_rejects_impossible_sizes(fields, key):
     with pytest.raises(DataError) as caught:
-        load(spec(dataset="digits", **fields), seed=0)
+        load(spec(dataset="digits", **fields))
     assert str(caught.value).startswith(key)
 
 
 def test_load_is_deterministic_for_a_seed():
-    a, b = (load(spec(dataset="wine"), seed=7) for _ in range(2))
-    c = load(spec(dataset="wine"), seed=8)
+    a, b = (load(spec(dataset="wine", split_seed=7)) for _ in range(2))
+    c = load(spec(dataset="wine", split_seed=8))
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.y_test, b.y_test)
     assert not np.array_equal(a.y_train, c.y_train)
 
 
 def test_diabetes_is_regression_with_float_targets():
-    ds = load(spec(dataset="diabetes"), seed=0)
+    ds = load(spec(dataset="diabetes"))
     assert ds.info.task == "regression" and ds.info.num_classes is None
     assert ds.y_train.dtype == np.float32 and ds.y_train.ndim == 1
 
@@ -210,9 +210,9 @@ def test_diabetes_is_regression_with_float_targets():
 
 def test_synthetic_is_deterministic_and_shaped():
     source = {"type": "synthetic", "shape": [6, 5], "classes": 4, "train": 300, "test": 50}
-    a = load(spec(dataset=source, validation=30), seed=1)
-    b = load(spec(dataset=source, validation=30), seed=1)
-    c = load(spec(dataset=source, validation=30), seed=2)
+    a = load(spec(dataset=source, validation=30, split_seed=1))
+    b = load(spec(dataset=source, validation=30, split_seed=1))
+    c = load(spec(dataset=source, validation=30, split_seed=2))
     assert a.x_train.shape == (270, 6, 5) and a.x_test.shape == (50, 6, 5)
     assert a.info == data.DatasetInfo((6, 5), "classification", 4, "synthetic")
     np.testing.assert_array_equal(a.x_train, b.x_train)
@@ -223,12 +223,12 @@ def test_synthetic_is_deterministic_and_shaped():
 
 def test_synthetic_regression():
     source = {"type": "synthetic", "shape": [8], "train": 100, "test": 20, "task": "regression"}
-    ds = load(spec(dataset=source), seed=0)
+    ds = load(spec(dataset=source))
     assert ds.info.task == "regression" and ds.y_train.dtype == np.float32
 
 
 def test_synthetic_without_test_rows():
-    ds = load(spec(dataset={"type": "synthetic", "shape": [4], "train": 50, "test": 0}), seed=0)
+    ds = load(spec(dataset={"type": "synthetic", "shape": [4], "train": 50, "test": 0}))
     assert ds.x_test is None and ds.y_test is None
 
 
@@ -252,20 +252,20 @@ def test_npz_describe_and_load(tmp_path):
     source = {"type": "npz", "path": str(path)}
     info = describe(spec(dataset=source))
     assert info == data.DatasetInfo((3, 2), "classification", 4, f"npz:{path}")
-    ds = load(spec(dataset=source, validation=5, classes=[3, 1]), seed=0)
+    ds = load(spec(dataset=source, validation=5, classes=[3, 1]))
     assert ds.x_train.shape == (15, 3, 2) and len(ds.x_val) == 5 and len(ds.x_test) == 5
     assert ds.class_labels == [3, 1] and set(np.unique(ds.y_train)) == {0, 1}
 
 
 def test_npz_without_test_holds_out_a_fraction(tmp_path):
     path = write_npz(tmp_path / "set.npz", with_test=False)
-    ds = load(spec(dataset={"type": "npz", "path": str(path)}, test=0.25, validation=0), seed=0)
+    ds = load(spec(dataset={"type": "npz", "path": str(path)}, test=0.25, validation=0))
     assert len(ds.x_test) == 10 and len(ds.x_train) == 30
 
 
 def test_npz_float_labels_infer_regression(tmp_path):
     path = write_npz(tmp_path / "reg.npz", float_labels=True)
-    ds = load(spec(dataset={"type": "npz", "path": str(path)}), seed=0)
+    ds = load(spec(dataset={"type": "npz", "path": str(path)}))
     assert ds.info.task == "regression" and ds.y_train.dtype == np.float32
 
 
@@ -293,7 +293,7 @@ def test_npz_errors(tmp_path, arrays, fields, key, fragment):
     if arrays is not None:
         np.savez(path, **arrays)
     with pytest.raises(DataError) as caught:
-        load(spec(dataset={"type": "npz", "path": str(path)}, **fields), seed=0)
+        load(spec(dataset={"type": "npz", "path": str(path)}, **fields))
     assert str(caught.value).startswith(key) and fragment in str(caught.value)
 
 
@@ -307,7 +307,7 @@ def test_csv_numeric_target(tmp_path):
     path = write_csv(tmp_path / "t.csv", [i % 3 for i in range(30)])
     source = {"type": "csv", "path": str(path), "target": "species"}
     assert describe(spec(dataset=source)) == data.DatasetInfo((3,), "classification", 3, f"csv:{path}")
-    ds = load(spec(dataset=source, validation=0, test=0.2, scaling="none"), seed=0)
+    ds = load(spec(dataset=source, validation=0, test=0.2, scaling="none"))
     assert ds.x_train.shape == (24, 3) and len(ds.x_test) == 6
     # the target column is not among the features: b is always 2 * a
     np.testing.assert_array_equal(ds.x_train[:, 1], ds.x_train[:, 0] * 2)
@@ -317,7 +317,7 @@ def test_csv_text_target_becomes_classes(tmp_path):
     path = write_csv(tmp_path / "t.csv", ["setosa", "virginica", "versicolor"] * 10)
     source = {"type": "csv", "path": str(path), "target": "species"}
     assert describe(spec(dataset=source)).num_classes == 3
-    ds = load(spec(dataset=source, classes=[2]), seed=0)
+    ds = load(spec(dataset=source, classes=[2]))
     assert ds.class_labels == ["virginica"] and set(np.unique(ds.y_train)) == {0}
     with pytest.raises(DataError, match=r"data.classes: 3 is not a class .*0 \(setosa\)"):
         describe(spec(dataset=source, classes=[3]))
@@ -336,7 +336,7 @@ def test_csv_errors(tmp_path, text, target, key, fragment):
     path = tmp_path / "bad.csv"
     path.write_text(text)
     with pytest.raises(DataError) as caught:
-        load(spec(dataset={"type": "csv", "path": str(path), "target": target}), seed=0)
+        load(spec(dataset={"type": "csv", "path": str(path), "target": target}))
     assert str(caught.value).startswith(key) and fragment in str(caught.value)
 
 
@@ -404,7 +404,7 @@ def test_keras_mnist_from_cache(keras_home):
         x_test=images(4, (28, 28)),
         y_test=np.arange(4, dtype=np.uint8),
     )
-    ds = load(spec(dataset="mnist", validation=2, scaling="unit"), seed=0)
+    ds = load(spec(dataset="mnist", validation=2, scaling="unit"))
     assert ds.x_train.shape == (10, 28, 28) and ds.x_val.shape == (2, 28, 28)
     assert ds.x_test.shape == (4, 28, 28) and ds.info.num_classes == 10
     np.testing.assert_allclose(ds.x_val, images(2, (28, 28)) / 255.0, rtol=1e-6)  # first rows
@@ -424,7 +424,7 @@ def test_keras_fashion_mnist_from_cache(keras_home):
     write_idx(folder / "train-labels-idx1-ubyte.gz", np.array([0, 1, 2, 3, 4, 5], np.uint8))
     write_idx(folder / "t10k-images-idx3-ubyte.gz", images(3, (28, 28), start=7))
     write_idx(folder / "t10k-labels-idx1-ubyte.gz", np.array([9, 8, 7], np.uint8))
-    ds = load(spec(dataset="fashion_mnist", validation=0, scaling="none", classes=[9, 1]), seed=0)
+    ds = load(spec(dataset="fashion_mnist", validation=0, scaling="none", classes=[9, 1]))
     assert ds.x_train.shape == (1, 28, 28) and list(ds.y_test) == [0]
     np.testing.assert_array_equal(ds.x_train[0], images(6, (28, 28))[1])
 
@@ -441,7 +441,7 @@ def test_keras_cifar10_from_extracted_cache(keras_home):
     for i in range(1, 6):
         cifar_batch(folder / f"data_batch_{i}", 2, b"labels", start=i)
     cifar_batch(folder / "test_batch", 3, b"labels", start=0)
-    ds = load(spec(dataset="cifar10", validation=0, scaling="none"), seed=0)
+    ds = load(spec(dataset="cifar10", validation=0, scaling="none"))
     assert ds.x_train.shape == (10, 32, 32, 3) and ds.x_test.shape == (3, 32, 32, 3)
     assert ds.y_train.shape == (10,) and ds.y_train.dtype == np.int32
     # channels last: pixel (row 1, col 2) of channel 2 is data[2 * 1024 + 1 * 32 + 2]
@@ -455,7 +455,7 @@ def test_keras_cifar100_from_downloaded_archive(keras_home, tmp_path):
     cifar_batch(staging / "test", 2, b"fine_labels", start=50)
     with tarfile.open(keras_home / "cifar-100-python.tar.gz", "w:gz") as tar:
         tar.add(staging, arcname="cifar-100-python")
-    ds = load(spec(dataset="cifar100", validation=1), seed=0)
+    ds = load(spec(dataset="cifar100", validation=1))
     assert ds.x_train.shape == (3, 32, 32, 3) and ds.info.num_classes == 100
     assert (keras_home / "cifar-100-python-target" / "cifar-100-python" / "train").is_file()
 
@@ -465,7 +465,7 @@ def test_cifar_pickle_refuses_code(keras_home):
     folder.mkdir()
     (folder / "test_batch").write_bytes(pickle.dumps(os.getcwd))  # a global outside numpy
     with pytest.raises(DataError, match="cached cifar10 files .* cannot be read"):
-        load(spec(dataset="cifar10"), seed=0)
+        load(spec(dataset="cifar10"))
 
 
 @pytest.mark.parametrize(
@@ -480,7 +480,7 @@ def test_cifar_pickle_refuses_code(keras_home):
 def test_offline_error_names_file_and_directory(keras_home, name, files):
     started = time.perf_counter()
     with pytest.raises(DataError) as caught:
-        load(spec(dataset=name), seed=0)
+        load(spec(dataset=name))
     message = str(caught.value)
     assert time.perf_counter() - started < 2
     assert message.startswith(f"data.dataset: {name} is not in the Keras cache")

@@ -7,6 +7,7 @@ included), overrides and serializes, `wording` turns validation errors into one 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from dnnlab import data
 from dnnlab.errors import ConfigError
 from dnnlab.spec.checks import Finding, validate
 from dnnlab.spec.loading import (
+    Origins,
+    apply_overrides,
     json_schema,
     load_spec,
     parse_spec,
@@ -29,6 +32,7 @@ __all__ = [
     "Finding",
     "Spec",
     "check_spec",
+    "check_spec_mapping",
     "json_schema",
     "load_spec",
     "parse_spec",
@@ -49,7 +53,17 @@ class CheckedSpec:
 
 def check_spec(path: Path | str, overrides: list[str] | None = None) -> CheckedSpec:
     """Load, override, validate and resolve a spec without loading its data or TensorFlow."""
-    spec = load_spec(path, overrides)
+    return _checked(load_spec(path, overrides), path)
+
+
+def check_spec_mapping(raw: dict, overrides: list[str], source: str) -> CheckedSpec:
+    """`check_spec` for a spec held as a mapping (a sweep file's inline spec); `source` names it
+    in errors. The mapping itself is left unchanged."""
+    origins = Origins(source)
+    return _checked(parse_spec(apply_overrides(copy.deepcopy(raw), overrides, origins), origins), source)
+
+
+def _checked(spec: Spec, path: Path | str) -> CheckedSpec:
     info = data.describe(spec.data)
     resolved = resolve(spec, info.task, info.num_classes)
     try:

@@ -349,6 +349,13 @@ class DataSpec(Strict):
         None, min_length=1, description="keep only these classes, relabelled 0..k-1"
     )
     train_size: int | None = Field(None, gt=0, description="keep the first N training rows")
+    split_seed: int = Field(
+        42,
+        ge=0,
+        description="draws which rows are held out for test (and synthetic data); independent of "
+        "`seed`, which draws initialization, dropout masks and data order, so runs that differ only "
+        "in `seed` see the same validation and test rows and the same scaling statistics",
+    )
 
     @field_validator("dataset", mode="before")
     @classmethod

@@ -1,0 +1,11 @@
+"""`dnnlab sweep`: families of runs (grid, random draws, seeds) on warm workers, resumable.
+
+`axes` parses the `-g` grammar, `definition` the sweep file, `trials` expands and validates the
+trials, `record` keeps the sweep directory, `worker` runs trials (one, or a local pool of warm
+processes), `executors` names where trials run, and `runner` ties them together.
+"""
+
+from dnnlab.sweep.definition import Sweep, build_sweep
+from dnnlab.sweep.runner import SweepResult, resume_sweep, run_sweep
+
+__all__ = ["Sweep", "SweepResult", "build_sweep", "resume_sweep", "run_sweep"]

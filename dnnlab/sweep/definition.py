@@ -1,0 +1,202 @@
+"""A sweep's definition: the sweep file (pydantic, unknown keys refused) and the resolved `Sweep`.
+
+A sweep comes from a spec plus command-line options, or from a sweep file kept in version control
+(`spec:`, `grid:` or `random:`, `seeds:`, `jobs:`), with command-line options added on top. The
+resolved definition holds the spec inline (its `extends:` chain merged), so `sweep.yaml` in the
+sweep directory is all that `--resume` needs.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from dnnlab.errors import ConfigError
+from dnnlab.spec.loading import parse_override, read_spec_file, read_yaml
+from dnnlab.spec.wording import format_validation_error
+from dnnlab.sweep.axes import Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
+from dnnlab.sweep.executors import EXECUTORS
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RandomSection(_Strict):
+    trials: int = Field(gt=0, description="how many trials to draw")
+    seed: int = Field(0, ge=0, description="seeds the draws: the same seed draws the same trials")
+    axes: dict[str, Any] = Field(
+        default_factory=dict, description="dotted key -> list of values or an axis such as uniform(a,b)"
+    )
+
+
+class SweepFile(_Strict):
+    """A sweep file. `spec` is a path (relative to the sweep file) or an inline spec."""
+
+    spec: str | dict[str, Any] = Field(description="the spec: a path relative to this file, or inline")
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="default: the spec's name")
+    overrides: dict[str, Any] = Field(
+        default_factory=dict, description="dotted key -> value fixed for every trial (as -o)"
+    )
+    grid: dict[str, Any] | None = Field(None, description="dotted key -> values: the cartesian product")
+    random: RandomSection | None = None
+    seeds: Annotated[int, Field(gt=0)] | list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="N: seeds 0..N-1; a list: those seeds; every trial runs once per seed"
+    )
+    jobs: Literal["auto"] | int = Field("auto", description="local workers; auto: from cores and model size")
+    executor: Literal["local", "ray"] = "local"
+    address: str | None = Field(None, description="the Ray cluster's address (executor: ray)")
+
+    @model_validator(mode="after")
+    def _one_mode(self) -> SweepFile:
+        if self.grid is not None and self.random is not None:
+            raise ValueError("give grid: or random:, not both (random: draws from its own axes)")
+        return self
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The resolved definition: what sweep.yaml records and what trials are expanded from."""
+
+    name: str
+    spec: dict[str, Any]  # the raw spec mapping, `extends:` merged
+    overrides: dict[str, Any] = field(default_factory=dict)
+    axes: tuple[Axis, ...] = ()
+    random_trials: int | None = None  # None: a grid
+    random_seed: int = 0
+    seeds: tuple[int, ...] | None = None  # None: each trial keeps the spec's seed
+    jobs: int | None = None  # None: chosen from the cores and the model size
+    executor: str = "local"
+    address: str | None = None
+
+    def override_texts(self) -> list[str]:
+        return [f"{key}={yaml_text(value)}" for key, value in self.overrides.items()]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The sweep file form, spec inline (sweep.yaml)."""
+        axes = {a.key: a.to_yaml() for a in self.axes}
+        out: dict[str, Any] = {"name": self.name, "spec": self.spec, "overrides": dict(self.overrides)}
+        if self.random_trials is None:
+            out["grid"] = axes
+        else:
+            out["random"] = {"trials": self.random_trials, "seed": self.random_seed, "axes": axes}
+        out.update(
+            seeds=list(self.seeds) if self.seeds is not None else None,
+            jobs=self.jobs if self.jobs is not None else "auto",
+            executor=self.executor,
+            address=self.address,
+        )
+        return out
+
+
+def seeds_option(text: str) -> tuple[int, ...]:
+    """`--seeds N` (seeds 0..N-1) or `--seeds A,B,C` (those seeds)."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) == 0):
+        raise ConfigError(
+            f"--seeds {text}: expected a count N > 0 (seeds 0..N-1) or a list of seeds, e.g. --seeds 0,1,2"
+        )
+    return tuple(range(int(parts[0]))) if len(parts) == 1 else _distinct_seeds(int(p) for p in parts)
+
+
+def _distinct_seeds(seeds: Any) -> tuple[int, ...]:
+    seeds = tuple(seeds)
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds: {list(seeds)} lists a seed twice")
+    return seeds
+
+
+def is_sweep_file(raw: Any) -> bool:
+    """A sweep file names its `spec:`; a spec never has that key."""
+    return isinstance(raw, dict) and "spec" in raw
+
+
+def read_sweep_file(path: Path) -> Sweep:
+    """Parse and resolve a sweep file; errors are one ConfigError line starting with the file."""
+    raw = read_yaml(path)
+    try:
+        parsed = SweepFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, SweepFile, str(path))) from None
+    if isinstance(parsed.spec, str):
+        spec_path = Path(os.path.normpath(path.parent / parsed.spec))
+        spec, _ = read_spec_file(spec_path)
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{path}: spec: {spec_path} is not a YAML mapping of spec keys")
+    else:
+        if "extends" in parsed.spec:
+            raise ConfigError(f"{path}: spec: an inline spec cannot use extends:; give spec: PATH instead")
+        spec = parsed.spec
+    section = parsed.random
+    axes_raw = section.axes if section else (parsed.grid or {})
+    seeds = parsed.seeds
+    return Sweep(
+        name=parsed.name or str(spec.get("name") or "sweep"),
+        spec=spec,
+        overrides={key: as_number(value) for key, value in parsed.overrides.items()},
+        axes=tuple(axis_from_yaml(key, value) for key, value in axes_raw.items()),
+        random_trials=section.trials if section else None,
+        random_seed=section.seed if section else 0,
+        seeds=tuple(range(seeds)) if isinstance(seeds, int) else (_distinct_seeds(seeds) if seeds else None),
+        jobs=None if parsed.jobs == "auto" else parsed.jobs,
+        executor=parsed.executor,
+        address=parsed.address,
+    )
+
+
+def build_sweep(
+    source: Path,
+    overrides: list[str] = (),
+    axes: list[str] = (),
+    seeds: str | None = None,
+    random_trials: int | None = None,
+    jobs: int | None = None,
+    executor: str | None = None,
+    address: str | None = None,
+    name: str | None = None,
+) -> Sweep:
+    """The sweep of a spec or sweep file with the command line's options on top: `-o` and `-g`
+    add to (or replace the same keys of) the file's; the other options replace the file's."""
+    raw = read_yaml(source)
+    if is_sweep_file(raw):
+        sweep = read_sweep_file(source)
+    else:
+        spec, _ = read_spec_file(source)
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{source}: expected a spec or a sweep file (a YAML mapping)")
+        sweep = Sweep(name=str(spec.get("name") or "sweep"), spec=spec)
+    fixed = dict(sweep.overrides)
+    for text in overrides:
+        path, value = parse_override(text)
+        fixed[".".join(path)] = as_number(value)
+    given = {a.key: a for a in sweep.axes}
+    for option in axes:
+        axis = parse_axis_option(option)
+        given[axis.key] = axis
+    if executor is not None and executor not in EXECUTORS:
+        raise ConfigError(f"--executor {executor}: expected one of {', '.join(EXECUTORS)}")
+    if jobs is not None and jobs < 1:
+        raise ConfigError(f"--jobs {jobs}: expected a positive number of workers")
+    if random_trials is not None and random_trials < 1:
+        raise ConfigError(f"--random {random_trials}: expected a positive number of trials to draw")
+    if name is not None:
+        if not re.match(NAME_PATTERN, name):
+            raise ConfigError(f"--name {name}: expected letters, digits, '_', '.' or '-'")
+    return replace(
+        sweep,
+        name=name or sweep.name,
+        overrides=fixed,
+        axes=tuple(given.values()),
+        random_trials=random_trials if random_trials is not None else sweep.random_trials,
+        seeds=seeds_option(seeds) if seeds is not None else sweep.seeds,
+        jobs=jobs if jobs is not None else sweep.jobs,
+        executor=executor or sweep.executor,
+        address=address if address is not None else sweep.address,
+    )

@@ -1,0 +1,149 @@
+"""The sweep directory: `sweep.yaml` (the resolved definition), `sweep.json` (what happened) and
+one ordinary run directory per trial. Every file is replaced atomically, as in a run directory.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dnnlab.errors import RunDirError
+from dnnlab.runs import atomic_write_json, atomic_write_text, now
+from dnnlab.sweep.definition import Sweep, read_sweep_file
+from dnnlab.sweep.trials import Trial
+
+SWEEP_YAML = "sweep.yaml"
+SWEEP_JSON = "sweep.json"
+VERSION = 1
+
+
+@dataclass
+class SweepRecord:
+    """sweep.json: the sweep's name, axes, seeds, status and every trial."""
+
+    name: str
+    status: str  # running, completed, failed (a trial failed or diverged), interrupted
+    axes: dict[str, Any]  # dotted key -> values, or a distribution's text
+    seeds: list[int] | None
+    mode: str  # grid or random
+    varying: list[str]  # the keys whose values differ between trials (directory names use them)
+    started: str
+    finished: str | None = None
+    command: list[str] = field(default_factory=list)
+    trials: list[Trial] = field(default_factory=list)
+    version: int = VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "name": self.name,
+            "status": self.status,
+            "mode": self.mode,
+            "axes": self.axes,
+            "seeds": self.seeds,
+            "varying": self.varying,
+            "started": self.started,
+            "finished": self.finished,
+            "command": self.command,
+            "trials": [t.to_dict() for t in self.trials],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SweepRecord:
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "trials"}
+        return cls(**fields, trials=[Trial.from_dict(t) for t in data.get("trials", [])])
+
+    def counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for trial in self.trials:
+            counts[trial.status] = counts.get(trial.status, 0) + 1
+        return counts
+
+
+def new_record(sweep: Sweep, trials: list[Trial], varying: list[str], command: list[str]) -> SweepRecord:
+    return SweepRecord(
+        name=sweep.name,
+        status="running",
+        axes={a.key: a.to_yaml() for a in sweep.axes},
+        seeds=list(sweep.seeds) if sweep.seeds is not None else None,
+        mode="grid" if sweep.random_trials is None else "random",
+        varying=varying,
+        started=now(),
+        command=command,
+        trials=trials,
+    )
+
+
+class SweepDir:
+    """One sweep's directory."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    sweep_yaml = property(lambda self: self.path / SWEEP_YAML)
+    sweep_json = property(lambda self: self.path / SWEEP_JSON)
+
+    @classmethod
+    def create(cls, runs_dir: Path, name: str) -> SweepDir:
+        """A new directory `runs_dir/<name>-<YYYYMMDD-HHMMSS>[-N]` (mkdir is the claim)."""
+        runs_dir = Path(runs_dir)
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        for attempt in range(1000):
+            path = runs_dir / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
+            try:
+                path.mkdir()
+            except FileExistsError:
+                continue
+            return cls(path)
+        raise RunDirError(f"{runs_dir}: could not create a sweep directory for {name!r}")
+
+    @classmethod
+    def open(cls, path: Path) -> SweepDir:
+        path = Path(path)
+        if not (path / SWEEP_YAML).is_file() or not (path / SWEEP_JSON).is_file():
+            raise RunDirError(f"{path}: not a sweep directory (no {SWEEP_YAML} and {SWEEP_JSON})")
+        return cls(path)
+
+    def lock(self) -> None:
+        """Held by the driver: a second `sweep --resume` of the same directory is refused."""
+        import fcntl
+
+        fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(f"{self.path}: another dnnlab process is running this sweep") from None
+            raise
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            (self.path / ".lock").unlink(missing_ok=True)
+
+    def write_definition(self, sweep: Sweep) -> None:
+        atomic_write_text(self.sweep_yaml, yaml.safe_dump(sweep.to_dict(), sort_keys=False))
+
+    def read_definition(self) -> Sweep:
+        return read_sweep_file(self.sweep_yaml)
+
+    def write_record(self, record: SweepRecord) -> None:
+        atomic_write_json(self.sweep_json, record.to_dict())
+
+    def read_record(self) -> SweepRecord:
+        try:
+            return SweepRecord.from_dict(json.loads(self.sweep_json.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            raise RunDirError(f"{self.sweep_json}: not a readable sweep record ({exc})") from None

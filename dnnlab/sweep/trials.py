@@ -1,0 +1,155 @@
+"""Expanding a sweep into trials: ids, parameters, directory names, and up-front validation.
+
+A grid is the cartesian product of the list axes in the order given; `random` draws each trial's
+values from every axis with a generator seeded by the sweep. Seeds are the innermost loop, so the
+trials of one seed group sit next to each other.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from dnnlab.errors import ConfigError, DnnlabError
+from dnnlab.spec import CheckedSpec, check_spec_mapping
+from dnnlab.sweep.axes import grid_refusal, yaml_text
+from dnnlab.sweep.definition import Sweep
+
+PENDING = "pending"
+FINAL = ("completed", "diverged", "failed")  # a run directory's statuses that training ends with
+MAX_NAME = 96
+_UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+
+
+@dataclass
+class Trial:
+    """One trial and what became of it (an entry of sweep.json's `trials`)."""
+
+    id: int
+    params: dict[str, Any]  # dotted key -> value; the seed as `seed`
+    run: str  # its run directory, relative to the sweep directory
+    status: str = PENDING
+    best: dict[str, Any] | None = None  # {metric, value, epoch}
+    epochs_done: int = 0
+    train_seconds: float | None = None  # training, as run.json's wall_seconds
+    wall_seconds: float | None = None  # the whole trial in its worker, set-up included
+    error: str | None = None
+
+    def overrides(self, sweep: Sweep) -> list[str]:
+        """The `-o` overrides that turn the sweep's spec into this trial's."""
+        return [*sweep.override_texts(), *(f"{k}={yaml_text(v)}" for k, v in self.params.items())]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "params": self.params,
+            "run": self.run,
+            "status": self.status,
+            "best": self.best,
+            "epochs_done": self.epochs_done,
+            "train_seconds": self.train_seconds,
+            "wall_seconds": self.wall_seconds,
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trial:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+@dataclass
+class Expansion:
+    """The trials of a sweep, the keys that differ between them, and each trial's checked spec."""
+
+    trials: list[Trial]
+    varying: list[str]
+    checked: list[CheckedSpec] = field(default_factory=list)
+
+
+def combinations(sweep: Sweep) -> list[dict[str, Any]]:
+    """The parameter sets before seeds: the grid's product, or the random draws."""
+    if sweep.random_trials is None:
+        refusal = grid_refusal(list(sweep.axes))
+        if refusal:
+            raise ConfigError(refusal)
+        keys = [a.key for a in sweep.axes]
+        return [dict(zip(keys, values)) for values in itertools.product(*(a.values for a in sweep.axes))]
+    if not sweep.axes:
+        raise ConfigError("--random N draws from axes: add at least one -g KEY=AXIS (or random: axes:)")
+    rng = random.Random(sweep.random_seed)
+    return [{a.key: a.draw(rng) for a in sweep.axes} for _ in range(sweep.random_trials)]
+
+
+def expand(sweep: Sweep, spec_seed: int) -> tuple[list[Trial], list[str]]:
+    """Every trial with its id, parameters and directory name; and the keys that differ."""
+    combos = combinations(sweep)
+    seeds = sweep.seeds if sweep.seeds is not None else (None,)
+    params = []
+    for combo in combos:
+        for seed in seeds:
+            chosen = dict(combo)
+            if seed is not None or "seed" not in chosen:
+                chosen["seed"] = seed if seed is not None else spec_seed
+            params.append(chosen)
+    keys = list(dict.fromkeys(k for p in params for k in p))
+    varying = [k for k in keys if len({repr(p.get(k)) for p in params}) > 1]
+    width = max(3, len(str(len(params) - 1)))
+    trials = [Trial(i, p, trial_dir_name(i, p, varying, width)) for i, p in enumerate(params)]
+    return trials, varying
+
+
+def short_keys(keys: list[str]) -> dict[str, str]:
+    """The last part of each dotted key, or more of it where two keys end alike."""
+    names = {}
+    for key in keys:
+        parts = key.split(".")
+        depth = 1
+        while depth < len(parts) and any(
+            other != key and other.split(".")[-depth:] == parts[-depth:] for other in keys
+        ):
+            depth += 1
+        names[key] = ".".join(parts[-depth:])
+    return names
+
+
+def format_value(value: Any) -> str:
+    """A value as it reads in a directory name: 0.001, 64x32, relu."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list):
+        return "x".join(format_value(v) for v in value) or "none"
+    if isinstance(value, dict):
+        return "_".join(f"{k}{format_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def trial_dir_name(index: int, params: dict[str, Any], varying: list[str], width: int = 3) -> str:
+    """`003-activation=elu-lr=0.001-seed=2`: the id, then what differs; filesystem-safe and short
+    (the id alone keeps names unique)."""
+    short = short_keys(varying)
+    parts = [f"{short[k]}={format_value(params[k])}" for k in varying if k in params]
+    name = _UNSAFE.sub("_", "-".join([f"{index:0{width}d}", *parts])).strip("_")
+    return name[:MAX_NAME].rstrip("-_.")
+
+
+def check_trials(sweep: Sweep, trials: list[Trial]) -> list[CheckedSpec]:
+    """Validate every trial's spec before any starts; the first bad one refuses the sweep."""
+    checked = []
+    for trial in trials:
+        try:
+            checked.append(check_spec_mapping(sweep.spec, trial.overrides(sweep), f"sweep spec {sweep.name}"))
+        except DnnlabError as exc:
+            raise ConfigError(f"trial {trial.run}: {exc}") from None
+    return checked
+
+
+def expand_and_check(sweep: Sweep) -> Expansion:
+    """Expand the sweep and validate every trial (nothing is written)."""
+    base = check_spec_mapping(sweep.spec, sweep.override_texts(), f"sweep spec {sweep.name}")
+    trials, varying = expand(sweep, base.spec.seed)
+    if not trials:
+        raise ConfigError("the sweep has no trials")
+    return Expansion(trials, varying, check_trials(sweep, trials))

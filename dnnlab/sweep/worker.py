@@ -1,0 +1,329 @@
+"""Running trials: `run_trial` trains one trial in the calling process, and `run` keeps a pool of
+warm local worker processes calling it.
+
+`run_trial(sweep_dir, trial)` is a plain picklable function of plain data, so any executor can
+call it: the local pool here, or a task on a cluster. It starts the trial, resumes it from its
+last committed epoch, or only reads back a result already on disk, so calling it twice never
+trains anything twice.
+
+Workers are started with the "spawn" method (forking a process that has imported TensorFlow is
+unsafe), import TensorFlow once, size its thread pools to their share of the cores, and then run
+trial after trial with `keras.backend.clear_session()` between them. A worker ignores Ctrl-C: the
+driver turns Ctrl-C or SIGTERM into one SIGTERM per worker, which train.py records as an
+interrupted run. A worker whose driver dies (even by SIGKILL) interrupts itself the same way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+CRASH_ENV = "DNNLAB_SWEEP_CRASH_TRIAL"  # tests: a trial id whose worker kills itself (SIGKILL)
+LOCK_WAIT_SECONDS = 60.0  # a dying worker may still be committing the epoch it was in
+STOP_WAIT_SECONDS = 120.0  # how long the driver waits for interrupted workers to save
+_definitions: dict[Path, Any] = {}
+
+Report = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+
+
+# ----------------------------------------------------------------------------- one trial
+
+
+def run_trial(sweep_dir: str | Path, trial: dict[str, Any]) -> dict[str, Any]:
+    """Train one trial of the sweep in `sweep_dir` (a sweep.json entry) to its end; returns its
+    outcome: status, best, epochs_done, train_seconds, wall_seconds, error."""
+    started = time.perf_counter()
+    sweep_dir = Path(sweep_dir)
+    outcome = {"status": "failed", "best": None, "epochs_done": 0, "train_seconds": None, "error": None}
+    try:
+        if os.environ.get(CRASH_ENV) == str(trial["id"]):
+            os.kill(os.getpid(), signal.SIGKILL)
+        with contextlib.redirect_stderr(io.StringIO()):  # per-epoch lines of many trials: noise
+            outcome.update(_train_trial(sweep_dir, trial))
+    except KeyboardInterrupt:
+        outcome["status"] = "interrupted"
+        outcome.update(_on_disk(sweep_dir / trial["run"]) or {})
+    except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the sweep goes on
+        outcome["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
+        outcome.update({k: v for k, v in (_on_disk(sweep_dir / trial["run"]) or {}).items() if k != "status"})
+        if not isinstance(exc, _user_errors()):
+            traceback.print_exc()
+    finally:
+        _clear_session()
+    outcome["wall_seconds"] = round(time.perf_counter() - started, 3)
+    return outcome
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    from dnnlab.errors import DnnlabError
+
+    return (DnnlabError,)
+
+
+def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
+    from dnnlab import train
+    from dnnlab.spec import check_spec_mapping
+    from dnnlab.sweep.trials import FINAL, Trial
+
+    run_path = sweep_dir / trial["run"]
+    command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
+    found = _on_disk(run_path)
+    if found and found["status"] in FINAL:
+        return found  # trained by an earlier driver that died before recording it
+    if found and (run_path / "state.json").is_file():
+        _wait_for_lock(run_path)
+        train.resume(run_path, None, command, progress=False)
+    else:
+        if run_path.exists():  # killed while creating the directory: nothing was trained
+            import shutil
+
+            shutil.rmtree(run_path)
+        sweep = _definition(sweep_dir)
+        overrides = Trial.from_dict(trial).overrides(sweep)
+        checked = check_spec_mapping(sweep.spec, overrides, f"sweep spec {sweep.name}")
+        train.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
+    return _on_disk(run_path)
+
+
+def _on_disk(run_path: Path) -> dict[str, Any] | None:
+    """A trial's outcome as its run.json records it, or None before run.json exists."""
+    from dnnlab.errors import RunDirError
+    from dnnlab.runs import RunDir
+
+    try:
+        record = RunDir(run_path).read_record()
+    except (OSError, RunDirError):
+        return None
+    best = record.best
+    return {
+        "status": record.status,
+        "best": {"metric": best.metric, "value": best.value, "epoch": best.epoch} if best else None,
+        "epochs_done": record.epochs_done,
+        "train_seconds": record.wall_seconds,
+    }
+
+
+def _wait_for_lock(run_path: Path) -> None:
+    """Wait while another process (a worker of a killed driver, saving its epoch) holds the run."""
+    import fcntl
+
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    fd = os.open(run_path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_UN)
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    return  # train.resume refuses with a clear error
+                time.sleep(0.2)
+    finally:
+        os.close(fd)
+
+
+def _definition(sweep_dir: Path):
+    """The sweep's definition, read once per process."""
+    key = sweep_dir.resolve()
+    if key not in _definitions:
+        from dnnlab.sweep.record import SweepDir
+
+        _definitions[key] = SweepDir.open(sweep_dir).read_definition()
+    return _definitions[key]
+
+
+def _clear_session() -> None:
+    import sys
+
+    if "keras" in sys.modules:
+        import gc
+
+        import keras
+
+        keras.backend.clear_session()
+        gc.collect()
+
+
+# ----------------------------------------------------------------------------- a worker process
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def _watch_parent(parent: int) -> None:
+    """Interrupt this worker when its driver is gone (the worker is re-parented)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
+def start_tensorflow(threads: int) -> None:
+    """Import TensorFlow once and fix its thread pools at this worker's share of the cores (they
+    cannot change after TensorFlow's runtime starts, so later settings are ignored)."""
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(threads)
+    tf.get_logger().setLevel("ERROR")  # retracing warnings: every trial builds a new model
+    tf.constant(0.0) + 1.0  # start the runtime now, with these pools
+    import dnnlab.train  # noqa: F401 - warm: Keras and every dnnlab module a trial needs
+
+
+def _quiet_output() -> None:
+    """The sweep's stdout is its directory alone, and TensorFlow's C++ notes and Keras's messages
+    (retracing, "Invalid loss") of many trials would bury its progress: send file descriptors 1
+    and 2 to /dev/null and keep Python's sys.stderr (tracebacks of bugs) on the driver's stderr."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    kept = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.dup2(devnull, 2)
+    os.close(devnull)
+    sys.stderr = os.fdopen(kept, "w", buffering=1)
+
+
+def worker_main(worker: int, tasks, results, sweep_dir: str, threads: int, parent: int) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _interrupt)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    _quiet_output()
+    try:
+        start_tensorflow(threads)
+        while True:
+            trial = tasks.get()
+            if trial is None:
+                return
+            outcome = run_trial(sweep_dir, trial)
+            results.put(("finished", worker, trial["id"], outcome))
+            if outcome["status"] == "interrupted":
+                return
+    except KeyboardInterrupt:
+        return
+
+
+# ----------------------------------------------------------------------------- the local pool
+
+
+class _Worker:
+    def __init__(self, context, index: int, results, sweep_dir: Path, threads: int):
+        self.index = index
+        self.tasks = context.SimpleQueue()
+        self.trial: dict[str, Any] | None = None
+        self.process = context.Process(
+            target=worker_main,
+            args=(index, self.tasks, results, str(sweep_dir), threads, os.getpid()),
+            name=f"dnnlab-sweep-worker-{index}",
+            daemon=True,
+        )
+        self.process.start()
+
+    def give(self, trial: dict[str, Any]) -> None:
+        self.trial = trial
+        self.tasks.put(trial)
+
+    def stop(self) -> None:
+        if self.process.is_alive():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.process.pid, signal.SIGTERM)
+
+
+def _crashed(worker: _Worker) -> dict[str, Any]:
+    code = worker.process.exitcode
+    how = f"signal {signal.Signals(-code).name}" if code is not None and code < 0 else f"exit code {code}"
+    return {
+        "status": "failed",
+        "best": None,
+        "epochs_done": 0,
+        "train_seconds": None,
+        "wall_seconds": None,
+        "error": f"its worker process died ({how}); `dnnlab sweep --resume` continues it",
+    }
+
+
+def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report: Report):
+    """Run `trials` on `jobs` warm worker processes, calling `report("started", trial, None)` and
+    `report("finished", trial, outcome)` from this thread. A worker that dies is replaced and its
+    trial reported failed. On KeyboardInterrupt every worker is stopped, the trials they were
+    training are reported (interrupted) once saved, and the KeyboardInterrupt is raised again."""
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    pending = deque(trials)
+    workers: list[_Worker] = []
+    next_index = 0
+
+    def spawn() -> _Worker:
+        nonlocal next_index
+        next_index += 1
+        return _Worker(context, next_index, results, sweep_dir, threads)
+
+    def collect(timeout: float) -> None:
+        try:
+            _, index, _, outcome = results.get(timeout=timeout)
+        except queue.Empty:
+            return
+        for worker in workers:
+            if worker.index == index and worker.trial is not None:
+                trial, worker.trial = worker.trial, None
+                report("finished", trial, outcome)
+
+    def bury_dead() -> None:
+        for worker in list(workers):
+            if not worker.process.is_alive():
+                collect(0.2)  # a result it sent just before exiting
+                if worker.trial is not None:
+                    trial, worker.trial = worker.trial, None
+                    report("finished", trial, _crashed(worker))
+                workers.remove(worker)
+
+    try:
+        workers.extend(spawn() for _ in range(min(jobs, len(pending))))
+        while pending or any(w.trial is not None for w in workers):
+            for worker in workers:
+                if worker.trial is None and pending:
+                    trial = pending.popleft()
+                    worker.give(trial)
+                    report("started", trial, None)
+            collect(0.5)
+            bury_dead()
+            while pending and len(workers) < jobs:  # replace the dead
+                workers.append(spawn())
+    except KeyboardInterrupt:
+        previous = signal.signal(
+            signal.SIGINT, signal.SIG_IGN
+        )  # a second Ctrl-C must not cut the saving short
+        try:
+            for worker in workers:
+                worker.stop()
+            deadline = time.monotonic() + STOP_WAIT_SECONDS
+            while any(w.trial is not None for w in workers) and time.monotonic() < deadline:
+                collect(0.5)
+                bury_dead()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        raise
+    finally:
+        for worker in workers:
+            if worker.process.is_alive():
+                worker.tasks.put(None)
+        for worker in workers:
+            worker.process.join(timeout=10)
+            if worker.process.is_alive():
+                worker.process.kill()

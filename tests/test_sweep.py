@@ -1,0 +1,323 @@
+"""`dnnlab sweep`: the axis grammar, expansion and names (no TensorFlow), then a few end-to-end
+sweeps on digits with a tiny model (each pays TensorFlow's import once per worker)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import read_json, read_metrics, train_run
+from typer.testing import CliRunner
+
+from dnnlab.cli import app
+from dnnlab.errors import ConfigError
+from dnnlab.sweep.axes import parse_axis_option
+from dnnlab.sweep.definition import build_sweep, read_sweep_file
+from dnnlab.sweep.trials import expand, expand_and_check, trial_dir_name
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"dataset": "digits", "validation": 0.2},
+    "model": {"hidden": [8]},
+    "training": {"epochs": 2, "batch_size": 64},
+}
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False), encoding="utf-8")
+    return path
+
+
+# --- the axis grammar ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("option", "values"),
+    [
+        ("model.activation=relu,elu,selu", ("relu", "elu", "selu")),
+        ("model.hidden=[64,32],[128]", ([64, 32], [128])),
+        ("training.optimizer={type: sgd, momentum: 0.9},adam", ({"type": "sgd", "momentum": 0.9}, "adam")),
+        ("training.optimizer.learning_rate=1e-3,0.01", (0.001, 0.01)),
+        ("training.batch_size=range(16,64,16)", (16, 32, 48)),
+        ("training.epochs=range(1,3)", (1, 2)),
+        ("model.activation=choice(relu,elu)", ("relu", "elu")),
+        ("seed=7", (7,)),
+    ],
+)
+def test_list_axes(option, values):
+    axis = parse_axis_option(option)
+    assert axis.is_list and axis.values == values
+
+
+@pytest.mark.parametrize(
+    ("option", "kind", "bounds"),
+    [
+        ("training.optimizer.learning_rate=loguniform(1e-4,1e-1)", "loguniform", (1e-4, 1e-1)),
+        ("model.dropout.rate=uniform(0,0.5)", "uniform", (0, 0.5)),
+        ("training.batch_size=randint(16,65)", "randint", (16, 65)),
+    ],
+)
+def test_distribution_axes(option, kind, bounds):
+    axis = parse_axis_option(option)
+    assert axis.kind == kind and (axis.low, axis.high) == bounds
+
+
+@pytest.mark.parametrize(
+    ("option", "says"),
+    [
+        ("model.activation=", "no values"),
+        ("model.activation=relu,,elu", "empty value"),
+        ("model.activation", "expected KEY=AXIS"),
+        ("=relu", "dotted spec key"),
+        ("lr=loguniform(0,1)", "0 < a < b"),
+        ("lr=uniform(1,1)", "a < b"),
+        ("lr=uniform(1)", "two numbers"),
+        ("lr=normal(0,1)", "unknown sweep function normal"),
+        ("lr=range(5,1)", "is empty"),
+        ("lr=randint(1.5,3)", "integers"),
+        ("model.activation=relu,relu", "listed twice"),
+    ],
+)
+def test_axis_errors_are_one_line(option, says):
+    with pytest.raises(ConfigError) as caught:
+        parse_axis_option(option)
+    assert says in str(caught.value) and "\n" not in str(caught.value)
+
+
+# --- expansion -----------------------------------------------------------------------------
+
+
+def test_grid_is_the_cartesian_product_with_seeds_innermost(tiny):
+    sweep = build_sweep(
+        tiny, ["training.epochs=1"], ["model.activation=relu,elu", "model.hidden=[8],[4,4]"], "2"
+    )
+    trials, varying = expand(sweep, spec_seed=3)
+    assert [t.params for t in trials[:3]] == [
+        {"model.activation": "relu", "model.hidden": [8], "seed": 0},
+        {"model.activation": "relu", "model.hidden": [8], "seed": 1},
+        {"model.activation": "relu", "model.hidden": [4, 4], "seed": 0},
+    ]
+    assert len(trials) == 8 and varying == ["model.activation", "model.hidden", "seed"]
+    assert [t.run for t in trials[2:4]] == [
+        "002-activation=relu-hidden=4x4-seed=0",
+        "003-activation=relu-hidden=4x4-seed=1",
+    ]
+    assert "training.epochs=1" in trials[0].overrides(sweep) and "seed=0" in trials[0].overrides(sweep)
+
+
+def test_seeds_count_and_list_and_default(tiny):
+    assert build_sweep(tiny, seeds="3").seeds == (0, 1, 2)
+    assert build_sweep(tiny, seeds="5,1").seeds == (5, 1)
+    trials, varying = expand(build_sweep(tiny, axes=["model.activation=relu,elu"]), spec_seed=3)
+    assert [t.params["seed"] for t in trials] == [3, 3] and varying == ["model.activation"]
+    for bad in ("0", "a", "1,1"):
+        with pytest.raises(ConfigError):
+            build_sweep(tiny, seeds=bad)
+
+
+def test_random_draws_are_seeded_by_the_sweep(tiny):
+    axes = ["training.optimizer.learning_rate=loguniform(1e-4,1e-1)", "model.activation=relu,elu"]
+    first = expand(build_sweep(tiny, axes=axes, random_trials=5), 3)[0]
+    again = expand(build_sweep(tiny, axes=axes, random_trials=5), 3)[0]
+    assert [t.params for t in first] == [t.params for t in again] and len(first) == 5
+    rates = [t.params["training.optimizer.learning_rate"] for t in first]
+    assert all(1e-4 <= r <= 1e-1 for r in rates) and len(set(rates)) == 5
+    assert first[0].run.startswith("000-learning_rate=")
+
+
+def test_a_distribution_in_a_grid_is_refused(tiny):
+    sweep = build_sweep(tiny, axes=["training.optimizer.learning_rate=uniform(0.001,0.1)"])
+    with pytest.raises(ConfigError, match="--random N"):
+        expand(sweep, 3)
+
+
+def test_directory_names_are_safe_and_short():
+    params = {"model.activation": {"type": "leaky_relu", "alpha": 0.2}, "a.b": "x/y z", "seed": 1}
+    name = trial_dir_name(12, params, list(params))
+    assert name == "012-activation=typeleaky_relu_alpha0.2-b=x_y_z-seed=1"
+    long = trial_dir_name(1, {"k": "v" * 300}, ["k"])
+    assert len(long) <= 96 and long.startswith("001-k=")
+
+
+def test_every_trial_is_checked_before_any_starts(tiny):
+    sweep = build_sweep(tiny, axes=["model.hidden=[8],[0]"])
+    with pytest.raises(ConfigError, match=r"trial 001-hidden=0"):
+        expand_and_check(sweep)
+
+
+def test_the_example_sweep_file_is_valid():
+    path = ROOT / "configs" / "sweeps" / "quickstart_grid.yaml"
+    sweep = read_sweep_file(path)
+    expansion = expand_and_check(sweep)
+    assert len(expansion.trials) == 12 and sweep.seeds == (0, 1, 2)
+    assert sweep.spec["name"] == "quickstart"  # the spec: path is read relative to the sweep file
+
+
+def test_a_sweep_file_with_an_unknown_key_is_one_line(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("spec: {}\ngird: {a: [1]}\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        read_sweep_file(path)
+    assert str(caught.value).startswith(str(path)) and "gird" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["-g", "model.activation="],
+        ["-g", "foo.bar=1,2"],
+        ["-g", "training.optimizer.learning_rate=loguniform(0,1)", "--random", "2"],
+        ["-g", "training.optimizer.learning_rate=loguniform(0.001,0.1)"],
+        ["-g", "model.activation=relu,nope"],
+    ],
+)
+def test_bad_axes_refuse_the_sweep_with_one_line_and_no_directory(tiny, tmp_path, args):
+    runs = tmp_path / "runs"
+    result = invoke("sweep", tiny, *args, "--runs-dir", runs)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not runs.exists()
+
+
+# --- end to end ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def grid_sweep(tmp_path_factory):
+    """The issue's check: a 2 x 2 grid with 2 seeds on digits."""
+    folder = tmp_path_factory.mktemp("grid")
+    spec = folder / "tiny.yaml"
+    spec.write_text(yaml.safe_dump(TINY), encoding="utf-8")
+    args = ["-g", "model.activation=relu,elu", "-g", "training.optimizer.learning_rate=0.01,0.001"]
+    result = invoke("sweep", spec, *args, "--seeds", "2", "--runs-dir", folder / "runs")
+    return result
+
+
+def test_grid_sweep_completes_every_trial(grid_sweep):
+    assert grid_sweep.exit_code == 0, (grid_sweep.output, grid_sweep.exception)
+    sweep_dir = Path(grid_sweep.stdout.strip())
+    record = read_json(sweep_dir / "sweep.json")
+    assert record["status"] == "completed"
+    combos = {
+        (
+            t["params"]["model.activation"],
+            t["params"]["training.optimizer.learning_rate"],
+            t["params"]["seed"],
+        )
+        for t in record["trials"]
+    }
+    assert combos == {(a, lr, s) for a in ("relu", "elu") for lr in (0.01, 0.001) for s in (0, 1)}
+    assert len(record["trials"]) == 8
+    for trial in record["trials"]:
+        assert trial["status"] == "completed" and trial["best"]["value"] is not None
+        assert read_json(sweep_dir / trial["run"] / "run.json")["status"] == "completed"
+    assert "4 seed groups" in grid_sweep.stderr and "activation=relu, learning_rate=0.01" in grid_sweep.stderr
+    assert (sweep_dir / "sweep.yaml").is_file()
+
+
+def test_compare_of_a_sweep_lists_the_grid_keys_and_seed(grid_sweep):
+    sweep_dir = Path(grid_sweep.stdout.strip())
+    result = invoke("compare", sweep_dir, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["differing_keys"]) == {"model.activation", "training.optimizer.learning_rate", "seed"}
+    assert len(report["runs"]) == 8
+    assert len(json.loads(invoke("compare", sweep_dir.parent, "--format", "json").stdout)["runs"]) == 8
+
+
+def test_trials_that_differ_only_in_seed_see_the_same_data(grid_sweep):
+    sweep_dir = Path(grid_sweep.stdout.strip())
+    seed0, seed1 = sorted(sweep_dir.glob("00[01]-*"))
+    assert (seed0 / "preprocessing.json").read_bytes() == (seed1 / "preprocessing.json").read_bytes()
+    assert read_metrics(seed0) != read_metrics(seed1)  # but initialization differs
+
+
+def test_divergence_and_a_crashed_worker_are_recorded_and_the_sweep_goes_on(tiny, tmp_path, monkeypatch):
+    monkeypatch.setenv("DNNLAB_SWEEP_CRASH_TRIAL", "2")
+    args = ["-o", "training.optimizer=sgd", "-g", "training.optimizer.learning_rate=0.01,1e5,0.001,0.003"]
+    result = invoke("sweep", tiny, *args, "--jobs", "2", "--runs-dir", tmp_path / "runs", "--json")
+    assert result.exit_code == 1, (result.output, result.exception)
+    record = json.loads(result.stdout)
+    statuses = [t["status"] for t in record["trials"]]
+    assert statuses == ["completed", "diverged", "failed", "completed"], record["trials"]
+    assert "worker process died (signal SIGKILL)" in record["trials"][2]["error"]
+    assert record["status"] == "failed"
+    assert result.stdout.lstrip().startswith("{")  # nothing of the workers' on stdout
+
+
+def _running(sweep_dir: Path) -> bool:
+    return any(len(read_metrics(run)) >= 2 for run in sweep_dir.glob("0*") if (run / "metrics.csv").exists())
+
+
+def test_resume_after_the_driver_is_killed(tiny, tmp_path):
+    runs = tmp_path / "runs"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    args = [
+        "-o",
+        "training.epochs=5",
+        "-o",
+        "training.batch_size=32",
+        "-g",
+        "model.activation=relu,elu",
+        "--seeds",
+        "2",
+    ]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dnnlab", "sweep", str(tiny), *args, "--jobs", "2", "--runs-dir", str(runs)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (list(runs.glob("*")) and _running(next(runs.glob("*")))):
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGKILL)
+    driver.wait()
+    sweep_dir = next(runs.glob("*"))
+    time.sleep(2)  # the orphaned workers interrupt themselves and save their epoch
+    before = {
+        t["run"]: read_json(sweep_dir / t["run"] / "run.json")
+        for t in read_json(sweep_dir / "sweep.json")["trials"]
+        if (sweep_dir / t["run"] / "run.json").exists()
+    }
+    cut = [run for run, r in before.items() if 0 < r["epochs_done"] < 5]
+    assert cut, before
+
+    resumed = subprocess.run(
+        [sys.executable, "-m", "dnnlab", "sweep", "--resume", str(sweep_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = read_json(sweep_dir / "sweep.json")
+    assert [t["status"] for t in record["trials"]] == ["completed"] * 4
+    for trial in record["trials"]:
+        assert [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])] == [str(e) for e in range(5)]
+
+    trial = next(t for t in record["trials"] if t["run"] == cut[0])
+    overrides = [
+        "training.epochs=5",
+        "training.batch_size=32",
+        *(f"{k}={v}" for k, v in trial["params"].items()),
+    ]
+    alone = train_run(tiny, tmp_path / "alone", overrides)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    assert strip(read_metrics(sweep_dir / trial["run"])) == strip(read_metrics(alone))
