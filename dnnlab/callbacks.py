@@ -95,6 +95,11 @@ class ResumableEarlyStopping(_SharedRule, keras.callbacks.EarlyStopping):
             "stopped_epoch": int(self.stopped_epoch),
         }
 
+    @classmethod
+    def has_stopped(cls, states: dict[str, dict[str, Any]]) -> bool:
+        """Whether the callback states of a run (state.json's `callbacks`) say it stopped early."""
+        return (states.get(cls.state_key) or {}).get("stopped_epoch", 0) > 0
+
     def set_state(self, state: dict[str, Any]) -> None:
         super().on_train_begin()
         self.wait = state["wait"]

@@ -386,7 +386,14 @@ def resume(run_path: Path, epochs: int | None, command: list[str], progress: boo
             "epochs past it run at final_lr",
             spec.training.epochs,
         )
-    if planned <= state.epochs_done:
+    # Every epoch committed (or early stopping had stopped) but the finalisation (model.keras, the
+    # status) cut by a kill: a fit of no epochs runs the end of training again, where early
+    # stopping restores its best weights.
+    stopped = ResumableEarlyStopping.has_stopped(state.callbacks)
+    finishing = record.status != "completed" and (state.epochs_done >= planned or stopped)
+    if finishing:
+        planned = state.epochs_done
+    elif planned <= state.epochs_done:
         raise RunDirError(
             f"{run.path}: {state.epochs_done} epochs already done; pass --epochs N with N > "
             f"{state.epochs_done} to train further"

@@ -641,6 +641,22 @@ def test_resume_epochs_must_exceed_epochs_done(completed_run):
     assert (completed_run / "run.json").read_text() == before
 
 
+def test_a_run_killed_while_finishing_is_finished_by_resume(early_stopped_run, tiny_spec, tmp_path):
+    """Every epoch committed, then a kill before model.keras and the final status: --resume,
+    with no --epochs, trains nothing and finishes the run as the uninterrupted one finished."""
+    run_dir = start(tiny_spec, tmp_path, EARLY_STOPPING).run_dir
+    metrics = (run_dir / "metrics.csv").read_text()
+    (run_dir / "model.keras").unlink()
+    record = read_json(run_dir / "run.json")
+    record.update(status="running", finished=None)
+    (run_dir / "run.json").write_text(json.dumps(record))
+    result = invoke("--resume", run_dir)
+    assert result.exit_code == 0, result.output
+    assert read_json(run_dir / "run.json")["status"] == "completed"
+    assert (run_dir / "metrics.csv").read_text() == metrics
+    assert_same_run(run_dir, early_stopped_run)  # model.keras: the restored best weights again
+
+
 def test_bad_spec_leaves_no_run_directory(tmp_path):
     spec = write_spec(tmp_path / "specs", {**TINY, "training": {"epochs": 2, "batch_sise": 16}})
     runs = tmp_path / "runs"
