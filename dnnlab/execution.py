@@ -7,7 +7,9 @@ benchmarks/RESULTS.md (2-core CPU, the notes' batch-norm model at batch 32):
 
 - a few hundred steps per compiled call instead of one: the loop is dispatch-bound;
 - XLA: 1.0 s an epoch against 2.0 s without, when the model has no random layer; with dropout,
-  XLA's random-number generation made epochs 2.5-5x slower, so random models stay without it;
+  XLA's random-number generation made epochs 2.5-5x slower, so random models stay without it.
+  Compiling costs seconds up front (about 3 s for a one-layer net on digits, whose whole run
+  took 1.6 s without XLA), so a run of fewer than XLA_MIN_STEPS optimizer steps stays without;
 - without XLA, one thread per pool for small steps: as fast as the default pools on an idle
   machine with 40% less CPU, and much faster when other work shares the cores.
 """
@@ -26,6 +28,9 @@ log = logging.getLogger("dnnlab")
 
 TARGET_STEPS_PER_EXECUTION = 200
 SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread is enough
+# Optimizer steps in a run below which XLA's compile time outweighs what it saves (about 1 ms a
+# step on the notes' batch-norm model, a few seconds of compiling).
+XLA_MIN_STEPS = 5_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ def plan(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bo
     if training.jit_compile != "auto":
         jit = training.jit_compile
     else:
-        jit = not has_random_layers(spec) and not (gpu and training.deterministic)
+        long_enough = steps_per_epoch * training.epochs >= XLA_MIN_STEPS
+        jit = long_enough and not has_random_layers(spec) and not (gpu and training.deterministic)
     if training.intra_op_threads != "auto":
         threads = (int(training.intra_op_threads), 0)
     elif not jit and dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:

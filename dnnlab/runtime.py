@@ -37,6 +37,9 @@ def quiet_tensorflow() -> None:
     import absl.logging
 
     absl.logging.set_verbosity(absl.logging.ERROR)
+    # Its Python logger warns about retracing when one process trains several models (a sweep's
+    # worker, a test session): expected there, and noise on a user's stderr.
+    tf.get_logger().setLevel("ERROR")
 
 
 def seed_everything(seed: int, deterministic: bool) -> None:

@@ -67,8 +67,15 @@ def test_the_spec_overrides_every_choice():
 
 
 def test_automatic_xla_is_left_to_keras_on_a_gpu_under_determinism():
-    assert not plan(spec(NOTES_BN), (28, 28), 100, gpu=True).jit_compile
-    assert plan(spec(NOTES_BN, deterministic=False), (28, 28), 100, gpu=True).jit_compile
+    assert not plan(spec(NOTES_BN), (28, 28), 1719, gpu=True).jit_compile
+    assert plan(spec(NOTES_BN, deterministic=False), (28, 28), 1719, gpu=True).jit_compile
+
+
+def test_a_short_run_is_not_worth_compiling_with_xla():
+    """20 epochs of 36 steps: XLA's seconds of compiling would outweigh what it saves."""
+    assert not plan(spec(NOTES_BN, epochs=20), (64,), 36).jit_compile
+    assert plan(spec(NOTES_BN, epochs=20), (64,), 250).jit_compile  # 5,000 steps
+    assert plan(spec(NOTES_BN, epochs=20, jit_compile=True), (64,), 36).jit_compile
 
 
 @pytest.mark.parametrize(
