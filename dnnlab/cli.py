@@ -441,6 +441,7 @@ def sweep(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print sweep.json's content instead of the directory.")
     ] = False,
+    quiet: QuietFlag = False,
 ) -> None:
     """Run a family of trials (grid, random draws, seeds) on warm workers; prints the sweep directory."""
     if (config is None) == (resume is None):
@@ -449,7 +450,7 @@ def sweep(
     from dnnlab import sweep as sweeping
 
     if resume is not None:
-        result = sweeping.resume_sweep(resume, command, jobs)
+        result = sweeping.resume_sweep(resume, command, jobs, progress=not quiet)
     else:
         definition = sweeping.build_sweep(
             config,
@@ -462,8 +463,9 @@ def sweep(
             address,
             name,
         )
-        result = sweeping.run_sweep(definition, runs_dir, command)
-    report_sweep(result)
+        result = sweeping.run_sweep(definition, runs_dir, command, progress=not quiet)
+    if not quiet or result.record.status != "completed":
+        report_sweep(result)
     if as_json:
         print_json(result.record.to_dict())
     else:

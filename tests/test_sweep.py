@@ -256,8 +256,10 @@ def test_trials_that_differ_only_in_seed_see_the_same_data(grid_sweep):
 def test_divergence_and_a_crashed_worker_are_recorded_and_the_sweep_goes_on(tiny, tmp_path, monkeypatch):
     monkeypatch.setenv("DNNLAB_SWEEP_CRASH_TRIAL", "2")
     args = ["-o", "training.optimizer=sgd", "-g", "training.optimizer.learning_rate=0.01,1e5,0.001,0.003"]
-    result = invoke("sweep", tiny, *args, "--jobs", "2", "--runs-dir", tmp_path / "runs", "--json")
+    result = invoke("sweep", tiny, *args, "--jobs", "2", "--runs-dir", tmp_path / "runs", "--json", "-q")
     assert result.exit_code == 1, (result.output, result.exception)
+    # --quiet: no progress, but a sweep that did not complete still says so
+    assert "done" not in result.stderr and "sweep failed" in result.stderr
     record = json.loads(result.stdout)
     statuses = [t["status"] for t in record["trials"]]
     assert statuses == ["completed", "diverged", "failed", "completed"], record["trials"]

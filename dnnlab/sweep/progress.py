@@ -19,14 +19,17 @@ def _duration(seconds: float) -> str:
 
 
 class SweepProgress:
-    def __init__(self, record: SweepRecord, to_run: int, stream=None):
+    """`quiet`: nothing at all (the CLI's --quiet); the result still goes to sweep.json."""
+
+    def __init__(self, record: SweepRecord, to_run: int, stream=None, quiet: bool = False):
         self.record = record
+        self.quiet = quiet
         self.to_run = to_run
         self.finished_here = 0
         self.started_at = time.monotonic()
         self.stream = stream or sys.stderr
         self.live = None
-        if self.stream.isatty():
+        if self.stream.isatty() and not quiet:
             from rich.console import Console
 
             self.console = Console(file=self.stream, highlight=False)
@@ -34,6 +37,8 @@ class SweepProgress:
             self.live.start()
 
     def note(self, text: str) -> None:
+        if self.quiet:
+            return
         if self.live is not None:
             self.console.print(text, soft_wrap=True, markup=False)
         else:
@@ -71,7 +76,7 @@ class SweepProgress:
         value = f"{best['metric']} {best['value']:.4g}" if best.get("value") is not None else "no best"
         error = f"  {trial.error}" if trial.error else ""
         self.note(f"{trial.run}: {trial.status} after {trial.epochs_done} epoch(s), {value}{error}")
-        if self.live is None:
+        if self.live is None and not self.quiet:
             print(f"  [{self.summary()}]", file=self.stream, flush=True)
         self._refresh()
 

@@ -65,8 +65,9 @@ def choose_workers(jobs: int | None, trials: int, macs: int, cores: int | None =
     return Workers(jobs, threads, f"{cores} core(s), {why}")
 
 
-def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str]) -> SweepResult:
-    """Validate every trial, then create the sweep directory and run them all."""
+def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool = True) -> SweepResult:
+    """Validate every trial, then create the sweep directory and run them all. `progress`: lines
+    on stderr as trials finish."""
     expansion = expand_and_check(sweep)
     macs = max(dense_macs_per_step(c.spec, c.info.input_shape) for c in expansion.checked)
     workers = choose_workers(sweep.jobs, len(expansion.trials), macs)
@@ -76,10 +77,12 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str]) -> SweepResult:
     folder.write_definition(sweep)
     record = new_record(sweep, expansion.trials, expansion.varying, command)
     folder.write_record(record)
-    return _execute(folder, sweep, record, record.trials, workers, executor)
+    return _execute(folder, sweep, record, record.trials, workers, executor, progress)
 
 
-def resume_sweep(path: Path, command: list[str], jobs: int | None = None) -> SweepResult:
+def resume_sweep(
+    path: Path, command: list[str], jobs: int | None = None, progress: bool = True
+) -> SweepResult:
     """Continue a sweep: completed, diverged and failed trials are kept; interrupted and running
     ones resume from their last committed epoch; the rest start."""
     folder = SweepDir.open(path)
@@ -97,7 +100,7 @@ def resume_sweep(path: Path, command: list[str], jobs: int | None = None) -> Swe
     workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
     record.status, record.finished = "running", None
     record.command = command
-    return _execute(folder, sweep, record, todo, workers, executors.get(sweep.executor))
+    return _execute(folder, sweep, record, todo, workers, executors.get(sweep.executor), progress)
 
 
 def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:
@@ -112,10 +115,16 @@ def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:
 
 
 def _execute(
-    folder: SweepDir, sweep: Sweep, record: SweepRecord, todo: list[Trial], workers: Workers, executor
+    folder: SweepDir,
+    sweep: Sweep,
+    record: SweepRecord,
+    todo: list[Trial],
+    workers: Workers,
+    executor,
+    show_progress: bool = True,
 ):
     by_id = {t.id: t for t in record.trials}
-    progress = SweepProgress(record, len(todo))
+    progress = SweepProgress(record, len(todo), quiet=not show_progress)
     progress.note(
         f"sweep {folder.path}: {len(todo)} trial(s) on {workers.jobs} {sweep.executor} worker(s) x "
         f"{workers.threads} TensorFlow thread(s) ({workers.reason})"
