@@ -19,6 +19,7 @@ import io
 import json
 import math
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -120,6 +121,50 @@ def atomic_link(source: Path, target: Path) -> None:
         tmp.unlink(missing_ok=True)
         raise
     _fsync_dir(target.parent)
+
+
+# A run's or sweep's name becomes a folder name inside the runs folder: no separators, no dot
+# or dash first (no `..`, no option look-alike), and short enough for any file system.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
+
+
+def check_name(name: str, key: str = "--name") -> str:
+    """`name` when it can name a folder inside the runs folder, else a one-line RunDirError."""
+    if not re.fullmatch(NAME_PATTERN, name):
+        shown = name if len(name) <= 60 else name[:57] + "..."
+        raise RunDirError(
+            f"{key}: {shown!r} cannot name a run; expected 1 to 100 letters, digits, '_', '.' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
+    """Create the folder runs go in (and its parents); a path that cannot be one is a RunDirError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
+    return path
+
+
+def new_stamped_dir(parent: Path, name: str) -> Path:
+    """A new folder `parent/<name>-<YYYYMMDD-HHMMSS>[-N]`. mkdir is atomic, so two commands
+    started in the same second get different folders."""
+    parent = ensure_folder(parent)
+    check_name(name)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        path = parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise RunDirError(f"{parent}: could not create a directory for {name!r}")
 
 
 def is_run_dir(path: Path) -> bool:
@@ -358,23 +403,11 @@ class RunDir:
     # --- creation and locking ----------------------------------------------------------
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> RunDir:
-        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]`; mkdir is atomic, so two commands
-        started in the same second get different directories."""
-        runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        for attempt in range(1000):
-            suffix = f"-{attempt}" if attempt else ""
-            path = runs_dir / f"{name}-{stamp}{suffix}"
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            run = cls(path)
-            run.lock()
-            run.checkpoints.mkdir()
-            return run
-        raise RunDirError(f"{runs_dir}: could not create a run directory for {name!r}")
+        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir` (see new_stamped_dir)."""
+        run = cls(new_stamped_dir(runs_dir, name))
+        run.lock()
+        run.checkpoints.mkdir()
+        return run
 
     @classmethod
     def create_at(cls, path: Path) -> RunDir:

@@ -327,6 +327,20 @@ def test_name_option_names_the_directory(tiny_spec, tmp_path):
     assert result.run_dir.name.startswith("other-")
 
 
+@pytest.mark.parametrize("name", ["../../escape", "/abs/path", "a/b", ".hidden", "x" * 101])
+def test_a_name_that_is_not_a_folder_name_is_refused_before_anything_is_written(tiny_spec, tmp_path, name):
+    runs = tmp_path / "deep" / "runs"
+    result = invoke(tiny_spec, "--runs-dir", runs, "--name", name)
+    assert_one_line_error(result, "--name", "cannot name a run")
+    assert list(tmp_path.iterdir()) == []  # no runs folder, nothing at ../../escape-*
+
+
+def test_runs_dir_that_is_a_file_is_one_line(tiny_spec, tmp_path):
+    runs = tmp_path / "runs"
+    runs.write_text("not a folder")
+    assert_one_line_error(invoke(tiny_spec, "--runs-dir", runs), "--runs-dir", "is a file")
+
+
 # --- the learning rate column --------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from dnnlab.runs import NAME_PATTERN
 from dnnlab.spec.wording import did_you_mean, members, type_tags
 
 
@@ -516,7 +517,7 @@ class Training(Strict):
 
 
 class Spec(Strict):
-    name: str = Field("run", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field("run", pattern=NAME_PATTERN)
     seed: int = Field(42, ge=0)
     data: DataSpec
     model: ModelSpec

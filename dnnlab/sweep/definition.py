@@ -9,7 +9,6 @@ sweep directory is all that `--resume` needs.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -17,12 +16,11 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from dnnlab.errors import ConfigError
+from dnnlab.runs import NAME_PATTERN, check_name
 from dnnlab.spec.loading import parse_override, read_spec_file, read_yaml
 from dnnlab.spec.wording import format_validation_error
 from dnnlab.sweep.axes import Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
 from dnnlab.sweep.executors import EXECUTORS
-
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 
 
 class _Strict(BaseModel):
@@ -187,8 +185,7 @@ def build_sweep(
     if random_trials is not None and random_trials < 1:
         raise ConfigError(f"--random {random_trials}: expected a positive number of trials to draw")
     if name is not None:
-        if not re.match(NAME_PATTERN, name):
-            raise ConfigError(f"--name {name}: expected letters, digits, '_', '.' or '-'")
+        check_name(name)
     return replace(
         sweep,
         name=name or sweep.name,

@@ -4,7 +4,6 @@ one ordinary run directory per trial. Every file is replaced atomically, as in a
 
 from __future__ import annotations
 
-import datetime as dt
 import errno
 import json
 import os
@@ -15,7 +14,7 @@ from typing import Any
 import yaml
 
 from dnnlab.errors import RunDirError
-from dnnlab.runs import atomic_write_json, atomic_write_text, now
+from dnnlab.runs import atomic_write_json, atomic_write_text, new_stamped_dir, now
 from dnnlab.sweep.definition import Sweep, read_sweep_file
 from dnnlab.sweep.trials import Trial
 
@@ -94,17 +93,7 @@ class SweepDir:
     @classmethod
     def create(cls, runs_dir: Path, name: str) -> SweepDir:
         """A new directory `runs_dir/<name>-<YYYYMMDD-HHMMSS>[-N]` (mkdir is the claim)."""
-        runs_dir = Path(runs_dir)
-        runs_dir.mkdir(parents=True, exist_ok=True)
-        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-        for attempt in range(1000):
-            path = runs_dir / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
-            try:
-                path.mkdir()
-            except FileExistsError:
-                continue
-            return cls(path)
-        raise RunDirError(f"{runs_dir}: could not create a sweep directory for {name!r}")
+        return cls(new_stamped_dir(runs_dir, name))
 
     @classmethod
     def open(cls, path: Path) -> SweepDir:
