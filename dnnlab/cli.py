@@ -391,6 +391,79 @@ def mc_summary_table(report: dict):
     return table
 
 
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML spec whose model, optimizer, loss and data to test.")],
+    override: Overrides = None,
+    min_lr: Annotated[float, typer.Option("--min", help="The first rate.")] = 1e-7,
+    max_lr: Annotated[
+        float, typer.Option("--max", help="The last rate, if the loss has not exploded.")
+    ] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="Steps from --min to --max (one batch each).")] = 300,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the loss against the rate to this PNG.")
+    ] = None,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Learning-rate range test: the rate grows exponentially each step until the loss explodes;
+    suggests 1cycle's max_lr. Prints the suggestion on stdout; writes no run directory."""
+    from dnnlab.lr_finder import check_options, check_plot_path
+    from dnnlab.spec import check_spec
+
+    check_options(min_lr, max_lr, steps)
+    if plot is not None:
+        check_plot_path(plot)
+    checked = check_spec(config, override)
+    print_warnings(checked.warnings)
+    from dnnlab.lr_finder import lr_find as find
+
+    console = stderr_console()
+    status = contextlib.nullcontext() if quiet else console.status(f"range test over {steps} steps ...")
+    with status:
+        result = find(checked, min_lr, max_lr, steps, plot)
+    for note in result.notes:
+        print_warning(note)
+    if not quiet:
+        report_lr_find(result, config, plot)
+    if as_json:
+        print_json(result.to_json())
+    elif result.suggestion is not None:
+        print(f"{result.suggestion:.3g}")
+
+
+def report_lr_find(result, config: Path, plot: Path | None) -> None:
+    console = stderr_console()
+    stops = {
+        "exploded": "the smoothed loss passed 4x its minimum",
+        "non_finite": "the loss was no longer finite",
+        "max_lr": "every step ran without the loss exploding (try a larger --max)",
+    }
+    last = result.learning_rates[-1] if result.learning_rates else float("nan")
+    console.print(
+        f"{len(result.learning_rates)} of {result.planned_steps} steps up to rate {last:.3g}: "
+        f"{stops[result.stop]}"
+    )
+    if result.min_loss_rate is not None:
+        console.print(
+            f"lowest smoothed loss {min(result.losses):.4g} at rate {result.min_loss_rate:.3g} "
+            f"(minimum / 10: {result.min_loss_rate_over_10:.3g})"
+        )
+    if result.suggestion is None:
+        console.print("[yellow]no suggestion:[/] the loss did not fall; try a smaller --min or more --steps")
+    else:
+        console.print(
+            f"[green]suggestion:[/] {result.suggestion:.3g} (steepest descent of the smoothed loss)"
+        )
+        console.print(
+            f"train with 1cycle at that maximum rate: "
+            f"dnnlab train {_escape(str(config))} {_escape(result.override)}"
+        )
+    if plot is not None:
+        console.print(f"wrote {_escape(str(plot))}")
+
+
 @app.command()
 def schema() -> None:
     """Print the JSON Schema of the YAML spec (for editors)."""
