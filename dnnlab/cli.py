@@ -330,6 +330,12 @@ def compare(
         console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
 
 
+class SampleChoice(str, enum.Enum):
+    all = "all"
+    hidden = "hidden"
+    last = "last"
+
+
 @app.command("mc-predict")
 @user_errors
 def mc_predict(
@@ -354,21 +360,40 @@ def mc_predict(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the calibration summary as one JSON object.")
     ] = False,
+    sample: Annotated[
+        SampleChoice,
+        typer.Option(
+            "--sample",
+            help="Which dropout layers sample: all, hidden (not the input's) or last; the others "
+            "act as in inference.",
+        ),
+    ] = SampleChoice.all,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Write reliability diagrams (deterministic, MC, temperature-scaled) to this PNG."
+        ),
+    ] = None,
     quiet: QuietFlag = False,
 ) -> None:
-    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels."""
+    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
+    (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
     from dnnlab.prediction import mc_predict as predict
 
     console = stderr_console()
     status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
     with status:
-        result = predict(run_dir, samples, data, batch_size, seed, out)
+        result = predict(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {_escape(note)}")
     if not quiet:
-        if result.written is not None:
-            console.print(f"wrote {_escape(str(result.written))}")
+        for path in (result.written, result.plot):
+            if path is not None:
+                console.print(f"wrote {_escape(str(path))}")
+        temperature = "" if result.temperature is None else f", temperature {result.temperature:.3g}"
         console.print(
             f"{_escape(str(result.run))}: {result.instances:,} instances from {_escape(result.source)}, "
-            f"{samples} samples, seed {result.seed}"
+            f"{samples} samples ({result.sample} dropout layers), seed {result.seed}{temperature}"
         )
     if result.report is not None:
         console.print(mc_summary_table(result.report))
@@ -383,11 +408,17 @@ def mc_summary_table(report: dict):
 
     # Title and caption shorter than the table: rich wraps them to its width.
     table = Table(title="deterministic vs MC dropout", caption="lower is better, accuracy aside")
+    columns = {
+        "deterministic": "deterministic",
+        "mc": "MC dropout",
+        "temperature_scaled": "temperature-scaled",
+    }
+    columns = {key: title for key, title in columns.items() if key in report}
     table.add_column("metric")
-    table.add_column("deterministic", justify="right")
-    table.add_column("MC dropout", justify="right")
-    for name, value in report["deterministic"].items():
-        table.add_row(name, f"{value:.4f}", f"{report['mc'][name]:.4f}")
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for name in report["deterministic"]:
+        table.add_row(name, *(f"{report[key][name]:.4f}" for key in columns))
     return table
 
 
@@ -409,7 +440,8 @@ def lr_find(
 ) -> None:
     """Learning-rate range test: the rate grows exponentially each step until the loss explodes;
     suggests 1cycle's max_lr. Prints the suggestion on stdout; writes no run directory."""
-    from dnnlab.lr_finder import check_options, check_plot_path
+    from dnnlab.calibration import check_plot_path
+    from dnnlab.lr_finder import check_options
     from dnnlab.spec import check_spec
 
     check_options(min_lr, max_lr, steps)

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from dnnlab import data, runtime
+from dnnlab.calibration import check_plot_path
 from dnnlab.errors import DnnlabError
 from dnnlab.runs import atomic_write_bytes
 from dnnlab.spec import CheckedSpec
@@ -224,15 +225,6 @@ def _batches(n: int, batch_size: int, seed: int):
 
 
 # --- the plot ---------------------------------------------------------------------------------
-
-
-def check_plot_path(path: Path) -> None:
-    if path.suffix.lower() != ".png":
-        raise DnnlabError(f"--plot {path}: expected a file name ending in .png")
-    if not path.parent.is_dir():
-        raise DnnlabError(
-            f"--plot {path}: folder {path.parent} does not exist. Create it or choose another path."
-        )
 
 
 def plot_lr_find(result: LRFindResult, path: Path) -> Path:
