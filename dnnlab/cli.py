@@ -390,11 +390,16 @@ def mc_predict(
         for path in (result.written, result.plot):
             if path is not None:
                 console.print(f"wrote {_escape(str(path))}")
-        temperature = "" if result.temperature is None else f", temperature {result.temperature:.3g}"
         console.print(
             f"{_escape(str(result.run))}: {result.instances:,} instances from {_escape(result.source)}, "
-            f"{samples} samples ({result.sample} dropout layers), seed {result.seed}{temperature}"
+            f"{samples} samples, seed {result.seed}"
         )
+        console.print(f"sampling dropout layers: {result.sample}")
+        if result.temperature is not None:
+            console.print(
+                f"temperature {result.temperature:.3g}, fitted on the validation split "
+                "(T > 1: the deterministic network is overconfident, T < 1: underconfident)"
+            )
     if result.report is not None:
         console.print(mc_summary_table(result.report))
     elif not quiet:
