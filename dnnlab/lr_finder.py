@@ -14,8 +14,9 @@ falls, then flattens, then explodes; the test stops at the explosion, which is i
 - The test stops after the first step whose smoothed loss exceeds 4x the lowest so far (fastai's
   rule), or whose loss is not finite (that step is not recorded), or at ``max_lr``.
 - The suggestion is the rate where the smoothed loss falls fastest: the most negative slope of
-  the smoothed loss against log10(rate), looked for before the loss reaches its minimum and
-  after the first 10 steps (whose averages hold too few batches to be steady). The rate
+  the smoothed loss against log10(rate), each slope taken across a window of about a fifteenth
+  of the recorded steps, looked for before the loss reaches its minimum and after the first 10
+  steps (whose averages hold too few batches to be steady). The rate
   of the minimum divided by 10 (the older rule of thumb) is reported beside it.
 
 Nothing is written but the optional plot: no run directory.
@@ -44,6 +45,7 @@ MIN_STEPS = 10
 # The first smoothed values average only a few batches and jump about; the steepest descent is
 # looked for after them (fastai skips the same number).
 SKIP_START = 10
+SLOPE_WINDOW_DIVISOR = 30  # the slope is taken across 2 * (steps // 30) steps
 
 
 @dataclass(frozen=True)
@@ -201,19 +203,23 @@ def range_test(model, x: np.ndarray, y: np.ndarray, batch_size: int, learning_ra
 def suggest(learning_rates: list[float], losses: list[float]) -> tuple[float | None, float | None]:
     """(rate of the steepest descent of the smoothed loss before its minimum, rate of the minimum).
 
-    The slope is taken against log10(rate) with numpy's central differences, from step
-    ``SKIP_START`` on; with fewer than three such points before the minimum there is no descent
-    to find, and the first is None.
+    The slope at step i is the difference of the smoothed loss across steps i - w and i + w over
+    that of log10(rate), with w = recorded steps // 30 (at least 1): one noisy batch moves the smoothed
+    loss by a step, and a slope over a single step would pick that batch rather than the
+    descent. It is looked for from step ``SKIP_START`` to the minimum; where no such step has a
+    full window there is no descent to find, and the first value is None.
     """
     if not losses:
         return None, None
     lowest = int(np.argmin(losses))
     min_loss_rate = learning_rates[lowest]
-    if lowest - SKIP_START < 2:
+    half = max(1, len(losses) // SLOPE_WINDOW_DIVISOR)
+    steps = np.arange(SKIP_START + half, lowest - half + 1)
+    if len(steps) == 0:
         return None, min_loss_rate
-    window = slice(SKIP_START, lowest + 1)
-    slopes = np.gradient(np.asarray(losses[window]), np.log10(learning_rates[window]))
-    return float(learning_rates[SKIP_START + int(np.argmin(slopes))]), min_loss_rate
+    loss, log_rate = np.asarray(losses), np.log10(learning_rates)
+    slopes = (loss[steps + half] - loss[steps - half]) / (log_rate[steps + half] - log_rate[steps - half])
+    return float(learning_rates[int(steps[np.argmin(slopes)])]), min_loss_rate
 
 
 def _batches(n: int, batch_size: int, seed: int):
