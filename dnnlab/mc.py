@@ -266,7 +266,7 @@ class _Sampler:
         if not sampled:
             raise PredictError(
                 f"sample={sample!r}: model {model.name!r} has no dropout layer after its first "
-                "layer with weights; use sample='all'"
+                "dense layer (its only dropout is on the input); use sample='all'"
             )
         first = min(sampled)
         self.task = task or _infer_task(layers[-1])
