@@ -330,6 +330,12 @@ def compare(
         console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
 
 
+class SampleChoice(str, enum.Enum):
+    all = "all"
+    hidden = "hidden"
+    last = "last"
+
+
 @app.command("mc-predict")
 @user_errors
 def mc_predict(
@@ -354,22 +360,46 @@ def mc_predict(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the calibration summary as one JSON object.")
     ] = False,
+    sample: Annotated[
+        SampleChoice,
+        typer.Option(
+            "--sample",
+            help="Which dropout layers sample: all, hidden (not the input's) or last; the others "
+            "act as in inference.",
+        ),
+    ] = SampleChoice.all,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Write reliability diagrams (deterministic, MC, temperature-scaled) to this PNG."
+        ),
+    ] = None,
     quiet: QuietFlag = False,
 ) -> None:
-    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels."""
+    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
+    (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
     from dnnlab.prediction import mc_predict as predict
 
     console = stderr_console()
     status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
     with status:
-        result = predict(run_dir, samples, data, batch_size, seed, out)
+        result = predict(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {_escape(note)}")
     if not quiet:
-        if result.written is not None:
-            console.print(f"wrote {_escape(str(result.written))}")
+        for path in (result.written, result.plot):
+            if path is not None:
+                console.print(f"wrote {_escape(str(path))}")
         console.print(
             f"{_escape(str(result.run))}: {result.instances:,} instances from {_escape(result.source)}, "
             f"{samples} samples, seed {result.seed}"
         )
+        console.print(f"sampling dropout layers: {result.sample}")
+        if result.temperature is not None:
+            console.print(
+                f"temperature {result.temperature:.3g}, fitted on the validation split "
+                "(T > 1: the deterministic network is overconfident, T < 1: underconfident)"
+            )
     if result.report is not None:
         console.print(mc_summary_table(result.report))
     elif not quiet:
@@ -383,12 +413,92 @@ def mc_summary_table(report: dict):
 
     # Title and caption shorter than the table: rich wraps them to its width.
     table = Table(title="deterministic vs MC dropout", caption="lower is better, accuracy aside")
+    columns = {
+        "deterministic": "deterministic",
+        "mc": "MC dropout",
+        "temperature_scaled": "temperature-scaled",
+    }
+    columns = {key: title for key, title in columns.items() if key in report}
     table.add_column("metric")
-    table.add_column("deterministic", justify="right")
-    table.add_column("MC dropout", justify="right")
-    for name, value in report["deterministic"].items():
-        table.add_row(name, f"{value:.4f}", f"{report['mc'][name]:.4f}")
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for name in report["deterministic"]:
+        table.add_row(name, *(f"{report[key][name]:.4f}" for key in columns))
     return table
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML spec whose model, optimizer, loss and data to test.")],
+    override: Overrides = None,
+    min_lr: Annotated[float, typer.Option("--min", help="The first rate.")] = 1e-7,
+    max_lr: Annotated[
+        float, typer.Option("--max", help="The last rate, if the loss has not exploded.")
+    ] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="Steps from --min to --max (one batch each).")] = 300,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the loss against the rate to this PNG.")
+    ] = None,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Learning-rate range test: the rate grows exponentially each step until the loss explodes;
+    suggests 1cycle's max_lr. Prints the suggestion on stdout; writes no run directory."""
+    from dnnlab.calibration import check_plot_path
+    from dnnlab.lr_finder import check_options
+    from dnnlab.spec import check_spec
+
+    check_options(min_lr, max_lr, steps)
+    if plot is not None:
+        check_plot_path(plot)
+    checked = check_spec(config, override)
+    print_warnings(checked.warnings)
+    from dnnlab.lr_finder import lr_find as find
+
+    console = stderr_console()
+    status = contextlib.nullcontext() if quiet else console.status(f"range test over {steps} steps ...")
+    with status:
+        result = find(checked, min_lr, max_lr, steps, plot)
+    for note in result.notes:
+        print_warning(note)
+    if not quiet:
+        report_lr_find(result, config, plot)
+    if as_json:
+        print_json(result.to_json())
+    elif result.suggestion is not None:
+        print(f"{result.suggestion:.3g}")
+
+
+def report_lr_find(result, config: Path, plot: Path | None) -> None:
+    console = stderr_console()
+    stops = {
+        "exploded": "the smoothed loss passed 4x its minimum",
+        "non_finite": "the loss was no longer finite",
+        "max_lr": "every step ran without the loss exploding (try a larger --max)",
+    }
+    last = result.learning_rates[-1] if result.learning_rates else float("nan")
+    console.print(
+        f"{len(result.learning_rates)} of {result.planned_steps} steps up to rate {last:.3g}: "
+        f"{stops[result.stop]}"
+    )
+    if result.min_loss_rate is not None:
+        console.print(
+            f"lowest smoothed loss {min(result.losses):.4g} at rate {result.min_loss_rate:.3g} "
+            f"(minimum / 10: {result.min_loss_rate_over_10:.3g})"
+        )
+    if result.suggestion is None:
+        console.print("[yellow]no suggestion:[/] the loss did not fall; try a smaller --min or more --steps")
+    else:
+        console.print(
+            f"[green]suggestion:[/] {result.suggestion:.3g} (steepest descent of the smoothed loss)"
+        )
+        console.print(
+            f"train with 1cycle at that maximum rate: "
+            f"dnnlab train {_escape(str(config))} {_escape(result.override)}"
+        )
+    if plot is not None:
+        console.print(f"wrote {_escape(str(plot))}")
 
 
 @app.command()

@@ -40,6 +40,10 @@ from dnnlab.runs import atomic_write_bytes
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 ECE_BINS = 15
+# Which dropout layers sample (the others run in inference mode, as in `model.predict`):
+# every one; those after the first dense layer (not the input's); only the last one.
+SAMPLE_CHOICES = ("all", "hidden", "last")
+DEFAULT_SAMPLE = "all"
 _MASK_LEVELS = 2**16
 
 # Rows (instances x samples) per graph call. Large enough that per-call overhead vanishes, small
@@ -87,6 +91,7 @@ def predict(
     batch_size: int | None = None,
     seed: int | None = None,
     task: str | None = None,
+    sample: str = DEFAULT_SAMPLE,
 ) -> MCResult:
     """Predict ``x`` ``samples`` times with dropout on and return the per-instance statistics.
 
@@ -94,7 +99,9 @@ def predict(
     ``ROWS_PER_CALL`` rows). The same ``seed`` and ``batch_size`` give bit-identical results;
     ``seed=None`` draws one, recorded in the result. ``task`` is "classification" or
     "regression"; None infers it from the output layer (softmax, or a one-unit sigmoid, is
-    classification).
+    classification). ``sample`` chooses which dropout layers sample (``SAMPLE_CHOICES``: "all",
+    "hidden": all but those before the first dense layer, "last": the last one only); the
+    others act as in inference (identity).
     """
     if isinstance(samples, bool) or not isinstance(samples, (int, np.integer)) or samples < 1:
         raise PredictError(
@@ -106,7 +113,7 @@ def predict(
             f"batch_size must be a positive integer or None (automatic); received: batch_size={batch_size!r}"
         )
     seed = _resolve_seed(seed)
-    sampler = _sampler_for(model, task)
+    sampler = _sampler_for(model, task, sample)
     x = _as_batch(model, x)
 
     instances_per_call = batch_size or max(1, ROWS_PER_CALL // samples)
@@ -243,25 +250,33 @@ class _Sampler:
     the per-instance mean, centred sum of squares and (classification) summed sample entropy.
     """
 
-    def __init__(self, model: keras.Model, task: str | None):
+    def __init__(self, model: keras.Model, task: str | None, sample: str = DEFAULT_SAMPLE):
         if not model.built:
             raise PredictError(
                 "the model is not built; call it on data or give it an Input before MC prediction"
             )
         layers = _layer_chain(model)
-        first = next((i for i, layer in enumerate(layers) if _is_dropout(layer)), None)
-        if first is None:
+        if not any(_is_dropout(layer) for layer in layers):
             raise PredictError(
                 f"model {model.name!r} has no dropout layer, so MC dropout would repeat one "
                 "deterministic prediction; expected at least one keras.layers.Dropout or "
                 "AlphaDropout (e.g. model.dropout in the spec)"
             )
+        sampled = _sampled_dropout(layers, sample)
+        if not sampled:
+            raise PredictError(
+                f"sample={sample!r}: model {model.name!r} has no dropout layer after its first "
+                "dense layer (its only dropout is on the input); use sample='all'"
+            )
+        first = min(sampled)
         self.task = task or _infer_task(layers[-1])
         if self.task not in (CLASSIFICATION, REGRESSION):
             raise PredictError(f"task must be {CLASSIFICATION!r} or {REGRESSION!r}; received: task={task!r}")
         self.prefix_layers = layers[:first]
-        self.suffix = [(_dropout_fn(layer) if _is_dropout(layer) else layer) for layer in layers[first:]]
-        self.dropout_count = sum(_is_dropout(layer) for layer in layers)
+        self.suffix = [
+            (_dropout_fn(layer) if i in sampled else layer) for i, layer in enumerate(layers) if i >= first
+        ]
+        self.dropout_count = len(sampled)
         self.prefix = tf.function(self._prefix, reduce_retracing=True)
         self.sample = tf.function(self._sample, reduce_retracing=True)
 
@@ -300,11 +315,25 @@ _SAMPLERS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _INFERENCE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _sampler_for(model: keras.Model, task: str | None) -> _Sampler:
+def _sampler_for(model: keras.Model, task: str | None, sample: str = DEFAULT_SAMPLE) -> _Sampler:
+    if sample not in SAMPLE_CHOICES:
+        raise PredictError(f"sample must be one of {', '.join(SAMPLE_CHOICES)}; received: sample={sample!r}")
     cached = _SAMPLERS.setdefault(model, {})
-    if task not in cached:
-        cached[task] = _Sampler(model, task)
-    return cached[task]
+    if (task, sample) not in cached:
+        cached[task, sample] = _Sampler(model, task, sample)
+    return cached[task, sample]
+
+
+def _sampled_dropout(layers: list[keras.layers.Layer], sample: str) -> list[int]:
+    """Indices in ``layers`` of the dropout layers that ``sample`` selects."""
+    dropout = [i for i, layer in enumerate(layers) if _is_dropout(layer)]
+    if sample == "last":
+        return dropout[-1:]
+    if sample == "hidden":
+        # The first layer with a kernel (a dense layer): batch norm on the input does not count.
+        first_kernel = next((i for i, layer in enumerate(layers) if hasattr(layer, "kernel")), len(layers))
+        return [i for i in dropout if i > first_kernel]
+    return dropout
 
 
 def _layer_chain(model: keras.Model) -> list[keras.layers.Layer]:

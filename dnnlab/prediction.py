@@ -6,19 +6,20 @@ the model was trained with.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from dnnlab import data
-from dnnlab.errors import DataError, RunDirError
+from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.runs import RunDir, latest_completed
 from dnnlab.spec import parse_spec, read_yaml
 
 SPLITS = ("test", "validation")
 DEFAULT_SEED = 0  # the same masks on every call unless asked otherwise: reruns give the same file
+DEFAULT_SAMPLE = "all"  # dnnlab.mc.DEFAULT_SAMPLE: every dropout layer samples
 
 
 @dataclass(frozen=True)
@@ -41,16 +42,24 @@ class MCPrediction:
     seed: int
     report: dict[str, dict[str, float]] | None
     written: Path | None
+    sample: str = DEFAULT_SAMPLE  # which dropout layers sampled
+    temperature: float | None = None  # fitted on the validation split (classification with labels)
+    plot: Path | None = None
+    notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
+        report = self.report or {}
         return {
             "run": str(self.run),
             "data": self.source,
             "instances": self.instances,
             "samples": self.samples,
             "seed": self.seed,
-            "deterministic": self.report["deterministic"] if self.report else None,
-            "mc": self.report["mc"] if self.report else None,
+            "sample": self.sample,
+            "deterministic": report.get("deterministic"),
+            "mc": report.get("mc"),
+            "temperature_scaled": report.get("temperature_scaled"),
+            "temperature": self.temperature,
         }
 
 
@@ -61,12 +70,22 @@ def mc_predict(
     batch_size: int | None = None,
     seed: int = DEFAULT_SEED,
     out: Path | None = None,
+    sample: str = DEFAULT_SAMPLE,
+    plot: Path | None = None,
 ) -> MCPrediction:
     """Monte Carlo dropout predictions of a run's model on `data` ("test", "validation" or a
-    .npz/.csv file), compared with one deterministic pass where labels exist; with `out`, the
-    per-instance results are written to that .npz or .csv file."""
+    .npz/.csv file), compared with one deterministic pass where labels exist, and for
+    classification with that pass temperature-scaled (T fitted on the validation split); with
+    `out`, the per-instance results are written to that .npz or .csv file, with `plot` the
+    reliability diagram of each method. `sample` chooses which dropout layers sample."""
+    from dnnlab import calibration
+
+    if plot is not None:
+        calibration.check_plot_path(plot)
     run = find_run(run_dir)
     dataset = prediction_set(run, data)
+    if plot is not None and (dataset.y is None or dataset.task != "classification"):
+        raise PredictError(f"--plot {plot}: a reliability diagram needs class labels (a classification run)")
     from dnnlab import runtime
 
     runtime.quiet_tensorflow()
@@ -75,11 +94,53 @@ def mc_predict(
 
     model = load_model(model_file(run), compile=False)
     result = mc.predict(
-        model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task
+        model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task, sample=sample
     )
     report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
+    temperature, notes = None, []
+    if report is not None and result.task == mc.CLASSIFICATION:
+        temperature, notes = _temperature_baseline(run, model, dataset, report)
     written = mc.save(result, out) if out is not None else None
-    return MCPrediction(run.path, dataset.source, len(dataset.x), samples, result.seed, report, written)
+    if plot is not None:
+        deterministic = mc.deterministic_predict(model, dataset.x)
+        curves = {"deterministic": deterministic, f"MC dropout ({samples} samples, {sample})": result.mean}
+        if temperature is not None:
+            curves[f"temperature scaled (T={temperature:.3g})"] = calibration.temperature_scale(
+                deterministic, temperature
+            )
+        calibration.plot_reliability(curves, dataset.y, plot, f"{run.path.name}: {dataset.source}")
+    return MCPrediction(
+        run.path,
+        dataset.source,
+        len(dataset.x),
+        samples,
+        result.seed,
+        report,
+        written,
+        sample,
+        temperature,
+        plot,
+        notes,
+    )
+
+
+def _temperature_baseline(
+    run: RunDir, model, dataset: PredictionSet, report: dict
+) -> tuple[float | None, list]:
+    """Fit T on the run's validation split; add the scaled deterministic metrics to `report`."""
+    from dnnlab import calibration, mc
+
+    try:
+        validation = prediction_set(run, "validation")
+    except DataError:
+        return None, ["no validation split: the temperature-scaled baseline needs one to fit T"]
+    temperature = calibration.fit_temperature(mc.deterministic_predict(model, validation.x), validation.y)
+    scaled = calibration.temperature_scale(mc.deterministic_predict(model, dataset.x), temperature)
+    report["temperature_scaled"] = mc.classification_metrics(scaled, dataset.y)
+    notes = []
+    if dataset.source == "validation":
+        notes.append("T was fitted on the validation split it is evaluated on: its figures are optimistic")
+    return temperature, notes
 
 
 def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:

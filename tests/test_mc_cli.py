@@ -143,7 +143,7 @@ def test_json_is_the_only_thing_on_stdout(seeded, dropout_run):
     assert out["deterministic"]["accuracy"] > 0.8  # the model learned something
 
 
-def test_summary_table_on_stderr_has_both_columns_side_by_side(seeded):
+def test_summary_table_on_stderr_has_the_three_columns_side_by_side(seeded):
     stderr = seeded["stderr"]
     lines = stderr.splitlines()
     assert any("deterministic" in line and "MC dropout" in line for line in lines), stderr
@@ -158,7 +158,7 @@ def test_summary_table_on_stderr_has_both_columns_side_by_side(seeded):
         )
         assert row is not None, (metric, stderr)
         numbers = [cell for cell in row.replace("│", " ").split() if cell.replace(".", "").isdigit()]
-        assert len(numbers) == 2, row
+        assert len(numbers) == 3, row  # deterministic, MC dropout, temperature-scaled
     assert any(line.endswith(": 360 instances from test, 20 samples, seed 3") for line in lines), stderr
 
 
