@@ -64,8 +64,38 @@ class VarianceScaling(Strict):
     distribution: Literal["normal", "truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal"
 
 
-Initializer = Variants(NamedInitializer, VarianceScaling)
+class RandomNormal(Strict):
+    """Weights drawn from N(mean, stddev^2), whatever the layer's fan-in (the notes' "random init")."""
+
+    type: Literal["random_normal"]
+    mean: float = 0.0
+    stddev: float = Field(0.05, gt=0)
+
+
+class TruncatedNormal(Strict):
+    """N(mean, stddev^2) redrawn beyond two standard deviations."""
+
+    type: Literal["truncated_normal"]
+    mean: float = 0.0
+    stddev: float = Field(0.05, gt=0)
+
+
+class RandomUniform(Strict):
+    type: Literal["random_uniform"]
+    minval: float = -0.05
+    maxval: float = 0.05
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomUniform:
+        if self.minval >= self.maxval:
+            raise ValueError(f"expected minval < maxval; received minval={self.minval}, maxval={self.maxval}")
+        return self
+
+
+Initializer = Variants(NamedInitializer, VarianceScaling, RandomNormal, TruncatedNormal, RandomUniform)
 NAMED_INITIALIZERS = type_names(NamedInitializer)
+INITIALIZER_NAMES = type_names(Initializer)
+FIXED_SCALE_INITIALIZERS = type_names(Variants(RandomNormal, TruncatedNormal, RandomUniform))
 
 
 # --- activations ---------------------------------------------------------------------------
