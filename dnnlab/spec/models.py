@@ -522,6 +522,15 @@ class EarlyStopping(Strict):
     restore_best_weights: bool = True
 
 
+class Diagnostics(Strict):
+    """Per-layer gradient and activation statistics during training (layers.csv, TensorBoard)."""
+
+    every: int = Field(1, ge=1, description="measure every N epochs (or steps), and at initialization")
+    unit: Unit = "epoch"
+    probe_size: int = Field(256, ge=1, description="rows of the fixed, seeded probe batch (training split)")
+    histograms: bool = Field(True, description="also write activation and gradient histograms to TensorBoard")
+
+
 class Training(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -543,6 +552,7 @@ class Training(Strict):
     jit_compile: Literal["auto"] | bool = Field(
         "auto", description="XLA; auto: on for models without random layers (dropout, rrelu)"
     )
+    diagnostics: Diagnostics | None = Field(None, description="per-layer statistics: see `dnnlab diagnose`")
 
 
 class Spec(Strict):
