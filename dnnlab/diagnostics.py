@@ -401,10 +401,15 @@ class Diagnosis:
             "source": self.source,
             "epoch": last.epoch,
             "step": last.step,
-            "layers": last.rows,
-            "initial_layers": self.measurements[0].rows,
+            "layers": [_named(row) for row in last.rows],
+            "initial_layers": [_named(row) for row in self.measurements[0].rows],
             "verdicts": self.verdicts,
         }
+
+
+def _named(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of layers.csv as `diagnose --json` gives it: the layer's name under `name`."""
+    return {"name": row["layer"], **{k: v for k, v in row.items() if k != "layer"}}
 
 
 def all_verdicts(measurements: list[Measurement], spec: Spec | None) -> list[dict[str, Any]]:
@@ -467,8 +472,8 @@ def diagnose_run(path: Path) -> Diagnosis:
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else str(value)
+    if isinstance(value, float):  # the shortest decimal of the float32 TensorFlow computed
+        return str(np.float32(value)) if math.isfinite(value) else str(value)
     return value
 
 
