@@ -208,3 +208,22 @@ def test_check_advises_against_a_deep_sigmoid_stack(tmp_path):
     assert any("sigmoid layers without batch norm" in m and "he_normal" in m for m in messages)
     cured = check_spec(path, ["model.normalization=batch_norm"]).warnings
     assert not any("sigmoid layers" in str(w) for w in cured)
+
+
+SCIENCE = Path(__file__).resolve().parent.parent / "configs" / "science"
+EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shipped experiment
+    "vanishing_sigmoid.yaml": {"vanishing_gradients"},
+    "vanishing_cure_relu_he.yaml": set(),
+    "vanishing_cure_batch_norm.yaml": set(),
+    "selu_self_normalizing.yaml": {"self_normalizing"},
+    "selu_broken_he.yaml": {"self_normalization_broken"},
+    "selu_broken_unscaled.yaml": {"self_normalization_broken"},
+    "deep_batch_norm_exploding.yaml": {"exploding_gradients"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_experiments_give_their_documented_verdicts(name):
+    assert sorted(p.name for p in SCIENCE.glob("*.yaml")) == sorted(EXPECTED)
+    assert kinds(diagnose_json(SCIENCE / name)) == EXPECTED[name]
