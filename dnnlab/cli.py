@@ -506,6 +506,7 @@ def diagnose(
     from dnnlab.diagnostics import diagnose as measure
 
     result = measure(target, override, steps)
+    print_warnings(result.warnings)
     if plot is not None:
         from dnnlab.diagnostics import plot_diagnosis
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -393,6 +393,7 @@ class Diagnosis:
     source: str  # "spec" or "run"
     measurements: list[Measurement]
     verdicts: list[dict[str, Any]]
+    warnings: list[Any] = field(default_factory=list)  # `check`'s findings for a spec
 
     def to_dict(self) -> dict[str, Any]:
         last = self.measurements[-1]
@@ -449,7 +450,7 @@ def diagnose(target: Path, overrides: list[str] | None = None, steps: int = 0) -
         rows, _ = prober.measure()
         done = int(model.optimizer.iterations.numpy())
         measurements.append(Measurement(done // train.steps_per_epoch(spec, dataset), done, rows))
-    return Diagnosis(spec.name, "spec", measurements, all_verdicts(measurements, spec))
+    return Diagnosis(spec.name, "spec", measurements, all_verdicts(measurements, spec), checked.warnings)
 
 
 def diagnose_run(path: Path) -> Diagnosis:
