@@ -259,27 +259,32 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                     "message": (
                         f"gradient norm shrinks with depth: {names[0]} {_g(first)} against "
                         f"{names[-1]} {_g(last)} (about {per_layer:.1f}x smaller per layer); "
-                        f"{', '.join(low)} below {VANISHING_RATIO:g} of {names[-1]}'s barely learn. "
+                        f"{', '.join(low)}, with less than {VANISHING_RATIO:g} of {names[-1]}'s "
+                        "gradient, barely learn. "
                         "Remedy (the notes): ReLU with He initialization, batch norm, or a "
                         "non-saturating activation"
                     ),
                 }
             )
         large = [n for n, g in zip(names, grads) if g > EXPLODING_NORM]
+        grown = [n for n, g in zip(names, grads) if last > 0 and g > EXPLODING_RATIO * last]
         if (last > 0 and first > EXPLODING_RATIO * last) or large:
-            named = [n for n, g in zip(names, grads) if g > EXPLODING_RATIO * last or g > EXPLODING_NORM]
+            evidence = []
+            if grown:
+                evidence.append(
+                    f"gradient norm grows towards the input: {names[0]} {_g(first)} against "
+                    f"{names[-1]} {_g(last)}, above {EXPLODING_RATIO:g}x in {', '.join(grown)}"
+                )
+            if large:
+                evidence.append(f"gradient norm above {EXPLODING_NORM:g} in {', '.join(large)}")
             found.append(
                 {
                     "kind": "exploding_gradients",
-                    "layers": named,
-                    "message": (
-                        f"gradient norm grows towards the input: {names[0]} {_g(first)} against "
-                        f"{names[-1]} {_g(last)} (above {EXPLODING_RATIO:g}x: {', '.join(named)})"
-                        + (f"; above {EXPLODING_NORM:g}: {', '.join(large)}" if large else "")
-                        + ". Remedy (the notes): gradient clipping (training.optimizer.clipnorm), "
-                        "a lower learning rate, the initializer paired with the activation, or "
-                        "fewer batch-norm layers in a deep stack"
-                    ),
+                    "layers": [n for n in names if n in grown or n in large],
+                    "message": "; ".join(evidence)
+                    + ". Remedy (the notes): gradient clipping (training.optimizer.clipnorm), "
+                    "a lower learning rate, the initializer paired with the activation, or "
+                    "fewer batch-norm layers in a deep stack",
                 }
             )
     elif not all(math.isfinite(g) for g in grads):

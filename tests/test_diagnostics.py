@@ -227,3 +227,22 @@ EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shi
 def test_shipped_experiments_give_their_documented_verdicts(name):
     assert sorted(p.name for p in SCIENCE.glob("*.yaml")) == sorted(EXPECTED)
     assert kinds(diagnose_json(SCIENCE / name)) == EXPECTED[name]
+
+
+def test_exploding_verdicts_on_growth_on_size_and_on_non_finite_gradients():
+    from dnnlab.diagnostics import verdicts
+
+    def rows(grads):
+        return [
+            {"layer": f"dense_{i + 1}", "gradient_norm": g, "activation": "relu", "saturated_fraction": None,
+             "dead_fraction": 0.0, "activation_mean": 0.5, "activation_std": 0.8}
+            for i, g in enumerate(grads)
+        ]  # fmt: skip
+
+    def found(grads):
+        return {v["kind"]: v["layers"] for v in verdicts(rows(grads))}
+
+    assert found([230.0, 100.0, 1.0, 0.7]) == {"exploding_gradients": ["dense_1", "dense_2"]}
+    assert found([2e3, 3e3, 1e3]) == {"exploding_gradients": ["dense_1", "dense_2"]}
+    assert found([1.0, float("nan"), 1.0]) == {"exploding_gradients": ["dense_2"]}
+    assert found([0.5, 1.0, 2.0]) == {}
