@@ -39,6 +39,9 @@ INITIALIZERS: dict[str, Callable[[Any], keras.initializers.Initializer]] = {
     "variance_scaling": lambda s: keras.initializers.VarianceScaling(
         scale=s.scale, mode=s.mode, distribution=s.distribution
     ),
+    "random_normal": lambda s: keras.initializers.RandomNormal(mean=s.mean, stddev=s.stddev),
+    "truncated_normal": lambda s: keras.initializers.TruncatedNormal(mean=s.mean, stddev=s.stddev),
+    "random_uniform": lambda s: keras.initializers.RandomUniform(minval=s.minval, maxval=s.maxval),
 }
 
 REGULARIZERS: dict[str, Callable[[Any], keras.regularizers.Regularizer]] = {

@@ -597,3 +597,67 @@ def report_sweep(result) -> None:
     except DnnlabError:
         return  # no trial has a run directory yet
     console.print(compare_format.render_table(comparison, True))
+
+
+@app.command()
+@user_errors
+def diagnose(
+    target: Annotated[Path, typer.Argument(help="YAML spec (measured, nothing written) or run directory.")],
+    override: Overrides = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=0, help="With a spec: measure again after K training steps.")
+    ] = 0,
+    as_json: JsonFlag = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write activations and gradient norm per layer to this PNG."),
+    ] = None,
+) -> None:
+    """Per-layer gradients and activations on a fixed probe batch, and the notes' verdicts
+    (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
+    from dnnlab.diagnostics import diagnose as measure
+
+    result = measure(target, override, steps)
+    print_warnings(result.warnings)
+    if plot is not None:
+        from dnnlab.diagnostics import plot_diagnosis
+
+        written = plot_diagnosis(result, plot)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_diagnosis(result)
+    if plot is not None:
+        stderr_console().print(f"wrote {_escape(str(written))}")
+
+
+def render_diagnosis(result) -> None:
+    from rich.table import Table
+
+    last = result.measurements[-1]
+    table = Table(title=f"{result.name}: {last.label}")
+    columns = ("Layer", "Act.", "Grad norm", "Weight norm", "Update", "Act. mean", "Act. std", "Sat.", "Dead")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("Layer", "Act.") else "right")
+
+    def number(value, fmt="{:.3g}"):
+        return "-" if value is None else fmt.format(value)
+
+    for row in last.rows:
+        table.add_row(
+            row["layer"],
+            row["activation"],
+            number(row["gradient_norm"], "{:.2e}"),
+            number(row["weight_norm"]),
+            number(row["update_ratio"], "{:.2e}"),
+            number(row["activation_mean"]),
+            number(row["activation_std"]),
+            number(row["saturated_fraction"], "{:.0%}"),
+            number(row["dead_fraction"], "{:.0%}"),
+        )
+    console = stdout_console()
+    console.print(table)
+    for verdict in result.verdicts:
+        console.print(f"[bold]{verdict['kind']}[/] ({verdict['at']}): {_escape(verdict['message'])}")
+    if not result.verdicts:
+        console.print("no verdict: gradients and activations look healthy on the probe batch")

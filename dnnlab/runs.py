@@ -386,6 +386,7 @@ class RunDir:
     config = property(lambda self: self.path / CONFIG_YAML)
     run_json = property(lambda self: self.path / RUN_JSON)
     metrics_csv = property(lambda self: self.path / METRICS_CSV)
+    layers_csv = property(lambda self: self.path / "layers.csv")
     state_json = property(lambda self: self.path / STATE_JSON)
     model_file = property(lambda self: self.path / "model.keras")
     preprocessing = property(lambda self: self.path / "preprocessing.json")

@@ -205,6 +205,11 @@ class Session:
             keras.callbacks.TensorBoard(log_dir=str(self.run.tensorboard), write_graph=False),
             recorder,
         ]
+        if training.diagnostics is not None:  # before the recorder: its rows precede the commit
+            from dnnlab.diagnostics import training_callback
+
+            committed = self.state.epochs_done * self.steps_per_epoch
+            callbacks.insert(-1, training_callback(self.run, spec, model, dataset, committed))
         if self.progress:
             callbacks.append(
                 progress_callback(self.planned_epochs, self.steps_per_epoch, self.state.epochs_done)

@@ -27,6 +27,28 @@ def checked() -> dict[str, object]:
     return {path.name: check_spec(path) for path in CONFIGS}
 
 
+SCIENCE = sorted((CONFIG_DIR / "science").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", SCIENCE, ids=_ids(SCIENCE))
+def test_science_experiment_builds(path: Path):
+    """configs/science/ shows the notes' failures on purpose, so `check` may warn about them."""
+    import keras
+
+    from dnnlab.build import build_model
+
+    result = check_spec(path)
+    try:
+        build_model(result.spec, result.info.input_shape)
+    finally:
+        keras.backend.clear_session()
+
+
+def test_science_experiment_names_are_unique(checked):
+    names = [result.spec.name for result in checked.values()] + [check_spec(p).spec.name for p in SCIENCE]
+    assert len(SCIENCE) >= 5 and len(names) == len(set(names))
+
+
 def test_there_are_examples():
     assert len(CONFIGS) > 30, f"expected one example per technique in {CONFIG_DIR}"
 

@@ -65,8 +65,38 @@ class VarianceScaling(Strict):
     distribution: Literal["normal", "truncated_normal", "untruncated_normal", "uniform"] = "truncated_normal"
 
 
-Initializer = Variants(NamedInitializer, VarianceScaling)
+class RandomNormal(Strict):
+    """Weights drawn from N(mean, stddev^2), whatever the layer's fan-in (the notes' "random init")."""
+
+    type: Literal["random_normal"]
+    mean: float = 0.0
+    stddev: float = Field(0.05, gt=0)
+
+
+class TruncatedNormal(Strict):
+    """N(mean, stddev^2) redrawn beyond two standard deviations."""
+
+    type: Literal["truncated_normal"]
+    mean: float = 0.0
+    stddev: float = Field(0.05, gt=0)
+
+
+class RandomUniform(Strict):
+    type: Literal["random_uniform"]
+    minval: float = -0.05
+    maxval: float = 0.05
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RandomUniform:
+        if self.minval >= self.maxval:
+            raise ValueError(f"expected minval < maxval; received minval={self.minval}, maxval={self.maxval}")
+        return self
+
+
+Initializer = Variants(NamedInitializer, VarianceScaling, RandomNormal, TruncatedNormal, RandomUniform)
 NAMED_INITIALIZERS = type_names(NamedInitializer)
+INITIALIZER_NAMES = type_names(Initializer)
+FIXED_SCALE_INITIALIZERS = type_names(Variants(RandomNormal, TruncatedNormal, RandomUniform))
 
 
 # --- activations ---------------------------------------------------------------------------
@@ -493,6 +523,15 @@ class EarlyStopping(Strict):
     restore_best_weights: bool = True
 
 
+class Diagnostics(Strict):
+    """Per-layer gradient and activation statistics during training (layers.csv, TensorBoard)."""
+
+    every: int = Field(1, ge=1, description="measure every N epochs (or steps), and at initialization")
+    unit: Unit = "epoch"
+    probe_size: int = Field(256, ge=1, description="rows of the fixed, seeded probe batch (training split)")
+    histograms: bool = Field(True, description="also write activation and gradient histograms to TensorBoard")
+
+
 class Training(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -514,6 +553,7 @@ class Training(Strict):
     jit_compile: Literal["auto"] | bool = Field(
         "auto", description="XLA; auto: on for models without random layers (dropout, rrelu)"
     )
+    diagnostics: Diagnostics | None = Field(None, description="per-layer statistics: see `dnnlab diagnose`")
 
 
 class Spec(Strict):

@@ -1,0 +1,248 @@
+"""Per-layer diagnostics: `dnnlab diagnose` on specs and runs, layers.csv during training, the
+initializers with a chosen scale, and the deep-sigmoid advice of `check`.
+
+Each diagnose call on a spec builds the model and measures it on digits in this process; the
+models are the notes' deep stacks with narrow layers, so the whole module stays fast.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import read_json, train_run, write_spec
+from typer.testing import CliRunner
+
+from dnnlab.cli import app
+from dnnlab.spec import check_spec
+
+runner = CliRunner()
+
+
+def stack(depth: int, activation: str, **model) -> dict:
+    return {
+        "name": f"{activation}-{depth}",
+        "data": {"dataset": "digits"},
+        "model": {"hidden": [16] * depth, "activation": activation, **model},
+        "training": {"optimizer": "sgd"},
+    }
+
+
+def diagnose_json(path: Path, *args: str) -> dict:
+    result = runner.invoke(app, ["diagnose", str(path), "--json", *args])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def kinds(report: dict) -> set[str]:
+    return {verdict["kind"] for verdict in report["verdicts"]}
+
+
+def test_deep_sigmoid_stack_vanishes_and_relu_he_cures_it(tmp_path):
+    spec = write_spec(tmp_path, stack(10, "sigmoid", initializer="glorot_uniform"))
+    plot = tmp_path / "figure.png"
+    result = runner.invoke(app, ["diagnose", str(spec), "--json", "--plot", str(plot)])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    names = [layer["name"] for layer in report["layers"]]
+    assert names == [*(f"dense_{i}" for i in range(1, 11)), "output"]  # depth order
+    vanishing = [v for v in report["verdicts"] if v["kind"] == "vanishing_gradients"]
+    assert len(vanishing) == 1
+    assert vanishing[0]["layers"][:2] == ["dense_1", "dense_2"]  # the lowest layers
+    assert "He initialization" in vanishing[0]["message"]
+    grads = [layer["gradient_norm"] for layer in report["layers"]]
+    assert grads[0] < 1e-3 * grads[-1]
+    assert plot.stat().st_size > 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "spec.yaml"]  # no run
+
+    cured = diagnose_json(spec, "-o", "model.activation=relu", "-o", "model.initializer=he_normal")
+    assert not kinds(cured) & {"vanishing_gradients", "exploding_gradients"}
+
+
+def test_selu_self_normalizes_over_30_layers_unless_he_initialized(tmp_path):
+    spec = write_spec(tmp_path, stack(30, "selu", initializer="lecun_normal", hidden=[64] * 30))
+    report = diagnose_json(spec)
+    assert "self_normalizing" in kinds(report)
+    for layer in report["layers"][:-1]:
+        assert abs(layer["activation_mean"]) <= 0.1 and 0.8 <= layer["activation_std"] <= 1.25
+
+    broken = diagnose_json(spec, "-o", "model.initializer=he_normal")
+    assert "self_normalizing" not in kinds(broken)
+    (verdict,) = [v for v in broken["verdicts"] if v["kind"] == "self_normalization_broken"]
+    assert "model.initializer" in verdict["message"] and "lecun_normal" in verdict["message"]
+
+
+def test_gradient_norms_agree_with_a_gradient_tape(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from dnnlab import diagnostics, train
+
+    checked = check_spec(write_spec(tmp_path, stack(3, "tanh", normalization="batch_norm")))
+    prepared = train.prepare(checked.spec, checked.info.input_shape, None, None)
+    model, dataset = prepared.model, prepared.dataset
+    x, y = diagnostics.probe_batch(dataset.x_train, dataset.y_train, 64, checked.spec.seed)
+    moving = [v.numpy() for v in model.non_trainable_variables]
+    rows, _ = diagnostics.Prober(model, checked.spec.training.loss, x, y).measure()
+    for variable, before in zip(model.non_trainable_variables, moving):
+        np.testing.assert_array_equal(variable.numpy(), before)  # measuring changes nothing
+
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    with tf.GradientTape() as tape:
+        h = tf.constant(x)
+        for layer in model.layers:
+            h = layer(h, training=isinstance(layer, keras.layers.BatchNormalization))
+        loss = tf.reduce_mean(keras.losses.sparse_categorical_crossentropy(y, h))
+    expected = [float(tf.norm(g)) for g in tape.gradient(loss, [d.kernel for d in dense])]
+    np.testing.assert_allclose([r["gradient_norm"] for r in rows], expected, rtol=1e-4)
+    for variable, before in zip(model.non_trainable_variables, moving):
+        variable.assign(before)
+
+
+def test_probe_batch_is_fixed_by_the_seed():
+    from dnnlab.diagnostics import probe_rows
+
+    assert list(probe_rows(1000, 5, 42)) == list(probe_rows(1000, 5, 42))
+    assert list(probe_rows(1000, 5, 42)) != list(probe_rows(1000, 5, 43))
+    assert len(probe_rows(10, 256, 1)) == 10
+
+
+def layers_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "layers.csv", newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_training_writes_layers_csv_without_changing_the_run(tmp_path):
+    """One row per layer per measurement; resume neither repeats nor keeps replayed rows; the
+    weights equal those of the same run without diagnostics."""
+    spec = stack(3, "relu", normalization="batch_norm", dropout={"rate": 0.2})
+    spec["training"] = {"epochs": 1, "batch_size": 64, "diagnostics": {"every": 1, "histograms": True}}
+    path = write_spec(tmp_path, spec)
+    run = train_run(path, tmp_path / "runs")
+    rows = layers_rows(run)
+    per_epoch = int(rows[4]["step"])  # 21 steps of 64 rows
+    steps = [0, per_epoch]  # at initialization and after the epoch
+    assert [int(r["step"]) for r in rows] == [s for s in steps for _ in range(4)]
+    assert [r["epoch"] for r in rows[::4]] == ["0", "0"]
+    assert [r["layer"] for r in rows[:4]] == ["dense_1", "dense_2", "dense_3", "output"]
+    assert rows[0]["update_ratio"] == "" and float(rows[4]["update_ratio"]) > 0
+    assert (run / "tensorboard" / "diagnostics").is_dir()
+
+    plain = train_run(path, tmp_path / "plain", ["training.diagnostics=null"])
+    import keras
+
+    for a, b in zip(
+        keras.models.load_model(run / "model.keras").get_weights(),
+        keras.models.load_model(plain / "model.keras").get_weights(),
+    ):
+        np.testing.assert_array_equal(a, b)
+
+    # A kill after an epoch's rows were written but before its commit: resume drops them.
+    with open(run / "layers.csv", "a", encoding="utf-8") as handle:
+        handle.write(f"1,{2 * per_epoch},1,dense_1,relu,16,1.0,1.0,,0.0,1.0,,0.0\n")
+    from dnnlab import train
+
+    result = train.resume(run, 2, ["test"], progress=False)
+    assert result.status == "completed"
+    rows = layers_rows(run)
+    assert [int(r["step"]) for r in rows[::4]] == [*steps, 2 * per_epoch]
+    assert len(rows) == 12
+    assert read_json(run / "run.json")["epochs_done"] == 2
+
+    report = json.loads(runner.invoke(app, ["diagnose", str(run), "--json"]).stdout)
+    assert report["source"] == "run" and report["step"] == 2 * per_epoch
+    assert [layer["name"] for layer in report["layers"]] == ["dense_1", "dense_2", "dense_3", "output"]
+
+
+def test_diagnose_refuses_bad_input_in_one_line(tmp_path):
+    missing = runner.invoke(app, ["diagnose", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "no such spec file" in missing.output
+    assert "Traceback" not in missing.output
+    (tmp_path / "fake").mkdir()
+    not_a_run = runner.invoke(app, ["diagnose", str(tmp_path / "fake")])
+    assert not_a_run.exit_code == 2 and "not a run directory" in not_a_run.output
+
+
+def test_diagnostics_settings_are_validated(tmp_path):
+    from dnnlab.errors import ConfigError
+
+    path = write_spec(tmp_path, stack(2, "relu"))
+    with pytest.raises(ConfigError, match="training.diagnostics.unit"):
+        check_spec(path, ["training.diagnostics={unit: batch}"])
+    with pytest.raises(ConfigError, match="training.diagnostics.every"):
+        check_spec(path, ["training.diagnostics={every: 0}"])
+    assert check_spec(path, ["training.diagnostics={}"]).spec.training.diagnostics.probe_size == 256
+
+
+@pytest.mark.parametrize(
+    ("initializer", "mean", "std"),
+    [
+        ({"type": "random_normal", "stddev": 1.0}, 0.0, 1.0),
+        ({"type": "truncated_normal", "mean": 0.5, "stddev": 0.2}, 0.5, 0.2 * 0.88),
+        ({"type": "random_uniform", "minval": 0.0, "maxval": 1.0}, 0.5, 12**-0.5),
+    ],
+)
+def test_initializers_with_a_chosen_scale(tmp_path, initializer, mean, std):
+    from dnnlab.build import build_model
+
+    checked = check_spec(write_spec(tmp_path, stack(1, "sigmoid", hidden=[256], initializer=initializer)))
+    kernel = build_model(checked.spec, checked.info.input_shape).get_layer("dense_1").kernel.numpy()
+    assert kernel.mean() == pytest.approx(mean, abs=0.02)
+    assert kernel.std() == pytest.approx(std, rel=0.05)
+
+
+def test_random_uniform_needs_ordered_bounds(tmp_path):
+    from dnnlab.errors import ConfigError
+
+    path = write_spec(tmp_path, stack(2, "relu"))
+    with pytest.raises(ConfigError, match="minval < maxval"):
+        check_spec(path, ["model.initializer={type: random_uniform, minval: 1, maxval: 0}"])
+
+
+def test_check_advises_against_a_deep_sigmoid_stack(tmp_path):
+    path = write_spec(tmp_path, stack(10, "sigmoid"))
+    messages = [str(w) for w in check_spec(path).warnings]
+    assert any("sigmoid layers without batch norm" in m and "he_normal" in m for m in messages)
+    cured = check_spec(path, ["model.normalization=batch_norm"]).warnings
+    assert not any("sigmoid layers" in str(w) for w in cured)
+
+
+SCIENCE = Path(__file__).resolve().parent.parent / "configs" / "science"
+EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shipped experiment
+    "vanishing_sigmoid.yaml": {"vanishing_gradients"},
+    "vanishing_cure_relu_he.yaml": set(),
+    "vanishing_cure_batch_norm.yaml": set(),
+    "selu_self_normalizing.yaml": {"self_normalizing"},
+    "selu_broken_he.yaml": {"self_normalization_broken"},
+    "selu_broken_unscaled.yaml": {"self_normalization_broken"},
+    "deep_batch_norm_exploding.yaml": {"exploding_gradients"},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+def test_shipped_experiments_give_their_documented_verdicts(name):
+    assert sorted(p.name for p in SCIENCE.glob("*.yaml")) == sorted(EXPECTED)
+    assert kinds(diagnose_json(SCIENCE / name)) == EXPECTED[name]
+
+
+def test_exploding_verdicts_on_growth_on_size_and_on_non_finite_gradients():
+    from dnnlab.diagnostics import verdicts
+
+    def rows(grads):
+        return [
+            {"layer": f"dense_{i + 1}", "gradient_norm": g, "activation": "relu", "saturated_fraction": None,
+             "dead_fraction": 0.0, "activation_mean": 0.5, "activation_std": 0.8}
+            for i, g in enumerate(grads)
+        ]  # fmt: skip
+
+    def found(grads):
+        return {v["kind"]: v["layers"] for v in verdicts(rows(grads))}
+
+    assert found([230.0, 100.0, 1.0, 0.7]) == {"exploding_gradients": ["dense_1", "dense_2"]}
+    assert found([2e3, 3e3, 1e3]) == {"exploding_gradients": ["dense_1", "dense_2"]}
+    assert found([1.0, float("nan"), 1.0]) == {"exploding_gradients": ["dense_2"]}
+    assert found([0.5, 1.0, 2.0]) == {}
