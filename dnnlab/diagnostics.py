@@ -33,7 +33,7 @@ import numpy as np
 from dnnlab import runtime
 from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.runs import RunDir, atomic_write_text
-from dnnlab.spec import Spec, check_spec, parse_spec, read_yaml
+from dnnlab.spec import Spec, check_spec, read_run_spec
 
 runtime.quiet_tensorflow()
 import keras  # noqa: E402
@@ -460,7 +460,7 @@ def diagnose(target: Path, overrides: list[str] | None = None, steps: int = 0) -
 
 def diagnose_run(path: Path) -> Diagnosis:
     run = RunDir.open(path)
-    spec = parse_spec(read_yaml(run.config), str(run.config))
+    spec, _ = read_run_spec(run.config)
     if not run.layers_csv.exists():
         raise RunDirError(
             f"{run.path}: no layers.csv (trained without training.diagnostics); train with "

@@ -15,7 +15,7 @@ import numpy as np
 from dnnlab import data
 from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.runs import RunDir, latest_completed
-from dnnlab.spec import parse_spec, read_yaml
+from dnnlab.spec import read_run_spec
 
 SPLITS = ("test", "validation")
 DEFAULT_SEED = 0  # the same masks on every call unless asked otherwise: reruns give the same file
@@ -165,7 +165,7 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
     """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file."""
     preprocessing = run.read_json(run.preprocessing)
     if which in SPLITS:
-        spec = parse_spec(read_yaml(run.config), str(run.config))
+        spec, _ = read_run_spec(run.config)
         dataset = data.load(spec.data)
         x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
         if x is None or len(x) == 0:

@@ -40,7 +40,7 @@ from dnnlab.runs import (
     host,
     now,
 )
-from dnnlab.spec import CheckedSpec, Spec, parse_spec, read_yaml, spec_hash, spec_to_yaml
+from dnnlab.spec import CheckedSpec, Spec, read_run_spec, spec_hash, spec_to_yaml
 from dnnlab.spec.models import CompactModel, recommended_initializer
 
 runtime.quiet_tensorflow()
@@ -378,8 +378,8 @@ def resume(run_path: Path, epochs: int | None, command: list[str], progress: boo
     """Continue a run from its last committed epoch, exactly as if it had not stopped."""
     run = RunDir.open(run_path)
     record = run.read_record()
-    spec = parse_spec(read_yaml(run.config), str(run.config))
-    if spec_hash(spec) != record.config_hash:
+    spec, config_hash = read_run_spec(run.config)
+    if config_hash != record.config_hash:
         raise RunDirError(
             f"{run.config}: edited since the run started (hash differs); a resumed run must "
             "train the spec it started with. Start a new run with the edited spec instead."

@@ -8,6 +8,7 @@ epoch, then compare the resumed run with an uninterrupted one bit for bit.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import signal
@@ -517,6 +518,26 @@ def test_state_json_of_an_older_dnnlab_resumes(early_stopped_run, tiny_spec, tmp
     resumed = train.resume(first.run_dir, None, ["test"])
     assert resumed.epochs_done == 4  # the patience counter was read from the old key
     assert_same_run(resumed.run_dir, early_stopped_run)
+
+
+def test_a_run_of_an_older_dnnlab_resumes_with_the_split_it_had(tiny_spec, tmp_path, monkeypatch):
+    """config.yaml from before data.split_seed and training.diagnostics, when the seed decided the
+    split: the run is recognized as unedited and resumes on the same data as before."""
+    overrides = ["training.epochs=3", "data.split_seed=7"]  # 7 is TINY's seed: the old behaviour
+    reference = start(tiny_spec, tmp_path / "reference", overrides).run_dir
+    with monkeypatch.context() as patch:
+        interrupt_after(patch, 1)
+        first = start(tiny_spec, tmp_path / "old", overrides)
+    config = yaml.safe_load((first.run_dir / "config.yaml").read_text())
+    del config["data"]["split_seed"], config["training"]["diagnostics"]
+    (first.run_dir / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    record = read_json(first.run_dir / "run.json")
+    canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    record["config_hash"] = hashlib.sha256(canonical.encode()).hexdigest()  # as it was computed then
+    (first.run_dir / "run.json").write_text(json.dumps(record))
+    resumed = train.resume(first.run_dir, None, ["test"])
+    assert resumed.status == "completed"
+    assert without_seconds(read_metrics(first.run_dir)) == without_seconds(read_metrics(reference))
 
 
 def test_early_stopping_counter_is_in_state_json(tiny_spec, tmp_path, monkeypatch):

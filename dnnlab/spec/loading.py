@@ -226,9 +226,36 @@ def spec_to_yaml(spec: Spec) -> str:
 
 
 def spec_hash(spec: Spec) -> str:
-    """A stable hash of the resolved spec; resume refuses a run whose config.yaml changed."""
-    canonical = json.dumps(spec_to_dict(spec), sort_keys=True, separators=(",", ":"))
+    """A stable hash of the resolved spec as config.yaml records it (run.json's config_hash)."""
+    return _mapping_hash(spec_to_dict(spec))
+
+
+def _mapping_hash(mapping: Any) -> str:
+    canonical = json.dumps(mapping, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+# Keys a run's config.yaml may predate, and the value that stands for what such a run did.
+_PREDATING_KEYS = {
+    # before data.split_seed, the run's seed decided the split
+    ("data", "split_seed"): lambda raw: raw.get("seed", 42),
+}
+
+
+def read_run_spec(path: Path) -> tuple[Spec, str]:
+    """A run's config.yaml as a Spec, and the hash of the mapping in the file.
+
+    The hash is of what the file says, not of the Spec it parses into, so an unedited run of an
+    older dnnlab (whose spec had fewer keys) still matches its run.json. Keys a run predates get
+    the value that reproduces what that run did, never a newer default.
+    """
+    raw = read_yaml(path)
+    digest = _mapping_hash(raw)
+    if isinstance(raw, dict):
+        for (section, key), value in _PREDATING_KEYS.items():
+            if isinstance(raw.get(section), dict) and key not in raw[section]:
+                raw = {**raw, section: {**raw[section], key: value(raw)}}
+    return parse_spec(raw, str(path)), digest
 
 
 def json_schema() -> dict[str, Any]:
