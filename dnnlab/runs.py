@@ -240,6 +240,8 @@ class RunRecord:
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["best"] = self.best.to_dict() if self.best else None
+        if self.test is None:  # absent, as before, for runs not (yet) scored on a test split
+            del data["test"]
         return {**data, **self.extra}
 
     @classmethod
