@@ -374,12 +374,14 @@ def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, A
     return result
 
 
-def single_latency(call: Callable[[], Any], repeats: int = 200) -> float:
-    """Median seconds of one call after a few warm-up calls."""
-    for _ in range(5):
+def single_latency(call: Callable[[], Any], repeats: int = 200, budget: float = 1.0) -> float:
+    """Median seconds of one call after a few warm-up calls: `repeats` calls, or as many as fit
+    in `budget` seconds (an eager Keras call takes milliseconds)."""
+    for _ in range(3):
         call()
-    times = []
-    for _ in range(repeats):
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < repeats and (len(times) < 10 or time.perf_counter() < deadline):
         start = time.perf_counter()
         call()
         times.append(time.perf_counter() - start)
