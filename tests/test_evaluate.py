@@ -71,7 +71,7 @@ def _run_model_outputs(run: Path, raw: np.ndarray) -> np.ndarray:
 
     scaling = Scaling.from_dict(read_json(run / "preprocessing.json")["scaling"])
     model = load_model(run / "model.keras", compile=False)
-    return model.predict(scaling.apply(raw), verbose=0)
+    return np.asarray(model(scaling.apply(raw), training=False))
 
 
 def test_predict_writes_one_row_per_input_row_with_the_models_classes(run, raw_file, tmp_path):
