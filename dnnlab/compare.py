@@ -60,6 +60,7 @@ class _Absent:
         return self.label
 
 
+TEST_PREFIX = "test_"  # --metric test_accuracy: run.json's test record, never the default ranking
 MISSING = _Absent("-")  # a key this run's config lacks, or a metric it never recorded
 UNKNOWN = _Absent("?")  # a spec value of a run whose config.yaml cannot be read
 
@@ -80,6 +81,7 @@ class Run:
     notes: list[str] = field(default_factory=list)
     best: BestRecord | None = None  # of the metric compared, found by best_of
     params: dict[str, Any] = field(default_factory=dict)
+    test: dict[str, float] = field(default_factory=dict)  # run.json's test {loss, metrics}
 
     @property
     def final(self) -> dict[str, float]:
@@ -202,6 +204,7 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
         history=history,
         monitored=info.best,
         notes=notes,
+        test=info.test or {},
     )
 
 
@@ -316,6 +319,8 @@ def best_of(run: Run, metric: str, mode: str) -> BestRecord:
         return BestRecord(metric, mode, value, epoch)
     if run.monitored and run.monitored.metric == metric:
         return run.monitored
+    if metric.startswith(TEST_PREFIX) and metric.removeprefix(TEST_PREFIX) in run.test:
+        return BestRecord(metric, mode, run.test[metric.removeprefix(TEST_PREFIX)])  # no epoch
     return BestRecord(metric, mode)
 
 
@@ -336,6 +341,7 @@ def _default_metric(runs: list[Run], notes: list[str]) -> str:
 def _available_metrics(runs: list[Run]) -> list[str]:
     names = {k for r in runs for k in r.history if k not in NOT_METRICS}
     names |= {r.monitored.metric for r in runs if r.monitored}
+    names |= {TEST_PREFIX + k for r in runs for k in r.test}
     return sorted(names)
 
 
@@ -431,6 +437,11 @@ def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = Fa
         raise DnnlabError(
             f"Received --metric {metric}, which no run records. "
             f"Expected one of: {', '.join(_available_metrics(runs))}."
+        )
+    if metric.startswith(TEST_PREFIX):
+        notes.append(
+            f"ranking by {metric} on the test split, as --metric asks; a model chosen by its test "
+            "score makes that score optimistic (rank by a validation metric to keep it honest)"
         )
     mode = _mode_for(runs, metric)
     for run in runs:

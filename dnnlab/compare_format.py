@@ -26,6 +26,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     """
     keys = comparison.differing_keys + ([] if diff_only else comparison.context_keys)
     finals = list(dict.fromkeys(k for r in comparison.runs for k in r.final))
+    tests = list(dict.fromkeys(k for r in comparison.runs for k in r.test))
     best_col = f"best_{comparison.metric}"
     rows = []
     if comparison.groups is None:
@@ -40,6 +41,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     best_col: _recorded(run.best.value),
                     "best_epoch": _recorded(run.best.epoch),
                     **{f"final_{m}": final.get(m, MISSING) for m in finals},
+                    **{f"test_{m}": run.test.get(m, MISSING) for m in tests},
                     "wall_seconds": _recorded(run.wall_seconds),
                     **_spec_cells(run, keys),
                     "notes": "; ".join(run.notes),
@@ -61,6 +63,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     best_col: group.best,
                     "best_epoch": _stat([r.best.epoch for r in runs]),
                     **{f"final_{m}": _stat([r.final.get(m) for r in runs]) for m in finals},
+                    **{f"test_{m}": _stat([r.test.get(m) for r in runs]) for m in tests},
                     "wall_seconds": _stat([r.wall_seconds for r in runs]),
                     **_spec_cells(runs[0], keys),
                     "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
@@ -152,6 +155,7 @@ def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "epochs_planned": run.epochs_planned,
         "best": {"metric": run.best.metric, "value": run.best.value, "epoch": run.best.epoch},
         "final": run.final,
+        "test": run.test or None,
         "wall_seconds": run.wall_seconds,
         "params": {k: _json_value(run.params.get(k, MISSING)) for k in keys} if run.config else None,
         "notes": run.notes,
@@ -249,7 +253,7 @@ def _md_align(header: str) -> str:
 
 def _is_numeric_column(header: str) -> bool:
     return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
-        ("best_", "final_")
+        ("best_", "final_", "test_")
     )
 
 
@@ -394,6 +398,8 @@ def _terminal_header(header: str, metric: str) -> str:
     if header.startswith("final_"):
         name = header.removeprefix("final_")
         return "final " + name.replace(" (train/val)", "\ntrain / val") if "(" in name else "final\n" + name
+    if header.startswith("test_"):
+        return "test\n" + header.removeprefix("test_")
     if "." in header:  # a dotted spec key breaks at its dots, never inside a word
         return header.replace(".", ".\n")
     return header

@@ -278,12 +278,15 @@ class RunRecord:
     host: str | None = None
     command: list[str] = field(default_factory=list)
     wall_seconds: float | None = None
+    test: dict[str, float] | None = None  # {loss, metrics...} of the kept model on the test split
     version: int = RECORD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
         data["best"] = self.best.to_dict() if self.best else None
+        if self.test is None:  # absent, as before, for runs not (yet) scored on a test split
+            del data["test"]
         return {**data, **self.extra}
 
     @classmethod
@@ -304,8 +307,18 @@ class RunRecord:
             host=_str_or_none(data.get("host")),
             command=command if isinstance(command, list) else [],
             wall_seconds=float_or_none(data.get("wall_seconds")),
+            test=_scores_or_none(data.get("test")),
             extra=_extra(cls, data),
         )
+
+
+def _scores_or_none(data: Any) -> dict[str, float] | None:
+    """A {name: number} mapping with its finite numbers; None when there is none."""
+    if not isinstance(data, dict):
+        return None
+    scores = {k: float_or_none(v) for k, v in data.items() if isinstance(k, str)}
+    scores = {k: v for k, v in scores.items() if v is not None}
+    return scores or None
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,9 @@ def _stderr_silenced():
         os.close(devnull)
 
 
+stderr_silenced = _stderr_silenced  # for other C++ chatter (the TFLite interpreter's start)
+
+
 def quiet_tensorflow() -> None:
     """Import TensorFlow and probe its devices without its start-up chatter on stderr."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

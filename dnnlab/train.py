@@ -72,6 +72,7 @@ class TrainResult:
     epochs_done: int
     best: BestRecord  # epoch counts from 0, as in metrics.csv
     message: str | None = None  # for a diverged run: what happened and what to try
+    test: dict[str, float] | None = None  # loss and metrics on the test split (completed runs)
 
     @property
     def exit_code(self) -> int:
@@ -106,6 +107,17 @@ def make_train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int,
         .apply(tf.data.experimental.assert_cardinality(steps))
         .prefetch(2)
     )
+
+
+def score(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int) -> dict[str, float]:
+    """Loss and metrics of `model` on (x, y) in ordered batches: the run's `test` record and
+    `dnnlab evaluate` both compute them this way."""
+    logs = model.evaluate(make_validation_dataset(x, y, batch_size), verbose=0, return_dict=True)
+    return {k: float(v) for k, v in contract_order(logs).items()}
+
+
+def evaluation_batch_size(spec: Spec) -> int:
+    return max(spec.training.batch_size, 256)
 
 
 def make_validation_dataset(x: np.ndarray, y: np.ndarray, batch_size: int):
@@ -190,7 +202,7 @@ class Session:
             dataset.x_train, dataset.y_train, training.batch_size, spec.seed, epoch_variable
         )
         validation = (
-            make_validation_dataset(dataset.x_val, dataset.y_val, max(training.batch_size, 256))
+            make_validation_dataset(dataset.x_val, dataset.y_val, evaluation_batch_size(spec))
             if dataset.x_val is not None
             else None
         )
@@ -438,9 +450,17 @@ def _train(
     if status in ("completed", "diverged"):
         final = model if status == "completed" else load_model(run.last_checkpoint)
         atomic_save_model(final, run.model_file)
-    record = run.update_record(status=status, finished=now())
+    test = _test_scores(run, spec, prepared.dataset) if status == "completed" else None
+    record = run.update_record(status=status, finished=now(), test=test)
     message = divergence_message(spec, session.divergence) if session.divergence else None
-    return TrainResult(run.path, status, record.epochs_done, state.best, message)
+    return TrainResult(run.path, status, record.epochs_done, state.best, message, record.test)
+
+
+def _test_scores(run: RunDir, spec: Spec, dataset: data.Dataset) -> dict[str, float] | None:
+    """The kept model (model.keras, as `dnnlab evaluate` loads it) scored on the test split."""
+    if dataset.x_test is None or len(dataset.x_test) == 0:
+        return None
+    return score(load_model(run.model_file), dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
 
 
 def _raise_interrupt(signum, frame):

@@ -74,7 +74,7 @@ def test_the_end_line_counts_epochs_from_one(trained):
     rows = read_metrics(Path(trained.stdout.strip()))
     best_index = min(range(len(rows)), key=lambda i: float(rows[i]["val_loss"]))
     end = trained.stderr.splitlines()[-1]
-    assert end.endswith(f" at epoch {best_index + 1}"), (end, rows)
+    assert f" at epoch {best_index + 1}; test accuracy " in end, (end, rows)  # then the test scores
     assert int(rows[best_index]["epoch"]) == best_index  # metrics.csv keeps the 0-based index
 
 

@@ -1,0 +1,173 @@
+"""`dnnlab evaluate` and `dnnlab predict`: a run's model on new or held-out data, with the run's
+preprocessing (prediction.prediction_set applies preprocessing.json's scaling).
+
+Scores are computed as training records `run.json`'s `test` (train.score: ordered batches of the
+evaluation batch size), so `evaluate --data test` of the final model repeats that record.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnnlab.errors import DataError, PredictError, RunDirError
+from dnnlab.prediction import find_run, model_file, prediction_set
+from dnnlab.runs import RunDir, atomic_write_bytes
+from dnnlab.spec import read_run_spec
+
+CHECKPOINTS = ("final", "best", "last")
+OUTPUT_SUFFIXES = (".csv", ".npz")
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    run: Path
+    source: str
+    checkpoint: str  # final, best or last
+    model: Path  # the file evaluated
+    instances: int
+    scores: dict[str, float]  # loss first, then the compiled metrics
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run),
+            "data": self.source,
+            "checkpoint": self.checkpoint,
+            "model": str(self.model),
+            "instances": self.instances,
+            **self.scores,
+        }
+
+
+@dataclass(frozen=True)
+class Prediction:
+    run: Path
+    source: str
+    task: str
+    arrays: dict[str, np.ndarray]  # predicted + probabilities, or values
+    written: Path | None
+
+    @property
+    def instances(self) -> int:
+        return len(next(iter(self.arrays.values())))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "run": str(self.run),
+            "data": self.source,
+            "task": self.task,
+            "instances": self.instances,
+            "out": str(self.written) if self.written else None,
+            **{name: array.tolist() for name, array in self.arrays.items()},
+        }
+
+
+def checkpoint_file(run: RunDir, checkpoint: str) -> Path:
+    """final: model.keras (the last checkpoint of an unfinished run); best / last: checkpoints/."""
+    if checkpoint == "final":
+        return model_file(run)
+    path = {"best": run.best_checkpoint, "last": run.last_checkpoint}.get(checkpoint)
+    if path is None:
+        raise RunDirError(f"--checkpoint: expected one of {', '.join(CHECKPOINTS)}; received {checkpoint!r}")
+    if not path.exists():
+        raise RunDirError(f"{run.path}: no {path.relative_to(run.path)} to evaluate")
+    return path
+
+
+def evaluate(run_dir: Path, data: str = "test", checkpoint: str = "final") -> Evaluation:
+    """Loss and metrics of the run's model (`checkpoint`) on the test or validation split or on a
+    labelled .npz/.csv file, scaled as in training."""
+    run = find_run(run_dir)
+    path = checkpoint_file(run, checkpoint)
+    dataset = prediction_set(run, data)
+    if dataset.y is None:
+        raise DataError(f"--data {data}: no labels (y, target or label) to evaluate against")
+    from dnnlab import train
+    from dnnlab.build import load_model
+
+    spec, _ = read_run_spec(run.config)
+    model = load_model(path)
+    scores = train.score(model, dataset.x, dataset.y, train.evaluation_batch_size(spec))
+    return Evaluation(run.path, dataset.source, checkpoint, path, len(dataset.x), scores)
+
+
+def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
+    """The run's final model on the examples of a .npz/.csv file, one output row per input row:
+    classification gives `predicted` (class index) and `probabilities`, regression `values`."""
+    if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
+        raise PredictError(
+            f"--out {out}: expected a file name ending in .csv or .npz; "
+            f"received {Path(out).suffix or 'no suffix'!r}"
+        )
+    run = find_run(run_dir)
+    dataset = prediction_set(run, str(data))
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()
+    from dnnlab.build import load_model
+    from dnnlab.mc import deterministic_predict
+
+    model = load_model(model_file(run), compile=False)
+    outputs = deterministic_predict(model, dataset.x)
+    arrays = output_arrays(outputs, dataset.task or "classification")
+    written = None
+    if out is not None:
+        write_predictions(arrays, Path(out))
+        written = Path(out)
+    return Prediction(run.path, dataset.source, dataset.task or "classification", arrays, written)
+
+
+def output_arrays(outputs: np.ndarray, task: str) -> dict[str, np.ndarray]:
+    """What `predict` returns (and an exported model computes) from the model's outputs."""
+    outputs = np.asarray(outputs, dtype=np.float32)
+    if task == "classification":
+        return {"predicted": np.argmax(outputs, axis=-1).astype("int64"), "probabilities": outputs}
+    return {"values": outputs.reshape(len(outputs)) if outputs.shape[1:] == (1,) else outputs}
+
+
+def write_predictions(arrays: dict[str, np.ndarray], path: Path) -> None:
+    """`.npz` (one array per name) or `.csv` (one row per instance), written atomically."""
+    data = _npz_bytes(arrays) if path.suffix.lower() == ".npz" else _csv_bytes(arrays)
+    try:
+        atomic_write_bytes(path, data)
+    except OSError as error:
+        raise PredictError(f"--out {path}: cannot write ({error.strerror})") from error
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    # A fixed member date: the same predictions give the same bytes.
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
+            )
+    return buffer.getvalue()
+
+
+def _csv_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    return csv_text(arrays).encode()
+
+
+def csv_text(arrays: dict[str, np.ndarray]) -> str:
+    """One header row, then one row per instance; 9 significant digits round-trip a float32."""
+    header: list[str] = []
+    columns: list[np.ndarray] = []
+    for name, array in arrays.items():
+        table = array.reshape(len(array), -1)
+        columns.append(table)
+        header += [name] if table.shape[1] == 1 else [f"{name}_{j}" for j in range(table.shape[1])]
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(header)
+    for row in zip(*(c.tolist() for c in columns)):
+        writer.writerow([str(v) if isinstance(v, int) else f"{v:.9g}" for part in row for v in part])
+    return text.getvalue()
