@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.prediction import find_run, model_file, prediction_set
-from dnnlab.runs import RunDir, atomic_write_bytes
+from dnnlab.runs import RunDir, atomic_write_bytes, npz_bytes
 from dnnlab.spec import read_run_spec
 
 CHECKPOINTS = ("final", "best", "last")
@@ -133,24 +132,11 @@ def output_arrays(outputs: np.ndarray, task: str) -> dict[str, np.ndarray]:
 
 def write_predictions(arrays: dict[str, np.ndarray], path: Path) -> None:
     """`.npz` (one array per name) or `.csv` (one row per instance), written atomically."""
-    data = _npz_bytes(arrays) if path.suffix.lower() == ".npz" else _csv_bytes(arrays)
+    data = npz_bytes(arrays) if path.suffix.lower() == ".npz" else _csv_bytes(arrays)
     try:
         atomic_write_bytes(path, data)
     except OSError as error:
         raise PredictError(f"--out {path}: cannot write ({error.strerror})") from error
-
-
-def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    # A fixed member date: the same predictions give the same bytes.
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in arrays.items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(
-                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
-            )
-    return buffer.getvalue()
 
 
 def _csv_bytes(arrays: dict[str, np.ndarray]) -> bytes:

@@ -25,7 +25,6 @@ import io
 import math
 import os
 import weakref
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +34,7 @@ import tensorflow as tf
 
 from dnnlab.errors import PredictError
 from dnnlab.keras_private import producer
-from dnnlab.runs import atomic_write_bytes
+from dnnlab.runs import atomic_write_bytes, npz_bytes
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
@@ -583,16 +582,7 @@ def _regression_targets(y, mean: np.ndarray) -> np.ndarray:
 
 
 def _npz_bytes(result: MCResult) -> bytes:
-    # np.savez stamps each member with the current time; a fixed date keeps the bytes reproducible.
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
-        for name, array in result.arrays().items():
-            member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-            archive.writestr(
-                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
-            )
-    return buffer.getvalue()
+    return npz_bytes(result.arrays())
 
 
 def _csv_bytes(result: MCResult) -> bytes:

@@ -22,6 +22,7 @@ import os
 import re
 import socket
 import tempfile
+import zipfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -87,6 +88,22 @@ def _replace_with(write: Any, target: Path, suffix: str = ".tmp") -> None:
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` so that readers see the old file or the new one, never half."""
     _replace_with(lambda tmp: tmp.write_bytes(data), Path(path))
+
+
+def npz_bytes(arrays: dict[str, Any]) -> bytes:
+    """The bytes of an .npz of `arrays` that depend on the arrays alone: np.savez stamps each
+    member with the current time, so the same results would give different files."""
+    import numpy as np
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            archive.writestr(
+                zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
+            )
+    return buffer.getvalue()
 
 
 def atomic_write_text(path: Path, text: str) -> None:

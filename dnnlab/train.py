@@ -41,6 +41,7 @@ from dnnlab.runs import (
     now,
 )
 from dnnlab.spec import CheckedSpec, Spec, read_run_spec, spec_hash, spec_to_yaml
+from dnnlab.spec.checks import uses_batch_norm
 from dnnlab.spec.models import CompactModel, recommended_initializer
 
 runtime.quiet_tensorflow()
@@ -485,7 +486,7 @@ def divergence_message(spec: Spec, divergence: Divergence) -> str:
     if activation is not None and initializer != recommended_initializer(activation):
         paired = recommended_initializer(activation)
         tips.append(f"the initializer the notes pair with {activation} (model.initializer: {paired})")
-    if not _has_batch_norm(spec):
+    if not uses_batch_norm(spec):
         tips.append("batch norm (model.normalization: batch_norm)")
     advice = tips[0] if len(tips) == 1 else ", ".join(tips[:-1]) + " or " + tips[-1]
     return f"training diverged in epoch {divergence.epoch + 1}: {values}. Try {advice}."
@@ -502,10 +503,3 @@ def _first_hidden_layer(spec: Spec) -> tuple[str | None, str | None]:
         if layer.type == "dense" and layer.activation is not None:
             return layer.activation.type, layer.initializer.type if layer.initializer else "glorot_uniform"
     return None, None
-
-
-def _has_batch_norm(spec: Spec) -> bool:
-    model = spec.model
-    if isinstance(model, CompactModel):
-        return "batch_norm" in (model.normalization.type, model.input_normalization.type)
-    return any(layer.type == "batch_norm" for layer in model.layers)

@@ -250,7 +250,7 @@ def check_deep_sigmoid_stack(spec: Spec) -> Iterator[Finding]:
     """Glorot initialization is the notes' pairing for sigmoid, yet a deep sigmoid stack without
     batch norm still loses its gradient in the lower layers (about 4x less per layer)."""
     sigmoid = [key for key, activation, _ in _dense_layers(spec) if activation in ("sigmoid", "logistic")]
-    if len(sigmoid) < DEEP_SIGMOID_LAYERS or _uses_batch_norm(spec):
+    if len(sigmoid) < DEEP_SIGMOID_LAYERS or uses_batch_norm(spec):
         return
     key = "model.activation" if isinstance(spec.model, CompactModel) else sigmoid[0]
     yield warning(
@@ -261,7 +261,8 @@ def check_deep_sigmoid_stack(spec: Spec) -> Iterator[Finding]:
     )
 
 
-def _uses_batch_norm(spec: Spec) -> bool:
+def uses_batch_norm(spec: Spec) -> bool:
+    """Whether the model has a batch-norm layer anywhere (input, hidden or explicit)."""
     model = spec.model
     if isinstance(model, CompactModel):
         return "batch_norm" in (model.normalization.type, model.input_normalization.type)
