@@ -467,29 +467,13 @@ class RunDir:
     def lock(self) -> None:
         """Hold an exclusive lock until `unlock`: a second `train` or `--resume` on the same
         directory is refused instead of interleaving writes."""
-        import fcntl
-
-        while True:
-            fd = os.open(self.lock_file, os.O_CREAT | os.O_RDWR, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as exc:
-                os.close(fd)
-                if exc.errno in (errno.EAGAIN, errno.EACCES):
-                    raise RunDirError(f"{self.path}: another dnnlab process is using this run") from None
-                raise
-            # unlock() removes the file: a lock taken on a file already removed guards nothing
-            if _same_file(fd, self.lock_file):
-                self._lock_fd = fd
-                return
-            os.close(fd)
+        self._lock_fd = acquire_lock(self.lock_file, f"{self.path}: another dnnlab process is using this run")
 
     def unlock(self) -> None:
         """Release the lock and remove `.lock` (removed while still held, so no process can
         lock the old file and another the new one at the same time; see `lock`)."""
         if self._lock_fd is not None:
-            self.lock_file.unlink(missing_ok=True)
-            os.close(self._lock_fd)
+            release_lock(self.lock_file, self._lock_fd)
             self._lock_fd = None
 
     # --- files -------------------------------------------------------------------------
@@ -549,6 +533,33 @@ class RunDir:
             return [
                 {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
+
+
+def acquire_lock(lock_file: Path, busy: str) -> int:
+    """An exclusive flock on `lock_file` (created if missing), held until `release_lock`; a
+    RunDirError saying `busy` when another process holds it."""
+    import fcntl
+
+    while True:
+        fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno in (errno.EAGAIN, errno.EACCES):
+                raise RunDirError(busy) from None
+            raise
+        # release_lock removes the file: a lock taken on a file already removed guards nothing
+        if _same_file(fd, lock_file):
+            return fd
+        os.close(fd)
+
+
+def release_lock(lock_file: Path, fd: int) -> None:
+    """Remove `lock_file` while still holding it (so no two processes can hold the old file and a
+    new one at once), then release it."""
+    lock_file.unlink(missing_ok=True)
+    os.close(fd)
 
 
 def _same_file(fd: int, path: Path) -> bool:

@@ -4,9 +4,7 @@ one ordinary run directory per trial. Every file is replaced atomically, as in a
 
 from __future__ import annotations
 
-import errno
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -14,7 +12,7 @@ from typing import Any
 import yaml
 
 from dnnlab.errors import RunDirError
-from dnnlab.runs import atomic_write_json, atomic_write_text, new_stamped_dir, now
+from dnnlab.runs import acquire_lock, atomic_write_json, atomic_write_text, new_stamped_dir, now, release_lock
 from dnnlab.sweep.definition import Sweep, read_sweep_file
 from dnnlab.sweep.trials import Trial
 
@@ -104,23 +102,14 @@ class SweepDir:
 
     def lock(self) -> None:
         """Held by the driver: a second `sweep --resume` of the same directory is refused."""
-        import fcntl
-
-        fd = os.open(self.path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno in (errno.EAGAIN, errno.EACCES):
-                raise RunDirError(f"{self.path}: another dnnlab process is running this sweep") from None
-            raise
-        self._lock_fd = fd
+        self._lock_fd = acquire_lock(
+            self.path / ".lock", f"{self.path}: another dnnlab process is running this sweep"
+        )
 
     def unlock(self) -> None:
         if self._lock_fd is not None:
-            os.close(self._lock_fd)
+            release_lock(self.path / ".lock", self._lock_fd)
             self._lock_fd = None
-            (self.path / ".lock").unlink(missing_ok=True)
 
     def write_definition(self, sweep: Sweep) -> None:
         atomic_write_text(self.sweep_yaml, yaml.safe_dump(sweep.to_dict(), sort_keys=False))
