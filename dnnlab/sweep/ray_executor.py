@@ -35,7 +35,7 @@ try:
 except ModuleNotFoundError as exc:
     if exc.name != "ray":
         raise
-    raise ConfigError("--executor ray: Ray is not installed; install it with pip install 'dnnlab[ray]'") from None
+    raise ConfigError("--executor ray: Ray is not installed; pip install 'dnnlab[ray]'") from None
 
 
 # ----------------------------------------------------------------------------- in a Ray worker

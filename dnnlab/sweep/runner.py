@@ -84,6 +84,7 @@ def resume_sweep(path: Path, command: list[str], jobs: int | None = None) -> Swe
     ones resume from their last committed epoch; the rest start."""
     folder = SweepDir.open(path)
     sweep = folder.read_definition()
+    executor = executors.get(sweep.executor)  # before the lock: Ray missing is one line, nothing written
     folder.lock()
     record = folder.read_record()
     todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
@@ -97,7 +98,7 @@ def resume_sweep(path: Path, command: list[str], jobs: int | None = None) -> Swe
     workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
     record.status, record.finished = "running", None
     record.command = command
-    return _execute(folder, sweep, record, todo, workers, executors.get(sweep.executor))
+    return _execute(folder, sweep, record, todo, workers, executor)
 
 
 def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:
