@@ -64,10 +64,9 @@ def _trial_task(sweep_dir: str, trial: dict[str, Any], threads: int) -> tuple[di
 def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report):
     """Run `trials` as Ray tasks of `threads` CPUs each on the cluster at `address` (None: a local
     instance on this machine's cores), reporting as each starts and finishes; see executors.py."""
-    started_here = address is None
     try:
         _connect(address)
-        capacity = (lambda: jobs) if started_here else (lambda: _cluster_slots(threads))
+        capacity = (lambda: jobs) if address is None else (lambda: _cluster_slots(threads))
         _note(address, threads, capacity())
         _run_tasks(str(Path(sweep_dir).absolute()), trials, threads, capacity, report)
     finally:
@@ -83,10 +82,11 @@ def _connect(address: str | None) -> None:
         if address is None:  # "local": a new instance, never one found in RAY_ADDRESS or /tmp/ray
             ray.init(address="local", num_cpus=available_cores(), **quiet)
         else:
-            ray.init(address=address, **quiet)
-    except (ConnectionError, ValueError) as exc:
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({message})") from None
+            try:
+                ray.init(address=address, **quiet)
+            except (ConnectionError, ValueError) as exc:
+                why = _first_line(exc)
+                raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({why})") from None
     finally:
         signal.signal(signal.SIGTERM, keep)
 
@@ -147,12 +147,20 @@ def _outcome(ref, sweep_dir: str, trial: dict[str, Any]) -> dict[str, Any]:
     except ray_errors.TaskCancelledError:
         on_disk = worker.on_disk(Path(sweep_dir) / trial["run"]) or {}
         return {**_lost("interrupted", None), **on_disk, "status": "interrupted"}
-    except ray_errors.RayError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        return _lost("failed", f"its Ray worker process died ({first}); `dnnlab sweep --resume` continues it")
+    except ray_errors.RayTaskError as exc:  # raised outside run_trial's own handling: a bug
+        sys.stderr.write(f"{exc}\n")
+        return _lost("failed", f"its Ray task raised {type(exc.cause).__name__}: {_first_line(exc.cause)}")
+    except ray_errors.RayError as exc:  # the worker or its node died
+        why = _first_line(exc)
+        return _lost("failed", f"its Ray worker process died ({why}); `dnnlab sweep --resume` continues it")
     if log:
         sys.stderr.write(log)
     return outcome
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _lost(status: str, error: str | None) -> dict[str, Any]:
