@@ -104,6 +104,19 @@ def test_resume_of_a_ray_sweep_without_ray_writes_nothing(ray_sweep, tmp_path, w
     assert (sweep_dir / "sweep.json").read_bytes() == before and not (sweep_dir / ".lock").exists()
 
 
+def test_an_address_where_nothing_listens_is_refused_and_leaves_no_sweep(spec, tmp_path):
+    pytest.importorskip("ray")
+    runs = tmp_path / "runs"
+    result = dnnlab("sweep", spec, *GRID, "--executor", "ray", "--address", "127.0.0.1:1", "--runs-dir", runs)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--address 127.0.0.1:1: nothing answers there (Connection refused)")
+    )
+    assert result.stdout == "" and not any(runs.glob("*"))
+
+
 @pytest.mark.slow
 def test_sigterm_interrupts_every_ray_trial_and_resume_completes_them(spec, tmp_path):
     pytest.importorskip("ray")

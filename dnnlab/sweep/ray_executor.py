@@ -82,6 +82,7 @@ def _connect(address: str | None) -> None:
         if address is None:  # "local": a new instance, never one found in RAY_ADDRESS or /tmp/ray
             ray.init(address="local", num_cpus=available_cores(), **quiet)
         else:
+            _check_reachable(address)
             try:
                 ray.init(address=address, **quiet)
             except (ConnectionError, ValueError) as exc:
@@ -89,6 +90,19 @@ def _connect(address: str | None) -> None:
                 raise ConfigError(f"--address {address}: cannot connect to a Ray cluster ({why})") from None
     finally:
         signal.signal(signal.SIGTERM, keep)
+
+
+def _check_reachable(address: str) -> None:
+    """Refuse an address where nothing listens: ray.init would retry it for minutes, deaf to Ctrl-C."""
+    import socket
+
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        return  # "auto", or a form Ray resolves itself
+    try:
+        socket.create_connection((host, int(port)), timeout=5).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: nothing answers there ({exc.strerror or exc})") from None
 
 
 def _cluster_slots(threads: int) -> int:

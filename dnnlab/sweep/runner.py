@@ -8,12 +8,13 @@ DnnlabError before anything is written), 130 interrupted.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.execution import SMALL_STEP_MACS, dense_macs_per_step
 from dnnlab.runs import RunDir, now
 from dnnlab.sweep import executors
@@ -76,7 +77,12 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str]) -> SweepResult:
     folder.write_definition(sweep)
     record = new_record(sweep, expansion.trials, expansion.varying, command)
     folder.write_record(record)
-    return _execute(folder, sweep, record, record.trials, workers, executor)
+    try:
+        return _execute(folder, sweep, record, record.trials, workers, executor)
+    except DnnlabError:  # the executor refused before any trial started (a cluster it cannot reach)
+        if all(t.status == PENDING for t in record.trials):
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
 
 
 def resume_sweep(path: Path, command: list[str], jobs: int | None = None) -> SweepResult:
