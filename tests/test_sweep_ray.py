@@ -151,3 +151,21 @@ def test_sigterm_interrupts_every_ray_trial_and_resume_completes_them(spec, tmp_
     assert [t["status"] for t in record["trials"]] == ["completed"] * 2
     for trial in record["trials"]:
         assert [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])] == [str(e) for e in range(6)]
+
+
+@pytest.mark.slow
+def test_a_ray_worker_that_dies_fails_its_trial_and_stdout_stays_clean(spec, tmp_path):
+    pytest.importorskip("ray")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DNNLAB_SWEEP_CRASH_TRIAL": "1"}
+    args = ["-g", "model.activation=relu,elu,selu", "--jobs", "2", "--executor", "ray", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dnnlab", "sweep", str(spec), *args, "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    record = json.loads(result.stdout)  # Ray's message about the dead worker went to stderr
+    assert [t["status"] for t in record["trials"]] == ["completed", "failed", "completed"]
+    assert "its Ray worker process died" in record["trials"][1]["error"]

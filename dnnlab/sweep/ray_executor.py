@@ -64,13 +64,16 @@ def _trial_task(sweep_dir: str, trial: dict[str, Any], threads: int) -> tuple[di
 def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report):
     """Run `trials` as Ray tasks of `threads` CPUs each on the cluster at `address` (None: a local
     instance on this machine's cores), reporting as each starts and finishes; see executors.py."""
-    try:
-        _connect(address)
-        capacity = (lambda: jobs) if address is None else (lambda: _cluster_slots(threads))
-        _note(address, threads, capacity())
-        _run_tasks(str(Path(sweep_dir).absolute()), trials, threads, capacity, report)
-    finally:
-        ray.shutdown()  # the local instance stops; a cluster only loses this driver
+    # Ray's driver prints the cluster's error messages (a worker that died) on sys.stdout, which is
+    # the sweep directory or --json alone: they go to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        try:
+            _connect(address)
+            capacity = (lambda: jobs) if address is None else (lambda: _cluster_slots(threads))
+            _note(address, threads, capacity())
+            _run_tasks(str(Path(sweep_dir).absolute()), trials, threads, capacity, report)
+        finally:
+            ray.shutdown()  # the local instance stops; a cluster only loses this driver
 
 
 def _connect(address: str | None) -> None:
