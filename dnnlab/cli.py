@@ -551,7 +551,10 @@ def sweep(
     executor: Annotated[
         Executor | None, typer.Option("--executor", help="Where trials run (default: local).")
     ] = None,
-    address: Annotated[str | None, typer.Option("--address", help="The Ray cluster's address.")] = None,
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="Ray cluster: auto, HOST:PORT, ray://HOST:PORT (default: local)."),
+    ] = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where the sweep directory goes.")] = Path(
         "runs"
     ),

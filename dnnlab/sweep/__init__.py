@@ -2,7 +2,8 @@
 
 `axes` parses the `-g` grammar, `definition` the sweep file, `trials` expands and validates the
 trials, `record` keeps the sweep directory, `worker` runs trials (one, or a local pool of warm
-processes), `executors` names where trials run, and `runner` ties them together.
+processes), `ray_executor` runs them as tasks of a Ray cluster, `executors` names where trials
+run, and `runner` ties them together.
 """
 
 from dnnlab.sweep.definition import Sweep, build_sweep

@@ -8,12 +8,13 @@ DnnlabError before anything is written), 130 interrupted.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.execution import SMALL_STEP_MACS, dense_macs_per_step
 from dnnlab.runs import RunDir, now
 from dnnlab.sweep import executors
@@ -77,7 +78,12 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     folder.write_definition(sweep)
     record = new_record(sweep, expansion.trials, expansion.varying, command)
     folder.write_record(record)
-    return _execute(folder, sweep, record, record.trials, workers, executor, progress)
+    try:
+        return _execute(folder, sweep, record, record.trials, workers, executor, progress)
+    except DnnlabError:  # the executor refused before any trial started (a cluster it cannot reach)
+        if all(t.status == PENDING for t in record.trials):
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
 
 
 def resume_sweep(
@@ -87,6 +93,7 @@ def resume_sweep(
     ones resume from their last committed epoch; the rest start."""
     folder = SweepDir.open(path)
     sweep = folder.read_definition()
+    executor = executors.get(sweep.executor)  # before the lock: Ray missing is one line, nothing written
     folder.lock()
     record = folder.read_record()
     todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
@@ -100,7 +107,7 @@ def resume_sweep(
     workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
     record.status, record.finished = "running", None
     record.command = command
-    return _execute(folder, sweep, record, todo, workers, executors.get(sweep.executor), progress)
+    return _execute(folder, sweep, record, todo, workers, executor, progress)
 
 
 def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:

@@ -54,10 +54,10 @@ def run_trial(sweep_dir: str | Path, trial: dict[str, Any]) -> dict[str, Any]:
             outcome.update(_train_trial(sweep_dir, trial))
     except KeyboardInterrupt:
         outcome["status"] = "interrupted"
-        outcome.update(_on_disk(sweep_dir / trial["run"]) or {})
+        outcome.update(on_disk(sweep_dir / trial["run"]) or {})
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the sweep goes on
         outcome["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        outcome.update({k: v for k, v in (_on_disk(sweep_dir / trial["run"]) or {}).items() if k != "status"})
+        outcome.update({k: v for k, v in (on_disk(sweep_dir / trial["run"]) or {}).items() if k != "status"})
         if not isinstance(exc, _user_errors()):
             traceback.print_exc()
     finally:
@@ -79,7 +79,7 @@ def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
 
     run_path = sweep_dir / trial["run"]
     command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
-    found = _on_disk(run_path)
+    found = on_disk(run_path)
     if found and found["status"] in FINAL:
         return found  # trained by an earlier driver that died before recording it
     if found and (run_path / "state.json").is_file():
@@ -94,10 +94,10 @@ def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
         overrides = Trial.from_dict(trial).overrides(sweep)
         checked = check_spec_mapping(sweep.spec, overrides, f"sweep spec {sweep.name}")
         train.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
-    return _on_disk(run_path)
+    return on_disk(run_path)
 
 
-def _on_disk(run_path: Path) -> dict[str, Any] | None:
+def on_disk(run_path: Path) -> dict[str, Any] | None:
     """A trial's outcome as its run.json records it, or None before run.json exists."""
     from dnnlab.errors import RunDirError
     from dnnlab.runs import RunDir

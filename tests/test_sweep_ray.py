@@ -1,0 +1,171 @@
+"""`dnnlab sweep --executor ray`: a grid on a real local Ray instance (one per module) gives the
+trials a local run gives; without Ray installed, one line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import read_json, read_metrics, train_run
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"dataset": "digits", "validation": 0.2},
+    "model": {"hidden": [8]},
+    "training": {"epochs": 1, "batch_size": 64},
+}
+GRID = ["-g", "model.activation=relu,elu", "-g", "training.optimizer.learning_rate=0.01", "--seeds", "2"]
+NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'dnnlab[ray]'"
+
+
+def dnnlab(*args, pythonpath: str = str(ROOT), timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": pythonpath}
+    command = [sys.executable, "-m", "dnnlab", *map(str, args)]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line(text: str) -> str:
+    lines = text.strip().splitlines()
+    assert len(lines) == 1, text
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def spec(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("spec") / "tiny.yaml"
+    path.write_text(yaml.safe_dump(TINY, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def ray_sweep(spec, tmp_path_factory):
+    """The issue's check: a 2 x 1 grid with 2 seeds on a local Ray instance started by the sweep."""
+    pytest.importorskip("ray")
+    runs = tmp_path_factory.mktemp("ray") / "runs"
+    result = dnnlab("sweep", spec, *GRID, "--jobs", "2", "--executor", "ray", "--runs-dir", runs, "--json")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep_dir,) = runs.iterdir()
+    return result, sweep_dir
+
+
+@pytest.fixture
+def without_ray(tmp_path) -> str:
+    """A PYTHONPATH on which `import ray` fails as it does where Ray is not installed."""
+    shim = tmp_path / "no-ray"
+    shim.mkdir()
+    (shim / "ray.py").write_text('raise ModuleNotFoundError("No module named \'ray\'", name="ray")\n')
+    return f"{shim}{os.pathsep}{ROOT}"
+
+
+def test_every_trial_of_the_grid_completes_on_ray(ray_sweep):
+    result, sweep_dir = ray_sweep
+    record = json.loads(result.stdout)  # stdout is sweep.json alone: nothing of Ray's
+    assert record == read_json(sweep_dir / "sweep.json") and record["status"] == "completed"
+    combos = {(t["params"]["model.activation"], t["params"]["seed"]) for t in record["trials"]}
+    assert combos == {(a, s) for a in ("relu", "elu") for s in (0, 1)} and len(record["trials"]) == 4
+    for trial in record["trials"]:
+        assert trial["status"] == "completed" and trial["epochs_done"] == 1
+        assert read_json(sweep_dir / trial["run"] / "run.json")["status"] == "completed"
+    assert "ray: a local Ray instance, " in result.stderr
+
+
+def test_ray_trials_equal_the_same_trials_trained_alone(ray_sweep, spec, tmp_path):
+    result, sweep_dir = ray_sweep
+    record = json.loads(result.stdout)
+    strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
+    for trial in (record["trials"][0], record["trials"][3]):  # relu seed 0, elu seed 1
+        overrides = [f"{key}={value}" for key, value in trial["params"].items()]
+        alone = train_run(spec, tmp_path / "alone", overrides)
+        assert strip(read_metrics(sweep_dir / trial["run"])) == strip(read_metrics(alone)), trial["run"]
+
+
+def test_without_ray_the_executor_says_how_to_install_it(spec, tmp_path, without_ray):
+    runs = tmp_path / "runs"
+    result = dnnlab("sweep", spec, *GRID, "--executor", "ray", "--runs-dir", runs, pythonpath=without_ray)
+    assert result.returncode == 2, result.stderr
+    assert one_line(result.stderr).endswith(NOT_INSTALLED)
+    assert result.stdout == "" and not runs.exists()
+
+
+def test_resume_of_a_ray_sweep_without_ray_writes_nothing(ray_sweep, tmp_path, without_ray):
+    _, sweep_dir = ray_sweep
+    before = (sweep_dir / "sweep.json").read_bytes()
+    result = dnnlab("sweep", "--resume", sweep_dir, pythonpath=without_ray)
+    assert result.returncode == 2 and one_line(result.stderr).endswith(NOT_INSTALLED)
+    assert (sweep_dir / "sweep.json").read_bytes() == before and not (sweep_dir / ".lock").exists()
+
+
+def test_an_address_where_nothing_listens_is_refused_and_leaves_no_sweep(spec, tmp_path):
+    pytest.importorskip("ray")
+    runs = tmp_path / "runs"
+    result = dnnlab("sweep", spec, *GRID, "--executor", "ray", "--address", "127.0.0.1:1", "--runs-dir", runs)
+    assert result.returncode == 2, result.stderr
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .endswith("--address 127.0.0.1:1: nothing answers there (Connection refused)")
+    )
+    assert result.stdout == "" and not any(runs.glob("*"))
+
+
+@pytest.mark.slow
+def test_sigterm_interrupts_every_ray_trial_and_resume_completes_them(spec, tmp_path):
+    pytest.importorskip("ray")
+    runs = tmp_path / "runs"
+    args = ["-o", "training.epochs=6", "-o", "training.batch_size=16", "-g", "model.activation=relu,elu"]
+    driver = subprocess.Popen(
+        [sys.executable, "-m", "dnnlab", "sweep", str(spec), *args, "--jobs", "2", "--executor", "ray"]
+        + ["--runs-dir", str(runs)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not any(
+        len(read_metrics(run)) >= 2 for run in runs.glob("*/0*") if (run / "metrics.csv").exists()
+    ):
+        time.sleep(0.2)
+    driver.send_signal(signal.SIGTERM)
+    assert driver.wait(timeout=180) == 130
+    sweep_dir = next(runs.glob("*"))
+    record = read_json(sweep_dir / "sweep.json")
+    assert record["status"] == "interrupted"
+    assert {t["status"] for t in record["trials"]} == {"interrupted"}
+    assert any(0 < t["epochs_done"] < 6 for t in record["trials"])
+    for trial in record["trials"]:
+        assert read_json(sweep_dir / trial["run"] / "run.json")["status"] == "interrupted"
+
+    resumed = dnnlab("sweep", "--resume", sweep_dir)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    record = read_json(sweep_dir / "sweep.json")
+    assert [t["status"] for t in record["trials"]] == ["completed"] * 2
+    for trial in record["trials"]:
+        assert [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])] == [str(e) for e in range(6)]
+
+
+@pytest.mark.slow
+def test_a_ray_worker_that_dies_fails_its_trial_and_stdout_stays_clean(spec, tmp_path):
+    pytest.importorskip("ray")
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DNNLAB_SWEEP_CRASH_TRIAL": "1"}
+    args = ["-g", "model.activation=relu,elu,selu", "--jobs", "2", "--executor", "ray", "--json"]
+    result = subprocess.run(
+        [sys.executable, "-m", "dnnlab", "sweep", str(spec), *args, "--runs-dir", str(tmp_path / "runs")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 1, result.stderr[-3000:]
+    record = json.loads(result.stdout)  # Ray's message about the dead worker went to stderr
+    assert [t["status"] for t in record["trials"]] == ["completed", "failed", "completed"]
+    assert "its Ray worker process died" in record["trials"][1]["error"]
