@@ -317,6 +317,13 @@ def compare(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write learning curves of the metric to this PNG.")
     ] = None,
+    plot_metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--plot-metrics", help="Panels of --plot, e.g. loss,val_accuracy,lr (default: the metric, lr)."
+        ),
+    ] = None,
+    log_y: Annotated[bool, typer.Option("--log-y", help="Log scale on the --plot panels' y axes.")] = False,
     group_seeds: Annotated[
         bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
     ] = False,
@@ -326,6 +333,12 @@ def compare(
     from dnnlab import compare_format
 
     result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds)
+    panels = plot_metrics.split(",") if plot_metrics else None
+    if plot is not None:
+        from dnnlab.plots import check_plot_target, plot_panels
+
+        check_plot_target(plot)
+        plot_panels(result, panels)  # a bad --plot-metrics fails before anything is printed
     console = stderr_console()
     for message in comparing.messages(result):
         console.print(f"[yellow]note:[/] {_escape(message)}")
@@ -336,7 +349,7 @@ def compare(
     if plot is not None:
         from dnnlab.plots import plot_learning_curves
 
-        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
+        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot, panels, log_y)))}")
 
 
 class SampleChoice(str, enum.Enum):

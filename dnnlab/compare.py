@@ -404,6 +404,17 @@ def _child(mapping: Any, key: str) -> Any:
     return mapping.get(key, MISSING) if isinstance(mapping, dict) else mapping
 
 
+# Schedules that set the rate themselves: the optimizer's learning_rate is not used by such a run.
+SCHEDULES_WITHOUT_LR0 = ("piecewise", "one_cycle")
+
+
+def unused_keys(config: dict[str, Any] | None) -> set[str]:
+    """Dotted spec keys whose value this run ignores, so a label should not show them."""
+    schedule = _lookup(config or {}, "training.schedule")
+    kind = schedule.get("type") if isinstance(schedule, dict) else schedule
+    return {"training.optimizer.learning_rate"} if kind in SCHEDULES_WITHOUT_LR0 else set()
+
+
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):

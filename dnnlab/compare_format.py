@@ -12,7 +12,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dnnlab.compare import FORMATS, MISSING, UNKNOWN, Comparison, Run, SeedGroup, Stat, _Absent, _stat
+from dnnlab.compare import (
+    FORMATS,
+    MISSING,
+    UNKNOWN,
+    Comparison,
+    Run,
+    SeedGroup,
+    Stat,
+    _Absent,
+    _stat,
+    unused_keys,
+)
 from dnnlab.errors import DnnlabError
 
 # ---------------------------------------------------------------- rows shared by every format
@@ -423,7 +434,7 @@ def group_label(group: SeedGroup, comparison: Comparison) -> str:
     keys = comparison.differing_keys
     if run.config is None or not keys:
         return run.name
-    return _label(keys, run.params)
+    return _label(keys, run.params, unused_keys(run.config))
 
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:
@@ -436,15 +447,17 @@ def run_labels(comparison: Comparison) -> dict[Path, str]:
         if run.config is None or not keys:
             labels[run.path] = run.path.name
             continue
-        labels[run.path] = _label(keys, {**run.params, "seed": run.config.get("seed", MISSING)})
+        values = {**run.params, "seed": run.config.get("seed", MISSING)}
+        labels[run.path] = _label(keys, values, unused_keys(run.config))
     return labels
 
 
-def _label(keys: list[str], values: dict[str, object]) -> str:
-    """`activation=relu, learning_rate=0.01`: the keys a run has (elu's `alpha` is left out of a
-    relu run's label rather than shown as `alpha=-`)."""
+def _label(keys: list[str], values: dict[str, object], unused: set[str] = frozenset()) -> str:
+    """`activation=relu, learning_rate=0.01`: the keys a run has and uses (elu's `alpha` is left
+    out of a relu run's label rather than shown as `alpha=-`, and so is a learning_rate that the
+    run's schedule overrides)."""
     short = _short_names(keys)
-    shown = [k for k in keys if values.get(k, MISSING) is not MISSING]
+    shown = [k for k in keys if values.get(k, MISSING) is not MISSING and k not in unused]
     return ", ".join(f"{short[k]}={format_value(values[k])}" for k in shown)
 
 
