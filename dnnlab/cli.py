@@ -324,6 +324,13 @@ def compare(
         ),
     ] = None,
     log_y: Annotated[bool, typer.Option("--log-y", help="Log scale on the --plot panels' y axes.")] = False,
+    reach: Annotated[
+        str | None,
+        typer.Option(
+            "--reach",
+            help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95.",
+        ),
+    ] = None,
     group_seeds: Annotated[
         bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
     ] = False,
@@ -332,7 +339,7 @@ def compare(
     from dnnlab import compare as comparing
     from dnnlab import compare_format
 
-    result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds)
+    result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds, reach=reach)
     panels = plot_metrics.split(",") if plot_metrics else None
     if plot is not None:
         from dnnlab.plots import check_plot_target, plot_panels
@@ -350,6 +357,32 @@ def compare(
         from dnnlab.plots import plot_learning_curves
 
         console.print(f"wrote {_escape(str(plot_learning_curves(result, plot, panels, log_y)))}")
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories or sweep directories (a folder of runs works too).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write (self-contained).")],
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
+    ] = None,
+    reach: Annotated[
+        str | None,
+        typer.Option(
+            "--reach",
+            help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95.",
+        ),
+    ] = None,
+) -> None:
+    """Write one self-contained HTML page: ranking, seed groups, curves, test metrics, details."""
+    from dnnlab.report import write_report
+
+    path = write_report(run_dirs, out, metric=metric, reach=reach)
+    console = stderr_console()
+    console.print(f"wrote {_escape(str(path))}")
 
 
 class SampleChoice(str, enum.Enum):

@@ -53,6 +53,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     "best_epoch": _recorded(run.best.epoch),
                     **{f"final_{m}": final.get(m, MISSING) for m in finals},
                     **{f"test_{m}": run.test.get(m, MISSING) for m in tests},
+                    **_reach_cells(comparison, [run]),
                     "wall_seconds": _recorded(run.wall_seconds),
                     **_spec_cells(run, keys),
                     "notes": "; ".join(run.notes),
@@ -75,6 +76,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     "best_epoch": _stat([r.best.epoch for r in runs]),
                     **{f"final_{m}": _stat([r.final.get(m) for r in runs]) for m in finals},
                     **{f"test_{m}": _stat([r.test.get(m) for r in runs]) for m in tests},
+                    **_reach_cells(comparison, runs),
                     "wall_seconds": _stat([r.wall_seconds for r in runs]),
                     **_spec_cells(runs[0], keys),
                     "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
@@ -84,6 +86,16 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     if "notes" in headers and not any(row["notes"] for row in rows):
         headers.remove("notes")
     return headers, rows
+
+
+def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
+    """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
+    seed group the mean over the seeds that reached it, and n says how many did."""
+    if comparison.reach is None:
+        return {}
+    if comparison.groups is None:
+        return {comparison.reach.column: _recorded(runs[0].reached)}
+    return {comparison.reach.column: _stat([r.reached for r in runs])}
 
 
 def _recorded(value: Any) -> Any:
@@ -154,6 +166,8 @@ def render_json(comparison: Comparison) -> str:
     }
     if comparison.groups is not None:
         out["groups"] = [_group_json(g, comparison) for g in comparison.groups]
+    if comparison.reach is not None:
+        out["reach"] = {"metric": comparison.reach.metric, "threshold": comparison.reach.threshold}
     return json.dumps(_finite(out), indent=2, allow_nan=False)
 
 
@@ -167,6 +181,7 @@ def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "best": {"metric": run.best.metric, "value": run.best.value, "epoch": run.best.epoch},
         "final": run.final,
         "test": run.test or None,
+        "epochs_to_reach": run.reached,
         "wall_seconds": run.wall_seconds,
         "params": {k: _json_value(run.params.get(k, MISSING)) for k in keys} if run.config else None,
         "notes": run.notes,
@@ -264,7 +279,7 @@ def _md_align(header: str) -> str:
 
 def _is_numeric_column(header: str) -> bool:
     return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
-        ("best_", "final_", "test_")
+        ("best_", "final_", "test_", "epochs_to_")
     )
 
 
