@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from dnnlab import __version__, data, runtime
 from dnnlab.errors import RunDirError
@@ -58,6 +59,7 @@ from dnnlab.callbacks import (  # noqa: E402
     schedule_callbacks,
 )
 from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
+from dnnlab.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.optimizers import make_optimizer  # noqa: E402
 from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
@@ -381,6 +383,7 @@ def start(
         atomic_link(initial, run.last_checkpoint)
         run.write_metrics([])
         run.write_record(new_record(spec, command))
+        write_hparams(run.tensorboard, yaml.safe_load(spec_to_yaml(spec)), run.path.name)
         return _train(run, spec, prepared, state, spec.training.epochs, progress)
     finally:
         run.unlock()
@@ -452,6 +455,7 @@ def _train(
         atomic_save_model(final, run.model_file)
     test = _test_scores(run, spec, prepared.dataset) if status == "completed" else None
     record = run.update_record(status=status, finished=now(), test=test)
+    write_results(run.tensorboard, state.best, test, record.epochs_done)
     message = divergence_message(spec, session.divergence) if session.divergence else None
     return TrainResult(run.path, status, record.epochs_done, state.best, message, record.test)
 
