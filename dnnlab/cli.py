@@ -385,6 +385,24 @@ def report(
     console.print(f"wrote {_escape(str(path))}")
 
 
+@app.command("mlflow-log")
+@user_errors
+def mlflow_log(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories or sweep directories.")],
+    tracking_uri: Annotated[
+        str, typer.Option("--tracking-uri", help="MLflow tracking store (default: a SQLite file here).")
+    ] = "sqlite:///mlflow.db",
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")] = "dnnlab",
+) -> None:
+    """Log finished runs to MLflow: params, per-epoch metrics, tags, artifacts; never twice."""
+    from dnnlab.tracking import log_runs
+
+    console = stderr_console()
+    for logged in log_runs(run_dirs, tracking_uri, experiment):
+        detail = f" ({logged.reason})" if logged.reason else f": MLflow run {logged.mlflow_run_id}"
+        console.print(f"{logged.outcome} {_escape(str(logged.run_dir))}{_escape(detail)}")
+
+
 class SampleChoice(str, enum.Enum):
     all = "all"
     hidden = "hidden"
