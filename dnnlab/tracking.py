@@ -94,16 +94,7 @@ def _log_one(client, experiment_id: str, path: Path) -> Logged:
     if existing:
         return Logged(path, "already logged", existing[0].info.run_id)
 
-    versions = record.versions or {}
-    tags = {
-        "mlflow.runName": run.name,
-        "dnnlab.status": run.status,
-        "dnnlab.seed": str(run.config.get("seed")),
-        "dnnlab.version": str(versions.get("dnnlab", "")),
-        "dnnlab.run_dir": str(path.resolve()),
-        "dnnlab.config_hash": str(record.config_hash),
-        **{f"dnnlab.versions.{k}": str(v) for k, v in versions.items()},
-    }
+    tags = {**_tags(path, record, run.config, run.status), "mlflow.runName": run.name}
     created = client.create_run(experiment_id, start_time=_millis(record.started), tags=tags)
     run_id = created.info.run_id
     params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(run.config).items()]
@@ -179,3 +170,77 @@ def _millis(stamp: str | None) -> int | None:
         return None
     seconds = moment.timestamp()
     return int(seconds * 1000) if math.isfinite(seconds) else None
+
+
+# ---------------------------------------------------------------- live logging while training
+
+
+class LiveRun:
+    """The MLflow run that follows a training run (`training.mlflow`): found again by its
+    identity when the run resumes, one batch of metrics per committed epoch, and terminated with
+    the run's status (failed, interrupted and diverged runs show as such in MLflow)."""
+
+    def __init__(self, client, run_id: str, path: Path):
+        self.client, self.run_id, self.path = client, run_id, path
+
+    @classmethod
+    def open(cls, path: Path, config: dict[str, Any], tracking_uri: str, experiment: str) -> LiveRun:
+        import_mlflow()
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        record = RunRecord.from_dict(_read_json(path / RUN_JSON))
+        identity = run_identity(path, record)
+        existing = client.search_runs(
+            [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{_quoted(identity)}'", max_results=1
+        )
+        if existing:  # a resumed run continues its MLflow run
+            run_id = existing[0].info.run_id
+            client.update_run(run_id, status="RUNNING")
+            return cls(client, run_id, path)
+        tags = {**_tags(path, record, config, "running"), IDENTITY_TAG: identity}
+        run_id = client.create_run(experiment_id, start_time=_millis(record.started), tags=tags).info.run_id
+        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(config).items()]
+        for i in range(0, len(params), PARAM_BATCH):
+            client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
+        return cls(client, run_id, path)
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        """One metrics.csv row, at step = its epoch."""
+        from mlflow.entities import Metric
+
+        step, now_ms = int(row["epoch"]), int(datetime.now().timestamp() * 1000)
+        metrics = [
+            Metric(k, float(v), now_ms, step)
+            for k, v in row.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, status: str) -> None:
+        """Tag the final status, log the test scores and artifacts, and end the MLflow run."""
+        from mlflow.entities import Metric, RunTag
+
+        run = load_run(self.path)
+        now_ms = int(datetime.now().timestamp() * 1000)
+        epochs = run.history.get("epoch") or [0]
+        tests = [Metric(f"test_{k}", float(v), now_ms, int(epochs[-1])) for k, v in run.test.items()]
+        self.client.log_batch(self.run_id, metrics=tests, tags=[RunTag("dnnlab.status", status)])
+        _log_artifacts(self.client, self.run_id, self.path, run)
+        self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+
+
+def _tags(path: Path, record: RunRecord, config: dict[str, Any], status: str) -> dict[str, str]:
+    versions = record.versions or {}
+    return {
+        "mlflow.runName": str(record.name or config.get("name") or path.name),
+        "dnnlab.status": status,
+        "dnnlab.seed": str(config.get("seed")),
+        "dnnlab.version": str(versions.get("dnnlab", "")),
+        "dnnlab.run_dir": str(path.resolve()),
+        "dnnlab.config_hash": str(record.config_hash),
+        **{f"dnnlab.versions.{k}": str(v) for k, v in versions.items()},
+    }

@@ -144,6 +144,7 @@ class Session:
         self.steps_per_epoch = steps_per_epoch(spec, dataset)
         self.monitor = spec.training.monitor
         self.divergence: Divergence | None = None
+        self.live = live_run(run, spec)  # training.mlflow: the MLflow run that follows this one
 
     # --- epoch records -------------------------------------------------------------------
     def record_epoch(self, epoch: int, lr: float, logs: dict[str, float], started: float) -> None:
@@ -169,6 +170,8 @@ class Session:
             if old != checkpoint:
                 old.unlink(missing_ok=True)
         run.update_record(epochs_done=epochs_done, best=state.best, wall_seconds=round(state.wall_seconds, 3))
+        if self.live is not None:
+            self.live.log_epoch(self.rows[-1])
 
     # --- the fit ---------------------------------------------------------------------------
     def fit(self, model: keras.Model, epochs: int) -> str:
@@ -447,6 +450,8 @@ def _train(
         status = "interrupted"
     except BaseException:
         run.update_record(status="failed", finished=now())
+        if session.live is not None:
+            session.live.finish("failed")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -456,8 +461,21 @@ def _train(
     test = _test_scores(run, spec, prepared.dataset) if status == "completed" else None
     record = run.update_record(status=status, finished=now(), test=test)
     write_results(run.tensorboard, state.best, test, record.epochs_done)
+    if session.live is not None:
+        session.live.finish(status)
     message = divergence_message(spec, session.divergence) if session.divergence else None
     return TrainResult(run.path, status, record.epochs_done, state.best, message, record.test)
+
+
+def live_run(run: RunDir, spec: Spec):
+    """The MLflow run of `training.mlflow`, or None when the spec does not ask for one."""
+    settings = spec.training.mlflow
+    if settings is None:
+        return None
+    from dnnlab.tracking import LiveRun
+
+    config = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
 
 
 def _test_scores(run: RunDir, spec: Spec, dataset: data.Dataset) -> dict[str, float] | None:

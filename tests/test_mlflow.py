@@ -99,3 +99,56 @@ def test_a_running_run_is_skipped_with_the_reason(two_runs, tmp_path, monkeypatc
     result = mlflow_log(copy, "--tracking-uri", f"sqlite:///{tmp_path / 'm.db'}")
     assert result.exit_code == 0, result.stderr
     assert "skipped" in result.stderr and "only finished runs" in result.stderr
+
+
+def test_training_mlflow_logs_live_and_mlflow_log_then_adds_nothing(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'live.db'}"
+    spec = {**SPEC, "training": {**SPEC["training"], "mlflow": {"tracking_uri": uri, "experiment": "live"}}}
+    run_dir = train_run(write_spec(tmp_path, spec), tmp_path / "runs")
+    client = MlflowClient(tracking_uri=uri)
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("live").experiment_id])
+    assert mlrun.info.status == "FINISHED" and mlrun.data.tags["dnnlab.status"] == "completed"
+    history = client.get_metric_history(mlrun.info.run_id, "val_loss")
+    assert sorted(m.step for m in history) == [0, 1, 2]
+    assert mlrun.data.params["training.mlflow.experiment"] == "live"
+    assert "model.keras" in {a.path for a in client.list_artifacts(mlrun.info.run_id)}
+    result = mlflow_log(run_dir, "--tracking-uri", uri, "--experiment", "live")
+    assert result.exit_code == 0 and "already logged" in result.stderr
+    assert len(client.search_runs([client.get_experiment_by_name("live").experiment_id])) == 1
+
+
+def test_a_run_that_fails_shows_as_failed_in_mlflow(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from dnnlab import train
+
+    def broken_fit(self, model, epochs):
+        raise RuntimeError("out of memory, say")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(train.Session, "fit", broken_fit)
+    uri = f"sqlite:///{tmp_path / 'live.db'}"
+    spec = {**SPEC, "training": {**SPEC["training"], "mlflow": {"tracking_uri": uri}}}
+    with pytest.raises(RuntimeError):
+        train_run(write_spec(tmp_path, spec), tmp_path / "runs")
+    client = MlflowClient(tracking_uri=uri)
+    (mlrun,) = client.search_runs([client.get_experiment_by_name("dnnlab").experiment_id])
+    assert mlrun.info.status == "FAILED" and mlrun.data.tags["dnnlab.status"] == "failed"
+
+
+def test_training_mlflow_without_mlflow_is_a_config_error(tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "mlflow" else real(name, *a)
+    )
+    spec = {**SPEC, "training": {**SPEC["training"], "mlflow": {}}}
+    result = runner.invoke(app, ["check", str(write_spec(tmp_path, spec))])
+    assert result.exit_code == 2
+    assert "training.mlflow" in result.stderr and "pip install 'dnnlab[mlflow]'" in result.stderr
