@@ -123,6 +123,15 @@ Overrides = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+RankMetric = Annotated[
+    str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
+]
+ReachOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reach", help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95."
+    ),
+]
 QuietFlag = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No progress or status lines: only warnings, errors and the result."),
@@ -301,9 +310,7 @@ def compare(
     run_dirs: Annotated[
         list[Path], typer.Argument(help="Run directories, e.g. runs/* (a folder of runs works too).")
     ],
-    metric: Annotated[
-        str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
-    ] = None,
+    metric: RankMetric = None,
     diff_only: Annotated[
         bool, typer.Option("--diff-only", help="Show only the spec keys that differ between the runs.")
     ] = False,
@@ -324,13 +331,7 @@ def compare(
         ),
     ] = None,
     log_y: Annotated[bool, typer.Option("--log-y", help="Log scale on the --plot panels' y axes.")] = False,
-    reach: Annotated[
-        str | None,
-        typer.Option(
-            "--reach",
-            help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95.",
-        ),
-    ] = None,
+    reach: ReachOption = None,
     group_seeds: Annotated[
         bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
     ] = False,
@@ -366,16 +367,8 @@ def report(
         list[Path], typer.Argument(help="Run directories or sweep directories (a folder of runs works too).")
     ],
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write (self-contained).")],
-    metric: Annotated[
-        str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
-    ] = None,
-    reach: Annotated[
-        str | None,
-        typer.Option(
-            "--reach",
-            help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95.",
-        ),
-    ] = None,
+    metric: RankMetric = None,
+    reach: ReachOption = None,
 ) -> None:
     """Write one self-contained HTML page: ranking, seed groups, curves, test metrics, details."""
     from dnnlab.report import write_report

@@ -68,8 +68,7 @@ def log_runs(
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = _experiment_id(client, experiment)
     return [_log_one(client, experiment_id, path) for path in run_dirs]
 
 
@@ -88,11 +87,9 @@ def _log_one(client, experiment_id: str, path: Path) -> Logged:
     if run.config is None:
         return Logged(path, "skipped", reason="config.yaml missing or unreadable")
     identity = run_identity(path, record)
-    existing = client.search_runs(
-        [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{_quoted(identity)}'", max_results=1
-    )
+    existing = _find(client, experiment_id, identity)
     if existing:
-        return Logged(path, "already logged", existing[0].info.run_id)
+        return Logged(path, "already logged", existing)
 
     tags = {**_tags(path, record, run.config, run.status), "mlflow.runName": run.name}
     created = client.create_run(experiment_id, start_time=_millis(record.started), tags=tags)
@@ -156,8 +153,18 @@ def _read_json(path: Path) -> Any:
         return None
 
 
-def _quoted(text: str) -> str:
-    return text.replace("'", "\\'")
+def _experiment_id(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+def _find(client, experiment_id: str, identity: str) -> str | None:
+    """The id of the MLflow run tagged with this identity, if one was logged."""
+    quoted = identity.replace("'", "\\'")
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{quoted}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
 
 
 def _millis(stamp: str | None) -> int | None:
@@ -190,15 +197,12 @@ class LiveRun:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=tracking_uri)
-        found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        experiment_id = _experiment_id(client, experiment)
         record = RunRecord.from_dict(_read_json(path / RUN_JSON))
         identity = run_identity(path, record)
-        existing = client.search_runs(
-            [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{_quoted(identity)}'", max_results=1
-        )
+        existing = _find(client, experiment_id, identity)
         if existing:  # a resumed run continues its MLflow run
-            run_id = existing[0].info.run_id
+            run_id = existing
             client.update_run(run_id, status="RUNNING")
             return cls(client, run_id, path)
         tags = {**_tags(path, record, config, "running"), IDENTITY_TAG: identity}
