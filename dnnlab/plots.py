@@ -51,8 +51,12 @@ def plot_panels(comparison: Comparison, requested: list[str] | None = None) -> l
 
     Raises DnnlabError for a requested metric that no run records, listing those that exist.
     """
-    recorded = {name for run in comparison.runs for name in run.history if name not in ("epoch", "seconds")}
+    recorded = {
+        k for run in comparison.runs for k, v in run.history.items() if v and k not in ("epoch", "seconds")
+    }
     available = sorted({name.removeprefix("val_") for name in recorded})
+    if not available:
+        raise DnnlabError("Nothing to plot: no run has a metrics.csv with finished epochs.")
     if requested is None:
         base = comparison.metric.removeprefix("val_")
         wanted = [base] + ([LR] if LR in recorded else [])

@@ -88,13 +88,21 @@ def render_report(paths: list[Path], metric: str | None = None, reach: str | Non
             "<code>seeds</code> is their number.</p>",
             _table(grouped),
         ]
-    panels = plot_panels(comparison)
-    recorded = {name for run in comparison.runs for name in run.history}
-    if "loss" not in panels and recorded & {"loss", "val_loss"}:
-        panels.insert(1, "loss")
-    parts += ["<h2>Learning curves</h2>", _img(learning_curves_png(comparison, panels), "learning curves")]
-    if has_seed_groups:
-        parts.append(_img(learning_curves_png(grouped, panels), "learning curves, mean ± std per seed group"))
+    recorded = {
+        k for run in comparison.runs for k, v in run.history.items() if v and k not in ("epoch", "seconds")
+    }
+    parts.append("<h2>Learning curves</h2>")
+    if recorded:
+        panels = plot_panels(comparison)
+        if "loss" not in panels and recorded & {"loss", "val_loss"}:
+            panels.insert(1, "loss")
+        parts.append(_img(learning_curves_png(comparison, panels), "learning curves"))
+        if has_seed_groups:
+            parts.append(
+                _img(learning_curves_png(grouped, panels), "learning curves, mean ± std per seed group")
+            )
+    else:
+        parts.append('<p class="note">No run has finished an epoch (metrics.csv is empty or missing).</p>')
     tests = _test_table(comparison)
     if tests:
         parts += ["<h2>Test metrics</h2>", tests]

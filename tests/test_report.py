@@ -223,3 +223,14 @@ def test_headless_chromium_renders_the_tables_and_curves(page, tmp_path):
     ink = (pixels.mean(axis=2) < 0.9).mean()  # not white: text, table rules, curves
     colour = (pixels.max(axis=2) - pixels.min(axis=2) > 0.3).mean()  # the curves' and best row's colours
     assert ink > 0.03 and colour > 0.002, (ink, colour)
+
+
+def test_runs_without_epochs_still_get_a_page_but_no_plot(tmp_path):
+    run = write_run(tmp_path, "fresh", spec(), [], status="running")
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    assert "No run has finished an epoch" in out.read_text(encoding="utf-8")
+    plot = runner.invoke(app, ["compare", str(run), "--plot", str(tmp_path / "c.png")])
+    assert plot.exit_code == 2 and "Nothing to plot" in plot.stderr
+    assert not (tmp_path / "c.png").exists()
