@@ -123,6 +123,15 @@ Overrides = Annotated[
     ),
 ]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+RankMetric = Annotated[
+    str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
+]
+ReachOption = Annotated[
+    str | None,
+    typer.Option(
+        "--reach", help="A column of the epochs each run took to reach METRIC=VALUE, e.g. val_accuracy=0.95."
+    ),
+]
 QuietFlag = Annotated[
     bool,
     typer.Option("--quiet", "-q", help="No progress or status lines: only warnings, errors and the result."),
@@ -301,9 +310,7 @@ def compare(
     run_dirs: Annotated[
         list[Path], typer.Argument(help="Run directories, e.g. runs/* (a folder of runs works too).")
     ],
-    metric: Annotated[
-        str | None, typer.Option("--metric", help="Rank by this metric (default: the one the runs monitor).")
-    ] = None,
+    metric: RankMetric = None,
     diff_only: Annotated[
         bool, typer.Option("--diff-only", help="Show only the spec keys that differ between the runs.")
     ] = False,
@@ -317,6 +324,14 @@ def compare(
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write learning curves of the metric to this PNG.")
     ] = None,
+    plot_metrics: Annotated[
+        str | None,
+        typer.Option(
+            "--plot-metrics", help="Panels of --plot, e.g. loss,val_accuracy,lr (default: the metric, lr)."
+        ),
+    ] = None,
+    log_y: Annotated[bool, typer.Option("--log-y", help="Log scale on the --plot panels' y axes.")] = False,
+    reach: ReachOption = None,
     group_seeds: Annotated[
         bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
     ] = False,
@@ -325,7 +340,13 @@ def compare(
     from dnnlab import compare as comparing
     from dnnlab import compare_format
 
-    result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds)
+    result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds, reach=reach)
+    panels = plot_metrics.split(",") if plot_metrics else None
+    if plot is not None:
+        from dnnlab.plots import check_plot_target, plot_panels
+
+        check_plot_target(plot)
+        plot_panels(result, panels)  # a bad --plot-metrics fails before anything is printed
     console = stderr_console()
     for message in comparing.messages(result):
         console.print(f"[yellow]note:[/] {_escape(message)}")
@@ -336,7 +357,43 @@ def compare(
     if plot is not None:
         from dnnlab.plots import plot_learning_curves
 
-        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot)))}")
+        console.print(f"wrote {_escape(str(plot_learning_curves(result, plot, panels, log_y)))}")
+
+
+@app.command()
+@user_errors
+def report(
+    run_dirs: Annotated[
+        list[Path], typer.Argument(help="Run directories or sweep directories (a folder of runs works too).")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The HTML file to write (self-contained).")],
+    metric: RankMetric = None,
+    reach: ReachOption = None,
+) -> None:
+    """Write one self-contained HTML page: ranking, seed groups, curves, test metrics, details."""
+    from dnnlab.report import write_report
+
+    path = write_report(run_dirs, out, metric=metric, reach=reach)
+    console = stderr_console()
+    console.print(f"wrote {_escape(str(path))}")
+
+
+@app.command("mlflow-log")
+@user_errors
+def mlflow_log(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories or sweep directories.")],
+    tracking_uri: Annotated[
+        str, typer.Option("--tracking-uri", help="MLflow tracking store (default: a SQLite file here).")
+    ] = "sqlite:///mlflow.db",
+    experiment: Annotated[str, typer.Option("--experiment", help="MLflow experiment name.")] = "dnnlab",
+) -> None:
+    """Log finished runs to MLflow: params, per-epoch metrics, tags, artifacts; never twice."""
+    from dnnlab.tracking import log_runs
+
+    console = stderr_console()
+    for logged in log_runs(run_dirs, tracking_uri, experiment):
+        detail = f" ({logged.reason})" if logged.reason else f": MLflow run {logged.mlflow_run_id}"
+        console.print(f"{logged.outcome} {_escape(str(logged.run_dir))}{_escape(detail)}")
 
 
 class SampleChoice(str, enum.Enum):

@@ -82,6 +82,7 @@ class Run:
     best: BestRecord | None = None  # of the metric compared, found by best_of
     params: dict[str, Any] = field(default_factory=dict)
     test: dict[str, float] = field(default_factory=dict)  # run.json's test {loss, metrics}
+    reached: int | None = None  # epochs it took to reach Comparison.reach (counted from 1)
 
     @property
     def final(self) -> dict[str, float]:
@@ -117,6 +118,19 @@ class SeedGroup:
         return self.runs[0].params
 
 
+@dataclass(frozen=True)
+class Reach:
+    """`--reach val_accuracy=0.95`: how many epochs each run took to get there (mode says which way)."""
+
+    metric: str
+    threshold: float
+    mode: str
+
+    @property
+    def column(self) -> str:
+        return f"epochs_to_{self.metric}"
+
+
 @dataclass
 class Comparison:
     """Runs ranked best first by `metric`, the spec keys that differ, and what was skipped."""
@@ -129,6 +143,7 @@ class Comparison:
     skipped: list[Path]
     notes: list[str]
     groups: list[SeedGroup] | None = None
+    reach: Reach | None = None
 
     @property
     def best_run(self) -> Run | None:
@@ -404,6 +419,17 @@ def _child(mapping: Any, key: str) -> Any:
     return mapping.get(key, MISSING) if isinstance(mapping, dict) else mapping
 
 
+# Schedules that set the rate themselves: the optimizer's learning_rate is not used by such a run.
+SCHEDULES_WITHOUT_LR0 = ("piecewise", "one_cycle")
+
+
+def unused_keys(config: dict[str, Any] | None) -> set[str]:
+    """Dotted spec keys whose value this run ignores, so a label should not show them."""
+    schedule = _lookup(config or {}, "training.schedule")
+    kind = schedule.get("type") if isinstance(schedule, dict) else schedule
+    return {"training.optimizer.learning_rate"} if kind in SCHEDULES_WITHOUT_LR0 else set()
+
+
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
     value: Any = config
     for part in dotted.split("."):
@@ -416,8 +442,11 @@ def _lookup(config: dict[str, Any], dotted: str) -> Any:
 # ---------------------------------------------------------------- building the comparison
 
 
-def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = False) -> Comparison:
-    """Load the run directories among `paths` and rank them by `metric`, best first.
+def compare(
+    paths: list[Path], metric: str | None = None, group_seeds: bool = False, reach: str | None = None
+) -> Comparison:
+    """Load the run directories among `paths` and rank them by `metric`, best first; `reach`
+    (`val_accuracy=0.95`) adds the epochs each run took to meet that threshold.
 
     Raises RunDirError when no path is a run directory, DnnlabError for a metric no run records.
     """
@@ -463,7 +492,36 @@ def compare(paths: list[Path], metric: str | None = None, group_seeds: bool = Fa
     for run in readable:
         run.params.update({k: _lookup(run.config, k) for k in context})
     groups = group_by_seed(runs, mode) if group_seeds else None
-    return Comparison(runs, metric, mode, keys, context, skipped, notes, groups)
+    target = parse_reach(reach, runs) if reach else None
+    for run in runs:
+        run.reached = epochs_to_reach(run, target) if target else None
+    return Comparison(runs, metric, mode, keys, context, skipped, notes, groups, target)
+
+
+def parse_reach(text: str, runs: list[Run]) -> Reach:
+    """`val_accuracy=0.95` -> Reach; the metric must be one the runs record per epoch."""
+    metric, sep, value = text.partition("=")
+    metric = metric.strip()
+    try:
+        threshold = float(value) if sep else math.nan
+    except ValueError:
+        threshold = math.nan
+    if not math.isfinite(threshold):
+        raise DnnlabError(f"Received --reach {text}, expected METRIC=VALUE, e.g. --reach val_accuracy=0.95.")
+    recorded = sorted({k for r in runs for k in r.history if k not in NOT_METRICS})
+    if metric not in recorded:
+        raise DnnlabError(
+            f"Received --reach {text}, but no run records {metric}. Expected one of: {', '.join(recorded)}."
+        )
+    return Reach(metric, threshold, _mode_for(runs, metric))
+
+
+def epochs_to_reach(run: Run, reach: Reach) -> int | None:
+    """The number of epochs after which `reach.metric` first met the threshold, or None."""
+    for index, value in enumerate(run.history.get(reach.metric) or ()):
+        if value >= reach.threshold if reach.mode == "max" else value <= reach.threshold:
+            return index + 1
+    return None
 
 
 def _mode_for(runs: list[Run], metric: str) -> str:

@@ -12,7 +12,18 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from dnnlab.compare import FORMATS, MISSING, UNKNOWN, Comparison, Run, SeedGroup, Stat, _Absent, _stat
+from dnnlab.compare import (
+    FORMATS,
+    MISSING,
+    UNKNOWN,
+    Comparison,
+    Run,
+    SeedGroup,
+    Stat,
+    _Absent,
+    _stat,
+    unused_keys,
+)
 from dnnlab.errors import DnnlabError
 
 # ---------------------------------------------------------------- rows shared by every format
@@ -42,6 +53,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     "best_epoch": _recorded(run.best.epoch),
                     **{f"final_{m}": final.get(m, MISSING) for m in finals},
                     **{f"test_{m}": run.test.get(m, MISSING) for m in tests},
+                    **_reach_cells(comparison, [run]),
                     "wall_seconds": _recorded(run.wall_seconds),
                     **_spec_cells(run, keys),
                     "notes": "; ".join(run.notes),
@@ -64,6 +76,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     "best_epoch": _stat([r.best.epoch for r in runs]),
                     **{f"final_{m}": _stat([r.final.get(m) for r in runs]) for m in finals},
                     **{f"test_{m}": _stat([r.test.get(m) for r in runs]) for m in tests},
+                    **_reach_cells(comparison, runs),
                     "wall_seconds": _stat([r.wall_seconds for r in runs]),
                     **_spec_cells(runs[0], keys),
                     "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
@@ -73,6 +86,16 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     if "notes" in headers and not any(row["notes"] for row in rows):
         headers.remove("notes")
     return headers, rows
+
+
+def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
+    """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
+    seed group the mean over the seeds that reached it, and n says how many did."""
+    if comparison.reach is None:
+        return {}
+    if comparison.groups is None:
+        return {comparison.reach.column: _recorded(runs[0].reached)}
+    return {comparison.reach.column: _stat([r.reached for r in runs])}
 
 
 def _recorded(value: Any) -> Any:
@@ -143,6 +166,8 @@ def render_json(comparison: Comparison) -> str:
     }
     if comparison.groups is not None:
         out["groups"] = [_group_json(g, comparison) for g in comparison.groups]
+    if comparison.reach is not None:
+        out["reach"] = {"metric": comparison.reach.metric, "threshold": comparison.reach.threshold}
     return json.dumps(_finite(out), indent=2, allow_nan=False)
 
 
@@ -156,6 +181,7 @@ def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
         "best": {"metric": run.best.metric, "value": run.best.value, "epoch": run.best.epoch},
         "final": run.final,
         "test": run.test or None,
+        "epochs_to_reach": run.reached,
         "wall_seconds": run.wall_seconds,
         "params": {k: _json_value(run.params.get(k, MISSING)) for k in keys} if run.config else None,
         "notes": run.notes,
@@ -253,7 +279,7 @@ def _md_align(header: str) -> str:
 
 def _is_numeric_column(header: str) -> bool:
     return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
-        ("best_", "final_", "test_")
+        ("best_", "final_", "test_", "epochs_to_")
     )
 
 
@@ -423,7 +449,7 @@ def group_label(group: SeedGroup, comparison: Comparison) -> str:
     keys = comparison.differing_keys
     if run.config is None or not keys:
         return run.name
-    return _label(keys, run.params)
+    return _label(keys, run.params, unused_keys(run.config))
 
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:
@@ -436,15 +462,17 @@ def run_labels(comparison: Comparison) -> dict[Path, str]:
         if run.config is None or not keys:
             labels[run.path] = run.path.name
             continue
-        labels[run.path] = _label(keys, {**run.params, "seed": run.config.get("seed", MISSING)})
+        values = {**run.params, "seed": run.config.get("seed", MISSING)}
+        labels[run.path] = _label(keys, values, unused_keys(run.config))
     return labels
 
 
-def _label(keys: list[str], values: dict[str, object]) -> str:
-    """`activation=relu, learning_rate=0.01`: the keys a run has (elu's `alpha` is left out of a
-    relu run's label rather than shown as `alpha=-`)."""
+def _label(keys: list[str], values: dict[str, object], unused: set[str] = frozenset()) -> str:
+    """`activation=relu, learning_rate=0.01`: the keys a run has and uses (elu's `alpha` is left
+    out of a relu run's label rather than shown as `alpha=-`, and so is a learning_rate that the
+    run's schedule overrides)."""
     short = _short_names(keys)
-    shown = [k for k in keys if values.get(k, MISSING) is not MISSING]
+    shown = [k for k in keys if values.get(k, MISSING) is not MISSING and k not in unused]
     return ", ".join(f"{short[k]}={format_value(values[k])}" for k in shown)
 
 

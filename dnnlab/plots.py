@@ -5,64 +5,208 @@ matplotlib is imported inside the functions: commands that draw nothing should n
 
 from __future__ import annotations
 
+import io
+import math
+import textwrap
 from pathlib import Path
 
-from dnnlab.compare import Comparison
-from dnnlab.compare_format import run_labels
+from dnnlab.compare import NOT_METRICS, Comparison, Run, SeedGroup
+from dnnlab.compare_format import group_label, run_labels
 from dnnlab.errors import DnnlabError
+from dnnlab.runs import atomic_write_bytes
 
 # Room for a legend line at matplotlib's "small" font (8.33 pt): its height, and a character's width.
-LEGEND_ROW_INCHES = 0.2
-LEGEND_CHAR_INCHES = 0.075
+LEGEND_ROW_INCHES = 0.19
+LEGEND_CHAR_INCHES = 0.068
+LEGEND_WRAP = 48  # characters per legend line; a longer label wraps onto more lines, whole
+PANEL_SIZE = (4.2, 3.2)  # inches per small multiple
+PANEL_COLUMNS = 3
+LR = "lr"
 
 
-def plot_learning_curves(comparison: Comparison, path: Path) -> Path:
-    """Write a PNG of the ranked metric per epoch for every run: validation solid, training dashed.
+def plot_learning_curves(
+    comparison: Comparison, path: Path, metrics: list[str] | None = None, log_y: bool = False
+) -> Path:
+    """Write a PNG of learning curves: one panel per metric (validation solid, training dashed).
 
-    One legend entry per run, named by the spec keys that differ between the runs. Epochs are
-    counted from 1, as the progress lines count them (metrics.csv keeps its 0-based index).
+    `metrics` names the panels (`loss`, `val_accuracy` and `accuracy` alike, `lr`); by default the
+    ranked metric and the learning rate. Each run keeps its colour whatever the ranking.
     """
+    check_plot_target(path)
+    atomic_write_bytes(path, learning_curves_png(comparison, metrics, log_y))
+    return path
+
+
+def check_plot_target(path: Path) -> None:
+    """Raise DnnlabError unless the PNG's folder exists."""
     if not path.parent.is_dir():
         raise DnnlabError(
             f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
             "Create it or choose another --plot path."
         )
+
+
+def plot_panels(comparison: Comparison, requested: list[str] | None = None) -> list[str]:
+    """The panels to draw: base metric names (`loss` stands for loss and val_loss) and `lr`.
+
+    Raises DnnlabError for a requested metric that no run records, listing those that exist.
+    """
+    recorded = {
+        k for run in comparison.runs for k, v in run.history.items() if v and k not in ("epoch", "seconds")
+    }
+    available = sorted({name.removeprefix("val_") for name in recorded})
+    if not available:
+        raise DnnlabError("Nothing to plot: no run has a metrics.csv with finished epochs.")
+    if requested is None:
+        base = comparison.metric.removeprefix("val_")
+        wanted = [base] + ([LR] if LR in recorded else [])
+        return [name for name in wanted if name in available] or available[:1]
+    panels = []
+    for name in requested:
+        base = name.strip().removeprefix("val_")
+        if base not in available:
+            raise DnnlabError(
+                f"Received --plot-metrics {name.strip()}, which no run records. "
+                f"Expected some of: {', '.join(available)} (comma-separated)."
+            )
+        panels.append(base)
+    return list(dict.fromkeys(panels))
+
+
+def learning_curves_png(
+    comparison: Comparison, metrics: list[str] | None = None, log_y: bool = False
+) -> bytes:
+    """The learning-curve figure as PNG bytes (see `plot_learning_curves`)."""
+    import matplotlib.pyplot as plt
+
+    fig = learning_curves_figure(comparison, metrics, log_y)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def learning_curves_figure(comparison: Comparison, metrics: list[str] | None = None, log_y: bool = False):
+    """The matplotlib Figure of `learning_curves_png`; the caller closes it."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
-    base = comparison.metric.removeprefix("val_")
-    val_name, train_name = f"val_{base}", base
+    panels = plot_panels(comparison, metrics)
+    series = _series(comparison)
+    legend_lines = sum(label.count("\n") + 1 for _, label, _ in series)
+    longest = max((len(line) for _, label, _ in series for line in label.splitlines()), default=0)
+    columns = min(PANEL_COLUMNS, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    legend_width = LEGEND_CHAR_INCHES * longest + 0.8
+    size = (
+        PANEL_SIZE[0] * columns + legend_width,
+        max(PANEL_SIZE[1] * rows + 0.4, LEGEND_ROW_INCHES * (legend_lines + len(series)) + 1.0),
+    )
+    fig, axes = plt.subplots(rows, columns, figsize=size, dpi=100, layout="constrained", squeeze=False)
+    colors = _colors(plt, comparison, series)
+    for ax, panel in zip(axes.flat, panels):
+        for key, _, members in series:
+            _draw(ax, panel, members, colors[key], comparison)
+        ax.set_xlabel("epoch")
+        ax.set_title(_panel_title(panel, comparison), fontsize="medium")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.grid(True, alpha=0.3)
+        if log_y or panel == LR and _spans_decades(comparison):
+            ax.set_yscale("log", nonpositive="mask")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    if series:
+        handles = [Line2D([], [], color=colors[key]) for key, _, _ in series]
+        labels = [label for _, label, _ in series]
+        fig.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
+    return fig
+
+
+def _series(comparison: Comparison) -> list[tuple[str, str, list[Run]]]:
+    """(identity, legend label, runs) per line: each run, or each seed group with its mean."""
+    if comparison.groups is not None:
+        return [
+            (_identity(group.runs), _wrap(f"{group_label(group, comparison)} ({_seeds(group)})"), group.runs)
+            for group in comparison.groups
+        ]
     labels = run_labels(comparison)
-    # The legend goes below the axes and the figure grows to hold it (a line per run, as wide as
-    # the longest label); constrained layout makes the room, which tight_layout cannot, and warns.
-    longest = max((len(label) for label in labels.values()), default=0)
-    size = (max(10.0, LEGEND_CHAR_INCHES * longest), 5 + LEGEND_ROW_INCHES * len(comparison.runs))
-    fig, ax = plt.subplots(figsize=size, dpi=100, layout="constrained")
-    colors = plt.get_cmap("tab10" if len(comparison.runs) <= 10 else "tab20")
-    for i, run in enumerate(comparison.runs):
-        color = colors(i % colors.N)
-        indices = run.history.get("epoch") or list(range(len(next(iter(run.history.values()), []))))
-        epochs = [index + 1 for index in indices]
-        drawn = False
-        for name, style in ((val_name, "-"), (train_name, "--")):
-            values = run.history.get(name)
-            if values:
-                label = None if drawn else labels[run.path]
-                ax.plot(epochs[: len(values)], values, linestyle=style, color=color, label=label)
-                drawn = True
-        best = run.best
-        if best and best.value is not None and best.epoch is not None:
-            ax.plot([best.epoch + 1], [best.value], marker="o", color=color)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(base)
-    ax.set_title(f"{val_name} (solid) and {train_name} (dashed); dot: best {comparison.metric}")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(True, alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        fig.legend(loc="outside lower center", fontsize="small", frameon=False)
-    fig.savefig(path, format="png")
-    plt.close(fig)
-    return path
+    return [(_identity([run]), _wrap(labels[run.path]), [run]) for run in comparison.runs]
+
+
+def _seeds(group: SeedGroup) -> str:
+    return "1 seed" if len(group.runs) == 1 else f"{len(group.runs)} seeds, mean ± std"
+
+
+def _identity(runs: list[Run]) -> str:
+    """What a line's colour follows: its run directory's name (for a group, its first)."""
+    return min(run.path.name for run in runs)
+
+
+def _wrap(label: str) -> str:
+    return "\n".join(textwrap.wrap(label, LEGEND_WRAP, break_on_hyphens=False)) or label
+
+
+def _colors(plt, comparison: Comparison, series: list[tuple[str, str, list[Run]]]) -> dict[str, object]:
+    """A colour per line by the order of the run directories' names, not by rank: the same runs
+    get the same colours in every plot, whichever metric ranks them."""
+    identities = sorted(key for key, _, _ in series)
+    cmap = plt.get_cmap("tab10" if len(identities) <= 10 else "tab20")
+    return {key: cmap(i % cmap.N) for i, key in enumerate(identities)}
+
+
+def _draw(ax, panel: str, members: list[Run], color, comparison: Comparison) -> None:
+    names = [(LR, "-")] if panel == LR else [(f"val_{panel}", "-"), (panel, "--")]
+    for name, style in names:
+        epochs, mean, std = _mean_curve(members, name)
+        if not epochs:
+            continue
+        ax.plot(epochs, mean, linestyle=style, color=color)
+        if std is not None and style == "-":
+            low = [m - s for m, s in zip(mean, std)]
+            high = [m + s for m, s in zip(mean, std)]
+            ax.fill_between(epochs, low, high, color=color, alpha=0.18, linewidth=0)
+    best = members[0].best if len(members) == 1 else None
+    metric = comparison.metric
+    if best and best.value is not None and best.epoch is not None and metric in (f"val_{panel}", panel):
+        ax.plot([best.epoch + 1], [best.value], marker="o", color=color)
+
+
+def _mean_curve(runs: list[Run], name: str) -> tuple[list[int], list[float], list[float] | None]:
+    """Epochs counted from 1, the mean over the runs at each epoch they all reached, and the
+    sample std there (None for a single run)."""
+    columns = [run.history.get(name) or [] for run in runs]
+    length = min(len(c) for c in columns)
+    if length == 0:
+        return [], [], None
+    indices = runs[0].history.get("epoch") or list(range(length))
+    epochs = [int(index) + 1 for index in indices[:length]]
+    if len(runs) == 1:
+        return epochs, columns[0][:length], None
+    mean, std = [], []
+    for i in range(length):
+        values = [c[i] for c in columns]
+        m = sum(values) / len(values)
+        mean.append(m)
+        std.append(math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)))
+    return epochs, mean, std
+
+
+def _panel_title(panel: str, comparison: Comparison) -> str:
+    if panel == LR:
+        return "learning rate"
+    recorded = {name for run in comparison.runs for name in run.history}
+    parts = []
+    if f"val_{panel}" in recorded:
+        parts.append(f"val_{panel} (solid)")
+    if panel in recorded and panel not in NOT_METRICS:
+        parts.append(f"{panel} (dashed)")
+    return ", ".join(parts) or panel
+
+
+def _spans_decades(comparison: Comparison) -> bool:
+    values = [v for run in comparison.runs for v in run.history.get(LR, []) if v > 0 and math.isfinite(v)]
+    return bool(values) and max(values) / min(values) >= 10

@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 from dnnlab import __version__, data, runtime
 from dnnlab.errors import RunDirError
@@ -59,6 +60,7 @@ from dnnlab.callbacks import (  # noqa: E402
     schedule_callbacks,
 )
 from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
+from dnnlab.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.optimizers import make_optimizer  # noqa: E402
 from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
@@ -143,6 +145,7 @@ class Session:
         self.steps_per_epoch = steps_per_epoch(spec, dataset)
         self.monitor = spec.training.monitor
         self.divergence: Divergence | None = None
+        self.live = live_run(run, spec)  # training.mlflow: the MLflow run that follows this one
 
     # --- epoch records -------------------------------------------------------------------
     def record_epoch(self, epoch: int, lr: float, logs: dict[str, float], started: float) -> None:
@@ -168,6 +171,8 @@ class Session:
             if old != checkpoint:
                 old.unlink(missing_ok=True)
         run.update_record(epochs_done=epochs_done, best=state.best, wall_seconds=round(state.wall_seconds, 3))
+        if self.live is not None:
+            self.live.log_epoch(self.rows[-1])
 
     # --- the fit ---------------------------------------------------------------------------
     def fit(self, model: keras.Model, epochs: int) -> str:
@@ -382,6 +387,7 @@ def start(
         atomic_link(initial, run.last_checkpoint)
         run.write_metrics([])
         run.write_record(new_record(spec, command))
+        write_hparams(run.tensorboard, yaml.safe_load(spec_to_yaml(spec)), run.path.name)
         return _train(run, spec, prepared, state, spec.training.epochs, progress)
     finally:
         run.unlock()
@@ -445,6 +451,8 @@ def _train(
         status = "interrupted"
     except BaseException:
         run.update_record(status="failed", finished=now())
+        if session.live is not None:
+            session.live.finish("failed")
         raise
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -453,8 +461,22 @@ def _train(
         atomic_save_model(final, run.model_file)
     test = _test_scores(run, spec, prepared.dataset) if status == "completed" else None
     record = run.update_record(status=status, finished=now(), test=test)
+    write_results(run.tensorboard, state.best, test, record.epochs_done)
+    if session.live is not None:
+        session.live.finish(status)
     message = divergence_message(spec, session.divergence) if session.divergence else None
     return TrainResult(run.path, status, record.epochs_done, state.best, message, record.test)
+
+
+def live_run(run: RunDir, spec: Spec):
+    """The MLflow run of `training.mlflow`, or None when the spec does not ask for one."""
+    settings = spec.training.mlflow
+    if settings is None:
+        return None
+    from dnnlab.tracking import LiveRun
+
+    config = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
 
 
 def _test_scores(run: RunDir, spec: Spec, dataset: data.Dataset) -> dict[str, float] | None:

@@ -374,7 +374,7 @@ def test_legend_labels_name_what_differs(activation_runs):
 
 def test_importing_compare_does_not_import_tensorflow():
     code = (
-        "import sys, dnnlab.compare, dnnlab.plots; "
+        "import sys, dnnlab.compare, dnnlab.plots, dnnlab.report; "
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
         "sys.exit(1 if bad else 0)"
     )

@@ -7,6 +7,7 @@ advice for several layers is reported once, naming every layer.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -121,6 +122,11 @@ def check_single_clipping(spec: Spec) -> Iterator[Finding]:
             "training.optimizer",
             f"set only one of clipvalue, clipnorm, global_clipnorm; received {', '.join(given)}",
         )
+
+
+def check_mlflow_installed(spec: Spec) -> Iterator[Finding]:
+    if spec.training.mlflow is not None and importlib.util.find_spec("mlflow") is None:
+        yield error("training.mlflow", "needs MLflow, an optional extra: pip install 'dnnlab[mlflow]'")
 
 
 def check_piecewise(spec: Spec) -> Iterator[Finding]:
@@ -322,6 +328,7 @@ def check_monitor_needs_validation(spec: Spec) -> Iterator[Finding]:
 
 CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_single_clipping,
+    check_mlflow_installed,
     check_piecewise,
     check_rrelu_bounds,
     check_one_cycle,

@@ -532,6 +532,13 @@ class Diagnostics(Strict):
     histograms: bool = Field(True, description="also write activation and gradient histograms to TensorBoard")
 
 
+class MlflowTracking(Strict):
+    """Log the run to MLflow while it trains (needs the dnnlab[mlflow] extra)."""
+
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking store")
+    experiment: str = Field("dnnlab", description="MLflow experiment name")
+
+
 class Training(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
@@ -554,6 +561,7 @@ class Training(Strict):
         "auto", description="XLA; auto: on for models without random layers (dropout, rrelu)"
     )
     diagnostics: Diagnostics | None = Field(None, description="per-layer statistics: see `dnnlab diagnose`")
+    mlflow: MlflowTracking | None = Field(None, description="log live to MLflow: see `dnnlab mlflow-log`")
 
 
 class Spec(Strict):

@@ -1,0 +1,250 @@
+"""`dnnlab mlflow-log`: finished run directories as MLflow runs.
+
+Each run becomes one MLflow run: params (the flattened spec), every epoch's metrics at their step
+(metrics.csv's 0-based epoch), tags (status, seed, versions, the run directory), artifacts
+(config.yaml, model.keras, a learning-curve PNG). A tag holding the run's identity (its folder's
+name, start time and config hash) makes logging idempotent: a run found with it is not logged
+again. MLflow is an optional extra, imported only here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dnnlab.compare import NOT_METRICS, find_run_dirs, load_run
+from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.hparams import flatten_spec
+from dnnlab.runs import CONFIG_YAML, RUN_FILES_TEXT, RUN_JSON, RunRecord
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+DEFAULT_EXPERIMENT = "dnnlab"
+IDENTITY_TAG = "dnnlab.identity"
+INSTALL_HINT = "mlflow-log needs MLflow, an optional extra: pip install 'dnnlab[mlflow]'"
+# dnnlab status -> MLflow's terminal run status.
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED", "interrupted": "KILLED"}
+BATCH = 500  # metrics per log_batch call (MLflow accepts up to 1000)
+PARAM_BATCH = 100  # MLflow's limit of params per call
+PARAM_LENGTH = 500  # the longest param value every MLflow store accepts
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What happened to one run directory: logged (new), already there, or skipped (and why)."""
+
+    run_dir: Path
+    outcome: str  # "logged" | "already logged" | "skipped"
+    mlflow_run_id: str | None = None
+    reason: str = ""
+
+
+def import_mlflow():
+    """MLflow's client module, or a DnnlabError that says how to install it."""
+    try:
+        import mlflow
+    except ImportError:
+        raise DnnlabError(INSTALL_HINT) from None
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # schema migrations on a new store
+    return mlflow
+
+
+def log_runs(
+    paths: list[Path], tracking_uri: str = DEFAULT_TRACKING_URI, experiment: str = DEFAULT_EXPERIMENT
+) -> list[Logged]:
+    """Log the finished runs among `paths` (run or sweep directories) to MLflow."""
+    run_dirs, _ = find_run_dirs(paths)
+    if not run_dirs:
+        raise RunDirError(
+            f"No run directories found in {', '.join(map(str, paths[:3]))}: expected folders with "
+            f"{RUN_FILES_TEXT}. Pass run or sweep directories, e.g. `dnnlab mlflow-log runs/*`."
+        )
+    import_mlflow()
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    experiment_id = _experiment_id(client, experiment)
+    return [_log_one(client, experiment_id, path) for path in run_dirs]
+
+
+def run_identity(path: Path, record: RunRecord) -> str:
+    """What makes a run the same run wherever its folder was copied: name, start, config hash."""
+    return f"{path.name}|{record.started}|{record.config_hash}"
+
+
+def _log_one(client, experiment_id: str, path: Path) -> Logged:
+    from mlflow.entities import Metric, Param, RunTag
+
+    run = load_run(path)
+    record = RunRecord.from_dict(_read_json(path / RUN_JSON))
+    if run.status not in MLFLOW_STATUS:
+        return Logged(path, "skipped", reason=f"status {run.status}: only finished runs are logged")
+    if run.config is None:
+        return Logged(path, "skipped", reason="config.yaml missing or unreadable")
+    identity = run_identity(path, record)
+    existing = _find(client, experiment_id, identity)
+    if existing:
+        return Logged(path, "already logged", existing)
+
+    tags = {**_tags(path, record, run.config, run.status), "mlflow.runName": run.name}
+    created = client.create_run(experiment_id, start_time=_millis(record.started), tags=tags)
+    run_id = created.info.run_id
+    params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(run.config).items()]
+    for i in range(0, len(params), PARAM_BATCH):
+        client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
+    metrics = _metrics(run, _millis(record.started) or 0, Metric)
+    for i in range(0, len(metrics), BATCH):
+        client.log_batch(run_id, metrics=metrics[i : i + BATCH])
+    _log_artifacts(client, run_id, path, run)
+    # The identity goes last: a run that failed half-way is logged anew next time.
+    client.log_batch(run_id, tags=[RunTag(IDENTITY_TAG, identity)])
+    client.set_terminated(run_id, MLFLOW_STATUS[run.status], end_time=_millis(record.finished))
+    return Logged(path, "logged", run_id)
+
+
+def _metrics(run, start_ms: int, metric_class) -> list:
+    """Every metrics.csv column but the epoch index, one value per epoch at step = epoch; the
+    test scores at the last step. A non-finite value (a diverged loss) is kept: MLflow stores it."""
+    epochs = run.history.get("epoch") or []
+    elapsed, clock = 0.0, []  # each epoch's end, from the start and the seconds column
+    for seconds in run.history.get("seconds") or []:
+        elapsed += seconds if math.isfinite(seconds) else 0.0
+        clock.append(start_ms + int(elapsed * 1000))
+    out = []
+    for name, values in run.history.items():
+        if name == "epoch" or (name in NOT_METRICS and name not in ("lr", "seconds")):
+            continue
+        for index, value in enumerate(values):
+            step = int(epochs[index]) if index < len(epochs) else index
+            out.append(
+                metric_class(name, float(value), clock[index] if index < len(clock) else start_ms, step)
+            )
+    last = int(epochs[-1]) if epochs else 0
+    end = clock[-1] if clock else start_ms
+    out += [metric_class(f"test_{k}", float(v), end, last) for k, v in run.test.items()]
+    return out
+
+
+def _log_artifacts(client, run_id: str, path: Path, run) -> None:
+    for name in (CONFIG_YAML, RUN_JSON, "model.keras"):
+        if (path / name).is_file():
+            client.log_artifact(run_id, str(path / name))
+    if run.history:
+        from dnnlab.compare import compare
+        from dnnlab.plots import learning_curves_png
+
+        with tempfile.TemporaryDirectory() as folder:
+            plot = Path(folder) / "learning_curves.png"
+            plot.write_bytes(learning_curves_png(compare([path])))
+            client.log_artifact(run_id, str(plot))
+
+
+def _read_json(path: Path) -> Any:
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _experiment_id(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+def _find(client, experiment_id: str, identity: str) -> str | None:
+    """The id of the MLflow run tagged with this identity, if one was logged."""
+    quoted = identity.replace("'", "\\'")
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{quoted}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
+
+
+def _millis(stamp: str | None) -> int | None:
+    """run.json's local ISO time as MLflow's epoch milliseconds (None when absent)."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    seconds = moment.timestamp()
+    return int(seconds * 1000) if math.isfinite(seconds) else None
+
+
+# ---------------------------------------------------------------- live logging while training
+
+
+class LiveRun:
+    """The MLflow run that follows a training run (`training.mlflow`): found again by its
+    identity when the run resumes, one batch of metrics per committed epoch, and terminated with
+    the run's status (failed, interrupted and diverged runs show as such in MLflow)."""
+
+    def __init__(self, client, run_id: str, path: Path):
+        self.client, self.run_id, self.path = client, run_id, path
+
+    @classmethod
+    def open(cls, path: Path, config: dict[str, Any], tracking_uri: str, experiment: str) -> LiveRun:
+        import_mlflow()
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = _experiment_id(client, experiment)
+        record = RunRecord.from_dict(_read_json(path / RUN_JSON))
+        identity = run_identity(path, record)
+        existing = _find(client, experiment_id, identity)
+        if existing:  # a resumed run continues its MLflow run
+            run_id = existing
+            client.update_run(run_id, status="RUNNING")
+            return cls(client, run_id, path)
+        tags = {**_tags(path, record, config, "running"), IDENTITY_TAG: identity}
+        run_id = client.create_run(experiment_id, start_time=_millis(record.started), tags=tags).info.run_id
+        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(config).items()]
+        for i in range(0, len(params), PARAM_BATCH):
+            client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
+        return cls(client, run_id, path)
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        """One metrics.csv row, at step = its epoch."""
+        from mlflow.entities import Metric
+
+        step, now_ms = int(row["epoch"]), int(datetime.now().timestamp() * 1000)
+        metrics = [
+            Metric(k, float(v), now_ms, step)
+            for k, v in row.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, status: str) -> None:
+        """Tag the final status, log the test scores and artifacts, and end the MLflow run."""
+        from mlflow.entities import Metric, RunTag
+
+        run = load_run(self.path)
+        now_ms = int(datetime.now().timestamp() * 1000)
+        epochs = run.history.get("epoch") or [0]
+        tests = [Metric(f"test_{k}", float(v), now_ms, int(epochs[-1])) for k, v in run.test.items()]
+        self.client.log_batch(self.run_id, metrics=tests, tags=[RunTag("dnnlab.status", status)])
+        _log_artifacts(self.client, self.run_id, self.path, run)
+        self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+
+
+def _tags(path: Path, record: RunRecord, config: dict[str, Any], status: str) -> dict[str, str]:
+    versions = record.versions or {}
+    return {
+        "mlflow.runName": str(record.name or config.get("name") or path.name),
+        "dnnlab.status": status,
+        "dnnlab.seed": str(config.get("seed")),
+        "dnnlab.version": str(versions.get("dnnlab", "")),
+        "dnnlab.run_dir": str(path.resolve()),
+        "dnnlab.config_hash": str(record.config_hash),
+        **{f"dnnlab.versions.{k}": str(v) for k, v in versions.items()},
+    }
