@@ -14,15 +14,16 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(BIN)/dnnlab train configs/quickstart.yaml
 
+# Two processes, a test file each at a time: most tests train tiny models on one core.
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
 test-all: $(VENV)/.installed
-	$(BIN)/pytest -q -m ""
+	$(BIN)/pytest -q -n 2 --dist loadfile -m ""
 
 bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/train_throughput.py

@@ -329,3 +329,21 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     alone = train_run(tiny, tmp_path / "alone", overrides)
     strip = lambda rows: [{k: v for k, v in row.items() if k != "seconds"} for row in rows]  # noqa: E731
     assert strip(read_metrics(sweep_dir / trial["run"])) == strip(read_metrics(alone))
+    # the killed driver's workers saved their epoch and ended: none is left behind
+    deadline = time.monotonic() + 30
+    while _session_processes(driver.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not _session_processes(driver.pid)
+
+
+def _session_processes(session: int) -> list[int]:
+    """Live processes of a session (the driver's: it was started in a session of its own)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(int(stat.parent.name))
+    return found

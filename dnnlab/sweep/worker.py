@@ -164,11 +164,22 @@ def _interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
+_driver_gone = threading.Event()
+
+
 def _watch_parent(parent: int) -> None:
-    """Interrupt this worker when its driver is gone (the worker is re-parented)."""
+    """Interrupt this worker when its driver is gone (the worker is re-parented), and end it if
+    it has not ended after STOP_WAIT_SECONDS.
+
+    The signal goes to the main thread itself: sent to the process, the kernel may deliver it to
+    this thread, and a main thread blocked waiting for its next trial would never wake up.
+    """
     while os.getppid() == parent:
         time.sleep(0.5)
-    os.kill(os.getpid(), signal.SIGTERM)
+    _driver_gone.set()  # the worker takes no further trial, even if this signal lands between two
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+    time.sleep(STOP_WAIT_SECONDS)
+    os._exit(130)
 
 
 def start_tensorflow(threads: int) -> None:
@@ -207,7 +218,7 @@ def worker_main(worker: int, tasks, results, sweep_dir: str, threads: int, paren
     _quiet_output()
     try:
         start_tensorflow(threads)
-        while True:
+        while not _driver_gone.is_set():
             trial = tasks.get()
             if trial is None:
                 return
