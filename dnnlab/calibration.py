@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import io
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -91,7 +92,26 @@ def expected_calibration_error(table: dict[str, np.ndarray]) -> float:
     return float(np.sum(weights * np.abs(table["accuracy"][filled] - table["confidence"][filled])))
 
 
+def reliability_curves(arrays: dict[str, Any], mc_description: str = "") -> dict[str, np.ndarray]:
+    """Method name -> class probabilities, from what `mc-predict --out FILE.npz` holds: the
+    deterministic pass and the temperature-scaled one where present, and the MC mean."""
+    curves = {}
+    if "deterministic" in arrays:
+        curves["deterministic"] = np.asarray(arrays["deterministic"])
+    curves[f"MC dropout{mc_description}"] = np.asarray(arrays["mean"])
+    if "temperature_scaled" in arrays:
+        name = f"temperature scaled (T={float(arrays['temperature']):.3g})"
+        curves[name] = np.asarray(arrays["temperature_scaled"])
+    return curves
+
+
 def plot_reliability(curves: dict[str, np.ndarray], labels, path: Path, title: str = "") -> Path:
+    """Write the reliability diagram of `reliability_png` to `path` (atomically)."""
+    atomic_write_bytes(path, reliability_png(curves, labels, title))
+    return path
+
+
+def reliability_png(curves: dict[str, np.ndarray], labels, title: str = "") -> bytes:
     """One panel per method (name -> class probabilities): bin accuracy as bars against mean
     confidence, the diagonal of perfect calibration, and the ECE in the legend."""
     import matplotlib
@@ -128,8 +148,7 @@ def plot_reliability(curves: dict[str, np.ndarray], labels, path: Path, title: s
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
-    atomic_write_bytes(path, buffer.getvalue())
-    return path
+    return buffer.getvalue()
 
 
 def check_plot_path(path: Path) -> None:

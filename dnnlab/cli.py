@@ -369,11 +369,17 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="The HTML file to write (self-contained).")],
     metric: RankMetric = None,
     reach: ReachOption = None,
+    mc: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--mc", help="An `mc-predict --out FILE.npz` file: its reliability diagrams (repeatable)."
+        ),
+    ] = None,
 ) -> None:
     """Write one self-contained HTML page: ranking, seed groups, curves, test metrics, details."""
     from dnnlab.report import write_report
 
-    path = write_report(run_dirs, out, metric=metric, reach=reach)
+    path = write_report(run_dirs, out, metric=metric, reach=reach, mc_files=mc)
     console = stderr_console()
     console.print(f"wrote {_escape(str(path))}")
 

@@ -155,20 +155,20 @@ def deterministic_predict(model: keras.Model, x, batch_size: int = 4096) -> np.n
     return np.concatenate(outputs)
 
 
-def save(result: MCResult, path: str | os.PathLike) -> Path:
+def save(result: MCResult, path: str | os.PathLike, extra: dict[str, np.ndarray] | None = None) -> Path:
     """Write ``result`` to ``.npz`` (one array per name) or ``.csv`` (one row per instance).
 
-    The file is written atomically and its bytes depend only on the result (no timestamps), so
-    the same seed gives the same file.
+    ``extra``: more named arrays for an ``.npz`` (the labels and the baselines that `dnnlab
+    report --mc` draws reliability diagrams from). The file is written atomically and its bytes
+    depend only on its content (no timestamps), so the same seed gives the same file.
     """
     path = Path(path)
-    writers = {".npz": _npz_bytes, ".csv": _csv_bytes}
-    if path.suffix not in writers:
+    if path.suffix not in (".npz", ".csv"):
         raise PredictError(
             f"cannot save MC predictions to {str(path)!r}: expected a file name ending in "
             f".npz or .csv; received suffix {path.suffix or '(none)'!r}"
         )
-    data = writers[path.suffix](result)
+    data = npz_bytes({**result.arrays(), **(extra or {})}) if path.suffix == ".npz" else _csv_bytes(result)
     try:
         atomic_write_bytes(path, data)
     except OSError as error:
@@ -579,10 +579,6 @@ def _regression_targets(y, mean: np.ndarray) -> np.ndarray:
 
 
 # --- files ------------------------------------------------------------------------------------
-
-
-def _npz_bytes(result: MCResult) -> bytes:
-    return npz_bytes(result.arrays())
 
 
 def _csv_bytes(result: MCResult) -> bytes:

@@ -100,14 +100,19 @@ def mc_predict(
     temperature, notes = None, []
     if report is not None and result.task == mc.CLASSIFICATION:
         temperature, notes = _temperature_baseline(run, model, dataset, report)
-    written = mc.save(result, out) if out is not None else None
-    if plot is not None:
+    baselines: dict[str, np.ndarray] = {}
+    if report is not None and result.task == mc.CLASSIFICATION:
+        # what a reliability diagram needs beside the MC mean: the labels and the baselines
         deterministic = mc.deterministic_predict(model, dataset.x)
-        curves = {"deterministic": deterministic, f"MC dropout ({samples} samples, {sample})": result.mean}
+        baselines = {"labels": np.asarray(dataset.y).reshape(-1), "deterministic": deterministic}
         if temperature is not None:
-            curves[f"temperature scaled (T={temperature:.3g})"] = calibration.temperature_scale(
-                deterministic, temperature
-            )
+            baselines["temperature_scaled"] = calibration.temperature_scale(deterministic, temperature)
+            baselines["temperature"] = np.float64(temperature)
+    written = mc.save(result, out, baselines) if out is not None else None
+    if plot is not None:
+        curves = calibration.reliability_curves(
+            {**result.arrays(), **baselines}, f" ({samples} samples, {sample})"
+        )
         calibration.plot_reliability(curves, dataset.y, plot, f"{run.path.name}: {dataset.source}")
     return MCPrediction(
         run.path,

@@ -52,19 +52,32 @@ class Importance:
     scores: list[tuple[str, float, float]]  # key, mean drop of R^2, its std over the repeats
 
 
-def write_report(paths: list[Path], out: Path, metric: str | None = None, reach: str | None = None) -> Path:
-    """Write the HTML report of the runs among `paths` to `out` (atomically) and return it."""
+def write_report(
+    paths: list[Path],
+    out: Path,
+    metric: str | None = None,
+    reach: str | None = None,
+    mc_files: list[Path] | None = None,
+) -> Path:
+    """Write the HTML report of the runs among `paths` to `out` (atomically) and return it;
+    `mc_files`: `mc-predict --out` .npz files whose calibration it shows."""
     if not out.parent.is_dir():
         raise DnnlabError(
             f"Cannot write the report to {out}: folder {out.parent} does not exist. "
             "Create it or choose another --out path."
         )
-    atomic_write_text(out, render_report(paths, metric, reach))
+    mc_sections = [mc_calibration_html(path) for path in mc_files or []]  # bad files: before any work
+    atomic_write_text(out, render_report(paths, metric, reach, mc_sections))
     return out
 
 
-def render_report(paths: list[Path], metric: str | None = None, reach: str | None = None) -> str:
-    """The report's HTML text."""
+def render_report(
+    paths: list[Path],
+    metric: str | None = None,
+    reach: str | None = None,
+    mc_sections: list[str] | None = None,
+) -> str:
+    """The report's HTML text; `mc_sections` from mc_calibration_html."""
     from dnnlab.plots import learning_curves_png, plot_panels
 
     comparison = comparing.compare(paths, metric=metric, reach=reach)
@@ -106,6 +119,8 @@ def render_report(paths: list[Path], metric: str | None = None, reach: str | Non
     tests = _test_table(comparison)
     if tests:
         parts += ["<h2>Test metrics</h2>", tests]
+    if mc_sections:
+        parts += ["<h2>MC dropout calibration</h2>", *mc_sections]
     importance = hyperparameter_importance(comparison)
     parts += ["<h2>Hyperparameter importance</h2>", _importance_html(importance, comparison)]
     parts += ["<h2>Runs</h2>", *(_run_details(run) for run in comparison.runs)]
@@ -114,6 +129,41 @@ def render_report(paths: list[Path], metric: str | None = None, reach: str | Non
         f"<title>dnnlab report</title><style>{CSS}</style></head><body>\n"
         + "\n".join(parts)
         + "\n</body></html>\n"
+    )
+
+
+# ---------------------------------------------------------------- MC dropout calibration
+
+
+def mc_calibration_html(path: Path) -> str:
+    """The reliability diagrams and ECE of the methods in an `mc-predict --out FILE.npz` file
+    (deterministic, MC dropout, temperature scaled), which holds the labels it was scored on."""
+    import numpy as np
+
+    from dnnlab import calibration
+
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError) as exc:
+        raise DnnlabError(f"--mc {path}: not a readable .npz file of mc-predict --out ({exc})") from None
+    if "mean" not in arrays or "labels" not in arrays:
+        raise DnnlabError(
+            f"--mc {path}: no labels in this file; expected the .npz that `dnnlab mc-predict --out` "
+            "writes for a classification run on labelled data (--data test, validation or a file with y)"
+        )
+    curves = calibration.reliability_curves(arrays)
+    rows = "".join(
+        f"<tr><td>{_e(name)}</td><td class=num>"
+        f"{calibration.expected_calibration_error(calibration.reliability(p, arrays['labels'])):.4f}"
+        f"</td><td class=num>{calibration.nll(p, arrays['labels']):.4f}</td></tr>"
+        for name, p in curves.items()
+    )
+    png = calibration.reliability_png(curves, arrays["labels"], path.name)
+    return (
+        f"<h3>{_e(path.name)}</h3><p>{len(arrays['labels'])} instances; 15 equal-width confidence "
+        "bins.</p><table><tr><th>method</th><th>ECE</th><th>NLL</th></tr>"
+        f"{rows}</table>{_img(png, f'reliability diagram of {path.name}')}"
     )
 
 

@@ -99,7 +99,9 @@ def npz_bytes(arrays: dict[str, Any]) -> bytes:
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
         for name, array in arrays.items():
             member = io.BytesIO()
-            np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
+            np.lib.format.write_array(
+                member, np.asarray(array, order="C"), allow_pickle=False
+            )  # 0-d stays 0-d
             archive.writestr(
                 zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0)), member.getvalue()
             )

@@ -155,6 +155,32 @@ def test_mc_predict_adds_the_temperature_scaled_baseline_and_plots(run_dir, tmp_
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_report_draws_the_calibration_of_an_mc_predict_file(run_dir, tmp_path):
+    """mc-predict --out keeps the labels and the baselines; report --mc draws their reliability."""
+    npz = tmp_path / "mc.npz"
+    result = runner.invoke(app, ["mc-predict", str(run_dir), "--samples", "20", "--out", str(npz), "-q"])
+    assert result.exit_code == 0, result.stderr
+    with np.load(npz) as saved:
+        assert {"mean", "labels", "deterministic", "temperature_scaled", "temperature"} <= set(saved.files)
+        assert len(saved["labels"]) == len(saved["mean"]) == len(saved["deterministic"])
+        ece = calibration.expected_calibration_error(calibration.reliability(saved["mean"], saved["labels"]))
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(out), "--mc", str(npz)])
+    assert result.exit_code == 0, result.stderr
+    page = out.read_text()
+    assert "<h2>MC dropout calibration</h2>" in page
+    assert 'alt="reliability diagram of mc.npz"' in page and "data:image/png;base64," in page
+    assert f"{ece:.4f}" in page  # the MC row of its ECE table
+
+
+def test_report_refuses_an_mc_file_without_labels(run_dir, tmp_path):
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, mean=np.full((3, 10), 0.1))
+    out = tmp_path / "report.html"
+    result = runner.invoke(app, ["report", str(run_dir), "--out", str(out), "--mc", str(bare)])
+    assert result.exit_code == 2 and "no labels" in result.stderr and not out.exists()
+
+
 def test_sample_default_is_all_and_last_differs(run_dir):
     def figures(*args):
         result = runner.invoke(app, ["mc-predict", str(run_dir), "--samples", "20", "--json", *args])

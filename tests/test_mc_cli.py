@@ -210,7 +210,9 @@ def test_npz_holds_the_per_instance_arrays(dropout_run, tmp_path):
     assert f"wrote {path}" in "".join(result.stderr.splitlines())
     n = json.loads(result.stdout)["instances"]
     with np.load(path) as arrays:
-        assert set(arrays.files) == CLASSIFICATION_ARRAYS
+        # with labels, also what `report --mc` draws reliability diagrams from
+        baselines = {"labels", "deterministic", "temperature_scaled", "temperature"}
+        assert set(arrays.files) == CLASSIFICATION_ARRAYS | baselines
         mean, std = arrays["mean"], arrays["std"]
         assert mean.shape == std.shape == (n, DIGITS_CLASSES)
         for name in ("predicted", "entropy", "mutual_information"):
