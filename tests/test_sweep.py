@@ -272,12 +272,17 @@ def _running(sweep_dir: Path) -> bool:
     return any(len(read_metrics(run)) >= 2 for run in sweep_dir.glob("0*") if (run / "metrics.csv").exists())
 
 
+# Epochs of this tiny model take about 0.1 s: enough of them that the kill (seen by the workers
+# within 0.5 s) lands in the middle of a trial however fast the machine.
+KILLED_SWEEP_EPOCHS = 30
+
+
 def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     runs = tmp_path / "runs"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     args = [
         "-o",
-        "training.epochs=5",
+        f"training.epochs={KILLED_SWEEP_EPOCHS}",
         "-o",
         "training.batch_size=32",
         "-g",
@@ -304,7 +309,7 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
         for t in read_json(sweep_dir / "sweep.json")["trials"]
         if (sweep_dir / t["run"] / "run.json").exists()
     }
-    cut = [run for run, r in before.items() if 0 < r["epochs_done"] < 5]
+    cut = [run for run, r in before.items() if 0 < r["epochs_done"] < KILLED_SWEEP_EPOCHS]
     assert cut, before
 
     resumed = subprocess.run(
@@ -318,11 +323,12 @@ def test_resume_after_the_driver_is_killed(tiny, tmp_path):
     record = read_json(sweep_dir / "sweep.json")
     assert [t["status"] for t in record["trials"]] == ["completed"] * 4
     for trial in record["trials"]:
-        assert [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])] == [str(e) for e in range(5)]
+        epochs = [row["epoch"] for row in read_metrics(sweep_dir / trial["run"])]
+        assert epochs == [str(e) for e in range(KILLED_SWEEP_EPOCHS)]  # each exactly once
 
     trial = next(t for t in record["trials"] if t["run"] == cut[0])
     overrides = [
-        "training.epochs=5",
+        f"training.epochs={KILLED_SWEEP_EPOCHS}",
         "training.batch_size=32",
         *(f"{k}={v}" for k, v in trial["params"].items()),
     ]
