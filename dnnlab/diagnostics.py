@@ -297,33 +297,35 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                 "gradient clipping and a lower learning rate",
             }
         )
-    saturated = [r for r in rows if (r["saturated_fraction"] or 0) > 0.5]
-    if saturated:
-        evidence = ", ".join(f"{r['layer']} {r['saturated_fraction']:.0%}" for r in saturated)
-        found.append(
-            {
-                "kind": "saturation",
-                "layers": [r["layer"] for r in saturated],
-                "message": f"more than half the activations saturated ({evidence}): their "
-                "derivative is near zero, so little gradient flows back. Remedy (the notes): "
-                "Glorot initialization, a non-saturating activation (ReLU family, ELU, SELU), "
-                "or batch norm",
-            }
-        )
-    dead = [r for r in rows if (r["dead_fraction"] or 0) > 0.5]
-    if dead:
-        evidence = ", ".join(f"{r['layer']} {r['dead_fraction']:.0%}" for r in dead)
-        found.append(
-            {
-                "kind": "dead_units",
-                "layers": [r["layer"] for r in dead],
-                "message": f"more than half the units output zero for every probe row ({evidence}). "
-                "Remedy (the notes): leaky ReLU, ELU or SELU, He initialization, a lower "
-                "learning rate",
-            }
-        )
+    found += _majority_verdict(
+        rows,
+        "saturated_fraction",
+        "saturation",
+        "more than half the activations saturated ({evidence}): their derivative is near zero, so "
+        "little gradient flows back. Remedy (the notes): Glorot initialization, a non-saturating "
+        "activation (ReLU family, ELU, SELU), or batch norm",
+    )
+    found += _majority_verdict(
+        rows,
+        "dead_fraction",
+        "dead_units",
+        "more than half the units output zero for every probe row ({evidence}). Remedy (the "
+        "notes): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
+    )
     found += _selu_verdicts(rows, spec)
     return found
+
+
+def _majority_verdict(
+    rows: list[dict[str, Any]], fraction: str, kind: str, message: str
+) -> list[dict[str, Any]]:
+    """One verdict naming the layers where more than half the units are `fraction` (saturated,
+    dead); `message` gets the per-layer evidence as {evidence}."""
+    hit = [r for r in rows if (r[fraction] or 0) > 0.5]
+    if not hit:
+        return []
+    evidence = ", ".join(f"{r['layer']} {r[fraction]:.0%}" for r in hit)
+    return [{"kind": kind, "layers": [r["layer"] for r in hit], "message": message.format(evidence=evidence)}]
 
 
 def _selu_verdicts(rows: list[dict[str, Any]], spec: Spec | None) -> list[dict[str, Any]]:
