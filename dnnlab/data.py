@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnlab import keras_datasets
+from dnnlab import keras_datasets, runtime
 from dnnlab.errors import DataError
 from dnnlab.spec.models import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, SyntheticSource
 
@@ -332,7 +332,8 @@ def _hold_out(
     x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Shuffle with the seed and hold out a test fraction; stratified when it can be."""
-    from sklearn.model_selection import train_test_split
+    with runtime.optional_imports_skipped(runtime.OPTIONAL_FOR_SKLEARN):
+        from sklearn.model_selection import train_test_split
 
     if len(x) < 2:
         raise DataError(f"data.test: {len(x)} row(s) cannot be split into training and test rows")
@@ -361,7 +362,8 @@ def _load_keras(name: str, seed: int, task: str) -> _Raw:
 
 
 def _load_sklearn(name: str, seed: int, task: str) -> _Raw:
-    import sklearn.datasets
+    with runtime.optional_imports_skipped(runtime.OPTIONAL_FOR_SKLEARN):
+        import sklearn.datasets
 
     x, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
     return _Raw(x, y, None, None)

@@ -3,8 +3,19 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.abc
 import os
 import sys
+
+# Packages that TensorFlow and Keras import at start-up only because they are installed, for
+# integrations dnnlab never uses: jax (TFLite's JAX converter, Keras's Orbax callback), pandas
+# (DataFrames as Keras inputs), matplotlib (Keras's image galleries), scikit-learn and SciPy
+# (Keras's scikit-learn wrappers, tf.compat.v1's Keras). Every such import is guarded by
+# `except ImportError`, so skipping them changes nothing dnnlab calls, and they cost about a
+# third of `import tensorflow` (docs/keras3.md). dnnlab imports them itself where it needs them.
+OPTIONAL_FOR_TENSORFLOW = frozenset({"jax", "pandas", "matplotlib", "sklearn", "scipy"})
+# scikit-learn imports pandas only to accept DataFrames; dnnlab passes it arrays.
+OPTIONAL_FOR_SKLEARN = frozenset({"pandas"})
 
 
 @contextlib.contextmanager
@@ -27,13 +38,39 @@ def _stderr_silenced():
 stderr_silenced = _stderr_silenced  # for other C++ chatter (the TFLite interpreter's start)
 
 
+class _SkipOptional(importlib.abc.MetaPathFinder):
+    """Refuse the optional packages not imported yet, as if they were not installed."""
+
+    def __init__(self, names: frozenset[str]):
+        self.names = names
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in self.names:
+            raise ModuleNotFoundError(f"{name}: skipped (optional here)", name=name)
+        return None
+
+
+@contextlib.contextmanager
+def optional_imports_skipped(names: frozenset[str]):
+    """Inside the block, importing one of the packages `names` (but for those imported already
+    and the Keras backend in use) fails as if it were not installed; afterwards they import
+    normally. For the optional imports of a heavy library that dnnlab does not use."""
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    finder = _SkipOptional(frozenset(n for n in names if n not in sys.modules and n != backend))
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
 def quiet_tensorflow() -> None:
     """Import TensorFlow and probe its devices without its start-up chatter on stderr."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules:
         return
-    with _stderr_silenced():
+    with _stderr_silenced(), optional_imports_skipped(OPTIONAL_FOR_TENSORFLOW):
         import tensorflow as tf
 
         tf.config.list_physical_devices()
