@@ -459,7 +459,7 @@ def _train(
     if status in ("completed", "diverged"):
         final = model if status == "completed" else load_model(run.last_checkpoint)
         atomic_save_model(final, run.model_file)
-    test = _test_scores(run, spec, prepared.dataset) if status == "completed" else None
+    test = _test_scores(model, prepared.execution, spec, prepared.dataset) if status == "completed" else None
     record = run.update_record(status=status, finished=now(), test=test)
     write_results(run.tensorboard, state.best, test, record.epochs_done)
     if session.live is not None:
@@ -479,11 +479,18 @@ def live_run(run: RunDir, spec: Spec):
     return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
 
 
-def _test_scores(run: RunDir, spec: Spec, dataset: data.Dataset) -> dict[str, float] | None:
-    """The kept model (model.keras, as `dnnlab evaluate` loads it) scored on the test split."""
+def _test_scores(
+    model: keras.Model, execution: Execution, spec: Spec, dataset: data.Dataset
+) -> dict[str, float] | None:
+    """The kept model scored on the test split. `model` holds the weights just written to
+    model.keras, so it is scored in memory, reusing the evaluation graph traced for validation,
+    rather than loaded again; without XLA, as `dnnlab evaluate` scores model.keras, so that both
+    give the same numbers."""
     if dataset.x_test is None or len(dataset.x_test) == 0:
         return None
-    return score(load_model(run.model_file), dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
+    if execution.jit_compile:
+        apply_to_model(model, replace(execution, jit_compile=False))
+    return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
 
 
 def _raise_interrupt(signum, frame):
