@@ -28,6 +28,15 @@ def learning_rate_setting(optimizer: keras.optimizers.Optimizer) -> Any:
     return optimizer._learning_rate
 
 
+def build_for_training(model: keras.Model, x: Any, y: Any) -> None:
+    """Create the optimizer's and the compiled metrics' variables now, from a batch `(x, y)`
+    (its shapes and dtypes only). Keras's TensorFlow trainer creates them while tracing the first
+    train step, and TensorFlow traces a function that creates variables a second time: built
+    beforehand, the first epoch traces its step once (1.7 s of CPU instead of 2.6 s for the
+    quick start's first epoch). Keras builds this way itself under a distribution strategy."""
+    model._symbolic_build(data_batch=(x, y))
+
+
 def producer(tensor: Any) -> tuple[keras.layers.Layer, list[Any]]:
     """The layer that produced a symbolic tensor of a functional model, and that call's input
     tensors: how a functional model is walked from its output back to its input."""

@@ -52,6 +52,7 @@ import tensorflow as tf  # noqa: E402
 from dnnlab.build import build_model, load_model, summary_text  # noqa: E402
 from dnnlab.callbacks import (  # noqa: E402
     Divergence,
+    EpochSaver,
     EpochSeeder,
     Recorder,
     Resumable,
@@ -61,6 +62,7 @@ from dnnlab.callbacks import (  # noqa: E402
 )
 from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
 from dnnlab.hparams import write_hparams, write_results  # noqa: E402
+from dnnlab.keras_private import build_for_training  # noqa: E402
 from dnnlab.optimizers import make_optimizer  # noqa: E402
 from dnnlab.transfer import apply_transfer, set_frozen  # noqa: E402
 
@@ -153,7 +155,7 @@ class Session:
         run, state = self.run, self.state
         epochs_done = epoch + 1
         checkpoint = run.epoch_checkpoint(epochs_done)
-        atomic_save_model(self.model, checkpoint)
+        self.saver.save(self.model, epoch, checkpoint)
         seconds = time.perf_counter() - started
         self.rows.append({"epoch": epoch, "lr": lr, **contract_order(logs), "seconds": round(seconds, 3)})
         value = logs.get(self.monitor)
@@ -197,6 +199,7 @@ class Session:
         rate = transfer.fine_tune_learning_rate or optimizer.learning_rate / 10
         execution = Execution.from_dict(self.state.execution)
         compile_model(model, self.spec, self.steps_per_epoch, execution, rate)
+        build_for_fit(model, self.dataset)
         self.state.transfer = replace(self.state.transfer, unfrozen=True)
 
     def fit_phase(self, model: keras.Model, epochs: int) -> str:
@@ -212,6 +215,7 @@ class Session:
             if dataset.x_val is not None
             else None
         )
+        self.saver = EpochSaver()  # early stopping's best weights and the checkpoint: one save
         self.resumables = self.make_resumable_callbacks()
         recorder = Recorder(self.record_epoch, self.steps_per_epoch)
         from dnnlab.progress import progress_callback
@@ -259,6 +263,7 @@ class Session:
                     patience=stopping.patience,
                     min_delta=stopping.min_delta,
                     restore_best_weights=stopping.restore_best_weights,
+                    saver=self.saver,
                 )
             )
         for callback in found:
@@ -350,7 +355,14 @@ def prepare(
     else:
         model = load_model(checkpoint)
         apply_to_model(model, execution)
+    build_for_fit(model, dataset)
     return Prepared(dataset, execution, model, reused)
+
+
+def build_for_fit(model: keras.Model, dataset: data.Dataset) -> None:
+    """The optimizer's and metrics' variables created before `fit`, so that its first epoch
+    traces the train step once, not twice (see keras_private.build_for_training)."""
+    build_for_training(model, dataset.x_train[:1], dataset.y_train[:1])
 
 
 def start(
