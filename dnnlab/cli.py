@@ -104,9 +104,24 @@ class _WarningLines(logging.Handler):
         print_warning(record.getMessage())
 
 
+class _ProcessApp(typer.Typer):
+    """The app as a process runs it (the `dnnlab` script, `python -m dnnlab`): after a command
+    that imported TensorFlow the process ends without the interpreter's teardown (see
+    runtime.exit_without_teardown). Tests invoke the command through CliRunner, not this."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            from dnnlab.runtime import exit_without_teardown
+
+            exit_without_teardown(exc.code)
+            raise
+
+
 # ---------------------------------------------------------------- the app and shared options
 
-app = typer.Typer(
+app = _ProcessApp(
     cls=_OneLineErrorsGroup,
     help="Run deep-learning training experiments from YAML specs.",
     no_args_is_help=True,

@@ -47,3 +47,31 @@ def test_a_skipped_import_fails_only_inside_the_block():
             __import__(name)
     with pytest.raises(ModuleNotFoundError, match="No module named"):
         __import__(name)
+
+
+EXIT_SCRIPT = """
+import atexit, sys, threading, types
+sys.modules.setdefault("tensorflow", types.ModuleType("tensorflow"))  # as after a training command
+from dnnlab import runtime
+atexit.register(lambda: print("atexit ran"))
+if {busy}:
+    threading.Thread(target=lambda: __import__("time").sleep(0.5)).start()
+print("the run directory", end="")  # still buffered when the process ends
+runtime.exit_without_teardown(3)
+print(" and then the normal exit")
+sys.exit(4)
+"""
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_exit_without_teardown_keeps_the_status_the_output_and_atexit(busy):
+    """A process that imported TensorFlow ends at once with its status, its buffered output and
+    its atexit handlers; while another thread works it exits the normal way instead."""
+    done = subprocess.run(
+        [sys.executable, "-c", EXIT_SCRIPT.format(busy=busy)], capture_output=True, text=True, timeout=60
+    )
+    if busy:
+        expected = (4, "the run directory and then the normal exit\natexit ran\n")
+    else:
+        expected = (3, "the run directoryatexit ran\n")
+    assert (done.returncode, done.stdout) == expected
