@@ -29,6 +29,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/compare_scale.py
 	$(BIN)/python benchmarks/mc_predict.py
+	$(BIN)/python benchmarks/end_to_end.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
