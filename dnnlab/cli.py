@@ -865,4 +865,6 @@ def export_table(report):
         table.add_row("folded batch norms", "", str(len(report.folded)))
     if report.sparsity is not None:
         table.add_row("sparsity", "", f"{report.sparsity:.1%}")
+    if report.int8_layers is not None:
+        table.add_row("int8 weights (float activations)", "", ", ".join(report.int8_layers) or "none")
     return table

@@ -168,17 +168,9 @@ def model_file(run: RunDir) -> Path:
 
 def prediction_set(run: RunDir, which: str) -> PredictionSet:
     """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file."""
-    preprocessing = run.read_json(run.preprocessing)
     if which in SPLITS:
-        spec, _ = read_run_spec(run.config)
-        dataset = data.load(spec.data)
-        x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
-        if x is None or len(x) == 0:
-            other = "validation" if which == "test" else "test"
-            raise DataError(
-                f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE"
-            )
-        return PredictionSet(x, y, which, preprocessing.get("task"))
+        return split_set(run, which)
+    preprocessing = run.read_json(run.preprocessing)
     path = Path(which)
     x, y = data.load_array_file(path)
     expected = tuple(preprocessing["input_shape"])
@@ -186,6 +178,24 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
     scaling = data.Scaling.from_dict(preprocessing["scaling"])
     labels = _known_labels(y, preprocessing, path)
     return PredictionSet(scaling.apply(x), labels, str(path), preprocessing.get("task"))
+
+
+def split_set(run: RunDir, which: str) -> PredictionSet:
+    """The run's `test`, `validation` or `train` split, reloaded as its spec says (scaled)."""
+    preprocessing = run.read_json(run.preprocessing)
+    spec, _ = read_run_spec(run.config)
+    dataset = data.load(spec.data)
+    x, y = {
+        "test": (dataset.x_test, dataset.y_test),
+        "validation": (dataset.x_val, dataset.y_val),
+        "train": (dataset.x_train, dataset.y_train),
+    }[which]
+    if x is None or len(x) == 0:
+        other = "validation" if which == "test" else "test"
+        raise DataError(
+            f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE"
+        )
+    return PredictionSet(x, y, which, preprocessing.get("task"))
 
 
 def _reshape(x: np.ndarray, expected: tuple[int, ...], path: Path) -> np.ndarray:
