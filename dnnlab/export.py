@@ -1,6 +1,7 @@
 """`dnnlab export`: a run's model as a SavedModel, a TFLite flat buffer or an ONNX graph that takes
 raw inputs (the run's scaling is the graph's first step) and returns what `dnnlab predict`
-returns: `predicted` and `probabilities` for classification, `values` for regression.
+returns: `predicted` and `probabilities` for classification (with `predicted_index` where the
+run has class labels), `values` for regression.
 
 Every export is verified before it is written: the exported model, loaded by its own runtime
 (TensorFlow, the TFLite interpreter, onnxruntime), runs on the test split (a seeded sample of
@@ -260,6 +261,7 @@ def serving_function(
     scale = np.asarray(scaling.get("scale", 1.0), dtype=np.float32)
     scaled = scaling.get("method", "none") != "none"
     classification = preprocessing.get("task", "classification") == "classification"
+    labels = np.asarray(preprocessing.get("class_labels") or [])
     shape = [None, *preprocessing["input_shape"]]
 
     @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
@@ -268,6 +270,9 @@ def serving_function(
         if keep_scaling_apart:
             inputs = tf.clip_by_value(inputs, -FLOAT32_MAX, FLOAT32_MAX)
         outputs = model(inputs, training=False)
+        if classification and len(labels):
+            index = tf.argmax(outputs, axis=-1)
+            return {"probabilities": outputs, "predicted": tf.gather(labels, index), "predicted_index": index}
         if classification:
             return {"probabilities": outputs, "predicted": tf.argmax(outputs, axis=-1)}
         return {"values": tf.reshape(outputs, [-1]) if outputs.shape[-1] == 1 else outputs}
@@ -381,7 +386,9 @@ def _run_outputs(model: Any, rows: _Rows) -> dict[str, np.ndarray]:
     from dnnlab.evaluate import output_arrays
     from dnnlab.mc import deterministic_predict
 
-    return output_arrays(deterministic_predict(model, rows.x), rows.task)
+    return output_arrays(
+        deterministic_predict(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
+    )
 
 
 def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, Any]) -> dict[str, Any]:
@@ -399,12 +406,17 @@ def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, A
         "magnitude": float(np.max(np.abs(ours))) if len(ours) else 0.0,
     }
     if classification:
-        predicted = np.asarray(outputs["predicted"]).reshape(-1)
-        result["agreement"] = float(np.mean(predicted == reference["predicted"]))
+        # the same label, where the graph maps indices to class labels (runtimes give text as bytes)
+        predicted = [
+            v.decode() if isinstance(v, bytes) else v for v in np.asarray(outputs["predicted"]).ravel()
+        ]
+        result["agreement"] = float(np.mean(np.asarray(predicted) == reference["predicted"]))
         if rows.y is not None:
+            index = np.asarray(outputs.get("predicted_index", outputs["predicted"])).reshape(-1)
+            ours_index = reference.get("predicted_index", reference["predicted"])
             labels = np.asarray(rows.y).reshape(-1)
-            result["run_score"] = float(np.mean(reference["predicted"] == labels))
-            result["export_score"] = float(np.mean(predicted == labels))
+            result["run_score"] = float(np.mean(ours_index == labels))
+            result["export_score"] = float(np.mean(index == labels))
     elif rows.y is not None:
         labels = np.asarray(rows.y, dtype=np.float64).reshape(ours.shape)
         result["run_score"] = float(np.sqrt(np.mean((ours - labels) ** 2)))

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_json, train_run, write_spec
+from helpers import read_json, species_csv, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
@@ -226,6 +226,32 @@ def test_a_run_without_a_test_split_is_verified_on_a_sample_of_its_training_spli
     report = export(run, tmp_path / "saved", "--format", "savedmodel")
     assert report["source"] == "a sample of the training split (2,000 of 2,300 rows; no test split)"
     assert report["instances"] == 2000 and report["max_abs_diff"] <= 1e-5
+
+
+def test_exports_of_a_run_with_text_labels_predict_what_predict_does(tmp_path):
+    source = {"type": "csv", "path": str(species_csv(tmp_path / "train.csv")), "target": "species"}
+    spec = {
+        "name": "species",
+        "data": {"dataset": source},
+        "model": {"hidden": [8]},
+        "training": {"epochs": 2},
+    }
+    run = train_run(write_spec(tmp_path, spec), tmp_path / "runs")
+    new = species_csv(tmp_path / "new.csv", rows=30, label_column=None)
+    predicted = CliRunner().invoke(app, ["predict", str(run), "--data", str(new), "--json"])
+    expected = json.loads(predicted.stdout)
+    raw = np.loadtxt(new, delimiter=",", skiprows=1, dtype="float32")
+    exports = [("m.tflite", tflite_outputs), ("saved", savedmodel_outputs)]
+    exports += [("m.onnx", onnx_outputs)] if HAS_ONNX else []
+    for name, outputs_of in exports:
+        fmt = {".tflite": "tflite", ".onnx": "onnx", "": "savedmodel"}[Path(name).suffix]
+        report = export(run, tmp_path / name, "--format", fmt)
+        assert report["agreement"] == 1.0 and report["run_score"] == report["export_score"]
+        outputs = outputs_of(tmp_path / name, raw)
+        labels = [v.decode() if isinstance(v, bytes) else v for v in outputs["predicted"].tolist()]
+        assert labels == expected["predicted"], name
+        assert outputs["predicted_index"].tolist() == expected["predicted_index"], name
+        np.testing.assert_allclose(outputs["probabilities"], expected["probabilities"], atol=1e-5)
 
 
 def test_bad_input_is_one_line_exit_2_and_no_file(run, tmp_path, monkeypatch):
