@@ -6,10 +6,10 @@ run has class labels), `values` for regression.
 Every export is verified before it is written: the exported model, loaded by its own runtime
 (TensorFlow, the TFLite interpreter, onnxruntime), runs on the test split (a seeded sample of
 the training split when there is none) in raw form and is compared with the run's model on the
-same rows scaled as in training. A float32 export that differs by more than 1e-5 (1e-4 with folded batch norm;
-relative to outputs larger than 1) is a bug and is not written. The report gives the maximum
-absolute difference, the accuracy (or RMSE) of both, the file sizes and the single-instance
-latency of both.
+same rows scaled as in training. A float32 export that differs by more than 1e-5 (1e-4 with
+folded batch norm; relative to outputs larger than 1) is a bug and is not written. The report
+gives the maximum absolute difference, the accuracy (or RMSE) of both, the file sizes and the
+single-instance latency of both.
 """
 
 from __future__ import annotations
@@ -254,7 +254,7 @@ def serving_function(
     `keep_scaling_apart` (int8): a clip to the float32 range, which changes no finite input, stands
     between the scaling and the model, so TFLite's converter cannot fold 1 / scale into the first
     Dense layer's weights. Folded, a near-constant feature's tiny standard deviation makes its
-    weight row tens of times larger than the others, and that row sets the int8 scale of every
+    weight row several times larger than the others, and that row sets the int8 scale of every
     output unit (95% of digits test rows kept their class; 100% kept apart)."""
     scaling = preprocessing["scaling"]
     offset = np.asarray(scaling.get("offset", 0.0), dtype=np.float32)
