@@ -99,9 +99,8 @@ def uninterrupted(spec_path, tmp_path_factory) -> Path:
     return result.run_dir
 
 
-@pytest.fixture(scope="module")
-def interrupted_once(spec_path, tmp_path_factory) -> Path:
-    """A run stopped (Ctrl-C) right after committing epoch 3 of 4; copy it before damaging it."""
+def interrupted_run(spec_path: Path, runs_dir: Path, overrides=()) -> Path:
+    """A run stopped (Ctrl-C) right after committing epoch COMMITTED of 4."""
     record = train.Session.record_epoch
 
     def record_then_interrupt(self, epoch, *args, **kwargs):
@@ -111,9 +110,15 @@ def interrupted_once(spec_path, tmp_path_factory) -> Path:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(train.Session, "record_epoch", record_then_interrupt)
-        result = start(spec_path, tmp_path_factory.mktemp("interrupted"))
+        result = start(spec_path, runs_dir, overrides)
     assert result.status == "interrupted"
     return result.run_dir
+
+
+@pytest.fixture(scope="module")
+def interrupted_once(spec_path, tmp_path_factory) -> Path:
+    """The interrupted run; tests damage a copy of it."""
+    return interrupted_run(spec_path, tmp_path_factory.mktemp("interrupted"))
 
 
 @pytest.fixture
@@ -188,6 +193,31 @@ def test_no_loadable_checkpoint_is_one_line_and_touches_nothing(interrupted):
     before = snapshot(interrupted)
     assert_one_line_error(resume_cli(interrupted), "cannot resume", "epoch-00003.keras", "epoch-00002.keras")
     assert snapshot(interrupted) == before
+
+
+@pytest.fixture(scope="module")
+def transfer_runs(spec_path, uninterrupted, tmp_path_factory) -> tuple[Path, Path]:
+    """A transfer run from `uninterrupted`, unfrozen after 2 epochs: finished, and interrupted."""
+    transfer = [f"model.transfer={{run: {uninterrupted}, freeze_epochs: 2}}"]
+    reference = start(spec_path, tmp_path_factory.mktemp("transfer"), transfer)
+    assert reference.status == "completed"
+    return reference.run_dir, interrupted_run(spec_path, tmp_path_factory.mktemp("transfer-cut"), transfer)
+
+
+@pytest.mark.parametrize("damage", ["none", "latest checkpoint truncated"])
+def test_transfer_run_resumes_across_its_recompiled_optimizer(transfer_runs, tmp_path, damage):
+    """Unfrozen after 2 epochs, its optimizer counts steps from 0 again: after 3 epochs the
+    checkpoint has taken 1 epoch of steps, the one before (still frozen) 2."""
+    reference, interrupted_once = transfer_runs
+    run_dir = tmp_path / interrupted_once.name
+    shutil.copytree(interrupted_once, run_dir)
+    assert read_json(run_dir / "state.json")["transfer"]["unfrozen"]
+    if damage != "none":
+        truncate(run_dir / "checkpoints" / "epoch-00003.keras")
+    result = resume_cli(run_dir)
+    assert result.exit_code == 0, result.output
+    assert ("trained again" in result.stderr) == (damage != "none")
+    assert_same_run(run_dir, reference)
 
 
 # --- damaged metrics.csv and state.json ----------------------------------------------------
