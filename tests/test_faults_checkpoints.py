@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 from dnnlab import train
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from dnnlab.runs import atomic_write_bytes
+from dnnlab.runs import TrainState, atomic_write_bytes
 
 SPEC = {
     "name": "faults",
@@ -265,6 +265,14 @@ def test_state_json_without_the_new_fields_still_resumes(interrupted, uninterrup
     result = resume_cli(interrupted)
     assert result.exit_code == 0, result.output
     assert_same_run(interrupted, uninterrupted)
+
+
+def test_damaged_new_state_fields_read_as_absent():
+    """Tolerant, as every record field: such a state.json resumes with the older version's checks."""
+    damaged = {"metrics_rows": "x", "metrics_sha256": 5, "previous": []}
+    state = TrainState.from_dict({"epochs_done": 2, "checkpoint": "epoch-00002.keras", **damaged})
+    assert (state.metrics_rows, state.metrics_sha256, state.previous) == (None, None, None)
+    assert "previous" not in state.to_dict()
 
 
 # --- stale temporaries and symbolic links --------------------------------------------------
