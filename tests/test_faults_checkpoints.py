@@ -220,6 +220,26 @@ def test_transfer_run_resumes_across_its_recompiled_optimizer(transfer_runs, tmp
     assert_same_run(run_dir, reference)
 
 
+@pytest.fixture(scope="module")
+def interrupted_restoring(spec_path, tmp_path_factory) -> Path:
+    """The interrupted run with early stopping that restores its best weights."""
+    stopping = ["training.early_stopping={patience: 10, restore_best_weights: true}"]
+    return interrupted_run(spec_path, tmp_path_factory.mktemp("restoring"), stopping)
+
+
+@pytest.mark.parametrize("damage", ["deleted", "truncated"])
+def test_damaged_early_stopping_best_weights_are_one_line(interrupted_restoring, tmp_path, damage):
+    """Without them the run would silently finish with the last weights instead of the best."""
+    run_dir = tmp_path / interrupted_restoring.name
+    shutil.copytree(interrupted_restoring, run_dir)
+    best = run_dir / "checkpoints" / "early_stopping_best.keras"
+    if damage == "deleted":
+        best.unlink()
+    else:
+        truncate(best)
+    assert_one_line_error(resume_cli(run_dir), "early_stopping_best.keras")
+
+
 # --- damaged metrics.csv and state.json ----------------------------------------------------
 
 
