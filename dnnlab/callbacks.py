@@ -21,6 +21,7 @@ import numpy as np
 
 from dnnlab import schedules
 from dnnlab.build import load_model
+from dnnlab.errors import RunDirError
 from dnnlab.keras_private import ImprovementRuleHook
 from dnnlab.runs import atomic_save_model, is_better, metric_mode
 
@@ -106,7 +107,12 @@ class ResumableEarlyStopping(_SharedRule, keras.callbacks.EarlyStopping):
         self.best = state["best"] if state["best"] is not None else self.best
         self.best_epoch = state["best_epoch"]
         self.stopped_epoch = state.get("stopped_epoch", 0)
-        if self.restore_best_weights and self.best_weights_file.exists():
+        if self.restore_best_weights:
+            if not self.best_weights_file.exists():  # saved at epoch 0 on: restoring nothing would be silent
+                raise RunDirError(
+                    f"{self.best_weights_file}: missing, so the weights of epoch {self.best_epoch + 1} "
+                    "that early stopping restores are lost; start a new run"
+                )
             self.best_weights = load_model(self.best_weights_file, compile=False).get_weights()
         self._restored = True
 

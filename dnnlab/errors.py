@@ -21,3 +21,7 @@ class RunDirError(DnnlabError):
 
 class PredictError(DnnlabError):
     """A model, input or option that MC dropout prediction cannot use."""
+
+
+class ModelFileError(DnnlabError):
+    """A `.keras` file Keras refuses to load: damaged, truncated, not a model, or unsafe."""

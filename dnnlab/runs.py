@@ -15,11 +15,13 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import errno
+import hashlib
 import io
 import json
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import zipfile
@@ -37,7 +39,8 @@ RUN_FILES = (RUN_JSON, CONFIG_YAML, METRICS_CSV)  # any one of them makes a fold
 RUN_FILES_TEXT = f"{RUN_JSON}, {CONFIG_YAML} or {METRICS_CSV}"  # for messages
 # Version of run.json and state.json as written now; files without `version` are version 1.
 # 2: state.json's `callbacks` keyed by each callback's `state_key` instead of its class name.
-RECORD_VERSION = 2
+# 3: state.json records metrics.csv's committed rows and checksum, and the previous commit.
+RECORD_VERSION = 3
 LEGACY_CALLBACK_KEYS = {"ResumableEarlyStopping": "early_stopping", "PlateauScheduler": "plateau"}
 LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "mape", "msle", "crossentropy", "hinge")
 
@@ -121,25 +124,28 @@ def atomic_save_model(model: Any, path: Path) -> None:
     _replace_with(model.save, Path(path), suffix=".tmp.keras")  # Keras wants the .keras suffix
 
 
-def atomic_link(source: Path, target: Path) -> None:
-    """Make `target` the same file as `source` (a hard link swapped in by rename; a copy if
-    the file system has no hard links)."""
-    while True:
-        tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.link")
-        try:
-            os.link(source, tmp)  # never follows or replaces an existing name
-            break
-        except FileExistsError:
-            continue
-        except OSError:
-            atomic_write_bytes(target, source.read_bytes())
-            return
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+def atomic_copy(source: Path, target: Path) -> None:
+    """Replace `target` with a copy of `source`'s bytes: an independent file (not a hard link),
+    so damage to one checkpoint never reaches another."""
+    _replace_with(lambda tmp: shutil.copyfile(source, tmp), Path(target))
+
+
+# The temporary names the helpers above create (mkstemp's 8 characters), and the hard links
+# earlier versions made (`.NAME.<16 hex>.link`): a kill can leave them behind; resume removes them.
+TEMPORARY_NAME = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.keras)?|[0-9a-f]{16}\.link)$")
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete the files under `root` named like the helpers' temporary files (never following a
+    symbolic link to a folder); only call it while holding the run's lock."""
+    removed = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if TEMPORARY_NAME.match(name):
+                path = Path(folder) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 # A run's or sweep's name becomes a folder name inside the runs folder: no separators, no dot
@@ -362,7 +368,10 @@ class TrainState:
     """state.json: what resume needs beyond the checkpoint it names.
 
     `execution` is the run's execution plan (dnnlab.execution.Execution.to_dict), `callbacks`
-    each resumable callback's state under its `state_key`.
+    each resumable callback's state under its `state_key`. `metrics_rows` and `metrics_sha256`
+    describe metrics.csv as this commit wrote it, so resume can tell a damaged file; `previous` is
+    the commit before this one (without its own `previous`), what resume falls back to when this
+    commit's checkpoint does not load. The three are None in files of older versions.
     """
 
     epochs_done: int
@@ -372,6 +381,9 @@ class TrainState:
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     transfer: TransferState | None = None
+    metrics_rows: int | None = None
+    metrics_sha256: str | None = None
+    previous: dict[str, Any] | None = None
     version: int = RECORD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -386,7 +398,16 @@ class TrainState:
         }
         if self.transfer is not None:  # absent, as before, for runs without transfer learning
             data["transfer"] = self.transfer.to_dict()
+        data["metrics_rows"], data["metrics_sha256"] = self.metrics_rows, self.metrics_sha256
+        if self.previous is not None:  # absent at epoch 0: no commit before it
+            data["previous"] = self.previous
         return {**data, "version": self.version, **self.extra}
+
+    def without_previous(self) -> dict[str, Any]:
+        """This commit as the next one records it in `previous` (one level deep)."""
+        data = self.to_dict()
+        data.pop("previous", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, monitor: str = "val_loss") -> TrainState:
@@ -403,6 +424,9 @@ class TrainState:
             callbacks=callbacks,
             wall_seconds=float_or_none(data.get("wall_seconds")) or 0.0,
             transfer=TransferState.from_dict(data.get("transfer")),
+            metrics_rows=int_or_none(data.get("metrics_rows")),
+            metrics_sha256=_str_or_none(data.get("metrics_sha256")),
+            previous=data.get("previous") if isinstance(data.get("previous"), dict) else None,
             extra=_extra(cls, data),
         )
 
@@ -516,8 +540,9 @@ class RunDir:
     def write_state(self, state: TrainState) -> None:
         atomic_write_json(self.state_json, state.to_dict())
 
-    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic)."""
+    def write_metrics(self, rows: list[dict[str, Any]]) -> str:
+        """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic);
+        returns the checksum state.json records (see `metrics_sha256`)."""
         columns: list[str] = []
         for row in rows:
             columns += [key for key in row if key not in columns]
@@ -526,7 +551,30 @@ class RunDir:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        atomic_write_text(self.metrics_csv, buffer.getvalue())
+        data = buffer.getvalue().encode("utf-8")
+        atomic_write_bytes(self.metrics_csv, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def metrics_sha256(self, rows: int) -> str | None:
+        """The SHA-256 of metrics.csv's header and first `rows` lines (a row written past the last
+        commit is not part of it); None when the file is missing or has fewer lines."""
+        try:
+            lines = self.metrics_csv.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return None
+        if len(lines) < rows + 1:
+            return None
+        return hashlib.sha256(b"".join(lines[: rows + 1])).hexdigest()
+
+    def check_own_folders(self) -> None:
+        """Refuse a run whose checkpoints/ or tensorboard/ is a symbolic link: training writes
+        and deletes files in them, which must stay inside the run directory."""
+        for folder in (self.checkpoints, self.tensorboard):
+            if folder.is_symlink():
+                raise RunDirError(
+                    f"{folder}: a symbolic link (to {os.readlink(folder)}); dnnlab writes and deletes "
+                    f"files there, so it must be a folder inside the run. Replace the link with a folder."
+                )
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_csv.exists():

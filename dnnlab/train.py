@@ -32,7 +32,7 @@ from dnnlab.runs import (
     RunRecord,
     TrainState,
     TransferState,
-    atomic_link,
+    atomic_copy,
     atomic_save_model,
     atomic_write_json,
     atomic_write_text,
@@ -40,6 +40,7 @@ from dnnlab.runs import (
     ensure_folder,
     host,
     now,
+    remove_stale_temporaries,
 )
 from dnnlab.spec import CheckedSpec, Spec, read_run_spec, spec_hash, spec_to_yaml
 from dnnlab.spec.checks import uses_batch_norm
@@ -59,6 +60,7 @@ from dnnlab.callbacks import (  # noqa: E402
     StopOnNaN,
     schedule_callbacks,
 )
+from dnnlab.checkpoints import keep_only, load_committed  # noqa: E402
 from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
 from dnnlab.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.optimizers import make_optimizer  # noqa: E402
@@ -141,6 +143,7 @@ class Session:
         self.spec = spec
         self.dataset = dataset
         self.state = state
+        self.committed = state.without_previous()  # as on disk: the next commit's `previous`
         self.rows: list[dict] = run.read_metrics()[: state.epochs_done]
         self.steps_per_epoch = steps_per_epoch(spec, dataset)
         self.monitor = spec.training.monitor
@@ -159,17 +162,18 @@ class Session:
         value = logs.get(self.monitor)
         if value is not None and state.best.improved_by(value):
             state.best = replace(state.best, value=value, epoch=epoch)
-            atomic_link(checkpoint, run.best_checkpoint)
-        run.write_metrics(self.rows)
+            atomic_copy(checkpoint, run.best_checkpoint)
+        state.metrics_sha256 = run.write_metrics(self.rows)
+        state.metrics_rows = len(self.rows)
+        state.previous = self.committed
         state.epochs_done = epochs_done
         state.checkpoint = checkpoint.name
         state.callbacks = {cb.state_key: cb.get_state() for cb in self.resumables}
         state.wall_seconds += seconds
         run.write_state(state)  # commit
-        atomic_link(checkpoint, run.last_checkpoint)
-        for old in run.checkpoints.glob("epoch-*.keras"):
-            if old != checkpoint:
-                old.unlink(missing_ok=True)
+        self.committed = state.without_previous()
+        atomic_copy(checkpoint, run.last_checkpoint)
+        keep_only(run, {checkpoint.name, state.previous["checkpoint"]})
         run.update_record(epochs_done=epochs_done, best=state.best, wall_seconds=round(state.wall_seconds, 3))
         if self.live is not None:
             self.live.log_epoch(self.rows[-1])
@@ -321,16 +325,19 @@ class Prepared:
     execution: Execution
     model: keras.Model
     reused: list[str]  # layers copied from another run (transfer learning; a new run only)
+    state: TrainState | None = None  # the commit a resumed run continues from
 
 
 def prepare(
-    spec: Spec, input_shape: tuple[int, ...] | None, state: TrainState | None, checkpoint: Path | None
+    spec: Spec, input_shape: tuple[int, ...] | None, state: TrainState | None, run: RunDir | None = None
 ) -> Prepared:
     """The setup start and resume share: seeds, data, the execution plan and thread pools, the model.
 
     A new run (no `state`) plans its execution and builds, transfers and compiles its model. A
-    resumed run reuses the plan in state.json, so it executes exactly as it started, and loads
-    `checkpoint`, whose optimizer keeps its variables (iterations: the schedule position).
+    resumed run (`state` and its `run`) reuses the plan in state.json, so it executes exactly as
+    it started, and loads the checkpoint of the latest commit that checks out (see
+    checkpoints.load_committed), whose optimizer keeps its variables (iterations: the schedule
+    position).
     """
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data)
@@ -342,15 +349,16 @@ def prepare(
         execution = Execution.from_dict(state.execution)
     apply_threads(execution)
     reused: list[str] = []
-    if checkpoint is None:
+    if state is None or run is None:
         model = build_model(spec, input_shape)
         transfer = spec.model.transfer
         reused = apply_transfer(model, transfer) if transfer else []
         compile_model(model, spec, steps, execution)
     else:
-        model = load_model(checkpoint)
+        resumed = load_committed(run, spec, state, steps)
+        model, state = resumed.model, resumed.state
         apply_to_model(model, execution)
-    return Prepared(dataset, execution, model, reused)
+    return Prepared(dataset, execution, model, reused, state)
 
 
 def start(
@@ -367,7 +375,7 @@ def start(
     if run_path is None:  # before the data and the model: a bad name or folder costs nothing
         check_name(name or spec.name)
         ensure_folder(runs_dir)
-    prepared = prepare(spec, checked.info.input_shape, state=None, checkpoint=None)
+    prepared = prepare(spec, checked.info.input_shape, state=None)
     run = RunDir.create_at(run_path) if run_path else RunDir.create(runs_dir, name or spec.name)
     try:
         atomic_write_text(run.config, spec_to_yaml(spec))
@@ -382,10 +390,11 @@ def start(
             execution=prepared.execution.to_dict(),
             best=BestRecord.none_yet(spec.training.monitor),
             transfer=TransferState(prepared.reused, transfer.freeze_epochs == 0) if transfer else None,
+            metrics_rows=0,
+            metrics_sha256=run.write_metrics([]),
         )
         run.write_state(state)
-        atomic_link(initial, run.last_checkpoint)
-        run.write_metrics([])
+        atomic_copy(initial, run.last_checkpoint)
         run.write_record(new_record(spec, command))
         write_hparams(run.tensorboard, yaml.safe_load(spec_to_yaml(spec)), run.path.name)
         return _train(run, spec, prepared, state, spec.training.epochs, progress)
@@ -396,6 +405,7 @@ def start(
 def resume(run_path: Path, epochs: int | None, command: list[str], progress: bool = True) -> TrainResult:
     """Continue a run from its last committed epoch, exactly as if it had not stopped."""
     run = RunDir.open(run_path)
+    run.check_own_folders()
     record = run.read_record()
     spec, config_hash = read_run_spec(run.config)
     if config_hash != record.config_hash:
@@ -429,12 +439,10 @@ def resume(run_path: Path, epochs: int | None, command: list[str], progress: boo
         )
     run.lock()  # a killed process leaves status 'running'; the lock refuses a live one
     try:
-        checkpoint = run.checkpoints / state.checkpoint
-        if not state.checkpoint or not checkpoint.exists():
-            checkpoint = run.last_checkpoint
-        prepared = prepare(spec, None, state, checkpoint)
+        remove_stale_temporaries(run.path)  # a killed process's; none is being written under the lock
+        prepared = prepare(spec, None, state, run)
         run.update_record(status="running", finished=None, epochs_planned=planned, command=command)
-        return _train(run, spec, prepared, state, planned, progress)
+        return _train(run, spec, prepared, prepared.state, planned, progress)
     finally:
         run.unlock()
 
