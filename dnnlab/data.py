@@ -308,6 +308,14 @@ def load(spec: DataSpec) -> Dataset:
     )
 
 
+def check_values(spec: DataSpec) -> None:
+    """Read a file source's values once and drop them, so that a NaN fails before a sweep starts
+    trials that would each fail on it; named and synthetic sets need no such check."""
+    source = spec.dataset
+    if isinstance(source, (NpzSource, CsvSource)):
+        reader(source).load(source, spec.split_seed, describe(spec).task)
+
+
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
     """int32 class indices of shape (n,), or float32 targets as given."""
     if y is None:

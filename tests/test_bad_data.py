@@ -135,6 +135,14 @@ def test_bad_npz_values_fail_in_one_line_before_a_run_exists(tmp_path, changes, 
     train_fails(tmp_path, spec_file(tmp_path, npz_dataset(tmp_path, **changes)), *fragments)
 
 
+def test_a_sweep_reads_the_values_once_before_any_trial(tmp_path):
+    spec = spec_file(tmp_path, npz_dataset(tmp_path, x_train=NAN_X))
+    runs = tmp_path / "runs"
+    result = invoke("sweep", spec, "-g", "model.hidden=[4],[5]", "--runs-dir", runs, "--jobs", "1")
+    assert_one_line_error(result, "x_train[5]", "NaN or infinite")
+    assert not any(runs.iterdir())
+
+
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
