@@ -416,37 +416,37 @@ def _load_synthetic(source: SyntheticSource, seed: int, task: str) -> _Raw:
 # --- npz and csv files ---------------------------------------------------------------------
 
 
-KEY = "data.dataset.path"
+PATH_KEY = "data.dataset.path"  # the spec key that errors about a data file name
 NPZ_PARTS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _npz_labels(path: Path) -> np.ndarray:
     """y_train and y_test as one flat array; a NaN or infinite label is an error."""
-    parts = read_npz(path, KEY, ("y_train", "y_test"))
+    parts = read_npz(path, PATH_KEY, ("y_train", "y_test"))
     for part, values in parts.items():
-        require_finite(values, KEY, functools.partial(_npz_cell, path, part))
+        require_finite(values, PATH_KEY, functools.partial(_npz_cell, path, part))
     return np.concatenate([parts[k].reshape(-1) for k in ("y_train", "y_test") if k in parts])
 
 
 def _describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
-    headers = npz_headers(path, KEY)
+    headers = npz_headers(path, PATH_KEY)
     if "x_train" not in headers or "y_train" not in headers:
         raise DataError(
-            f"{KEY}: {path} needs arrays x_train and y_train; it has: {', '.join(headers) or 'none'}"
+            f"{PATH_KEY}: {path} needs arrays x_train and y_train; it has: {', '.join(headers) or 'none'}"
         )
     _check_npz_rows(path, headers)
     shape = headers["x_train"].shape[1:]
     if not shape:
         raise DataError(
-            f"{KEY}: x_train in {path} is 1-D; expected one row per example, shape (n, features...)"
+            f"{PATH_KEY}: x_train in {path} is 1-D; expected one row per example, shape (n, features...)"
         )
     labels = _npz_labels(path)
     inferred = _infer_task(labels)
     label_shape = headers["y_train"].shape[1:]
     if (task or inferred) == CLASSIFICATION and label_shape not in ((), (1,)):
         raise DataError(
-            f"{KEY}: y_train in {path} has shape (n, *{label_shape}); "
+            f"{PATH_KEY}: y_train in {path} has shape (n, *{label_shape}); "
             "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
         )
     return SourceFacts(shape, inferred, f"npz:{source.path}", labels=labels)
@@ -455,7 +455,7 @@ def _describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
 def _check_npz_rows(path: Path, headers: dict[str, ArrayHeader]) -> None:
     """Both or neither of x_test and y_test, matching row counts, at least one training row."""
     if ("x_test" in headers) != ("y_test" in headers):
-        raise DataError(f"{KEY}: {path} has only one of x_test and y_test; give both or neither")
+        raise DataError(f"{PATH_KEY}: {path} has only one of x_test and y_test; give both or neither")
     for part in ("train", "test"):
         x, y = headers.get(f"x_{part}"), headers.get(f"y_{part}")
         if x is None or y is None:
@@ -463,19 +463,19 @@ def _check_npz_rows(path: Path, headers: dict[str, ArrayHeader]) -> None:
         rows = [h.shape[0] if h.shape else None for h in (x, y)]
         if rows[0] != rows[1]:
             raise DataError(
-                f"{KEY}: {path}: x_{part} has {rows[0]} rows but y_{part} has {rows[1]}; they must match"
+                f"{PATH_KEY}: {path}: x_{part} has {rows[0]} rows but y_{part} has {rows[1]}; they must match"
             )
     if not headers["x_train"].shape or headers["x_train"].shape[0] == 0:
-        raise DataError(f"{KEY}: {path}: x_train has no rows; expected at least one example")
+        raise DataError(f"{PATH_KEY}: {path}: x_train has no rows; expected at least one example")
 
 
 def _load_npz(source: NpzSource, seed: int, task: str) -> _Raw:
     path = Path(source.path)
-    found = read_npz(path, KEY, NPZ_PARTS)
+    found = read_npz(path, PATH_KEY, NPZ_PARTS)
     for part in ("x_train", "x_test"):
         if part in found:
             where = functools.partial(_npz_cell, path, part)
-            require_finite(found[part], KEY, where)
+            require_finite(found[part], PATH_KEY, where)
     return _Raw(found["x_train"], found["y_train"], found.get("x_test"), found.get("y_test"))
 
 
@@ -495,19 +495,19 @@ def _target_index(path: Path, header: list[str], target: str) -> int:
 
 def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str]]]:
     """The header and the target column's (line number, cell), without keeping the features."""
-    rows = csv_rows(path, KEY)
+    rows = csv_rows(path, PATH_KEY)
     _, header = next(rows, (0, []))
     if not header:
-        raise DataError(f"{KEY}: {path} is empty; expected a header row and data rows")
+        raise DataError(f"{PATH_KEY}: {path} is empty; expected a header row and data rows")
     index = _target_index(path, header, target)
     if len(header) < 2:
-        raise DataError(f"{KEY}: {path} has no feature columns besides '{target}'")
+        raise DataError(f"{PATH_KEY}: {path} has no feature columns besides '{target}'")
     column = []
     for number, row in rows:
-        _check_width(path, number, row, header, KEY)
+        _check_width(path, number, row, header, PATH_KEY)
         column.append((number, row[index]))
     if not column:
-        raise DataError(f"{KEY}: {path} has a header but no data rows")
+        raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
     return header, column
 
 
@@ -552,7 +552,7 @@ def _to_floats(path: Path, positions: list[int], rows: list[tuple[int, list[str]
 def _describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
     header, column = _csv_column(path, source.target)
-    labels, names = _csv_labels(path, column, header.index(source.target) + 1, KEY)
+    labels, names = _csv_labels(path, column, header.index(source.target) + 1, PATH_KEY)
     if names is not None and task == REGRESSION:
         raise DataError(
             f"data.task: regression needs a numeric target, but column '{source.target}' of {path} "
@@ -564,11 +564,11 @@ def _describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
 
 def _load_csv(source: CsvSource, seed: int, task: str) -> _Raw:
     path, target = Path(source.path), source.target
-    rows = list(csv_rows(path, KEY))
+    rows = list(csv_rows(path, PATH_KEY))
     header = rows[0][1]
     index = _target_index(path, header, target)
-    x, column = _split_csv(path, header, rows[1:], index, KEY)
-    labels, names = _csv_labels(path, column, index + 1, KEY)
+    x, column = _split_csv(path, header, rows[1:], index, PATH_KEY)
+    labels, names = _csv_labels(path, column, index + 1, PATH_KEY)
     return _Raw(x, labels, None, None, names)
 
 

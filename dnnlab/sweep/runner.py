@@ -70,8 +70,8 @@ def choose_workers(jobs: int | None, trials: int, macs: int, cores: int | None =
 def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool = True) -> SweepResult:
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
     on stderr as trials finish."""
-    ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
     expansion = expand_and_check(sweep)
+    ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
     sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}
     for data_spec in sources.values():
         data.check_values(data_spec)
