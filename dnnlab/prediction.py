@@ -14,7 +14,7 @@ import numpy as np
 
 from dnnlab import data
 from dnnlab.errors import DataError, PredictError, RunDirError
-from dnnlab.runs import RunDir, latest_completed
+from dnnlab.runs import RunDir, check_output_folder, latest_completed
 from dnnlab.spec import read_run_spec
 
 SPLITS = ("test", "validation")
@@ -82,6 +82,8 @@ def mc_predict(
 
     if plot is not None:
         calibration.check_plot_path(plot)
+    if out is not None:
+        check_output_folder(out, "--out")
     run = find_run(run_dir)
     dataset = prediction_set(run, data)
     if plot is not None and (dataset.y is None or dataset.task != "classification"):

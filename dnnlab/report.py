@@ -21,7 +21,14 @@ from dnnlab import __version__
 from dnnlab import compare as comparing
 from dnnlab import compare_format as fmt
 from dnnlab.errors import DnnlabError, RunDirError
-from dnnlab.runs import CONFIG_YAML, RUN_JSON, atomic_write_text, parse_json, read_run_file
+from dnnlab.runs import (
+    CONFIG_YAML,
+    RUN_JSON,
+    atomic_write_text,
+    check_output_folder,
+    parse_json,
+    read_run_file,
+)
 
 IMPORTANCE_MIN_RUNS = 10  # fewer runs than this say too little to rank the keys by
 IMPORTANCE_REPEATS = 20
@@ -61,11 +68,7 @@ def write_report(
 ) -> Path:
     """Write the HTML report of the runs among `paths` to `out` (atomically) and return it;
     `mc_files`: `mc-predict --out` .npz files whose calibration it shows."""
-    if not out.parent.is_dir():
-        raise DnnlabError(
-            f"Cannot write the report to {out}: folder {out.parent} does not exist. "
-            "Create it or choose another --out path."
-        )
+    check_output_folder(out, "--out")
     mc_sections = [mc_calibration_html(path) for path in mc_files or []]  # bad files: before any work
     atomic_write_text(out, render_report(paths, metric, reach, mc_sections))
     return out

@@ -175,6 +175,21 @@ def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
     return path
 
 
+def check_output_folder(path: Path, key: str) -> None:
+    """Refuse an output file's path before any work: its folder must exist and take new files
+    (a probe file is created and removed), so /proc or a read-only mount fails in one line."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
+    except OSError as exc:
+        raise RunDirError(f"{key} {path}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
 def check_new_run(runs_dir: Path, name: str | None, spec_name: str) -> None:
     """What a new run needs from its arguments (a usable name, a folder it can be created in),
     checked before the data is loaded, so a bad argument costs nothing and leaves nothing."""

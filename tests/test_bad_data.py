@@ -280,6 +280,24 @@ def test_a_secret_given_as_examples_is_not_echoed(tmp_path, trained):
     assert_one_line_error(invoke("predict", trained, "--data", path), "examples.csv line 2, column 3")
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["compare", "RUNS", "--plot", "/proc/curves.png"],
+        ["report", "RUNS", "--out", "/proc/report.html"],
+        ["predict", "RUN", "--data", "EXAMPLES", "--out", "/proc/predictions.csv"],
+        ["mc-predict", "RUN", "--data", "EXAMPLES", "--out", "/proc/mc.npz"],
+        ["export", "RUN", "--format", "savedmodel", "--out", "/proc/model"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_output_files_where_nothing_can_be_written_fail_first(tmp_path, trained, args):
+    examples = tmp_path / "examples.npz"
+    np.savez(examples, x=arrays()["x_train"])
+    places = {"RUNS": trained.parent, "RUN": trained, "EXAMPLES": examples}
+    assert_one_line_error(invoke(*(places.get(a, a) for a in args)), "cannot write in /proc")
+
+
 # --- untrusted run directories -------------------------------------------------------------
 
 
