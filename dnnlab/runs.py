@@ -216,13 +216,13 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
 
 
 # Run directories may come from anywhere (copied, downloaded, damaged), so their files are read
-# with a cap: a real run.json or metrics.csv is a few kilobytes, even after 100,000 epochs
-# metrics.csv stays near 16 MiB.
+# with a cap: a real run.json is a few kilobytes and metrics.csv about 150 bytes an epoch, so
+# 16 MiB holds 100,000 epochs.
 MAX_RUN_FILE_BYTES = 16 << 20
 
 
 class RunFileUnreadable(RunDirError):
-    """A run file that cannot be read as one: not a regular file, too large, not text or JSON.
+    """A run file that cannot be read: not a regular file, too large, or not UTF-8 text.
     `reason` says why without the path, for the notes of compare and report."""
 
     def __init__(self, path: Path, reason: str) -> None:
