@@ -181,6 +181,17 @@ def test_a_header_claiming_more_rows_than_the_file_holds_is_refused_before_readi
     train_fails(tmp_path, spec, "x_train's header claims shape (10000000000000, 3)", "the file is damaged")
 
 
+def test_a_tampered_keras_cache_is_checked_like_any_npz(tmp_path, monkeypatch):
+    cache = tmp_path / "keras" / "datasets"
+    cache.mkdir(parents=True)
+    monkeypatch.setenv("KERAS_HOME", str(cache.parent))
+    images, labels = np.zeros((4, 28, 28), np.uint8), np.arange(4) % 2
+    lying = npy(images, header_shape=(10**13, 28, 28))
+    members = {"x_train": lying, "y_train": npy(labels), "x_test": npy(images), "y_test": npy(labels)}
+    write_npz(cache / "mnist.npz", members)
+    train_fails(tmp_path, spec_file(tmp_path, "mnist"), "data.dataset", "x_train's header claims shape")
+
+
 @pytest.mark.parametrize("members", [{}, {"x_train": SECRET.encode()}], ids=["empty", "not npy"])
 def test_npz_without_usable_arrays(tmp_path, members):
     path = write_npz(tmp_path / "data.npz", members)
