@@ -260,6 +260,9 @@ def train(
 
         checked = check_spec(config, override)
         print_warnings(checked.warnings)
+        from dnnlab.runs import check_new_run
+
+        check_new_run(runs_dir, name, checked.spec.name)  # before TensorFlow's import: fails in a second
         from dnnlab import train as training
 
         result = training.start(checked, runs_dir, name, command, progress=not quiet)

@@ -27,11 +27,14 @@ from dnnlab.runs import (
     RUN_FILES_TEXT,
     RUN_JSON,
     BestRecord,
+    RunFileUnreadable,
     RunRecord,
     int_or_none,
     is_better,
     is_run_dir,
     metric_mode,
+    parse_json,
+    read_run_file,
 )
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -46,6 +49,10 @@ TELLING_KEYS = (
 )
 # metrics.csv columns that are bookkeeping, not train or validation metrics.
 NOT_METRICS = ("epoch", "lr", "seconds")
+# Caps on what one metrics.csv may hold (besides read_run_file's size cap), so a hostile or
+# damaged run gets a note instead of a table a million columns wide.
+MAX_METRIC_COLUMNS = 256
+MAX_EPOCHS = 100_000
 _TIMESTAMP_SUFFIX = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -198,7 +205,7 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     """
     notes: list[str] = []
     sections = {} if sections is None else sections
-    info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, json.loads, notes))
+    info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, parse_json, notes))
     config = _read_mapping(path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes)
     history = _read_metrics(path / METRICS_CSV, notes)
 
@@ -230,7 +237,7 @@ def _read_mapping(path: Path, parse: Callable[[str], Any], notes: list[str]) -> 
         return None
     try:
         value = parse(text)
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, RecursionError, yaml.YAMLError):
         value = None
     if not isinstance(value, dict):
         notes.append(f"{path.name} unreadable")
@@ -240,11 +247,11 @@ def _read_mapping(path: Path, parse: Callable[[str], Any], notes: list[str]) -> 
 
 def _read_text(path: Path, notes: list[str]) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_run_file(path)
     except FileNotFoundError:
         notes.append(f"missing {path.name}")
-    except (OSError, ValueError):
-        notes.append(f"{path.name} unreadable")
+    except RunFileUnreadable as exc:
+        notes.append(f"{path.name} unreadable: {exc.reason}")
     return None
 
 
@@ -287,6 +294,12 @@ def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
         notes.append("empty metrics.csv")
         return {}
     header = [h.strip() for h in lines[0].split(",")]
+    if len(header) > MAX_METRIC_COLUMNS or len(lines) - 1 > MAX_EPOCHS:
+        notes.append(
+            f"metrics.csv not read: {len(header):,} columns and {len(lines) - 1:,} rows, more than the "
+            f"{MAX_METRIC_COLUMNS} columns and {MAX_EPOCHS:,} epochs compare reads"
+        )
+        return {}
     rows: list[list[float]] = []
     dropped: list[int] = []
     for number, line in enumerate(lines[1:], 2):

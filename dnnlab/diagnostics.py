@@ -32,7 +32,7 @@ import numpy as np
 
 from dnnlab import runtime
 from dnnlab.errors import DnnlabError, RunDirError
-from dnnlab.runs import RunDir, atomic_write_bytes, atomic_write_text
+from dnnlab.runs import RunDir, atomic_write_bytes, atomic_write_text, check_output_folder
 from dnnlab.spec import Spec, check_spec, read_run_spec
 
 runtime.quiet_tensorflow()
@@ -604,11 +604,7 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path) -> Path:
     one standard deviation, and each layer's kernel gradient norm (log scale), at initialization
     and at the last measurement."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise DnnlabError(
-            f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
-            "Create it or choose another --plot path."
-        )
+    check_output_folder(path, "--plot")
     import matplotlib
 
     matplotlib.use("Agg")

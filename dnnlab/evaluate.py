@@ -17,7 +17,7 @@ import numpy as np
 
 from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.prediction import find_run, model_file, prediction_set
-from dnnlab.runs import RunDir, atomic_write_bytes, npz_bytes
+from dnnlab.runs import RunDir, atomic_write_bytes, check_output_folder, npz_bytes
 from dnnlab.spec import read_run_spec
 
 CHECKPOINTS = ("final", "best", "last")
@@ -106,6 +106,8 @@ def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
             f"--out {out}: expected a file name ending in .csv or .npz; "
             f"received {Path(out).suffix or 'no suffix'!r}"
         )
+    if out is not None:
+        check_output_folder(out, "--out")
     run = find_run(run_dir)
     dataset = prediction_set(run, str(data))
     from dnnlab import runtime

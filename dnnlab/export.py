@@ -29,7 +29,7 @@ import numpy as np
 
 from dnnlab.errors import DataError, DnnlabError
 from dnnlab.prediction import PredictionSet, find_run, model_file, split_set
-from dnnlab.runs import RunDir, atomic_write_bytes
+from dnnlab.runs import RunDir, atomic_write_bytes, check_output_folder
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 QUANTIZATIONS = ("float16", "int8")
@@ -92,6 +92,8 @@ def export(
     source_model = model_file(run)
     target = Path(out) if out is not None else default_path(run, fmt, fold_batch_norm, quantize, prune_below)
     check_target(target, fmt)
+    if out is not None:
+        check_output_folder(target, "--out")
     verify, source = _verification_set(run)
 
     from dnnlab import runtime

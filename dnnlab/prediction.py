@@ -14,7 +14,7 @@ import numpy as np
 
 from dnnlab import data
 from dnnlab.errors import DataError, PredictError, RunDirError
-from dnnlab.runs import RunDir, latest_completed
+from dnnlab.runs import RunDir, check_output_folder, latest_completed
 from dnnlab.spec import read_run_spec
 
 SPLITS = ("test", "validation")
@@ -82,6 +82,8 @@ def mc_predict(
 
     if plot is not None:
         calibration.check_plot_path(plot)
+    if out is not None:
+        check_output_folder(out, "--out")
     run = find_run(run_dir)
     dataset = prediction_set(run, data)
     if plot is not None and (dataset.y is None or dataset.task != "classification"):
@@ -211,16 +213,16 @@ def _known_labels(y: Any, preprocessing: dict[str, Any], path: Path) -> np.ndarr
     """Map original labels to the model's classes when the run kept a subset (`data.classes`)."""
     if y is None or preprocessing.get("task") != "classification":
         return y
-    labels = preprocessing.get("class_labels")
-    if not labels:
+    labels = preprocessing.get("class_labels") or list(range(preprocessing.get("num_classes") or 0))
+    if not labels:  # a preprocessing.json without the class count: labels taken as they are
         return np.asarray(y).astype("int64").reshape(-1)
     index = {_label_key(label): i for i, label in enumerate(labels)}
     flat = [_label_key(v) for v in np.asarray(y).reshape(-1)]
-    unknown = sorted(set(flat) - set(index))
-    if unknown:
+    unknown = [row for row, value in enumerate(flat) if value not in index]
+    if unknown:  # the file's values are not shown: it may be anything
         raise DataError(
-            f"--data {path}: labels {', '.join(unknown[:5])} are not among the run's classes "
-            f"({', '.join(map(str, labels))})"
+            f"--data {path}: {len(unknown)} label(s), the first in row {unknown[0]} (counted from 0), "
+            f"are not among the run's classes ({', '.join(map(str, labels))})"
         )
     return np.array([index[v] for v in flat], dtype="int64")
 

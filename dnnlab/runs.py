@@ -23,6 +23,7 @@ import os
 import re
 import shutil
 import socket
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -173,7 +174,33 @@ def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
         raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
     except OSError as exc:
         raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
+    try:  # a folder may exist and still refuse new entries (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".dnnlab-probe-", dir=path))
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create run directories in {path} ({exc.strerror})") from None
     return path
+
+
+def check_output_folder(path: Path, key: str) -> None:
+    """Refuse an output file's path before any work: its folder must exist and take new files
+    (a probe file is created and removed), so /proc or a read-only mount fails in one line."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
+    except OSError as exc:
+        raise RunDirError(f"{key} {path}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_new_run(runs_dir: Path, name: str | None, spec_name: str) -> None:
+    """What a new run needs from its arguments (a usable name, a folder it can be created in),
+    checked before the data is loaded, so a bad argument costs nothing and leaves nothing."""
+    check_name(name or spec_name, "--name" if name else "name")
+    ensure_folder(runs_dir)
 
 
 def new_stamped_dir(parent: Path, name: str) -> Path:
@@ -188,8 +215,60 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise RunDirError(f"{parent}: cannot create {path.name} ({exc.strerror})") from None
         return path
     raise RunDirError(f"{parent}: could not create a directory for {name!r}")
+
+
+# Run directories may come from anywhere (copied, downloaded, damaged), so their files are read
+# with a cap: a real run.json is a few kilobytes and metrics.csv about 150 bytes an epoch, so
+# 16 MiB holds 100,000 epochs.
+MAX_RUN_FILE_BYTES = 16 << 20
+
+
+class RunFileUnreadable(RunDirError):
+    """A run file that cannot be read: not a regular file, too large, or not UTF-8 text.
+    `reason` says why without the path, for the notes of compare and report."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_run_file(path: Path, limit: int = MAX_RUN_FILE_BYTES) -> str:
+    """The UTF-8 text of a run file; FileNotFoundError when it is missing, RunFileUnreadable when
+    it is not a regular file (a FIFO would block), is over `limit` bytes or is not UTF-8."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise RunFileUnreadable(path, "not a regular file")
+        if info.st_size > limit:
+            raise RunFileUnreadable(
+                path, f"{info.st_size:,} bytes, more than the {limit:,} a run file may have"
+            )
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RunFileUnreadable(path, f"cannot be read ({exc.strerror})") from None
+    if len(raw) > limit:  # grew since stat
+        raise RunFileUnreadable(path, f"more than the {limit:,} bytes a run file may have")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RunFileUnreadable(path, "not UTF-8 text") from None
+
+
+def parse_json(text: str) -> Any:
+    """json.loads, with nesting too deep for the parser (RecursionError) a ValueError like any
+    other malformed JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
 
 
 def is_run_dir(path: Path) -> bool:
@@ -505,11 +584,13 @@ class RunDir:
     # --- files -------------------------------------------------------------------------
     def read_json(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return parse_json(read_run_file(path))
         except FileNotFoundError:
             raise RunDirError(f"{self.path}: {path.name} is missing") from None
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{path}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise RunDirError(f"{path}: not valid JSON ({exc})") from None
 
     def _read_record_file(self, path: Path) -> dict[str, Any]:
         data = self.read_json(path)
@@ -654,8 +735,8 @@ def latest_completed(root: Path) -> Path | None:
     best: tuple[str, Path] | None = None
     for path in iter_run_dirs(root):
         try:
-            record = RunRecord.from_dict(json.loads((path / RUN_JSON).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            record = RunRecord.from_dict(parse_json(read_run_file(path / RUN_JSON)))
+        except (OSError, ValueError, RunDirError):
             continue
         if record.status == "completed":
             key = (record.finished or "", path)

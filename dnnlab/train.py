@@ -36,8 +36,7 @@ from dnnlab.runs import (
     atomic_save_model,
     atomic_write_json,
     atomic_write_text,
-    check_name,
-    ensure_folder,
+    check_new_run,
     host,
     now,
     remove_stale_temporaries,
@@ -372,9 +371,8 @@ def start(
     """Train a new run. Everything that can be wrong with the input is found before the run
     directory is created, so a bad input leaves nothing behind."""
     spec = checked.spec
-    if run_path is None:  # before the data and the model: a bad name or folder costs nothing
-        check_name(name or spec.name)
-        ensure_folder(runs_dir)
+    if run_path is None:
+        check_new_run(runs_dir, name, spec.name)
     prepared = prepare(spec, checked.info.input_shape, state=None)
     run = RunDir.create_at(run_path) if run_path else RunDir.create(runs_dir, name or spec.name)
     try:

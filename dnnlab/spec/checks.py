@@ -345,6 +345,27 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
 )
 
 
+def check_output_covers_classes(spec: Spec, num_classes: int | None) -> Iterator[Finding]:
+    """Class indices index the output units under sparse categorical cross-entropy: a label at
+    or above the unit count would train on garbage (or fail deep inside TensorFlow)."""
+    loss = (spec.training.loss or "").lower()
+    if num_classes is None or "sparse_categorical" not in loss:
+        return
+    model = spec.model
+    if isinstance(model, CompactModel):
+        key, units = "model.output.units", model.output.units
+    elif isinstance(model.layers[-1], DenseLayer):
+        key, units = f"model.layers[{len(model.layers) - 1}].units", model.layers[-1].units
+    else:
+        return
+    if units is not None and units < num_classes:
+        yield error(
+            key,
+            f"{units} output units, but the data has labels 0..{num_classes - 1} ({num_classes} classes); "
+            f"set it to {num_classes} or leave it out to infer it",
+        )
+
+
 def run_checks(spec: Spec) -> list[Finding]:
     """Every finding for a spec, errors first, repeated advice merged into one finding."""
     findings = merged([finding for check in CHECKS for finding in check(spec)])

@@ -14,9 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnlab import data
 from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.execution import SMALL_STEP_MACS, dense_macs_per_step
-from dnnlab.runs import RunDir, now
+from dnnlab.runs import RunDir, ensure_folder, now
 from dnnlab.sweep import executors
 from dnnlab.sweep.definition import Sweep
 from dnnlab.sweep.progress import SweepProgress
@@ -70,6 +71,10 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
     on stderr as trials finish."""
     expansion = expand_and_check(sweep)
+    ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
+    sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}
+    for data_spec in sources.values():
+        data.check_values(data_spec)
     macs = max(dense_macs_per_step(c.spec, c.info.input_shape) for c in expansion.checked)
     workers = choose_workers(sweep.jobs, len(expansion.trials), macs)
     executor = executors.get(sweep.executor)
