@@ -69,7 +69,7 @@ def _checked(spec: Spec, path: Path | str) -> CheckedSpec:
     info = data.describe(spec.data)
     resolved = resolve(spec, info.task, info.num_classes)
     try:
-        findings = validate(resolved)
+        findings = validate(resolved, info.input_shape)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return CheckedSpec(resolved, info, findings)

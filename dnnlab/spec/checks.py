@@ -8,6 +8,7 @@ advice for several layers is reported once, naming every layer.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -21,6 +22,7 @@ from dnnlab.spec.models import (
     Spec,
     recommended_initializer,
 )
+from dnnlab.spec.wording import did_you_mean, short
 
 
 @dataclass(frozen=True)
@@ -310,20 +312,64 @@ def check_plateau_before_early_stopping(spec: Spec) -> Iterator[Finding]:
         )
 
 
-def check_monitor_needs_validation(spec: Spec) -> Iterator[Finding]:
-    if spec.data.validation == 0:
-        monitors = {"training.monitor": spec.training.monitor}
-        if spec.training.early_stopping:
-            monitors["training.early_stopping.monitor"] = spec.training.early_stopping.monitor
-        if spec.training.schedule.type == "plateau":
-            monitors["training.schedule.monitor"] = spec.training.schedule.monitor
-        for key, monitor in monitors.items():
-            if monitor.startswith("val_"):
-                yield error(
-                    key,
-                    f"monitors {monitor!r} but data.validation is 0; "
-                    "set a validation split or monitor 'loss'",
-                )
+def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
+    """Each monitor must name a value the run logs: loss, a metric, or their val_ forms when there
+    is a validation split; anything else would never pick a best epoch or stop training."""
+    training = spec.training
+    monitors = {"training.monitor": training.monitor}
+    if training.early_stopping:
+        monitors["training.early_stopping.monitor"] = training.early_stopping.monitor
+    if training.schedule.type == "plateau":
+        monitors["training.schedule.monitor"] = training.schedule.monitor
+    logged = ["loss", *(training.metrics or [])]
+    if spec.data.validation != 0:
+        logged += [f"val_{name}" for name in logged]
+    for key, monitor in monitors.items():
+        if monitor in logged:
+            continue
+        if spec.data.validation == 0 and monitor.removeprefix("val_") in logged:
+            yield error(
+                key,
+                f"monitors {monitor!r} but data.validation is 0; set a validation split or monitor 'loss'",
+            )
+        else:
+            yield error(
+                key,
+                f"monitors {short(monitor)}{did_you_mean(monitor, logged)}, which the run does not log; "
+                f"expected one of: {', '.join(logged)} (training.metrics sets the metrics)",
+            )
+
+
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights, and a few times that to train
+
+
+def dense_parameters(spec: Spec, inputs: int) -> int:
+    """Weights and biases of the dense layers for `inputs` input features: nearly all of a dense
+    network's parameters, counted from the spec alone."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        widths = [*model.hidden, model.output.units or 1]
+    else:
+        widths = [layer.units for layer in model.layers if isinstance(layer, DenseLayer)]
+    total, fan_in = 0, inputs
+    for width in widths:
+        total += (fan_in + 1) * width
+        fan_in = width
+    return total
+
+
+def check_model_size(spec: Spec, input_shape: tuple[int, ...]) -> Iterator[Finding]:
+    """A model too large to build is refused here, before a run directory or TensorFlow's
+    out-of-memory traceback."""
+    count = dense_parameters(spec, math.prod(input_shape))
+    if count > MAX_PARAMETERS:
+        key = "model.hidden" if isinstance(spec.model, CompactModel) else "model.layers"
+        yield error(
+            key,
+            f"the model would have {count:,} parameters ({count * 4 / 2**30:,.1f} GiB of float32 weights, "
+            f"a few times that to train); at most {MAX_PARAMETERS:,} are allowed: use fewer or "
+            "narrower layers",
+        )
 
 
 CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
@@ -334,7 +380,7 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_one_cycle,
     check_explicit_output,
     check_classes_unique,
-    check_monitor_needs_validation,
+    check_monitors_are_logged,
     check_transfer,
     check_initializer_matches_activation,
     check_selu_self_normalization,
@@ -345,9 +391,13 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
 )
 
 
-def run_checks(spec: Spec) -> list[Finding]:
-    """Every finding for a spec, errors first, repeated advice merged into one finding."""
-    findings = merged([finding for check in CHECKS for finding in check(spec)])
+def run_checks(spec: Spec, input_shape: tuple[int, ...] | None = None) -> list[Finding]:
+    """Every finding for a spec, errors first, repeated advice merged into one finding; the
+    model's size is checked when the input shape is known."""
+    found = [finding for check in CHECKS for finding in check(spec)]
+    if input_shape is not None:
+        found += check_model_size(spec, input_shape)
+    findings = merged(found)
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -355,9 +405,9 @@ def errors_of(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "error"]
 
 
-def validate(spec: Spec) -> list[Finding]:
+def validate(spec: Spec, input_shape: tuple[int, ...] | None = None) -> list[Finding]:
     """Run every check; the first error becomes a ConfigError, the warnings are returned."""
-    findings = run_checks(spec)
+    findings = run_checks(spec, input_shape)
     errors = errors_of(findings)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
