@@ -23,9 +23,29 @@ MAX_BYTES = 1 << 20  # 1 MiB: a spec is a few hundred bytes, a sweep file a few 
 MAX_DEPTH = 64  # nesting levels; a spec needs five or six
 MAX_VALUES = 100_000  # values the document stands for, every alias (*name) expanded
 
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: the same result, faster
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when installed: same result, faster
 _START = (yaml.MappingStartEvent, yaml.SequenceStartEvent)
 _END = (yaml.MappingEndEvent, yaml.SequenceEndEvent)
+
+
+class _Loader(_BASE_LOADER):
+    """The safe loader, reporting a tagged value its constructor cannot read (`!!int ''`,
+    `!!bool x`, an integer of thousands of digits) as a YAML error at its line, where PyYAML
+    raises an IndexError, a KeyError or a ValueError."""
+
+    def construct_object(self, node, deep=False):
+        try:
+            return super().construct_object(node, deep=deep)
+        except (ArithmeticError, AttributeError, LookupError, TypeError, ValueError):
+            value = repr(node.value) if isinstance(node.value, str) else "this value"
+            value = value if len(value) <= 40 else value[:37] + "..."
+            tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")
+            raise yaml.constructor.ConstructorError(
+                problem=f"cannot read {value} as {tag}", problem_mark=node.start_mark
+            ) from None
+
+
+_LOADER = _Loader
 
 
 def read_yaml_file(path: Path | str) -> Any:
@@ -92,8 +112,6 @@ def loads(text: str, source: str = "") -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         label = "" if isinstance(exc, _TooLarge) else "not valid YAML: "
         raise ConfigError(f"{prefix}{where} {label}{problem}".lstrip()) from None
-    except ValueError:  # Python refuses to convert an integer of thousands of digits
-        raise ConfigError(f"{prefix} not valid YAML: an integer of more than 4300 digits".lstrip()) from None
 
 
 class _TooLarge(yaml.MarkedYAMLError):

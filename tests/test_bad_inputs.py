@@ -116,8 +116,10 @@ def test_a_file_over_one_mebibyte_is_refused(tmp_path):
     check_and_train(write(tmp_path, text), tmp_path, "larger than 1 MiB")
 
 
-def test_a_number_of_thousands_of_digits_is_one_line(tmp_path):
-    check_and_train(write(tmp_path, VALID_YAML + "seed: " + "9" * 5000 + "\n"), tmp_path, "4300 digits")
+@pytest.mark.parametrize("value", ["9" * 5000, "!!int ''", "!!float ''", "!!bool maybe", "!!timestamp x"])
+def test_a_value_yaml_cannot_read_is_one_line_at_its_line(tmp_path, value):
+    line = f"line {VALID_YAML.count(chr(10)) + 1}:"
+    check_and_train(write(tmp_path, VALID_YAML + f"seed: {value}\n"), tmp_path, line, "cannot read")
 
 
 def test_an_override_and_an_extends_file_go_through_the_same_caps(tmp_path):

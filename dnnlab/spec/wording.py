@@ -77,10 +77,16 @@ def error_key(loc: Key, root: type[BaseModel]) -> Key:
 
 
 def dotted(key: Key) -> str:
-    """('model', 'hidden', 0) -> 'model.hidden[0]'."""
+    """('model', 'hidden', 0) -> 'model.hidden[0]'; a key a user could not type as it prints
+    (empty, spaces around it, a newline) is quoted, so the message stays one readable line."""
     out = ""
     for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = str(part)
+        name = name if name and name.isprintable() and name.strip() == name else repr(name)
+        out += f".{name}" if out else name
     return out or "(top level)"
 
 
