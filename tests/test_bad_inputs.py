@@ -172,8 +172,8 @@ def test_nothing_blocks_or_exhausts_memory(tmp_path, command, source):
 
 
 @pytest.mark.parametrize("damage", ["bomb", "fifo"])
-@pytest.mark.parametrize("fmt", ["table", "json"])
-def test_compare_notes_a_hostile_config_yaml_and_goes_on(tmp_path, damage, fmt):
+@pytest.mark.parametrize("command", ["compare-table", "compare-json", "report"])
+def test_compare_and_report_note_a_hostile_config_yaml_and_go_on(tmp_path, damage, command):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "run.json").write_text(json.dumps({"name": "r1", "status": "completed"}), encoding="utf-8")
@@ -182,9 +182,14 @@ def test_compare_notes_a_hostile_config_yaml_and_goes_on(tmp_path, damage, fmt):
         (run / "config.yaml").write_text(billion_laughs(levels=12), encoding="utf-8")
     else:
         os.rename(fifo(tmp_path), run / "config.yaml")
-    result = run_dnnlab("compare", run, "--format", fmt, cwd=tmp_path)
+    page = tmp_path / "report.html"
+    if command == "report":
+        result = run_dnnlab("report", run, "--out", page, cwd=tmp_path)
+    else:
+        result = run_dnnlab("compare", run, "--format", command.removeprefix("compare-"), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert "config.yaml unreadable" in result.stdout
+    shown = page.read_text(encoding="utf-8") if command == "report" else result.stdout
+    assert "config.yaml unreadable" in shown
 
 
 # --- values a spec used to accept ---------------------------------------------------------
