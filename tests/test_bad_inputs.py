@@ -19,7 +19,14 @@ from typer.testing import CliRunner
 
 from dnnlab import safe_yaml
 from dnnlab.cli import app
-from dnnlab.spec.keras_names import LOSS_NAMES, METRIC_NAMES
+from dnnlab.spec.keras_names import (
+    LOSS_NAMES,
+    METRIC_NAMES,
+    REGRESSION_LOSSES,
+    REGRESSION_METRICS,
+    SPARSE_LABEL_LOSSES,
+    SPARSE_LABEL_METRICS,
+)
 
 VALID = {"name": "bad", "data": {"dataset": "iris"}, "model": {"hidden": [4]}, "training": {"epochs": 1}}
 VALID_YAML = yaml.safe_dump(VALID, sort_keys=False)
@@ -229,6 +236,22 @@ NONSENSE = [
         ["training.metrics=[accuracy, bogus_metric]"],
         ["training.metrics[1]", "'bogus_metric'", "expected one of:", "accuracy"],
     ),
+    (
+        "a loss for other labels",
+        ["training.loss=mse"],
+        [
+            "training.loss",
+            "does not suit the labels",
+            "output has 3 units",
+            "sparse_categorical_crossentropy",
+        ],
+    ),
+    ("a metric for other labels", ["training.metrics=[auc]"], ["training.metrics[0]", "'auc' does not suit"]),
+    (
+        "sparse loss on a regression",
+        ["data.dataset=diabetes", "training.loss=sparse_categorical_crossentropy"],
+        ["training.loss", "the target is a number per row", "mse"],
+    ),
     ("seed 2**32", ["seed=4294967296"], ["seed", "less than or equal to 4294967295", "4294967296"]),
     ("seed negative", ["seed=-1"], ["seed", "greater than or equal to 0"]),
     (
@@ -248,7 +271,7 @@ def test_nonsense_values_are_one_line_before_any_run_directory(tmp_path, overrid
 def test_a_monitor_may_name_any_metric_the_run_logs(tmp_path):
     config = write(tmp_path, VALID_YAML)
     for overrides in (
-        ["training.metrics=[mse]", "training.monitor=val_mse"],
+        ["data.dataset=diabetes", "training.metrics=[mse]", "training.monitor=val_mse"],
         ["training.monitor=accuracy", "training.early_stopping={monitor: loss}"],
         ["data.validation=0", "training.monitor=loss"],
     ):
@@ -306,3 +329,31 @@ def test_every_listed_loss_and_metric_name_is_one_keras_accepts_and_logs_under_t
         model.compile(loss="mse" if units == 1 else "sparse_categorical_crossentropy", metrics=metrics)
         logs = model.evaluate(np.zeros((4, 2)), y, verbose=0, return_dict=True)
         assert sorted(logs) == sorted(["loss", *metrics])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("task", ["classification", "regression"])
+def test_every_name_the_labels_allow_trains_an_epoch(task):
+    """What check_loss_and_metrics_suit_the_labels lets through, Keras computes: each allowed
+    loss and metric fits one epoch on the label shape dnnlab gives that task."""
+    keras = pytest.importorskip("keras")
+    import numpy as np
+
+    x = np.random.default_rng(0).random((8, 2), dtype="float32")
+    if task == "classification":
+        units, activation, y, losses, metrics = (
+            3,
+            "softmax",
+            np.arange(8) % 3,
+            SPARSE_LABEL_LOSSES,
+            SPARSE_LABEL_METRICS,
+        )
+    else:
+        units, activation, y = 1, "linear", np.linspace(0, 2, 8, dtype="float32")
+        losses, metrics = REGRESSION_LOSSES, REGRESSION_METRICS
+    default_loss = "sparse_categorical_crossentropy" if task == "classification" else "mse"
+    for loss, metric in [(name, []) for name in losses] + [(default_loss, [name]) for name in metrics]:
+        model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(units, activation=activation)])
+        model.compile(loss=loss, metrics=metric, optimizer="sgd")
+        history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        assert sorted(history.history) == sorted(["loss", *metric]), (loss, metric)

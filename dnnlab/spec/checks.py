@@ -14,6 +14,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dnnlab.errors import ConfigError
+from dnnlab.spec.keras_names import (
+    REGRESSION_LOSSES,
+    REGRESSION_METRICS,
+    SPARSE_LABEL_LOSSES,
+    SPARSE_LABEL_METRICS,
+)
 from dnnlab.spec.models import (
     RELU_FAMILY,
     CompactModel,
@@ -340,6 +346,38 @@ def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
             )
 
 
+def _output_units(spec: Spec) -> int | None:
+    model = spec.model
+    if isinstance(model, CompactModel):
+        return model.output.units
+    last = model.layers[-1]
+    return last.units if isinstance(last, DenseLayer) else None
+
+
+def check_loss_and_metrics_suit_the_labels(spec: Spec) -> Iterator[Finding]:
+    """Integer class labels against a k-unit output take only the sparse loss and metrics, and a
+    regression target never the sparse cross-entropy: Keras would fail at the first batch."""
+    training, units = spec.training, _output_units(spec)
+    if spec.data.task == "classification" and units is not None and units > 1:
+        losses, metrics = SPARSE_LABEL_LOSSES, SPARSE_LABEL_METRICS
+        why = f"class labels are integers and the output has {units} units"
+    elif spec.data.task == "regression":
+        losses, metrics, why = REGRESSION_LOSSES, REGRESSION_METRICS, "the target is a number per row"
+    else:
+        return
+    if training.loss not in losses:
+        yield error(
+            "training.loss",
+            f"{training.loss!r} does not suit the labels: {why}; expected one of: {', '.join(losses)}",
+        )
+    for index, metric in enumerate(training.metrics or []):
+        if metric not in metrics:
+            yield error(
+                f"training.metrics[{index}]",
+                f"{metric!r} does not suit the labels: {why}; expected one of: {', '.join(metrics)}",
+            )
+
+
 MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights, and a few times that to train
 
 
@@ -381,6 +419,7 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_explicit_output,
     check_classes_unique,
     check_monitors_are_logged,
+    check_loss_and_metrics_suit_the_labels,
     check_transfer,
     check_initializer_matches_activation,
     check_selu_self_normalization,

@@ -76,3 +76,27 @@ METRIC_NAMES = (
     "pearson_correlation",
     "concordance_correlation",
 )
+
+# dnnlab gives classification integer labels and, unless the spec sets the output, one softmax
+# unit per class. Against that pair Keras computes only the sparse names; every other loss and
+# most metrics fail on the label shape at the first batch, after the run directory exists.
+SPARSE_LABEL_LOSSES = ("sparse_categorical_crossentropy",)
+SPARSE_LABEL_METRICS = (
+    "accuracy",
+    "acc",
+    "sparse_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+    "sparse_categorical_crossentropy",
+)
+# A regression target (one float per row) takes every loss but the sparse cross-entropy, and
+# every metric but the cross-entropies and top-k accuracies, which need class scores.
+REGRESSION_LOSSES = tuple(n for n in LOSS_NAMES if n != "sparse_categorical_crossentropy")
+_CLASS_SCORE_METRICS = (
+    "sparse_categorical_crossentropy",
+    "categorical_crossentropy",
+    "binary_crossentropy",
+    "bce",
+    "top_k_categorical_accuracy",
+    "sparse_top_k_categorical_accuracy",
+)
+REGRESSION_METRICS = tuple(n for n in METRIC_NAMES if n not in _CLASS_SCORE_METRICS)
