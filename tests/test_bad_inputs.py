@@ -138,6 +138,23 @@ def test_an_override_and_an_extends_file_go_through_the_same_caps(tmp_path):
     check_and_train(child, tmp_path, "base.yaml", "aliases")
 
 
+@pytest.mark.parametrize("command", ["sweep", "summary", "resume"])
+def test_every_command_that_reads_yaml_uses_the_same_caps(tmp_path, command):
+    bomb = write(tmp_path, billion_laughs())
+    runs = tmp_path / "runs"
+    if command == "resume":
+        run = runs / "r1"
+        run.mkdir(parents=True)
+        os.replace(bomb, run / "config.yaml")
+        (run / "run.json").write_text(json.dumps({"name": "r1", "status": "interrupted"}), encoding="utf-8")
+        args = ["train", "--resume", run]
+    else:
+        args = [command, bomb, *(["--runs-dir", runs] if command == "sweep" else [])]
+    result = invoke(*args)
+    assert_one_line_error(result.stderr, result.exit_code, result.stdout, "aliases")
+    assert command == "resume" or not runs.exists()
+
+
 # --- what used to hang or exhaust memory: a subprocess under a timeout ----------------------
 
 
