@@ -84,8 +84,8 @@ def _yaml_value(key: str, text: str) -> Any:
         raise ConfigError(f"-g {key}: an empty value in the list; expected e.g. -g {key}=a,b,c")
     try:
         value = safe_yaml.loads(text)
-    except ConfigError:
-        raise ConfigError(f"-g {key}: {short(text.strip())} is not a valid YAML value") from None
+    except ConfigError as exc:
+        raise ConfigError(f"-g {key}: {short(text.strip())}: {exc}") from None
     return as_number(value)
 
 
