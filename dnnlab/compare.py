@@ -18,9 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab import safe_yaml
+from dnnlab.errors import ConfigError, DnnlabError, RunDirError
 from dnnlab.runs import (
     CONFIG_YAML,
     METRICS_CSV,
@@ -54,7 +53,6 @@ NOT_METRICS = ("epoch", "lr", "seconds")
 MAX_METRIC_COLUMNS = 256
 MAX_EPOCHS = 100_000
 _TIMESTAMP_SUFFIX = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Absent:
@@ -206,7 +204,9 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     notes: list[str] = []
     sections = {} if sections is None else sections
     info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, parse_json, notes))
-    config = _read_mapping(path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes)
+    config = _read_mapping(
+        path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=_read_yaml_text
+    )
     history = _read_metrics(path / METRICS_CSV, notes)
 
     last_epoch = int_or_none(history["epoch"][-1]) if history.get("epoch") else None
@@ -230,14 +230,16 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     )
 
 
-def _read_mapping(path: Path, parse: Callable[[str], Any], notes: list[str]) -> dict[str, Any] | None:
+def _read_mapping(
+    path: Path, parse: Callable[[str], Any], notes: list[str], read: Callable | None = None
+) -> dict[str, Any] | None:
     """The mapping `parse` makes of the file, or None with a note: missing, or unreadable."""
-    text = _read_text(path, notes)
+    text = (read or _read_text)(path, notes)
     if text is None:
         return None
     try:
         value = parse(text)
-    except (ValueError, RecursionError, yaml.YAMLError):
+    except (ValueError, RecursionError, ConfigError):
         value = None
     if not isinstance(value, dict):
         notes.append(f"{path.name} unreadable")
@@ -252,6 +254,19 @@ def _read_text(path: Path, notes: list[str]) -> str | None:
         notes.append(f"missing {path.name}")
     except RunFileUnreadable as exc:
         notes.append(f"{path.name} unreadable: {exc.reason}")
+    return None
+
+
+def _read_yaml_text(path: Path, notes: list[str]) -> str | None:
+    """A YAML file through dnnlab's capped reader: a FIFO, a device or an oversized file is a
+    note, never a hang."""
+    if not path.exists():
+        notes.append(f"missing {path.name}")
+        return None
+    try:
+        return safe_yaml.read_text(path)
+    except ConfigError:
+        notes.append(f"{path.name} unreadable")
     return None
 
 
@@ -273,15 +288,15 @@ def parse_spec(text: str, sections: dict[str, Any]) -> Any:
         chunk_text = "".join(chunk)
         if chunk_text not in sections:
             try:
-                sections[chunk_text] = yaml.load(chunk_text, Loader=_YAML_LOADER)
-            except yaml.YAMLError:
+                sections[chunk_text] = safe_yaml.loads(chunk_text)
+            except ConfigError:
                 sections[chunk_text] = None
         part = sections[chunk_text]
         if isinstance(part, dict):
             config.update(part)
         elif part is not None or chunk_text.strip() and not chunk_text.lstrip().startswith("#"):
-            return yaml.load(text, Loader=_YAML_LOADER)  # not a section: a marker, an error, ...
-    return config or yaml.load(text, Loader=_YAML_LOADER)
+            return safe_yaml.loads(text)  # not a section: a marker, an error, ...
+    return config or safe_yaml.loads(text)
 
 
 def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:

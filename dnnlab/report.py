@@ -17,10 +17,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dnnlab import __version__
+from dnnlab import __version__, safe_yaml
 from dnnlab import compare as comparing
 from dnnlab import compare_format as fmt
-from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.errors import ConfigError, DnnlabError, RunDirError
 from dnnlab.runs import (
     CONFIG_YAML,
     RUN_JSON,
@@ -293,7 +293,7 @@ def _run_details(run: comparing.Run) -> str:
         (RUN_JSON, "run.json: execution, versions, host, command"),
         (CONFIG_YAML, "config.yaml: the resolved spec"),
     ):
-        text = _read(run.path / name)
+        text = _read_config(run.path / name) if name == CONFIG_YAML else _read(run.path / name)
         if text is not None and name == RUN_JSON:
             text = _pretty_json(text)
         if text is not None:
@@ -310,6 +310,15 @@ def _pretty_json(text: str) -> str:
         return json.dumps(parse_json(text), indent=2)
     except (ValueError, RecursionError):  # RecursionError: parsed, but too deep to write back
         return text  # damaged: shown as it is
+
+
+def _read_config(path: Path) -> str | None:
+    """config.yaml's text with the checks of dnnlab's YAML reader: a FIFO, a device or a file
+    over 1 MiB is left out of the page instead of blocking or filling it."""
+    try:
+        return safe_yaml.read_text(path)
+    except ConfigError:
+        return None
 
 
 def _read(path: Path) -> str | None:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnnlab import __version__, data, runtime
+from dnnlab import __version__, data, runtime, safe_yaml
 from dnnlab.errors import RunDirError
 from dnnlab.runs import (
     BestRecord,
@@ -481,7 +481,7 @@ def live_run(run: RunDir, spec: Spec):
         return None
     from dnnlab.tracking import LiveRun
 
-    config = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    config = safe_yaml.read_yaml_file(run.config)
     return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
 
 

@@ -71,7 +71,7 @@ def _checked(spec: Spec, path: Path | str) -> CheckedSpec:
     try:
         for finding in check_output_covers_classes(resolved, info.num_classes):
             raise ConfigError(str(finding))
-        findings = validate(resolved)
+        findings = validate(resolved, info.input_shape)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return CheckedSpec(resolved, info, findings)
