@@ -246,25 +246,37 @@ def train(
     Epochs count from 1 in everything printed here; metrics.csv and run.json keep the 0-based
     index.
     """
-    if (config is None) == (resume is None):
-        raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
-    if epochs is not None and resume is None:
-        raise DnnlabError("--epochs extends a run with --resume; for a new run use -o training.epochs=N")
-    command = ["dnnlab", *sys.argv[1:]]
-    if resume is not None:
-        from dnnlab import train as training
+    from dnnlab.faults import sigterm_interrupts
 
-        result = training.resume(resume, epochs, command, progress=not quiet)
-    else:
-        from dnnlab.spec import check_spec
+    with sigterm_interrupts():  # before the seconds of imports: a SIGTERM from here on exits 130
+        if (config is None) == (resume is None):
+            raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
+        if epochs is not None and resume is None:
+            raise DnnlabError("--epochs extends a run with --resume; for a new run use -o training.epochs=N")
+        command = ["dnnlab", *sys.argv[1:]]
+        try:
+            if resume is not None:
+                from dnnlab import train as training
 
-        checked = check_spec(config, override)
-        print_warnings(checked.warnings)
-        from dnnlab import train as training
+                result = training.resume(resume, epochs, command, progress=not quiet)
+            else:
+                from dnnlab.spec import check_spec
 
-        result = training.start(checked, runs_dir, name, command, progress=not quiet)
+                checked = check_spec(config, override)
+                print_warnings(checked.warnings)
+                from dnnlab import train as training
+
+                result = training.start(checked, runs_dir, name, command, progress=not quiet)
+        except KeyboardInterrupt:  # before the run directory existed (or before resuming wrote)
+            interrupted("before the run started; nothing was written")
     report_run(result, quiet)
     raise typer.Exit(result.exit_code)
+
+
+def interrupted(message: str) -> None:
+    """Ctrl-C or SIGTERM before there was anything to record: one line and exit 130."""
+    stderr_console().print(f"[yellow]interrupted:[/] {_escape(message)}")
+    raise typer.Exit(130)
 
 
 def report_run(result, quiet: bool = False) -> None:

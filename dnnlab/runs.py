@@ -20,6 +20,7 @@ import json
 import math
 import os
 import re
+import shutil
 import socket
 import tempfile
 import zipfile
@@ -28,13 +29,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import RunDirError, WriteError
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+# `starting`: the directory exists and its setup (config, checkpoint, state.json) is being written.
+STATUSES = ("starting", "running", "completed", "failed", "diverged", "interrupted")
 # The files of a run directory, named once (RunDir's properties and the readers use these).
 RUN_JSON, STATE_JSON, CONFIG_YAML, METRICS_CSV = "run.json", "state.json", "config.yaml", "metrics.csv"
 RUN_FILES = (RUN_JSON, CONFIG_YAML, METRICS_CSV)  # any one of them makes a folder a run directory
 RUN_FILES_TEXT = f"{RUN_JSON}, {CONFIG_YAML} or {METRICS_CSV}"  # for messages
+# A new run is assembled in a hidden folder `.<name>.<random>.starting` beside its final name and
+# renamed into place once run.json is in it; readers never take such a folder for a run.
+STAGING_SUFFIX = ".starting"
 # Version of run.json and state.json as written now; files without `version` are version 1.
 # 2: state.json's `callbacks` keyed by each callback's `state_key` instead of its class name.
 RECORD_VERSION = 2
@@ -74,13 +79,18 @@ def _fsync_file(path: Path) -> None:
 def _replace_with(write: Any, target: Path, suffix: str = ".tmp") -> None:
     """Write a temporary file beside `target` with `write(path)`, fsync it, rename it into
     place and fsync the directory: readers see the old file or the new one, never half."""
-    tmp = _reserve_temporary(target, suffix)
+    try:
+        tmp = _reserve_temporary(target, suffix)
+    except OSError as exc:
+        raise WriteError.of(target, exc) from exc
     try:
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # frees the space a full disk had let it take
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
         raise
     _fsync_dir(target.parent)
 
@@ -136,8 +146,10 @@ def atomic_link(source: Path, target: Path) -> None:
             return
     try:
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         tmp.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
         raise
     _fsync_dir(target.parent)
 
@@ -167,6 +179,10 @@ def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
         raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
     except OSError as exc:
         raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
+    if not os.access(path, os.W_OK | os.X_OK):  # refused now, before data and model are loaded
+        read_only = os.statvfs(path).f_flag & os.ST_RDONLY
+        reason = "read-only file system" if read_only else "permission denied"
+        raise RunDirError(f"{key}: cannot write in {path} ({reason}); expected a writable folder")
     return path
 
 
@@ -175,9 +191,7 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
     started in the same second get different folders."""
     parent = ensure_folder(parent)
     check_name(name)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        path = parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
+    for path in _stamped_names(parent, name):
         try:
             path.mkdir()
         except FileExistsError:
@@ -187,8 +201,22 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
 
 
 def is_run_dir(path: Path) -> bool:
-    """A folder with any of RUN_FILES in it (a damaged run still counts)."""
+    """A folder with any of RUN_FILES in it (a damaged run still counts); not a run being staged."""
+    if is_staging(path):
+        return False
     return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+
+
+def is_staging(path: Path) -> bool:
+    """The hidden folder a new run is assembled in before it is renamed into place."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
+
+
+def _stamped_names(parent: Path, name: str) -> Iterator[Path]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        yield parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
 
 
 def metric_mode(metric: str) -> str:
@@ -435,26 +463,45 @@ class RunDir:
 
     # --- creation and locking ----------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> RunDir:
-        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir` (see new_stamped_dir)."""
-        run = cls(new_stamped_dir(runs_dir, name))
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+    def create(cls, runs_dir: Path, name: str, record: RunRecord) -> RunDir:
+        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir`, locked, whose first file
+        is run.json (`record`, status `starting`)."""
+        parent = ensure_folder(runs_dir)
+        check_name(name)
+        return cls._staged(parent, name, record, _stamped_names(parent, name))
 
     @classmethod
-    def create_at(cls, path: Path) -> RunDir:
-        """A new run directory at exactly `path` (a sweep names its trials); an existing path is
-        refused, as mkdir is the claim."""
+    def create_at(cls, path: Path, record: RunRecord) -> RunDir:
+        """`create` at exactly `path` (a sweep names its trials); an existing path is refused."""
         path = Path(path)
+        return cls._staged(path.parent, path.name, record, iter([path]))
+
+    @classmethod
+    def _staged(cls, parent: Path, name: str, record: RunRecord, names: Iterator[Path]) -> RunDir:
+        """Assemble the run in a hidden staging folder (lock, run.json, checkpoints/) and rename
+        it to the first free name: a kill at any instant leaves no run or a run with run.json."""
+        staging = parent / f".{name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
         try:
-            path.mkdir()
-        except FileExistsError:
-            raise RunDirError(f"{path}: exists already; a new run needs a new directory") from None
-        run = cls(path)
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+            staging.mkdir()  # unlike mkdtemp's 0700, the permissions a run directory always had
+        except OSError as exc:
+            raise WriteError.of(parent, exc) from exc
+        run = cls(staging)
+        try:
+            run.lock()
+            run.write_record(record)
+            run.checkpoints.mkdir()
+            for path in names:
+                # rename replaces only an empty directory; another run's staging holds run.json
+                if not path.exists() and _rename_dir(staging, path):
+                    run.path = path
+                    return run
+            raise RunDirError(f"{parent / name}: exists already; a new run needs a new directory")
+        except BaseException as exc:
+            run.unlock()
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise WriteError.of(staging, exc) from exc
+            raise
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -535,6 +582,27 @@ class RunDir:
             return [
                 {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
+
+
+def _rename_dir(source: Path, target: Path) -> bool:
+    """Rename `source` to `target`; False when `target` was taken meanwhile."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+            return False
+        raise
+    _fsync_dir(target.parent)
+    return True
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove what atomic writes in `folder` and its checkpoints/ left behind when killed (the
+    temporary files' hidden names), freeing the space a full disk needs for the run's record."""
+    for directory in (folder, folder / "checkpoints"):
+        for pattern in (".*.tmp", ".*.tmp.keras", ".*.link"):
+            for leftover in directory.glob(pattern):
+                leftover.unlink(missing_ok=True)
 
 
 def acquire_lock(lock_file: Path, busy: str) -> int:
