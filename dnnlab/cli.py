@@ -644,23 +644,29 @@ def sweep(
     if (config is None) == (resume is None):
         raise DnnlabError("give a SPEC.yaml or SWEEP.yaml to sweep, or --resume SWEEP_DIR to continue one")
     command = ["dnnlab", *sys.argv[1:]]
-    from dnnlab import sweep as sweeping
+    from dnnlab.faults import sigterm_interrupts
 
-    if resume is not None:
-        result = sweeping.resume_sweep(resume, command, jobs, progress=not quiet)
-    else:
-        definition = sweeping.build_sweep(
-            config,
-            override or [],
-            axis or [],
-            seeds,
-            random_trials,
-            jobs,
-            executor.value if executor else None,
-            address,
-            name,
-        )
-        result = sweeping.run_sweep(definition, runs_dir, command, progress=not quiet)
+    with sigterm_interrupts():  # the driver's own handler takes over once the trials start
+        try:
+            from dnnlab import sweep as sweeping
+
+            if resume is not None:
+                result = sweeping.resume_sweep(resume, command, jobs, progress=not quiet)
+            else:
+                definition = sweeping.build_sweep(
+                    config,
+                    override or [],
+                    axis or [],
+                    seeds,
+                    random_trials,
+                    jobs,
+                    executor.value if executor else None,
+                    address,
+                    name,
+                )
+                result = sweeping.run_sweep(definition, runs_dir, command, progress=not quiet)
+        except KeyboardInterrupt:
+            interrupted("before the sweep started; nothing was written")
     if not quiet or result.record.status != "completed":
         report_sweep(result)
     if as_json:

@@ -500,7 +500,7 @@ class RunDir:
             run.unlock()
             shutil.rmtree(staging, ignore_errors=True)
             if isinstance(exc, OSError):
-                raise WriteError.of(staging, exc) from exc
+                raise WriteError.of(parent / name, exc) from exc
             raise
 
     @classmethod

@@ -493,6 +493,8 @@ def _train(
     except KeyboardInterrupt:
         status = "interrupted"
         record = run.update_record(status=status, finished=now())
+        if state is not None:  # TensorBoard's best so far, as at the end of every process's share
+            write_results(run.tensorboard, state.best, None, state.epochs_done)
     except BaseException as exc:
         failure = record_failure(run, exc)
         if session is not None and session.live is not None:
