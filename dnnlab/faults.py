@@ -44,7 +44,10 @@ def record_failure(run: RunDir, error: BaseException) -> BaseException:
     remove_temporaries(run.path)
     resume = f"dnnlab train --resume {run.path}"
     try:
-        run.update_record(status="failed", finished=now())
+        try:
+            run.update_record(status="failed", finished=now())
+        except WriteError:  # no space even for run.json's temporary file: over its own blocks
+            run.update_record_in_place(status="failed", finished=now())
         recorded = f"run marked failed; continue it with `{resume}`"
     except (OSError, DnnlabError) as again:
         reason = again.strerror if isinstance(again, OSError) else getattr(again, "reason", str(again))

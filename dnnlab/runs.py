@@ -122,8 +122,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(payload: Any) -> str:
+    """The text of every JSON file dnnlab writes."""
+    return json.dumps(payload, indent=2) + "\n"
+
+
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(path, json_text(payload))
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """The last resort on a full disk, where an atomic write's temporary file finds no space: one
+    write() over the blocks `path` already holds, padded with spaces to its old length (JSON
+    allows them) so that no instant shows a shorter text; a kill cannot split one system call.
+    Refused (WriteError) when `data` would need a block the file does not have."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    try:
+        stat = os.fstat(fd)
+        data = data.ljust(stat.st_size, b" ")
+        if len(data) > stat.st_blocks * 512:
+            raise WriteError.of(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    finally:
+        os.close(fd)
 
 
 def atomic_save_model(model: Any, path: Path) -> None:
@@ -555,6 +582,13 @@ class RunDir:
         """Change some fields of run.json (read, replace, write atomically)."""
         record = replace(self.read_record(), **changes)
         self.write_record(record)
+        return record
+
+    def update_record_in_place(self, **changes: Any) -> RunRecord:
+        """`update_record` for a full disk: run.json rewritten over its own blocks (see
+        overwrite_in_place), so that a failure can still be recorded."""
+        record = replace(self.read_record(), **changes)
+        overwrite_in_place(self.run_json, json_text(record.to_dict()).encode("utf-8"))
         return record
 
     def read_state(self, monitor: str = "val_loss") -> TrainState:

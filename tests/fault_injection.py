@@ -4,8 +4,9 @@
 run file goes through), acts at the `nth` atomic write of the file `name`: `kill` (SIGKILL: no
 handler runs), `term` (SIGTERM), `enospc` (the disk fills while that file is written; its
 temporary file is removed, which frees the space again) or `erofs` (the file system turns
-read-only: that write and every later one fails). `at_import(action, module)` acts when `module`
-starts to be imported.
+read-only: that write and every later one fails; with `read_only_in_place` in place of
+`dnnlab.runs.overwrite_in_place`, the last-resort rewrite of run.json too).
+`at_import(action, module)` acts when `module` starts to be imported.
 
 Run as a script, it runs the dnnlab command line with one fault in place:
     python fault_injection.py ACTION WHERE N DNNLAB-ARGS...
@@ -52,6 +53,11 @@ def faulty_writer(action: str, name: str, nth: int = 1):
         return original(write, target, suffix)
 
     return faulty
+
+
+def read_only_in_place(path, data) -> None:
+    """In place of dnnlab.runs.overwrite_in_place on a read-only file system."""
+    raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
 
 class _ImportTrap:

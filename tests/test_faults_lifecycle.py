@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from fault_injection import faulty_writer
+from fault_injection import faulty_writer, read_only_in_place
 from helpers import read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
@@ -186,8 +186,40 @@ def test_a_full_disk_is_one_line_the_run_failed_and_resume_completes(
     assert_same_run(run_dir, uninterrupted)
 
 
+FULL_DISK_SCRIPT = """
+set -u
+mount -t tmpfs -o size=1024k tmpfs "$DISK" || exit 99
+dd if=/dev/zero of="$DISK/filler" bs=1k count=944 2>/dev/null  # 80 KiB left: not enough for a run
+"$PY" -m dnnlab train "$SPEC" --runs-dir "$DISK/runs" -q 2> "$OUT/stderr"
+echo $? > "$OUT/rc"
+cp "$DISK"/runs/*/run.json "$OUT/failed.json"
+rm "$DISK/filler"
+"$PY" -m dnnlab train --resume "$DISK"/runs/* -q > /dev/null 2>&1
+cp -r "$DISK"/runs/* "$OUT/run"
+"""
+
+
+@pytest.mark.slow  # two processes that import TensorFlow
+def test_a_real_full_disk_fails_in_one_line_and_resume_completes_once_freed(spec, tmp_path, uninterrupted):
+    """A tmpfs of 1 MiB filled but for 80 KiB (in a user and mount namespace of its own)."""
+    disk, out = tmp_path / "disk", tmp_path / "out"
+    disk.mkdir()
+    out.mkdir()
+    env = {**os.environ, "DISK": str(disk), "OUT": str(out), "PY": sys.executable, "SPEC": str(spec)}
+    command = ["unshare", "-rm", "sh", "-c", FULL_DISK_SCRIPT]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    if done.returncode == 99 or "unshare" in done.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    assert (out / "rc").read_text().strip() == "1", (out / "stderr").read_text()
+    (line,) = lines((out / "stderr").read_text())
+    assert "cannot write (No space left on device); run marked failed" in line, line
+    assert read_json(out / "failed.json")["status"] == "failed"
+    assert_same_run(out / "run", uninterrupted)
+
+
 def test_a_read_only_disk_says_the_status_could_not_be_recorded(spec, tmp_path, uninterrupted, monkeypatch):
     monkeypatch.setattr(runs, "_replace_with", faulty_writer("erofs", "epoch-00002.keras"))
+    monkeypatch.setattr(runs, "overwrite_in_place", read_only_in_place)
     result = invoke(spec, "--runs-dir", tmp_path, "-q")
     run_dir = the_run(tmp_path)
     assert result.exit_code == 1, result.output
@@ -269,3 +301,27 @@ def test_an_interrupted_start_in_process_leaves_nothing(spec, tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         start(spec, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_sweep_trial_refused_a_write_is_failed_and_resumed_later(spec, tmp_path, monkeypatch):
+    """A trial stopped by a full disk is recorded failed with the one line as its error, and is
+    not final: once the disk can be written, running it again continues the run to completion."""
+    from dnnlab.sweep import build_sweep
+    from dnnlab.sweep.record import SweepDir, new_record
+    from dnnlab.sweep.trials import expand_and_check, refused_write
+    from dnnlab.sweep.worker import run_trial
+
+    sweep = build_sweep(spec, axes=["training.optimizer.learning_rate=0.001"])
+    expansion = expand_and_check(sweep)
+    folder = SweepDir.create(tmp_path, sweep.name)
+    folder.write_definition(sweep)
+    folder.write_record(new_record(sweep, expansion.trials, expansion.varying, ["test"]))
+    (trial,) = [t.to_dict() for t in expansion.trials]
+    monkeypatch.setattr(runs, "_replace_with", faulty_writer("enospc", "epoch-00002.keras"))
+    outcome = run_trial(folder.path, trial)
+    assert outcome["status"] == "failed" and refused_write(outcome["error"]), outcome
+    assert "No space left on device" in outcome["error"]
+    assert read_json(folder.path / trial["run"] / "run.json")["status"] == "failed"
+    monkeypatch.undo()
+    outcome = run_trial(folder.path, {**trial, "status": "failed", "error": outcome["error"]})
+    assert (outcome["status"], outcome["epochs_done"]) == ("completed", EPOCHS), outcome
