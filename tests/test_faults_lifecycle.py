@@ -164,6 +164,20 @@ def test_sigterm_during_setup_or_finalisation_is_interrupted_and_resumable(
     assert_same_run(run_dir, uninterrupted)
 
 
+def test_sigterm_during_a_resume_is_interrupted_too(spec, tmp_path, uninterrupted, monkeypatch):
+    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", "epoch-00002.keras"))
+    assert invoke(spec, "--runs-dir", tmp_path, "-q").exit_code == 130
+    run_dir = the_run(tmp_path)
+    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", "model.keras"))
+    result = invoke("--resume", run_dir, "-q")
+    assert result.exit_code == 130, result.output
+    record = read_json(run_dir / "run.json")
+    assert (record["status"], record["epochs_done"]) == ("interrupted", EPOCHS)
+    monkeypatch.undo()
+    resume_cli(run_dir)
+    assert_same_run(run_dir, uninterrupted)
+
+
 # --- refused writes ---------------------------------------------------------------------------
 
 
