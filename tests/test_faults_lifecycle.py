@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from dnnlab import runs
 from dnnlab.build import load_model
 from dnnlab.cli import app
-from dnnlab.runs import latest_completed
+from dnnlab.runs import RunDir, RunRecord, latest_completed
 
 EPOCHS = 3
 TINY = {
@@ -260,6 +260,17 @@ def test_a_read_only_runs_dir_is_refused_before_anything(spec, tmp_path, monkeyp
     (line,) = lines(result.stderr)
     assert f"--runs-dir: cannot write in {runs_dir}" in line, line
     assert list(runs_dir.iterdir()) == []
+
+
+def test_run_json_rewritten_in_place_keeps_its_file_and_reads_back(tmp_path):
+    """The full disk's last resort: the same file (inode) rewritten, padded, still valid JSON."""
+    run = RunDir(tmp_path)
+    run.write_record(RunRecord(name="x", status="running", command=["dnnlab", "train", "a-long-argument"]))
+    before = os.stat(run.run_json)
+    record = run.update_record_in_place(status="failed", command=["dnnlab"])
+    after = os.stat(run.run_json)
+    assert (after.st_ino, after.st_size) == (before.st_ino, before.st_size)
+    assert run.read_record() == record and record.status == "failed"
 
 
 def test_predict_out_on_a_full_disk_is_one_line_and_no_file(uninterrupted, tmp_path, monkeypatch):
