@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnlab.errors import DataError, DnnlabError
+from dnnlab.errors import DataError, DnnlabError, WriteError
 from dnnlab.prediction import PredictionSet, find_run, model_file, split_set
 from dnnlab.runs import RunDir, atomic_write_bytes, check_output_folder
 
@@ -446,11 +446,17 @@ def single_latency(call: Callable[[], Any], repeats: int = 200, budget: float = 
 def _write(payload: bytes | Path, target: Path) -> int:
     """The verified export into place atomically: a file by rename over the target; a SavedModel
     directory copied beside the target, then renamed into place (an old one swapped out first)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError.of(target.parent, exc) from exc
     if isinstance(payload, bytes):
         atomic_write_bytes(target, payload)
         return len(payload)
-    staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    try:
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    except OSError as exc:
+        raise WriteError.of(target, exc) from exc
     try:
         shutil.copytree(payload, staging, dirs_exist_ok=True)
         for directory, _, files in os.walk(staging):
@@ -462,8 +468,10 @@ def _write(payload: bytes | Path, target: Path) -> int:
             old = target.with_name(f".{target.name}.old-{os.urandom(4).hex()}")
             os.replace(target, old)
         os.replace(staging, target)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # no partial export, and the space back
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
         raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)

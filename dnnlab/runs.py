@@ -31,13 +31,17 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import RunDirError, WriteError
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+# `starting`: the directory exists and its setup (config, checkpoint, state.json) is being written.
+STATUSES = ("starting", "running", "completed", "failed", "diverged", "interrupted")
 # The files of a run directory, named once (RunDir's properties and the readers use these).
 RUN_JSON, STATE_JSON, CONFIG_YAML, METRICS_CSV = "run.json", "state.json", "config.yaml", "metrics.csv"
 RUN_FILES = (RUN_JSON, CONFIG_YAML, METRICS_CSV)  # any one of them makes a folder a run directory
 RUN_FILES_TEXT = f"{RUN_JSON}, {CONFIG_YAML} or {METRICS_CSV}"  # for messages
+# A new run is assembled in a hidden folder `.<name>.<random>.starting` beside its final name and
+# renamed into place once run.json is in it; readers never take such a folder for a run.
+STAGING_SUFFIX = ".starting"
 # Version of run.json and state.json as written now; files without `version` are version 1.
 # 2: state.json's `callbacks` keyed by each callback's `state_key` instead of its class name.
 # 3: state.json records metrics.csv's committed rows and checksum, and the previous commit.
@@ -78,13 +82,18 @@ def _fsync_file(path: Path) -> None:
 def _replace_with(write: Any, target: Path, suffix: str = ".tmp") -> None:
     """Write a temporary file beside `target` with `write(path)`, fsync it, rename it into
     place and fsync the directory: readers see the old file or the new one, never half."""
-    tmp = _reserve_temporary(target, suffix)
+    try:
+        tmp = _reserve_temporary(target, suffix)
+    except OSError as exc:
+        raise WriteError.of(target, exc) from exc
     try:
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # frees the space a full disk had let it take
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
         raise
     _fsync_dir(target.parent)
 
@@ -116,8 +125,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(payload: Any) -> str:
+    """The text of every JSON file dnnlab writes."""
+    return json.dumps(payload, indent=2) + "\n"
+
+
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(path, json_text(payload))
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """The last resort on a full disk, where an atomic write's temporary file finds no space: one
+    write() over the blocks `path` already holds, padded with spaces to its old length (JSON
+    allows them) so that no instant shows a shorter text; a kill cannot split one system call.
+    Refused (WriteError) when `data` would need a block the file does not have."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    try:
+        stat = os.fstat(fd)
+        data = data.ljust(stat.st_size, b" ")
+        if len(data) > stat.st_blocks * 512:
+            raise WriteError.of(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    finally:
+        os.close(fd)
 
 
 def atomic_save_model(model: Any, path: Path) -> None:
@@ -208,9 +244,7 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
     started in the same second get different folders."""
     parent = ensure_folder(parent)
     check_name(name)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        path = parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
+    for path in _stamped_names(parent, name):
         try:
             path.mkdir()
         except FileExistsError:
@@ -272,8 +306,22 @@ def parse_json(text: str) -> Any:
 
 
 def is_run_dir(path: Path) -> bool:
-    """A folder with any of RUN_FILES in it (a damaged run still counts)."""
+    """A folder with any of RUN_FILES in it (a damaged run still counts); not a run being staged."""
+    if is_staging(path):
+        return False
     return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+
+
+def is_staging(path: Path) -> bool:
+    """The hidden folder a new run is assembled in before it is renamed into place."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
+
+
+def _stamped_names(parent: Path, name: str) -> Iterator[Path]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        yield parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
 
 
 def metric_mode(metric: str) -> str:
@@ -538,26 +586,45 @@ class RunDir:
 
     # --- creation and locking ----------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> RunDir:
-        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir` (see new_stamped_dir)."""
-        run = cls(new_stamped_dir(runs_dir, name))
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+    def create(cls, runs_dir: Path, name: str, record: RunRecord) -> RunDir:
+        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir`, locked, whose first file
+        is run.json (`record`, status `starting`)."""
+        parent = ensure_folder(runs_dir)
+        check_name(name)
+        return cls._staged(parent, name, record, _stamped_names(parent, name))
 
     @classmethod
-    def create_at(cls, path: Path) -> RunDir:
-        """A new run directory at exactly `path` (a sweep names its trials); an existing path is
-        refused, as mkdir is the claim."""
+    def create_at(cls, path: Path, record: RunRecord) -> RunDir:
+        """`create` at exactly `path` (a sweep names its trials); an existing path is refused."""
         path = Path(path)
+        return cls._staged(path.parent, path.name, record, iter([path]))
+
+    @classmethod
+    def _staged(cls, parent: Path, name: str, record: RunRecord, names: Iterator[Path]) -> RunDir:
+        """Assemble the run in a hidden staging folder (lock, run.json, checkpoints/) and rename
+        it to the first free name: a kill at any instant leaves no run or a run with run.json."""
+        staging = parent / f".{name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
         try:
-            path.mkdir()
-        except FileExistsError:
-            raise RunDirError(f"{path}: exists already; a new run needs a new directory") from None
-        run = cls(path)
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+            staging.mkdir()  # unlike mkdtemp's 0700, the permissions a run directory always had
+        except OSError as exc:
+            raise WriteError.of(parent, exc) from exc
+        run = cls(staging)
+        try:
+            run.lock()
+            run.write_record(record)
+            run.checkpoints.mkdir()
+            for path in names:
+                # rename replaces only an empty directory; another run's staging holds run.json
+                if not path.exists() and _rename_dir(staging, path):
+                    run.path = path
+                    return run
+            raise RunDirError(f"{parent / name}: exists already; a new run needs a new directory")
+        except BaseException as exc:
+            run.unlock()
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise WriteError.of(parent / name, exc) from exc
+            raise
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -615,6 +682,13 @@ class RunDir:
         self.write_record(record)
         return record
 
+    def update_record_in_place(self, **changes: Any) -> RunRecord:
+        """`update_record` for a full disk: run.json rewritten over its own blocks (see
+        overwrite_in_place), so that a failure can still be recorded."""
+        record = replace(self.read_record(), **changes)
+        overwrite_in_place(self.run_json, json_text(record.to_dict()).encode("utf-8"))
+        return record
+
     def read_state(self, monitor: str = "val_loss") -> TrainState:
         return TrainState.from_dict(self._read_record_file(self.state_json), monitor)
 
@@ -664,6 +738,27 @@ class RunDir:
             return [
                 {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
+
+
+def _rename_dir(source: Path, target: Path) -> bool:
+    """Rename `source` to `target`; False when `target` was taken meanwhile."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+            return False
+        raise
+    _fsync_dir(target.parent)
+    return True
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove what atomic writes in `folder` and its checkpoints/ left behind when killed (the
+    temporary files' hidden names), freeing the space a full disk needs for the run's record."""
+    for directory in (folder, folder / "checkpoints"):
+        for pattern in (".*.tmp", ".*.tmp.keras", ".*.link"):
+            for leftover in directory.glob(pattern):
+                leftover.unlink(missing_ok=True)
 
 
 def acquire_lock(lock_file: Path, busy: str) -> int:
