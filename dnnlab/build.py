@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
 
+from dnnlab.errors import ModelFileError
 from dnnlab.layers import RReLU
 from dnnlab.spec.models import (
     ActivationLayer,
@@ -254,7 +257,14 @@ def summary_text(model: keras.Model) -> str:
 
 
 def load_model(path, compile: bool = True) -> keras.Model:
-    """Load a dnnlab `.keras` file: registers dnnlab's custom layers and schedules first."""
+    """Load a dnnlab `.keras` file: registers dnnlab's custom layers and schedules first. A file
+    Keras refuses (damaged, truncated, not a model, unsafe) is a one-line ModelFileError."""
     import dnnlab.optimizers  # noqa: F401  (registers the schedule and optimizer classes)
 
-    return keras.models.load_model(path, compile=compile)
+    try:
+        return keras.models.load_model(path, compile=compile)
+    except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
+        reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if Path(path).is_file() and reason.startswith("File not found"):
+            reason = "not a .keras zip archive; damaged or truncated"  # Keras says "not found" for both
+        raise ModelFileError(f"{path}: Keras cannot load this model file ({reason})") from None

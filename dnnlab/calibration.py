@@ -21,7 +21,7 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 
 from dnnlab.errors import DnnlabError
-from dnnlab.runs import atomic_write_bytes
+from dnnlab.runs import atomic_write_bytes, check_output_folder
 
 ECE_BINS = 15  # as dnnlab.mc.ECE_BINS; this module must not import TensorFlow
 # The search interval of T: wide enough for any network seen here, narrow enough to stay finite.
@@ -155,7 +155,4 @@ def check_plot_path(path: Path) -> None:
     """Refuse a plot path before any work is done: wrong suffix or a missing folder."""
     if path.suffix.lower() != ".png":
         raise DnnlabError(f"--plot {path}: expected a file name ending in .png")
-    if not path.parent.is_dir():
-        raise DnnlabError(
-            f"--plot {path}: folder {path.parent} does not exist. Create it or choose another path."
-        )
+    check_output_folder(path, "--plot")

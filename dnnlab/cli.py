@@ -261,25 +261,40 @@ def train(
     Epochs count from 1 in everything printed here; metrics.csv and run.json keep the 0-based
     index.
     """
-    if (config is None) == (resume is None):
-        raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
-    if epochs is not None and resume is None:
-        raise DnnlabError("--epochs extends a run with --resume; for a new run use -o training.epochs=N")
-    command = ["dnnlab", *sys.argv[1:]]
-    if resume is not None:
-        from dnnlab import train as training
+    from dnnlab.faults import sigterm_interrupts
 
-        result = training.resume(resume, epochs, command, progress=not quiet)
-    else:
-        from dnnlab.spec import check_spec
+    with sigterm_interrupts():  # before the seconds of imports: a SIGTERM from here on exits 130
+        if (config is None) == (resume is None):
+            raise DnnlabError("give a CONFIG.yaml to train, or --resume RUN_DIR to continue a run")
+        if epochs is not None and resume is None:
+            raise DnnlabError("--epochs extends a run with --resume; for a new run use -o training.epochs=N")
+        command = ["dnnlab", *sys.argv[1:]]
+        try:
+            if resume is not None:
+                from dnnlab import train as training
 
-        checked = check_spec(config, override)
-        print_warnings(checked.warnings)
-        from dnnlab import train as training
+                result = training.resume(resume, epochs, command, progress=not quiet)
+            else:
+                from dnnlab.spec import check_spec
 
-        result = training.start(checked, runs_dir, name, command, progress=not quiet)
+                checked = check_spec(config, override)
+                print_warnings(checked.warnings)
+                from dnnlab.runs import check_new_run
+
+                check_new_run(runs_dir, name, checked.spec.name)  # before TensorFlow's import: in a second
+                from dnnlab import train as training
+
+                result = training.start(checked, runs_dir, name, command, progress=not quiet)
+        except KeyboardInterrupt:  # before the run directory existed (or before resuming wrote)
+            interrupted("before the run started; nothing was written")
     report_run(result, quiet)
     raise typer.Exit(result.exit_code)
+
+
+def interrupted(message: str) -> None:
+    """Ctrl-C or SIGTERM before there was anything to record: one line and exit 130."""
+    stderr_console().print(f"[yellow]interrupted:[/] {_escape(message)}")
+    raise typer.Exit(130)
 
 
 def report_run(result, quiet: bool = False) -> None:
@@ -647,23 +662,29 @@ def sweep(
     if (config is None) == (resume is None):
         raise DnnlabError("give a SPEC.yaml or SWEEP.yaml to sweep, or --resume SWEEP_DIR to continue one")
     command = ["dnnlab", *sys.argv[1:]]
-    from dnnlab import sweep as sweeping
+    from dnnlab.faults import sigterm_interrupts
 
-    if resume is not None:
-        result = sweeping.resume_sweep(resume, command, jobs, progress=not quiet)
-    else:
-        definition = sweeping.build_sweep(
-            config,
-            override or [],
-            axis or [],
-            seeds,
-            random_trials,
-            jobs,
-            executor.value if executor else None,
-            address,
-            name,
-        )
-        result = sweeping.run_sweep(definition, runs_dir, command, progress=not quiet)
+    with sigterm_interrupts():  # the driver's own handler takes over once the trials start
+        try:
+            from dnnlab import sweep as sweeping
+
+            if resume is not None:
+                result = sweeping.resume_sweep(resume, command, jobs, progress=not quiet)
+            else:
+                definition = sweeping.build_sweep(
+                    config,
+                    override or [],
+                    axis or [],
+                    seeds,
+                    random_trials,
+                    jobs,
+                    executor.value if executor else None,
+                    address,
+                    name,
+                )
+                result = sweeping.run_sweep(definition, runs_dir, command, progress=not quiet)
+        except KeyboardInterrupt:
+            interrupted("before the sweep started; nothing was written")
     if not quiet or result.record.status != "completed":
         report_sweep(result)
     if as_json:
@@ -880,4 +901,7 @@ def export_table(report):
         table.add_row("folded batch norms", "", str(len(report.folded)))
     if report.sparsity is not None:
         table.add_row("sparsity", "", f"{report.sparsity:.1%}")
+    if report.int8_layers is not None:
+        layers = ", ".join(report.int8_layers) or "none (kernels under 1,024 weights stay float32)"
+        table.add_row("int8 weights (float activations)", "", layers)
     return table

@@ -18,20 +18,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab import safe_yaml
+from dnnlab.errors import ConfigError, DnnlabError, RunDirError
 from dnnlab.runs import (
     CONFIG_YAML,
     METRICS_CSV,
     RUN_FILES_TEXT,
     RUN_JSON,
     BestRecord,
+    RunFileUnreadable,
     RunRecord,
     int_or_none,
     is_better,
     is_run_dir,
     metric_mode,
+    parse_json,
+    read_run_file,
 )
 
 FORMATS = ("table", "csv", "json", "markdown")
@@ -46,8 +48,11 @@ TELLING_KEYS = (
 )
 # metrics.csv columns that are bookkeeping, not train or validation metrics.
 NOT_METRICS = ("epoch", "lr", "seconds")
+# Caps on what one metrics.csv may hold (besides read_run_file's size cap), so a hostile or
+# damaged run gets a note instead of a table a million columns wide.
+MAX_METRIC_COLUMNS = 256
+MAX_EPOCHS = 100_000
 _TIMESTAMP_SUFFIX = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class _Absent:
@@ -198,8 +203,10 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     """
     notes: list[str] = []
     sections = {} if sections is None else sections
-    info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, json.loads, notes))
-    config = _read_mapping(path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes)
+    info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, parse_json, notes))
+    config = _read_mapping(
+        path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=_read_yaml_text
+    )
     history = _read_metrics(path / METRICS_CSV, notes)
 
     last_epoch = int_or_none(history["epoch"][-1]) if history.get("epoch") else None
@@ -223,14 +230,16 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     )
 
 
-def _read_mapping(path: Path, parse: Callable[[str], Any], notes: list[str]) -> dict[str, Any] | None:
+def _read_mapping(
+    path: Path, parse: Callable[[str], Any], notes: list[str], read: Callable | None = None
+) -> dict[str, Any] | None:
     """The mapping `parse` makes of the file, or None with a note: missing, or unreadable."""
-    text = _read_text(path, notes)
+    text = (read or _read_text)(path, notes)
     if text is None:
         return None
     try:
         value = parse(text)
-    except (ValueError, yaml.YAMLError):
+    except (ValueError, RecursionError, ConfigError):
         value = None
     if not isinstance(value, dict):
         notes.append(f"{path.name} unreadable")
@@ -240,10 +249,23 @@ def _read_mapping(path: Path, parse: Callable[[str], Any], notes: list[str]) -> 
 
 def _read_text(path: Path, notes: list[str]) -> str | None:
     try:
-        return path.read_text(encoding="utf-8")
+        return read_run_file(path)
     except FileNotFoundError:
         notes.append(f"missing {path.name}")
-    except (OSError, ValueError):
+    except RunFileUnreadable as exc:
+        notes.append(f"{path.name} unreadable: {exc.reason}")
+    return None
+
+
+def _read_yaml_text(path: Path, notes: list[str]) -> str | None:
+    """A YAML file through dnnlab's capped reader: a FIFO, a device or an oversized file is a
+    note, never a hang."""
+    if not path.exists():
+        notes.append(f"missing {path.name}")
+        return None
+    try:
+        return safe_yaml.read_text(path)
+    except ConfigError:
         notes.append(f"{path.name} unreadable")
     return None
 
@@ -266,15 +288,15 @@ def parse_spec(text: str, sections: dict[str, Any]) -> Any:
         chunk_text = "".join(chunk)
         if chunk_text not in sections:
             try:
-                sections[chunk_text] = yaml.load(chunk_text, Loader=_YAML_LOADER)
-            except yaml.YAMLError:
+                sections[chunk_text] = safe_yaml.loads(chunk_text)
+            except ConfigError:
                 sections[chunk_text] = None
         part = sections[chunk_text]
         if isinstance(part, dict):
             config.update(part)
         elif part is not None or chunk_text.strip() and not chunk_text.lstrip().startswith("#"):
-            return yaml.load(text, Loader=_YAML_LOADER)  # not a section: a marker, an error, ...
-    return config or yaml.load(text, Loader=_YAML_LOADER)
+            return safe_yaml.loads(text)  # not a section: a marker, an error, ...
+    return config or safe_yaml.loads(text)
 
 
 def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
@@ -287,6 +309,12 @@ def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
         notes.append("empty metrics.csv")
         return {}
     header = [h.strip() for h in lines[0].split(",")]
+    if len(header) > MAX_METRIC_COLUMNS or len(lines) - 1 > MAX_EPOCHS:
+        notes.append(
+            f"metrics.csv not read: {len(header):,} columns and {len(lines) - 1:,} rows, more than the "
+            f"{MAX_METRIC_COLUMNS} columns and {MAX_EPOCHS:,} epochs compare reads"
+        )
+        return {}
     rows: list[list[float]] = []
     dropped: list[int] = []
     for number, line in enumerate(lines[1:], 2):

@@ -402,11 +402,12 @@ def _terminal_columns(headers: list[str]) -> list[tuple[str, tuple[str, ...]]]:
     """Terminal columns as (title, source headers): a final train metric and its validation
     twin share one `train / val` column to save width."""
     columns = []
+    present = set(headers)
     for header in headers:
         twin = "final_val_" + header.removeprefix("final_")
-        if header.startswith("final_val_") and header.replace("final_val_", "final_", 1) in headers:
+        if header.startswith("final_val_") and header.replace("final_val_", "final_", 1) in present:
             continue
-        if header.startswith("final_") and twin in headers:
+        if header.startswith("final_") and twin in present:
             columns.append((header + " (train/val)", (header, twin)))
         else:
             columns.append((header, (header,)))

@@ -27,7 +27,7 @@ def stdout_console() -> Console:
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if _is_terminal(stream) else UNLIMITED
-    return Console(stderr=stderr, width=width, soft_wrap=True, highlight=False)
+    return Console(stderr=stderr, width=width, soft_wrap=True, highlight=False, emoji=False)
 
 
 def _is_terminal(stream) -> bool:

@@ -14,9 +14,8 @@ none) -> `classes` filter and relabelling -> validation from the front of the tr
 
 from __future__ import annotations
 
-import csv
-import zipfile
-from collections.abc import Callable, Iterator
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from dnnlab import keras_datasets, runtime
+from dnnlab.data_files import ArrayHeader, csv_rows, npz_headers, read_npz, require_finite
 from dnnlab.errors import DataError
 from dnnlab.spec.models import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, SyntheticSource
 
@@ -178,6 +178,8 @@ def describe(spec: DataSpec) -> DatasetInfo:
     labels, names, known_classes = found.labels, found.label_names, found.num_classes
     if labels is not None and names is None:
         _check_class_labels(labels, found.name)
+    if labels is not None and spec.classes is None:
+        _check_two_classes(labels, found.name)
     present = list(range(known_classes)) if known_classes else sorted(int(v) for v in np.unique(labels))
     num_classes = known_classes or (len(names) if names else max(present) + 1)
     if spec.classes is not None:
@@ -204,6 +206,14 @@ def _check_class_labels(labels: np.ndarray, name: str) -> None:
         raise DataError(
             f"data.task: classification needs labels 0..k-1, but {name} has the label {bad}; "
             "set task: regression for a numeric target"
+        )
+
+
+def _check_two_classes(labels: np.ndarray, name: str) -> None:
+    if len(np.unique(labels)) < 2:
+        raise DataError(
+            f"data.task: classification needs at least two classes, but every label of {name} is the "
+            "same; set task: regression for a numeric target, or use data with two or more classes"
         )
 
 
@@ -296,6 +306,14 @@ def load(spec: DataSpec) -> Dataset:
         scaling=scaling,
         class_labels=class_labels,
     )
+
+
+def check_values(spec: DataSpec) -> None:
+    """Read a file source's values once and drop them, so that a NaN fails before a sweep starts
+    trials that would each fail on it; named and synthetic sets need no such check."""
+    source = spec.dataset
+    if isinstance(source, (NpzSource, CsvSource)):
+        reader(source).load(source, spec.split_seed, describe(spec).task)
 
 
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
@@ -400,161 +418,147 @@ def _load_synthetic(source: SyntheticSource, seed: int, task: str) -> _Raw:
 # --- npz and csv files ---------------------------------------------------------------------
 
 
-def _existing(path: str | Path, key: str) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        what = "is a directory, expected a file" if path.is_dir() else "no such file"
-        raise DataError(f"{key}: {path}: {what}")
-    return path
-
-
-def _npz_headers(path: Path) -> dict[str, tuple[int, ...]]:
-    """Array name -> one example's shape, read from the .npy headers inside the zip only."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    try:
-        with zipfile.ZipFile(path) as archive:
-            for member in archive.namelist():
-                if not member.endswith(".npy"):
-                    continue
-                with archive.open(member) as stream:
-                    version = np.lib.format.read_magic(stream)
-                    if version[0] == 1:
-                        shape = np.lib.format.read_array_header_1_0(stream)[0]
-                    else:
-                        shape = np.lib.format.read_array_header_2_0(stream)[0]
-                shapes[member[: -len(".npy")]] = tuple(shape[1:])
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise DataError(f"data.dataset.path: {path} is not a readable .npz file ({exc})") from None
-    return shapes
-
-
-def _open_npz(path: Path, key: str) -> Any:
-    try:
-        return np.load(path, allow_pickle=False)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise DataError(f"{key}: {path} is not a readable .npz file ({exc})") from None
+PATH_KEY = "data.dataset.path"  # the spec key that errors about a data file name
+NPZ_PARTS = ("x_train", "y_train", "x_test", "y_test")
 
 
 def _npz_labels(path: Path) -> np.ndarray:
-    with _open_npz(path, "data.dataset.path") as arrays:
-        parts = [arrays[k].reshape(-1) for k in ("y_train", "y_test") if k in arrays.files]
-    return np.concatenate(parts)
+    """y_train and y_test as one flat array; a NaN or infinite label is an error."""
+    parts = read_npz(path, PATH_KEY, ("y_train", "y_test"))
+    for part, values in parts.items():
+        require_finite(values, PATH_KEY, functools.partial(_npz_cell, path, part))
+    return np.concatenate([parts[k].reshape(-1) for k in ("y_train", "y_test") if k in parts])
 
 
 def _describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
-    path = _existing(source.path, "data.dataset.path")
-    headers = _npz_headers(path)
+    path = Path(source.path)
+    headers = npz_headers(path, PATH_KEY)
     if "x_train" not in headers or "y_train" not in headers:
         raise DataError(
-            f"data.dataset.path: {path} needs arrays x_train and y_train; "
-            f"it has: {', '.join(headers) or 'none'}"
+            f"{PATH_KEY}: {path} needs arrays x_train and y_train; it has: {', '.join(headers) or 'none'}"
         )
-    shape = headers["x_train"]
+    _check_npz_rows(path, headers)
+    shape = headers["x_train"].shape[1:]
     if not shape:
         raise DataError(
-            f"data.dataset.path: x_train in {path} is 1-D; expected one row per example, "
-            "shape (n, features...)"
+            f"{PATH_KEY}: x_train in {path} is 1-D; expected one row per example, shape (n, features...)"
         )
     labels = _npz_labels(path)
     inferred = _infer_task(labels)
-    if (task or inferred) == CLASSIFICATION and headers["y_train"] not in ((), (1,)):
+    label_shape = headers["y_train"].shape[1:]
+    if (task or inferred) == CLASSIFICATION and label_shape not in ((), (1,)):
         raise DataError(
-            f"data.dataset.path: y_train in {path} has shape (n, *{headers['y_train']}); "
+            f"{PATH_KEY}: y_train in {path} has shape (n, *{label_shape}); "
             "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
         )
     return SourceFacts(shape, inferred, f"npz:{source.path}", labels=labels)
 
 
-def _load_npz(source: NpzSource, seed: int, task: str) -> _Raw:
-    path, key = Path(source.path), "data.dataset.path"
-    with _open_npz(path, key) as arrays:
-        found = {k: arrays[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in arrays.files}
-    if ("x_test" in found) != ("y_test" in found):
-        raise DataError(f"{key}: {path} has only one of x_test and y_test; give both or neither")
+def _check_npz_rows(path: Path, headers: dict[str, ArrayHeader]) -> None:
+    """Both or neither of x_test and y_test, matching row counts, at least one training row."""
+    if ("x_test" in headers) != ("y_test" in headers):
+        raise DataError(f"{PATH_KEY}: {path} has only one of x_test and y_test; give both or neither")
     for part in ("train", "test"):
-        if f"x_{part}" in found and len(found[f"x_{part}"]) != len(found[f"y_{part}"]):
+        x, y = headers.get(f"x_{part}"), headers.get(f"y_{part}")
+        if x is None or y is None:
+            continue
+        rows = [h.shape[0] if h.shape else None for h in (x, y)]
+        if rows[0] != rows[1]:
             raise DataError(
-                f"{key}: {path}: x_{part} has {len(found[f'x_{part}'])} rows but y_{part} has "
-                f"{len(found[f'y_{part}'])}; they must match"
+                f"{PATH_KEY}: {path}: x_{part} has {rows[0]} rows but y_{part} has {rows[1]}; they must match"
             )
+    if not headers["x_train"].shape or headers["x_train"].shape[0] == 0:
+        raise DataError(f"{PATH_KEY}: {path}: x_train has no rows; expected at least one example")
+
+
+def _load_npz(source: NpzSource, seed: int, task: str) -> _Raw:
+    path = Path(source.path)
+    found = read_npz(path, PATH_KEY, NPZ_PARTS)
+    for part in ("x_train", "x_test"):
+        if part in found:
+            where = functools.partial(_npz_cell, path, part)
+            require_finite(found[part], PATH_KEY, where)
     return _Raw(found["x_train"], found["y_train"], found.get("x_test"), found.get("y_test"))
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of every non-empty row, header included."""
-    try:
-        with open(path, newline="", encoding="utf-8") as handle:
-            for number, row in enumerate(csv.reader(handle), start=1):
-                if row and any(cell.strip() for cell in row):
-                    yield number, [cell.strip() for cell in row]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataError(f"data.dataset.path: {path} is not a readable CSV file ({exc})") from None
+def _npz_cell(path: Path, part: str, row: int, column: int | None = None) -> str:
+    """`x_train[5]`: a row of an array, indexed from 0 as numpy does."""
+    return f"{path}: {part}[{row}]"
 
 
 def _target_index(path: Path, header: list[str], target: str) -> int:
-    if target not in header:
-        raise DataError(f"data.dataset.target: no column '{target}' in {path}; columns: {', '.join(header)}")
+    if target not in header:  # the header's names are the file's contents: counted, not shown
+        raise DataError(
+            f"data.dataset.target: no column '{target}' in the header row of {path} "
+            f"({len(header)} columns); name the target column exactly as the header does"
+        )
     return header.index(target)
 
 
-def _csv_column(path: Path, target: str) -> tuple[list[str], list[str]]:
-    """The header and the target column's cells, without keeping the features in memory."""
-    rows = _csv_rows(path)
+def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str]]]:
+    """The header and the target column's (line number, cell), without keeping the features."""
+    rows = csv_rows(path, PATH_KEY)
     _, header = next(rows, (0, []))
     if not header:
-        raise DataError(f"data.dataset.path: {path} is empty; expected a header row and data rows")
+        raise DataError(f"{PATH_KEY}: {path} is empty; expected a header row and data rows")
     index = _target_index(path, header, target)
     if len(header) < 2:
-        raise DataError(f"data.dataset.path: {path} has no feature columns besides '{target}'")
+        raise DataError(f"{PATH_KEY}: {path} has no feature columns besides '{target}'")
     column = []
     for number, row in rows:
-        _check_width(path, number, row, header)
-        column.append(row[index])
+        _check_width(path, number, row, header, PATH_KEY)
+        column.append((number, row[index]))
     if not column:
-        raise DataError(f"data.dataset.path: {path} has a header but no data rows")
+        raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
     return header, column
 
 
-def _check_width(path: Path, number: int, row: list[str], header: list[str]) -> None:
+def _check_width(path: Path, number: int, row: list[str], header: list[str], key: str) -> None:
     if len(row) != len(header):
-        raise DataError(
-            f"data.dataset.path: {path} line {number} has {len(row)} cells, but the header has {len(header)}"
-        )
+        raise DataError(f"{key}: {path} line {number} has {len(row)} cells, but the header has {len(header)}")
 
 
-def _csv_labels(column: list[str]) -> tuple[np.ndarray, list[str] | None]:
-    """Numeric labels, or indices into the sorted text labels and those labels."""
+def _csv_labels(
+    path: Path, column: list[tuple[int, str]], position: int, key: str
+) -> tuple[np.ndarray, list[str] | None]:
+    """Numeric labels (finite), or indices into the sorted text labels and those labels;
+    `position` is the label column's number, counted from 1, for messages."""
     try:
-        return np.array([float(cell) for cell in column]), None
+        labels = np.array([float(cell) for _, cell in column])
     except ValueError:
-        names = sorted(set(column))
+        names = sorted({cell for _, cell in column})
         lookup = {label: i for i, label in enumerate(names)}
-        return np.array([lookup[cell] for cell in column]), names
+        return np.array([lookup[cell] for _, cell in column]), names
+    require_finite(labels, key, lambda row, _: f"{path} line {column[row][0]}, column {position}")
+    return labels, None
 
 
-def _to_floats(path: Path, header: list[str], rows: list[tuple[int, list[str]]], key: str) -> np.ndarray:
+def _to_floats(path: Path, positions: list[int], rows: list[tuple[int, list[str]]], key: str) -> np.ndarray:
+    """The feature cells as finite float64; `positions` are their column numbers (from 1)."""
+
+    def where(row: int, column: int | None) -> str:
+        return f"{path} line {rows[row][0]}, column {positions[column or 0]}"
+
     try:
-        return np.array([cells for _, cells in rows], dtype=np.float64).reshape(len(rows), len(header))
+        x = np.array([cells for _, cells in rows], dtype=np.float64).reshape(len(rows), len(positions))
     except ValueError:
-        for number, cells in rows:
-            for name, cell in zip(header, cells):
-                try:
-                    float(cell)
-                except ValueError:
-                    raise DataError(
-                        f"{key}: {path} line {number}, column '{name}': {cell!r} is not a number"
-                    ) from None
+        for row, (_, cells) in enumerate(rows):
+            for column, cell in enumerate(cells):
+                if not _is_number(cell):
+                    raise DataError(f"{key}: {where(row, column)} is not a number") from None
         raise
+    require_finite(x, key, where)
+    return x
 
 
 def _describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
-    path = _existing(source.path, "data.dataset.path")
+    path = Path(source.path)
     header, column = _csv_column(path, source.target)
-    labels, names = _csv_labels(column)
+    labels, names = _csv_labels(path, column, header.index(source.target) + 1, PATH_KEY)
     if names is not None and task == REGRESSION:
         raise DataError(
-            f"data.task: regression needs a numeric target, but column '{source.target}' "
-            f"of {path} holds text such as {names[0]!r}"
+            f"data.task: regression needs a numeric target, but column '{source.target}' of {path} "
+            "holds text; set task: classification or point data.dataset.target at a numeric column"
         )
     inferred = CLASSIFICATION if names is not None else _infer_task(labels)
     return SourceFacts((len(header) - 1,), inferred, f"csv:{source.path}", labels=labels, label_names=names)
@@ -562,16 +566,25 @@ def _describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
 
 def _load_csv(source: CsvSource, seed: int, task: str) -> _Raw:
     path, target = Path(source.path), source.target
-    rows = list(_csv_rows(path))
+    rows = list(csv_rows(path, PATH_KEY))
     header = rows[0][1]
     index = _target_index(path, header, target)
-    for number, cells in rows[1:]:
-        _check_width(path, number, cells, header)
-    y, names = _csv_labels([cells[index] for _, cells in rows[1:]])
-    feature_names = header[:index] + header[index + 1 :]
-    features = [(n, cells[:index] + cells[index + 1 :]) for n, cells in rows[1:]]
-    x = _to_floats(path, feature_names, features, "data.dataset.path")
-    return _Raw(x, y, None, None, names)
+    x, column = _split_csv(path, header, rows[1:], index, PATH_KEY)
+    labels, names = _csv_labels(path, column, index + 1, PATH_KEY)
+    return _Raw(x, labels, None, None, names)
+
+
+def _split_csv(
+    path: Path, header: list[str], data: list[tuple[int, list[str]]], label: int | None, key: str
+) -> tuple[np.ndarray, list[tuple[int, str]] | None]:
+    """Features as floats and the label column's (line, cell), once every row's width is checked."""
+    for number, cells in data:
+        _check_width(path, number, cells, header, key)
+    if label is None:
+        return _to_floats(path, list(range(1, len(header) + 1)), data, key), None
+    positions = [i + 1 for i in range(len(header)) if i != label]
+    features = [(n, cells[:label] + cells[label + 1 :]) for n, cells in data]
+    return _to_floats(path, positions, features, key), [(n, cells[label]) for n, cells in data]
 
 
 # --- one reader per source ----------------------------------------------------------------
@@ -605,23 +618,17 @@ def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
     """Examples (and labels, when present) from a file for `mc-predict --data FILE`.
 
     A .npz gives array `x` (or `x_test`) and optional `y` (or `y_test`); in a .csv every column
-    is a feature except one named y, target or label. The arrays come back unscaled.
+    is a feature except one named y, target or label. The arrays come back unscaled; features
+    (and numeric labels) must be finite.
     """
     path = Path(path)
     key = "--data"
     if path.suffix.lower() not in (".npz", ".csv"):
         received = path.suffix or "no suffix"
         raise DataError(f"{key}: {path}: expected a .npz or .csv file, received '{received}'")
-    _existing(path, key)
     if path.suffix.lower() == ".npz":
-        with _open_npz(path, key) as arrays:
-            x_key = next((k for k in ("x", "x_test") if k in arrays.files), None)
-            if x_key is None:
-                found = ", ".join(arrays.files) or "none"
-                raise DataError(f"{key}: {path} needs an array named x; it has: {found}")
-            y_key = {"x": "y", "x_test": "y_test"}[x_key]
-            return arrays[x_key], arrays[y_key] if y_key in arrays.files else None
-    rows = list(_csv_rows(path))
+        return _npz_examples(path, key)
+    rows = list(csv_rows(path, key))
     if not rows:
         raise DataError(f"{key}: {path} is empty")
     header = rows[0][1]
@@ -629,16 +636,30 @@ def load_array_file(path: Path) -> tuple[np.ndarray, np.ndarray | None]:
         header, data = [f"column {i + 1}" for i in range(len(header))], rows
     else:
         data = rows[1:]
-    for number, cells in data:
-        _check_width(path, number, cells, header)
     label = next((i for i, name in enumerate(header) if name.lower() in LABEL_COLUMNS), None)
-    if label is None:
-        return _to_floats(path, header, data, key).astype(np.float32), None
-    features = [(n, cells[:label] + cells[label + 1 :]) for n, cells in data]
-    x = _to_floats(path, header[:label] + header[label + 1 :], features, key).astype(np.float32)
-    column = [cells[label] for _, cells in data]
-    y = np.array([float(c) for c in column]) if all(_is_number(c) for c in column) else np.array(column)
-    return x, y
+    x, column = _split_csv(path, header, data, label, key)
+    if not len(x):
+        raise DataError(f"{key}: {path} has a header but no rows of examples")
+    if column is None:
+        return x.astype(np.float32), None
+    if all(_is_number(cell) for _, cell in column):
+        return x.astype(np.float32), _csv_labels(path, column, label + 1, key)[0]
+    return x.astype(np.float32), np.array([cell for _, cell in column])
+
+
+def _npz_examples(path: Path, key: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Array x (or x_test) and y (or y_test) of an .npz given with --data."""
+    headers = npz_headers(path, key)
+    x_key = next((k for k in ("x", "x_test") if k in headers), None)
+    if x_key is None:
+        raise DataError(f"{key}: {path} needs an array named x; it has: {', '.join(headers) or 'none'}")
+    y_key = {"x": "y", "x_test": "y_test"}[x_key]
+    if not headers[x_key].shape or not headers[x_key].shape[0]:
+        raise DataError(f"{key}: {path}: {x_key} has no rows; expected one row per example")
+    found = read_npz(path, key, (x_key, y_key))
+    for name, values in found.items():
+        require_finite(values, key, functools.partial(_npz_cell, path, name))
+    return found[x_key], found.get(y_key)
 
 
 def _is_number(text: str) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 
 from dnnlab import runtime
 from dnnlab.errors import DnnlabError, RunDirError
-from dnnlab.runs import RunDir, atomic_write_text
+from dnnlab.runs import RunDir, atomic_write_bytes, atomic_write_text, check_output_folder
 from dnnlab.spec import Spec, check_spec, read_run_spec
 
 runtime.quiet_tensorflow()
@@ -441,7 +441,7 @@ def diagnose(target: Path, overrides: list[str] | None = None, steps: int = 0) -
     spec = checked.spec
     from dnnlab import train
 
-    prepared = train.prepare(spec, checked.info.input_shape, state=None, checkpoint=None)
+    prepared = train.prepare(spec, checked.info.input_shape, state=None)
     dataset, model = prepared.dataset, prepared.model
     size = spec.training.diagnostics.probe_size if spec.training.diagnostics else 256
     x, y = probe_batch(dataset.x_train, dataset.y_train, size, spec.seed)
@@ -604,11 +604,7 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path) -> Path:
     one standard deviation, and each layer's kernel gradient norm (log scale), at initialization
     and at the last measurement."""
     path = Path(path)
-    if not path.parent.is_dir():
-        raise DnnlabError(
-            f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
-            "Create it or choose another --plot path."
-        )
+    check_output_folder(path, "--plot")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -632,6 +628,8 @@ def plot_diagnosis(diagnosis: Diagnosis, path: Path) -> Path:
         axis.grid(alpha=0.3)
     fig.suptitle(f"{diagnosis.name}: probe batch of the training split")
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=path.suffix.lstrip(".").lower() or "png", dpi=100)  # as savefig(path)
     plt.close(fig)
+    atomic_write_bytes(path, buffer.getvalue())  # never half a file, never through a planted link
     return path

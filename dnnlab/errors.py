@@ -1,4 +1,6 @@
-"""The errors a user can cause. The CLI prints them as one line and exits 2."""
+"""The errors a user can cause. The CLI prints them as one line and exits 2 (1 for a refused write)."""
+
+from __future__ import annotations
 
 
 class DnnlabError(Exception):
@@ -21,3 +23,23 @@ class RunDirError(DnnlabError):
 
 class PredictError(DnnlabError):
     """A model, input or option that MC dropout prediction cannot use."""
+
+
+class ModelFileError(DnnlabError):
+    """A `.keras` file Keras refuses to load: damaged, truncated, not a model, or unsafe."""
+
+
+class WriteError(DnnlabError):
+    """The disk refused a write (full, read-only, no permission): not a bug, but not bad input
+    either, so one line and exit 1; the message names the file and the reason."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
+
+    @classmethod
+    def of(cls, path, error: OSError) -> WriteError:
+        reason = error.strerror or str(error)
+        return cls(f"{path}: cannot write ({reason})", reason)

@@ -17,7 +17,7 @@ import numpy as np
 
 from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.prediction import find_run, model_file, prediction_set
-from dnnlab.runs import RunDir, atomic_write_bytes, npz_bytes
+from dnnlab.runs import RunDir, atomic_write_bytes, check_output_folder, npz_bytes
 from dnnlab.spec import read_run_spec
 
 CHECKPOINTS = ("final", "best", "last")
@@ -49,7 +49,7 @@ class Prediction:
     run: Path
     source: str
     task: str
-    arrays: dict[str, np.ndarray]  # predicted + probabilities, or values
+    arrays: dict[str, np.ndarray]  # predicted [+ predicted_index] + probabilities, or values
     written: Path | None
 
     @property
@@ -98,12 +98,16 @@ def evaluate(run_dir: Path, data: str = "test", checkpoint: str = "final") -> Ev
 
 def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
     """The run's final model on the examples of a .npz/.csv file, one output row per input row:
-    classification gives `predicted` (class index) and `probabilities`, regression `values`."""
+    classification gives `predicted` and `probabilities`, regression `values`. `predicted` is the
+    class's label where preprocessing.json has class labels (a CSV target of text, a subset of
+    classes), with `predicted_index` beside it; else the class index."""
     if out is not None and Path(out).suffix.lower() not in OUTPUT_SUFFIXES:
         raise PredictError(
             f"--out {out}: expected a file name ending in .csv or .npz; "
             f"received {Path(out).suffix or 'no suffix'!r}"
         )
+    if out is not None:
+        check_output_folder(out, "--out")
     run = find_run(run_dir)
     dataset = prediction_set(run, str(data))
     from dnnlab import runtime
@@ -114,7 +118,8 @@ def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
 
     model = load_model(model_file(run), compile=False)
     outputs = deterministic_predict(model, dataset.x)
-    arrays = output_arrays(outputs, dataset.task or "classification")
+    labels = run.read_json(run.preprocessing).get("class_labels")
+    arrays = output_arrays(outputs, dataset.task or "classification", labels)
     written = None
     if out is not None:
         write_predictions(arrays, Path(out))
@@ -122,21 +127,22 @@ def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
     return Prediction(run.path, dataset.source, dataset.task or "classification", arrays, written)
 
 
-def output_arrays(outputs: np.ndarray, task: str) -> dict[str, np.ndarray]:
+def output_arrays(outputs: np.ndarray, task: str, class_labels: list | None = None) -> dict[str, np.ndarray]:
     """What `predict` returns (and an exported model computes) from the model's outputs."""
     outputs = np.asarray(outputs, dtype=np.float32)
     if task == "classification":
-        return {"predicted": np.argmax(outputs, axis=-1).astype("int64"), "probabilities": outputs}
+        index = np.argmax(outputs, axis=-1).astype("int64")
+        if not class_labels:
+            return {"predicted": index, "probabilities": outputs}
+        labels = np.asarray(class_labels)[index]
+        return {"predicted": labels, "predicted_index": index, "probabilities": outputs}
     return {"values": outputs.reshape(len(outputs)) if outputs.shape[1:] == (1,) else outputs}
 
 
 def write_predictions(arrays: dict[str, np.ndarray], path: Path) -> None:
     """`.npz` (one array per name) or `.csv` (one row per instance), written atomically."""
     data = npz_bytes(arrays) if path.suffix.lower() == ".npz" else _csv_bytes(arrays)
-    try:
-        atomic_write_bytes(path, data)
-    except OSError as error:
-        raise PredictError(f"--out {path}: cannot write ({error.strerror})") from error
+    atomic_write_bytes(path, data)  # a refused write: one line naming the file, exit 1
 
 
 def _csv_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -155,5 +161,5 @@ def csv_text(arrays: dict[str, np.ndarray]) -> str:
     writer = csv.writer(text, lineterminator="\n")
     writer.writerow(header)
     for row in zip(*(c.tolist() for c in columns)):
-        writer.writerow([str(v) if isinstance(v, int) else f"{v:.9g}" for part in row for v in part])
+        writer.writerow([f"{v:.9g}" if isinstance(v, float) else str(v) for part in row for v in part])
     return text.getvalue()

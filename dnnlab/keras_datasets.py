@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from dnnlab.data_files import read_npz
 from dnnlab.errors import DataError
 
 _GCS = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
@@ -128,12 +129,15 @@ def _read_keras_cache(name: str, directory: Path) -> tuple[np.ndarray, ...] | No
         ) from None
 
 
+_SPLITS = ("x_train", "y_train", "x_test", "y_test")
+
+
 def _read_mnist(directory: Path) -> tuple[np.ndarray, ...] | None:
     path = directory / "mnist.npz"
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as f:
-        return f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+    found = read_npz(path, "data.dataset", _SPLITS)  # headers checked: the cache is a file like any
+    return found["x_train"], found["y_train"], found["x_test"], found["y_test"]
 
 
 def _read_fashion(directory: Path) -> tuple[np.ndarray, ...] | None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from dnnlab.compare import NOT_METRICS, Comparison, Run, SeedGroup
 from dnnlab.compare_format import group_label, run_labels
 from dnnlab.errors import DnnlabError
-from dnnlab.runs import atomic_write_bytes
+from dnnlab.runs import atomic_write_bytes, check_output_folder
 
 # Room for a legend line at matplotlib's "small" font (8.33 pt): its height, and a character's width.
 LEGEND_ROW_INCHES = 0.19
@@ -38,12 +38,8 @@ def plot_learning_curves(
 
 
 def check_plot_target(path: Path) -> None:
-    """Raise DnnlabError unless the PNG's folder exists."""
-    if not path.parent.is_dir():
-        raise DnnlabError(
-            f"Cannot write the plot to {path}: folder {path.parent} does not exist. "
-            "Create it or choose another --plot path."
-        )
+    """Raise DnnlabError unless the PNG's folder exists and takes new files."""
+    check_output_folder(path, "--plot")
 
 
 def plot_panels(comparison: Comparison, requested: list[str] | None = None) -> list[str]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from dnnlab import data
 from dnnlab.errors import DataError, PredictError, RunDirError
-from dnnlab.runs import RunDir, latest_completed
+from dnnlab.runs import RunDir, check_output_folder, latest_completed
 from dnnlab.spec import read_run_spec
 
 SPLITS = ("test", "validation")
@@ -82,6 +82,8 @@ def mc_predict(
 
     if plot is not None:
         calibration.check_plot_path(plot)
+    if out is not None:
+        check_output_folder(out, "--out")
     run = find_run(run_dir)
     dataset = prediction_set(run, data)
     if plot is not None and (dataset.y is None or dataset.task != "classification"):
@@ -168,17 +170,9 @@ def model_file(run: RunDir) -> Path:
 
 def prediction_set(run: RunDir, which: str) -> PredictionSet:
     """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file."""
-    preprocessing = run.read_json(run.preprocessing)
     if which in SPLITS:
-        spec, _ = read_run_spec(run.config)
-        dataset = data.load(spec.data)
-        x, y = (dataset.x_test, dataset.y_test) if which == "test" else (dataset.x_val, dataset.y_val)
-        if x is None or len(x) == 0:
-            other = "validation" if which == "test" else "test"
-            raise DataError(
-                f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE"
-            )
-        return PredictionSet(x, y, which, preprocessing.get("task"))
+        return split_set(run, which)
+    preprocessing = run.read_json(run.preprocessing)
     path = Path(which)
     x, y = data.load_array_file(path)
     expected = tuple(preprocessing["input_shape"])
@@ -186,6 +180,24 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
     scaling = data.Scaling.from_dict(preprocessing["scaling"])
     labels = _known_labels(y, preprocessing, path)
     return PredictionSet(scaling.apply(x), labels, str(path), preprocessing.get("task"))
+
+
+def split_set(run: RunDir, which: str) -> PredictionSet:
+    """The run's `test`, `validation` or `train` split, reloaded as its spec says (scaled)."""
+    preprocessing = run.read_json(run.preprocessing)
+    spec, _ = read_run_spec(run.config)
+    dataset = data.load(spec.data)
+    x, y = {
+        "test": (dataset.x_test, dataset.y_test),
+        "validation": (dataset.x_val, dataset.y_val),
+        "train": (dataset.x_train, dataset.y_train),
+    }[which]
+    if x is None or len(x) == 0:
+        other = "validation" if which == "test" else "test"
+        raise DataError(
+            f"--data {which}: the run's dataset has no {which} split; use --data {other} or a FILE"
+        )
+    return PredictionSet(x, y, which, preprocessing.get("task"))
 
 
 def _reshape(x: np.ndarray, expected: tuple[int, ...], path: Path) -> np.ndarray:
@@ -201,16 +213,16 @@ def _known_labels(y: Any, preprocessing: dict[str, Any], path: Path) -> np.ndarr
     """Map original labels to the model's classes when the run kept a subset (`data.classes`)."""
     if y is None or preprocessing.get("task") != "classification":
         return y
-    labels = preprocessing.get("class_labels")
-    if not labels:
+    labels = preprocessing.get("class_labels") or list(range(preprocessing.get("num_classes") or 0))
+    if not labels:  # a preprocessing.json without the class count: labels taken as they are
         return np.asarray(y).astype("int64").reshape(-1)
     index = {_label_key(label): i for i, label in enumerate(labels)}
     flat = [_label_key(v) for v in np.asarray(y).reshape(-1)]
-    unknown = sorted(set(flat) - set(index))
-    if unknown:
+    unknown = [row for row, value in enumerate(flat) if value not in index]
+    if unknown:  # the file's values are not shown: it may be anything
         raise DataError(
-            f"--data {path}: labels {', '.join(unknown[:5])} are not among the run's classes "
-            f"({', '.join(map(str, labels))})"
+            f"--data {path}: {len(unknown)} label(s), the first in row {unknown[0]} (counted from 0), "
+            f"are not among the run's classes ({', '.join(map(str, labels))})"
         )
     return np.array([index[v] for v in flat], dtype="int64")
 

@@ -17,11 +17,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from dnnlab import __version__
+from dnnlab import __version__, safe_yaml
 from dnnlab import compare as comparing
 from dnnlab import compare_format as fmt
-from dnnlab.errors import DnnlabError
-from dnnlab.runs import CONFIG_YAML, RUN_JSON, atomic_write_text
+from dnnlab.errors import ConfigError, DnnlabError, RunDirError
+from dnnlab.runs import (
+    CONFIG_YAML,
+    RUN_JSON,
+    atomic_write_text,
+    check_output_folder,
+    parse_json,
+    read_run_file,
+)
 
 IMPORTANCE_MIN_RUNS = 10  # fewer runs than this say too little to rank the keys by
 IMPORTANCE_REPEATS = 20
@@ -61,11 +68,7 @@ def write_report(
 ) -> Path:
     """Write the HTML report of the runs among `paths` to `out` (atomically) and return it;
     `mc_files`: `mc-predict --out` .npz files whose calibration it shows."""
-    if not out.parent.is_dir():
-        raise DnnlabError(
-            f"Cannot write the report to {out}: folder {out.parent} does not exist. "
-            "Create it or choose another --out path."
-        )
+    check_output_folder(out, "--out")
     mc_sections = [mc_calibration_html(path) for path in mc_files or []]  # bad files: before any work
     atomic_write_text(out, render_report(paths, metric, reach, mc_sections))
     return out
@@ -138,15 +141,10 @@ def render_report(
 def mc_calibration_html(path: Path) -> str:
     """The reliability diagrams and ECE of the methods in an `mc-predict --out FILE.npz` file
     (deterministic, MC dropout, temperature scaled), which holds the labels it was scored on."""
-    import numpy as np
-
     from dnnlab import calibration
+    from dnnlab.data_files import read_npz
 
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError) as exc:
-        raise DnnlabError(f"--mc {path}: not a readable .npz file of mc-predict --out ({exc})") from None
+    arrays = read_npz(path, "--mc")
     if "mean" not in arrays or "labels" not in arrays:
         raise DnnlabError(
             f"--mc {path}: no labels in this file; expected the .npz that `dnnlab mc-predict --out` "
@@ -295,7 +293,7 @@ def _run_details(run: comparing.Run) -> str:
         (RUN_JSON, "run.json: execution, versions, host, command"),
         (CONFIG_YAML, "config.yaml: the resolved spec"),
     ):
-        text = _read(run.path / name)
+        text = _read_config(run.path / name) if name == CONFIG_YAML else _read(run.path / name)
         if text is not None and name == RUN_JSON:
             text = _pretty_json(text)
         if text is not None:
@@ -309,15 +307,25 @@ def _run_details(run: comparing.Run) -> str:
 
 def _pretty_json(text: str) -> str:
     try:
-        return json.dumps(json.loads(text), indent=2)
-    except ValueError:
+        return json.dumps(parse_json(text), indent=2)
+    except (ValueError, RecursionError):  # RecursionError: parsed, but too deep to write back
         return text  # damaged: shown as it is
 
 
-def _read(path: Path) -> str | None:
+def _read_config(path: Path) -> str | None:
+    """config.yaml's text with the checks of dnnlab's YAML reader: a FIFO, a device or a file
+    over 1 MiB is left out of the page instead of blocking or filling it."""
     try:
-        return path.read_text(encoding="utf-8")
-    except (OSError, ValueError):
+        return safe_yaml.read_text(path)
+    except ConfigError:
+        return None
+
+
+def _read(path: Path) -> str | None:
+    """The file's text; None when it is missing, not a regular file, too large or not UTF-8."""
+    try:
+        return read_run_file(path)
+    except (OSError, RunDirError):
         return None
 
 

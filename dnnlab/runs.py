@@ -15,12 +15,15 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import errno
+import hashlib
 import io
 import json
 import math
 import os
 import re
+import shutil
 import socket
+import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -28,16 +31,21 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import RunDirError, WriteError
 
-STATUSES = ("running", "completed", "failed", "diverged", "interrupted")
+# `starting`: the directory exists and its setup (config, checkpoint, state.json) is being written.
+STATUSES = ("starting", "running", "completed", "failed", "diverged", "interrupted")
 # The files of a run directory, named once (RunDir's properties and the readers use these).
 RUN_JSON, STATE_JSON, CONFIG_YAML, METRICS_CSV = "run.json", "state.json", "config.yaml", "metrics.csv"
 RUN_FILES = (RUN_JSON, CONFIG_YAML, METRICS_CSV)  # any one of them makes a folder a run directory
 RUN_FILES_TEXT = f"{RUN_JSON}, {CONFIG_YAML} or {METRICS_CSV}"  # for messages
+# A new run is assembled in a hidden folder `.<name>.<random>.starting` beside its final name and
+# renamed into place once run.json is in it; readers never take such a folder for a run.
+STAGING_SUFFIX = ".starting"
 # Version of run.json and state.json as written now; files without `version` are version 1.
 # 2: state.json's `callbacks` keyed by each callback's `state_key` instead of its class name.
-RECORD_VERSION = 2
+# 3: state.json records metrics.csv's committed rows and checksum, and the previous commit.
+RECORD_VERSION = 3
 LEGACY_CALLBACK_KEYS = {"ResumableEarlyStopping": "early_stopping", "PlateauScheduler": "plateau"}
 LOWER_IS_BETTER = ("loss", "error", "mse", "mae", "rmse", "mape", "msle", "crossentropy", "hinge")
 
@@ -74,13 +82,18 @@ def _fsync_file(path: Path) -> None:
 def _replace_with(write: Any, target: Path, suffix: str = ".tmp") -> None:
     """Write a temporary file beside `target` with `write(path)`, fsync it, rename it into
     place and fsync the directory: readers see the old file or the new one, never half."""
-    tmp = _reserve_temporary(target, suffix)
+    try:
+        tmp = _reserve_temporary(target, suffix)
+    except OSError as exc:
+        raise WriteError.of(target, exc) from exc
     try:
         write(tmp)
         _fsync_file(tmp)
         os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
+    except BaseException as exc:
+        tmp.unlink(missing_ok=True)  # frees the space a full disk had let it take
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
         raise
     _fsync_dir(target.parent)
 
@@ -112,8 +125,35 @@ def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
+def json_text(payload: Any) -> str:
+    """The text of every JSON file dnnlab writes."""
+    return json.dumps(payload, indent=2) + "\n"
+
+
 def atomic_write_json(path: Path, payload: Any) -> None:
-    atomic_write_text(path, json.dumps(payload, indent=2) + "\n")
+    atomic_write_text(path, json_text(payload))
+
+
+def overwrite_in_place(path: Path, data: bytes) -> None:
+    """The last resort on a full disk, where an atomic write's temporary file finds no space: one
+    write() over the blocks `path` already holds, padded with spaces to its old length (JSON
+    allows them) so that no instant shows a shorter text; a kill cannot split one system call.
+    Refused (WriteError) when `data` would need a block the file does not have."""
+    try:
+        fd = os.open(path, os.O_WRONLY)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    try:
+        stat = os.fstat(fd)
+        data = data.ljust(stat.st_size, b" ")
+        if len(data) > stat.st_blocks * 512:
+            raise WriteError.of(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
+    except OSError as exc:
+        raise WriteError.of(path, exc) from exc
+    finally:
+        os.close(fd)
 
 
 def atomic_save_model(model: Any, path: Path) -> None:
@@ -121,25 +161,28 @@ def atomic_save_model(model: Any, path: Path) -> None:
     _replace_with(model.save, Path(path), suffix=".tmp.keras")  # Keras wants the .keras suffix
 
 
-def atomic_link(source: Path, target: Path) -> None:
-    """Make `target` the same file as `source` (a hard link swapped in by rename; a copy if
-    the file system has no hard links)."""
-    while True:
-        tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.link")
-        try:
-            os.link(source, tmp)  # never follows or replaces an existing name
-            break
-        except FileExistsError:
-            continue
-        except OSError:
-            atomic_write_bytes(target, source.read_bytes())
-            return
-    try:
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _fsync_dir(target.parent)
+def atomic_copy(source: Path, target: Path) -> None:
+    """Replace `target` with a copy of `source`'s bytes: an independent file (not a hard link),
+    so damage to one checkpoint never reaches another."""
+    _replace_with(lambda tmp: shutil.copyfile(source, tmp), Path(target))
+
+
+# The temporary names the helpers above create (mkstemp's 8 characters), and the hard links
+# earlier versions made (`.NAME.<16 hex>.link`): a kill can leave them behind; resume removes them.
+TEMPORARY_NAME = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.keras)?|[0-9a-f]{16}\.link)$")
+
+
+def remove_stale_temporaries(root: Path) -> list[Path]:
+    """Delete the files under `root` named like the helpers' temporary files (never following a
+    symbolic link to a folder); only call it while holding the run's lock."""
+    removed = []
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if TEMPORARY_NAME.match(name):
+                path = Path(folder) / name
+                path.unlink(missing_ok=True)
+                removed.append(path)
+    return removed
 
 
 # A run's or sweep's name becomes a folder name inside the runs folder: no separators, no dot
@@ -167,7 +210,33 @@ def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
         raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
     except OSError as exc:
         raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
+    try:  # a folder may exist and still refuse new entries (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".dnnlab-probe-", dir=path))
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create run directories in {path} ({exc.strerror})") from None
     return path
+
+
+def check_output_folder(path: Path, key: str) -> None:
+    """Refuse an output file's path before any work: its folder must exist and take new files
+    (a probe file is created and removed), so /proc or a read-only mount fails in one line."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
+    except OSError as exc:
+        raise RunDirError(f"{key} {path}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_new_run(runs_dir: Path, name: str | None, spec_name: str) -> None:
+    """What a new run needs from its arguments (a usable name, a folder it can be created in),
+    checked before the data is loaded, so a bad argument costs nothing and leaves nothing."""
+    check_name(name or spec_name, "--name" if name else "name")
+    ensure_folder(runs_dir)
 
 
 def new_stamped_dir(parent: Path, name: str) -> Path:
@@ -175,20 +244,84 @@ def new_stamped_dir(parent: Path, name: str) -> Path:
     started in the same second get different folders."""
     parent = ensure_folder(parent)
     check_name(name)
-    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    for attempt in range(1000):
-        path = parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
+    for path in _stamped_names(parent, name):
         try:
             path.mkdir()
         except FileExistsError:
             continue
+        except OSError as exc:
+            raise RunDirError(f"{parent}: cannot create {path.name} ({exc.strerror})") from None
         return path
     raise RunDirError(f"{parent}: could not create a directory for {name!r}")
 
 
+# Run directories may come from anywhere (copied, downloaded, damaged), so their files are read
+# with a cap: a real run.json is a few kilobytes and metrics.csv about 150 bytes an epoch, so
+# 16 MiB holds 100,000 epochs.
+MAX_RUN_FILE_BYTES = 16 << 20
+
+
+class RunFileUnreadable(RunDirError):
+    """A run file that cannot be read: not a regular file, too large, or not UTF-8 text.
+    `reason` says why without the path, for the notes of compare and report."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path, self.reason = path, reason
+
+
+def read_run_file(path: Path, limit: int = MAX_RUN_FILE_BYTES) -> str:
+    """The UTF-8 text of a run file; FileNotFoundError when it is missing, RunFileUnreadable when
+    it is not a regular file (a FIFO would block), is over `limit` bytes or is not UTF-8."""
+    path = Path(path)
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise RunFileUnreadable(path, "not a regular file")
+        if info.st_size > limit:
+            raise RunFileUnreadable(
+                path, f"{info.st_size:,} bytes, more than the {limit:,} a run file may have"
+            )
+        with open(path, "rb") as handle:
+            raw = handle.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise RunFileUnreadable(path, f"cannot be read ({exc.strerror})") from None
+    if len(raw) > limit:  # grew since stat
+        raise RunFileUnreadable(path, f"more than the {limit:,} bytes a run file may have")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise RunFileUnreadable(path, "not UTF-8 text") from None
+
+
+def parse_json(text: str) -> Any:
+    """json.loads, with nesting too deep for the parser (RecursionError) a ValueError like any
+    other malformed JSON."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested too deeply") from None
+
+
 def is_run_dir(path: Path) -> bool:
-    """A folder with any of RUN_FILES in it (a damaged run still counts)."""
+    """A folder with any of RUN_FILES in it (a damaged run still counts); not a run being staged."""
+    if is_staging(path):
+        return False
     return path.is_dir() and any((path / name).is_file() for name in RUN_FILES)
+
+
+def is_staging(path: Path) -> bool:
+    """The hidden folder a new run is assembled in before it is renamed into place."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(STAGING_SUFFIX)
+
+
+def _stamped_names(parent: Path, name: str) -> Iterator[Path]:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    for attempt in range(1000):
+        yield parent / f"{name}-{stamp}{f'-{attempt}' if attempt else ''}"
 
 
 def metric_mode(metric: str) -> str:
@@ -362,7 +495,10 @@ class TrainState:
     """state.json: what resume needs beyond the checkpoint it names.
 
     `execution` is the run's execution plan (dnnlab.execution.Execution.to_dict), `callbacks`
-    each resumable callback's state under its `state_key`.
+    each resumable callback's state under its `state_key`. `metrics_rows` and `metrics_sha256`
+    describe metrics.csv as this commit wrote it, so resume can tell a damaged file; `previous` is
+    the commit before this one (without its own `previous`), what resume falls back to when this
+    commit's checkpoint does not load. The three are None in files of older versions.
     """
 
     epochs_done: int
@@ -372,6 +508,9 @@ class TrainState:
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     wall_seconds: float = 0.0
     transfer: TransferState | None = None
+    metrics_rows: int | None = None
+    metrics_sha256: str | None = None
+    previous: dict[str, Any] | None = None
     version: int = RECORD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -386,7 +525,16 @@ class TrainState:
         }
         if self.transfer is not None:  # absent, as before, for runs without transfer learning
             data["transfer"] = self.transfer.to_dict()
+        data["metrics_rows"], data["metrics_sha256"] = self.metrics_rows, self.metrics_sha256
+        if self.previous is not None:  # absent at epoch 0: no commit before it
+            data["previous"] = self.previous
         return {**data, "version": self.version, **self.extra}
+
+    def without_previous(self) -> dict[str, Any]:
+        """This commit as the next one records it in `previous` (one level deep)."""
+        data = self.to_dict()
+        data.pop("previous", None)
+        return data
 
     @classmethod
     def from_dict(cls, data: Any, monitor: str = "val_loss") -> TrainState:
@@ -403,6 +551,9 @@ class TrainState:
             callbacks=callbacks,
             wall_seconds=float_or_none(data.get("wall_seconds")) or 0.0,
             transfer=TransferState.from_dict(data.get("transfer")),
+            metrics_rows=int_or_none(data.get("metrics_rows")),
+            metrics_sha256=_str_or_none(data.get("metrics_sha256")),
+            previous=data.get("previous") if isinstance(data.get("previous"), dict) else None,
             extra=_extra(cls, data),
         )
 
@@ -435,26 +586,45 @@ class RunDir:
 
     # --- creation and locking ----------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path, name: str) -> RunDir:
-        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir` (see new_stamped_dir)."""
-        run = cls(new_stamped_dir(runs_dir, name))
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+    def create(cls, runs_dir: Path, name: str, record: RunRecord) -> RunDir:
+        """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir`, locked, whose first file
+        is run.json (`record`, status `starting`)."""
+        parent = ensure_folder(runs_dir)
+        check_name(name)
+        return cls._staged(parent, name, record, _stamped_names(parent, name))
 
     @classmethod
-    def create_at(cls, path: Path) -> RunDir:
-        """A new run directory at exactly `path` (a sweep names its trials); an existing path is
-        refused, as mkdir is the claim."""
+    def create_at(cls, path: Path, record: RunRecord) -> RunDir:
+        """`create` at exactly `path` (a sweep names its trials); an existing path is refused."""
         path = Path(path)
+        return cls._staged(path.parent, path.name, record, iter([path]))
+
+    @classmethod
+    def _staged(cls, parent: Path, name: str, record: RunRecord, names: Iterator[Path]) -> RunDir:
+        """Assemble the run in a hidden staging folder (lock, run.json, checkpoints/) and rename
+        it to the first free name: a kill at any instant leaves no run or a run with run.json."""
+        staging = parent / f".{name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
         try:
-            path.mkdir()
-        except FileExistsError:
-            raise RunDirError(f"{path}: exists already; a new run needs a new directory") from None
-        run = cls(path)
-        run.lock()
-        run.checkpoints.mkdir()
-        return run
+            staging.mkdir()  # unlike mkdtemp's 0700, the permissions a run directory always had
+        except OSError as exc:
+            raise WriteError.of(parent, exc) from exc
+        run = cls(staging)
+        try:
+            run.lock()
+            run.write_record(record)
+            run.checkpoints.mkdir()
+            for path in names:
+                # rename replaces only an empty directory; another run's staging holds run.json
+                if not path.exists() and _rename_dir(staging, path):
+                    run.path = path
+                    return run
+            raise RunDirError(f"{parent / name}: exists already; a new run needs a new directory")
+        except BaseException as exc:
+            run.unlock()
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError):
+                raise WriteError.of(parent / name, exc) from exc
+            raise
 
     @classmethod
     def open(cls, path: Path) -> RunDir:
@@ -481,11 +651,13 @@ class RunDir:
     # --- files -------------------------------------------------------------------------
     def read_json(self, path: Path) -> dict[str, Any]:
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
+            return parse_json(read_run_file(path))
         except FileNotFoundError:
             raise RunDirError(f"{self.path}: {path.name} is missing") from None
         except json.JSONDecodeError as exc:
             raise RunDirError(f"{path}: not valid JSON ({exc.msg})") from None
+        except ValueError as exc:
+            raise RunDirError(f"{path}: not valid JSON ({exc})") from None
 
     def _read_record_file(self, path: Path) -> dict[str, Any]:
         data = self.read_json(path)
@@ -510,14 +682,22 @@ class RunDir:
         self.write_record(record)
         return record
 
+    def update_record_in_place(self, **changes: Any) -> RunRecord:
+        """`update_record` for a full disk: run.json rewritten over its own blocks (see
+        overwrite_in_place), so that a failure can still be recorded."""
+        record = replace(self.read_record(), **changes)
+        overwrite_in_place(self.run_json, json_text(record.to_dict()).encode("utf-8"))
+        return record
+
     def read_state(self, monitor: str = "val_loss") -> TrainState:
         return TrainState.from_dict(self._read_record_file(self.state_json), monitor)
 
     def write_state(self, state: TrainState) -> None:
         atomic_write_json(self.state_json, state.to_dict())
 
-    def write_metrics(self, rows: list[dict[str, Any]]) -> None:
-        """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic)."""
+    def write_metrics(self, rows: list[dict[str, Any]]) -> str:
+        """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic);
+        returns the checksum state.json records (see `metrics_sha256`)."""
         columns: list[str] = []
         for row in rows:
             columns += [key for key in row if key not in columns]
@@ -526,7 +706,30 @@ class RunDir:
         writer.writeheader()
         for row in rows:
             writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        atomic_write_text(self.metrics_csv, buffer.getvalue())
+        data = buffer.getvalue().encode("utf-8")
+        atomic_write_bytes(self.metrics_csv, data)
+        return hashlib.sha256(data).hexdigest()
+
+    def metrics_sha256(self, rows: int) -> str | None:
+        """The SHA-256 of metrics.csv's header and first `rows` lines (a row written past the last
+        commit is not part of it); None when the file is missing or has fewer lines."""
+        try:
+            lines = self.metrics_csv.read_bytes().splitlines(keepends=True)
+        except FileNotFoundError:
+            return None
+        if len(lines) < rows + 1:
+            return None
+        return hashlib.sha256(b"".join(lines[: rows + 1])).hexdigest()
+
+    def check_own_folders(self) -> None:
+        """Refuse a run whose checkpoints/ or tensorboard/ is a symbolic link: training writes
+        and deletes files in them, which must stay inside the run directory."""
+        for folder in (self.checkpoints, self.tensorboard):
+            if folder.is_symlink():
+                raise RunDirError(
+                    f"{folder}: a symbolic link (to {os.readlink(folder)}); dnnlab writes and deletes "
+                    f"files there, so it must be a folder inside the run. Replace the link with a folder."
+                )
 
     def read_metrics(self) -> list[dict[str, Any]]:
         if not self.metrics_csv.exists():
@@ -535,6 +738,27 @@ class RunDir:
             return [
                 {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
             ]
+
+
+def _rename_dir(source: Path, target: Path) -> bool:
+    """Rename `source` to `target`; False when `target` was taken meanwhile."""
+    try:
+        os.rename(source, target)
+    except OSError as exc:
+        if exc.errno in (errno.EEXIST, errno.ENOTEMPTY, errno.EISDIR):
+            return False
+        raise
+    _fsync_dir(target.parent)
+    return True
+
+
+def remove_temporaries(folder: Path) -> None:
+    """Remove what atomic writes in `folder` and its checkpoints/ left behind when killed (the
+    temporary files' hidden names), freeing the space a full disk needs for the run's record."""
+    for directory in (folder, folder / "checkpoints"):
+        for pattern in (".*.tmp", ".*.tmp.keras", ".*.link"):
+            for leftover in directory.glob(pattern):
+                leftover.unlink(missing_ok=True)
 
 
 def acquire_lock(lock_file: Path, busy: str) -> int:
@@ -606,8 +830,8 @@ def latest_completed(root: Path) -> Path | None:
     best: tuple[str, Path] | None = None
     for path in iter_run_dirs(root):
         try:
-            record = RunRecord.from_dict(json.loads((path / RUN_JSON).read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            record = RunRecord.from_dict(parse_json(read_run_file(path / RUN_JSON)))
+        except (OSError, ValueError, RunDirError):
             continue
         if record.status == "completed":
             key = (record.finished or "", path)

@@ -145,11 +145,11 @@ def _log_artifacts(client, run_id: str, path: Path, run) -> None:
 
 
 def _read_json(path: Path) -> Any:
-    import json
+    from dnnlab.runs import parse_json, read_run_file
 
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return parse_json(read_run_file(path))
+    except (OSError, ValueError, RunDirError):
         return None
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import math
-import signal
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -24,22 +23,23 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnnlab import __version__, data, runtime
+from dnnlab import __version__, data, runtime, safe_yaml
 from dnnlab.errors import RunDirError
+from dnnlab.faults import record_failure, sigterm_interrupts
 from dnnlab.runs import (
     BestRecord,
     RunDir,
     RunRecord,
     TrainState,
     TransferState,
-    atomic_link,
+    atomic_copy,
     atomic_save_model,
     atomic_write_json,
     atomic_write_text,
-    check_name,
-    ensure_folder,
+    check_new_run,
     host,
     now,
+    remove_stale_temporaries,
 )
 from dnnlab.spec import CheckedSpec, Spec, read_run_spec, spec_hash, spec_to_yaml
 from dnnlab.spec.checks import uses_batch_norm
@@ -60,6 +60,7 @@ from dnnlab.callbacks import (  # noqa: E402
     StopOnNaN,
     schedule_callbacks,
 )
+from dnnlab.checkpoints import keep_only, load_committed  # noqa: E402
 from dnnlab.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
 from dnnlab.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.keras_private import build_for_training  # noqa: E402
@@ -143,6 +144,7 @@ class Session:
         self.spec = spec
         self.dataset = dataset
         self.state = state
+        self.committed = state.without_previous()  # as on disk: the next commit's `previous`
         self.rows: list[dict] = run.read_metrics()[: state.epochs_done]
         self.steps_per_epoch = steps_per_epoch(spec, dataset)
         self.monitor = spec.training.monitor
@@ -161,17 +163,18 @@ class Session:
         value = logs.get(self.monitor)
         if value is not None and state.best.improved_by(value):
             state.best = replace(state.best, value=value, epoch=epoch)
-            atomic_link(checkpoint, run.best_checkpoint)
-        run.write_metrics(self.rows)
+            atomic_copy(checkpoint, run.best_checkpoint)
+        state.metrics_sha256 = run.write_metrics(self.rows)
+        state.metrics_rows = len(self.rows)
+        state.previous = self.committed
         state.epochs_done = epochs_done
         state.checkpoint = checkpoint.name
         state.callbacks = {cb.state_key: cb.get_state() for cb in self.resumables}
         state.wall_seconds += seconds
         run.write_state(state)  # commit
-        atomic_link(checkpoint, run.last_checkpoint)
-        for old in run.checkpoints.glob("epoch-*.keras"):
-            if old != checkpoint:
-                old.unlink(missing_ok=True)
+        self.committed = state.without_previous()
+        atomic_copy(checkpoint, run.last_checkpoint)
+        keep_only(run, {checkpoint.name, state.previous["checkpoint"]})
         run.update_record(epochs_done=epochs_done, best=state.best, wall_seconds=round(state.wall_seconds, 3))
         if self.live is not None:
             self.live.log_epoch(self.rows[-1])
@@ -215,7 +218,7 @@ class Session:
             if dataset.x_val is not None
             else None
         )
-        self.saver = EpochSaver()  # early stopping's best weights and the checkpoint: one save
+        self.saver = EpochSaver()  # early stopping's best weights and the checkpoint: one serialization
         self.resumables = self.make_resumable_callbacks()
         recorder = Recorder(self.record_epoch, self.steps_per_epoch)
         from dnnlab.progress import progress_callback
@@ -297,10 +300,10 @@ def steps_per_epoch(spec: Spec, dataset: data.Dataset) -> int:
 
 
 def new_record(spec: Spec, command: list[str]) -> RunRecord:
-    """run.json of a run that is starting."""
+    """run.json of a run that is starting: the first file of its directory."""
     return RunRecord(
         name=spec.name,
-        status="running",
+        status="starting",
         started=now(),
         epochs_planned=spec.training.epochs,
         best=BestRecord.none_yet(spec.training.monitor),
@@ -326,16 +329,19 @@ class Prepared:
     execution: Execution
     model: keras.Model
     reused: list[str]  # layers copied from another run (transfer learning; a new run only)
+    state: TrainState | None = None  # the commit a resumed run continues from
 
 
 def prepare(
-    spec: Spec, input_shape: tuple[int, ...] | None, state: TrainState | None, checkpoint: Path | None
+    spec: Spec, input_shape: tuple[int, ...] | None, state: TrainState | None, run: RunDir | None = None
 ) -> Prepared:
     """The setup start and resume share: seeds, data, the execution plan and thread pools, the model.
 
     A new run (no `state`) plans its execution and builds, transfers and compiles its model. A
-    resumed run reuses the plan in state.json, so it executes exactly as it started, and loads
-    `checkpoint`, whose optimizer keeps its variables (iterations: the schedule position).
+    resumed run (`state` and its `run`) reuses the plan in state.json, so it executes exactly as
+    it started, and loads the checkpoint of the latest commit that checks out (see
+    checkpoints.load_committed), whose optimizer keeps its variables (iterations: the schedule
+    position).
     """
     runtime.seed_everything(spec.seed, spec.training.deterministic)
     dataset = data.load(spec.data)
@@ -347,16 +353,17 @@ def prepare(
         execution = Execution.from_dict(state.execution)
     apply_threads(execution)
     reused: list[str] = []
-    if checkpoint is None:
+    if state is None or run is None:
         model = build_model(spec, input_shape)
         transfer = spec.model.transfer
         reused = apply_transfer(model, transfer) if transfer else []
         compile_model(model, spec, steps, execution)
     else:
-        model = load_model(checkpoint)
+        resumed = load_committed(run, spec, state, steps)
+        model, state = resumed.model, resumed.state
         apply_to_model(model, execution)
     build_for_fit(model, dataset)
-    return Prepared(dataset, execution, model, reused)
+    return Prepared(dataset, execution, model, reused, state)
 
 
 def build_for_fit(model: keras.Model, dataset: data.Dataset) -> None:
@@ -374,47 +381,88 @@ def start(
     run_path: Path | None = None,
 ) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
-    directory is created, so a bad input leaves nothing behind."""
+    directory is created, so a bad input (or an interrupt until then) leaves nothing behind. The
+    directory appears with run.json in it (status `starting`), so a kill at any later instant
+    leaves a run that `--resume` continues."""
     spec = checked.spec
-    if run_path is None:  # before the data and the model: a bad name or folder costs nothing
-        check_name(name or spec.name)
-        ensure_folder(runs_dir)
-    prepared = prepare(spec, checked.info.input_shape, state=None, checkpoint=None)
-    run = RunDir.create_at(run_path) if run_path else RunDir.create(runs_dir, name or spec.name)
-    try:
-        atomic_write_text(run.config, spec_to_yaml(spec))
-        atomic_write_json(run.preprocessing, prepared.dataset.preprocessing())
-        atomic_write_text(run.summary_txt, summary_text(prepared.model))
-        initial = run.epoch_checkpoint(0)
-        atomic_save_model(prepared.model, initial)  # the last good checkpoint, even if epoch 1 diverges
-        transfer = spec.model.transfer
-        state = TrainState(
-            epochs_done=0,
-            checkpoint=initial.name,
-            execution=prepared.execution.to_dict(),
-            best=BestRecord.none_yet(spec.training.monitor),
-            transfer=TransferState(prepared.reused, transfer.freeze_epochs == 0) if transfer else None,
-        )
-        run.write_state(state)
-        atomic_link(initial, run.last_checkpoint)
-        run.write_metrics([])
-        run.write_record(new_record(spec, command))
-        write_hparams(run.tensorboard, yaml.safe_load(spec_to_yaml(spec)), run.path.name)
-        return _train(run, spec, prepared, state, spec.training.epochs, progress)
-    finally:
-        run.unlock()
+    with sigterm_interrupts():
+        if run_path is None:  # before the data and the model: a bad name or folder costs nothing
+            check_new_run(runs_dir, name, spec.name)
+        prepared = prepare(spec, checked.info.input_shape, state=None)
+        record = new_record(spec, command)
+        if run_path is not None:
+            run = RunDir.create_at(run_path, record)
+        else:
+            run = RunDir.create(runs_dir, name or spec.name, record)
+        try:
+            return _train(run, spec, prepared, None, spec.training.epochs, progress)
+        finally:
+            run.unlock()
+
+
+def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainState:
+    """The files of a new run after its run.json; state.json, written last, commits the setup
+    and the status becomes `running`. Without state.json, `--resume` does all this again."""
+    atomic_write_text(run.config, spec_to_yaml(spec))
+    atomic_write_json(run.preprocessing, prepared.dataset.preprocessing())
+    atomic_write_text(run.summary_txt, summary_text(prepared.model))
+    initial = run.epoch_checkpoint(0)
+    atomic_save_model(prepared.model, initial)  # the last good checkpoint, even if epoch 1 diverges
+    atomic_copy(initial, run.last_checkpoint)
+    metrics_sha256 = run.write_metrics([])
+    write_hparams(run.tensorboard, yaml.safe_load(spec_to_yaml(spec)), run.path.name)
+    transfer = spec.model.transfer
+    state = TrainState(
+        epochs_done=0,
+        checkpoint=initial.name,
+        execution=prepared.execution.to_dict(),
+        best=BestRecord.none_yet(spec.training.monitor),
+        transfer=TransferState(prepared.reused, transfer.freeze_epochs == 0) if transfer else None,
+        metrics_rows=0,
+        metrics_sha256=metrics_sha256,
+    )
+    run.write_state(state)
+    run.update_record(status="running", epochs_planned=epochs)
+    return state
 
 
 def resume(run_path: Path, epochs: int | None, command: list[str], progress: bool = True) -> TrainResult:
     """Continue a run from its last committed epoch, exactly as if it had not stopped."""
-    run = RunDir.open(run_path)
-    record = run.read_record()
-    spec, config_hash = read_run_spec(run.config)
-    if config_hash != record.config_hash:
-        raise RunDirError(
-            f"{run.config}: edited since the run started (hash differs); a resumed run must "
-            "train the spec it started with. Start a new run with the edited spec instead."
-        )
+    with sigterm_interrupts():
+        run = RunDir.open(run_path)
+        run.check_own_folders()
+        record = run.read_record()
+        if not run.state_json.is_file() and not run.config.is_file():
+            raise RunDirError(
+                f"{run.path}: stopped while starting, before its config.yaml was written; nothing was "
+                "trained. Start the run again with `dnnlab train SPEC`"
+            )
+        spec, config_hash = read_run_spec(run.config)
+        if config_hash != record.config_hash:
+            raise RunDirError(
+                f"{run.config}: edited since the run started (hash differs); a resumed run must "
+                "train the spec it started with. Start a new run with the edited spec instead."
+            )
+        if not run.state_json.is_file():  # stopped during its setup: nothing trained, set it up again
+            return _start_again(run, spec, epochs or spec.training.epochs, progress)
+        return _continue(run, record, spec, epochs, command, progress)
+
+
+def _start_again(run: RunDir, spec: Spec, epochs: int, progress: bool) -> TrainResult:
+    """Set up a run stopped before its setup was committed from its config.yaml, then train it."""
+    run.lock()
+    try:
+        remove_stale_temporaries(run.path)
+        prepared = prepare(spec, data.describe(spec.data).input_shape, state=None)
+        return _train(run, spec, prepared, None, epochs, progress)
+    finally:
+        run.unlock()
+
+
+def _continue(
+    run: RunDir, record: RunRecord, spec: Spec, epochs: int | None, command: list[str], progress: bool
+) -> TrainResult:
+    """Train a set-up run from its last committed epoch (or only finish it, see below)."""
     state = run.read_state(spec.training.monitor)
     if record.status == "completed" and epochs is None:
         raise RunDirError(
@@ -428,8 +476,8 @@ def resume(run_path: Path, epochs: int | None, command: list[str], progress: boo
             spec.training.epochs,
         )
     # Every epoch committed (or early stopping had stopped) but the finalisation (model.keras, the
-    # status) cut by a kill: a fit of no epochs runs the end of training again, where early
-    # stopping restores its best weights.
+    # status) cut by a kill or an interrupt: a fit of no epochs runs the end of training again,
+    # where early stopping restores its best weights.
     stopped = ResumableEarlyStopping.has_stopped(state.callbacks)
     finishing = record.status != "completed" and (state.epochs_done >= planned or stopped)
     if finishing:
@@ -441,43 +489,58 @@ def resume(run_path: Path, epochs: int | None, command: list[str], progress: boo
         )
     run.lock()  # a killed process leaves status 'running'; the lock refuses a live one
     try:
-        checkpoint = run.checkpoints / state.checkpoint
-        if not state.checkpoint or not checkpoint.exists():
-            checkpoint = run.last_checkpoint
-        prepared = prepare(spec, None, state, checkpoint)
+        remove_stale_temporaries(run.path)  # a killed process's; none is being written under the lock
+        prepared = prepare(spec, None, state, run)
         run.update_record(status="running", finished=None, epochs_planned=planned, command=command)
-        return _train(run, spec, prepared, state, planned, progress)
+        return _train(run, spec, prepared, prepared.state, planned, progress)
     finally:
         run.unlock()
 
 
 def _train(
-    run: RunDir, spec: Spec, prepared: Prepared, state: TrainState, epochs: int, progress: bool = True
+    run: RunDir, spec: Spec, prepared: Prepared, state: TrainState | None, epochs: int, progress: bool = True
 ) -> TrainResult:
-    session = Session(run, spec, prepared.dataset, state, progress)
-    model = prepared.model
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Set up a new run (no `state`), fit and finish it, all under one protection: an interrupt at
+    any point records `interrupted`, a failure (a full disk too) `failed`."""
+    session = None
     try:
-        status = session.fit(model, epochs)
+        if state is None:
+            state = _set_up(run, spec, prepared, epochs)
+        session = Session(run, spec, prepared.dataset, state, progress)
+        status = session.fit(prepared.model, epochs)
+        test = _finish(run, spec, prepared, state, status)
+        record = run.update_record(status=status, finished=now(), test=test)
     except KeyboardInterrupt:
         status = "interrupted"
-    except BaseException:
-        run.update_record(status="failed", finished=now())
-        if session.live is not None:
+        record = run.update_record(status=status, finished=now())
+        if state is not None:  # TensorBoard's best so far, as at the end of every process's share
+            write_results(run.tensorboard, state.best, None, state.epochs_done)
+    except BaseException as exc:
+        failure = record_failure(run, exc)
+        if session is not None and session.live is not None:
             session.live.finish("failed")
-        raise
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-    if status in ("completed", "diverged"):
-        final = model if status == "completed" else load_model(run.last_checkpoint)
-        atomic_save_model(final, run.model_file)
-    test = _test_scores(model, prepared.execution, spec, prepared.dataset) if status == "completed" else None
-    record = run.update_record(status=status, finished=now(), test=test)
-    write_results(run.tensorboard, state.best, test, record.epochs_done)
-    if session.live is not None:
+        if failure is exc:
+            raise
+        raise failure from exc
+    if session is not None and session.live is not None:
         session.live.finish(status)
-    message = divergence_message(spec, session.divergence) if session.divergence else None
-    return TrainResult(run.path, status, record.epochs_done, state.best, message, record.test)
+    message = divergence_message(spec, session.divergence) if session and session.divergence else None
+    best = record.best or BestRecord.none_yet(spec.training.monitor)
+    return TrainResult(run.path, status, record.epochs_done, best, message, record.test)
+
+
+def _finish(run: RunDir, spec: Spec, prepared: Prepared, state: TrainState, status: str) -> dict | None:
+    """model.keras, the test scores and TensorBoard's results; returns the test scores."""
+    if status in ("completed", "diverged"):
+        final = prepared.model if status == "completed" else load_model(run.last_checkpoint)
+        atomic_save_model(final, run.model_file)
+    test = (
+        _test_scores(prepared.model, prepared.execution, spec, prepared.dataset)
+        if status == "completed"
+        else None
+    )
+    write_results(run.tensorboard, state.best, test, state.epochs_done)
+    return test
 
 
 def live_run(run: RunDir, spec: Spec):
@@ -487,7 +550,7 @@ def live_run(run: RunDir, spec: Spec):
         return None
     from dnnlab.tracking import LiveRun
 
-    config = yaml.safe_load(run.config.read_text(encoding="utf-8"))
+    config = safe_yaml.read_yaml_file(run.config)
     return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
 
 
@@ -503,10 +566,6 @@ def _test_scores(
     if execution.jit_compile:
         apply_to_model(model, replace(execution, jit_compile=False))
     return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
-
-
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
 
 
 # --- advice for a diverged run ------------------------------------------------------------

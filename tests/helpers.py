@@ -39,3 +39,22 @@ def read_json(path: Path) -> dict:
 def read_metrics(run_dir: Path) -> list[dict[str, str]]:
     with open(Path(run_dir) / "metrics.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
+
+
+SPECIES = ("setosa", "versicolor", "virginica")
+
+
+def species_csv(path: Path, rows: int = 300, label_column: str | None = "species") -> Path:
+    """A CSV of 4 features and a text class (three well-separated clusters), as a user's data
+    with string labels would be; `label_column=None` leaves the labels out (data to predict)."""
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    classes = np.arange(rows) % len(SPECIES)
+    x = rng.normal(size=(rows, 4)) + 3.0 * classes[:, None] * np.array([1.0, -1.0, 0.5, 0.0])
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["a", "b", "c", "d"] + ([label_column] if label_column else []))
+        for features, cls in zip(x.tolist(), classes, strict=True):
+            writer.writerow([f"{v:.4f}" for v in features] + ([SPECIES[cls]] if label_column else []))
+    return path

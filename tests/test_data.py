@@ -326,8 +326,8 @@ def test_csv_text_target_becomes_classes(tmp_path):
 @pytest.mark.parametrize(
     ("text", "target", "key", "fragment"),
     [
-        ("a,b,y\n1,2,0\n", "label", "data.dataset.target", "columns: a, b, y"),
-        ("a,b,y\n1,x,0\n3,4,1\n", "y", "data.dataset.path", "line 2, column 'b': 'x' is not a number"),
+        ("a,b,y\n1,2,0\n", "label", "data.dataset.target", "no column 'label' in the header row"),
+        ("a,b,y\n1,x,0\n3,4,1\n", "y", "data.dataset.path", "line 2, column 2 is not a number"),
         ("a,b,y\n1,2\n", "y", "data.dataset.path", "line 2 has 2 cells, but the header has 3"),
         ("", "y", "data.dataset.path", "empty"),
     ],

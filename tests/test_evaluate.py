@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_json, train_run, write_spec
+from helpers import SPECIES, read_json, species_csv, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
@@ -90,6 +90,26 @@ def test_predict_writes_one_row_per_input_row_with_the_models_classes(run, raw_f
     assert lines[0].startswith("predicted,probabilities_0,") and len(lines) == 1 + len(raw)
     as_json = json.loads(invoke("predict", run, "--data", raw_file, "--json").stdout)
     assert as_json["instances"] == len(raw) and len(as_json["predicted"]) == len(raw)
+
+
+def test_predict_gives_the_class_labels_of_a_text_target_and_their_indices(tmp_path):
+    source = {"type": "csv", "path": str(species_csv(tmp_path / "train.csv")), "target": "species"}
+    spec = {"name": "species", "data": {"dataset": source}, "model": {"hidden": [8]}}
+    run = train_run(write_spec(tmp_path, {**spec, "training": {"epochs": 3}}), tmp_path / "runs")
+    assert read_json(run / "preprocessing.json")["class_labels"] == list(SPECIES)
+    new = species_csv(tmp_path / "new.csv", rows=30, label_column=None)
+    out = tmp_path / "predictions.npz"
+    assert invoke("predict", run, "--data", new, "--out", out).exit_code == 0
+    with np.load(out) as arrays:
+        assert sorted(arrays.files) == ["predicted", "predicted_index", "probabilities"]
+        index = arrays["probabilities"].argmax(axis=1)
+        assert arrays["predicted_index"].tolist() == index.tolist()
+        assert arrays["predicted"].tolist() == [SPECIES[i] for i in index]
+        # the clusters are far apart: the model has learnt them, so every label occurs
+        assert set(arrays["predicted"].tolist()) == set(SPECIES)
+    lines = invoke("predict", run, "--data", new).stdout.splitlines()
+    assert lines[0].startswith("predicted,predicted_index,probabilities_0,")
+    assert lines[1].split(",")[0] in SPECIES
 
 
 def test_bad_input_is_one_line_exit_2_and_no_file(run, tmp_path):

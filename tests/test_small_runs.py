@@ -41,15 +41,17 @@ def test_the_first_epoch_traces_the_train_step_once(tmp_path):
     assert len(traces) == 1
 
 
-def test_a_best_epoch_is_saved_once(tmp_path):
-    """Early stopping's best weights and the checkpoint of the same epoch are one file, and it
-    holds the weights of model.keras (the restored best epoch)."""
+def test_a_best_epoch_is_serialized_once(tmp_path):
+    """Early stopping's best weights and the checkpoint of the same epoch are the same bytes in
+    two independent files, and hold the weights of model.keras (the restored best epoch)."""
     result = start(write_spec(tmp_path, SMALL), tmp_path / "runs")
     assert result.status == "completed"
     checkpoints = result.run_dir / "checkpoints"
     state = read_json(result.run_dir / "state.json")
     assert state["callbacks"]["early_stopping"]["best_epoch"] == 0
-    assert os.path.samefile(checkpoints / "epoch-00001.keras", checkpoints / "early_stopping_best.keras")
+    checkpoint, best = checkpoints / "epoch-00001.keras", checkpoints / "early_stopping_best.keras"
+    assert checkpoint.read_bytes() == best.read_bytes()
+    assert not os.path.samefile(checkpoint, best)
     saved = load_model(checkpoints / "epoch-00001.keras").get_weights()
     final = load_model(result.run_dir / "model.keras").get_weights()
     assert all(np.array_equal(a, b) for a, b in zip(saved, final, strict=True))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dnnlab import data
 from dnnlab.errors import ConfigError
-from dnnlab.spec.checks import Finding, validate
+from dnnlab.spec.checks import Finding, check_output_covers_classes, validate
 from dnnlab.spec.loading import (
     Origins,
     apply_overrides,
@@ -69,7 +69,9 @@ def _checked(spec: Spec, path: Path | str) -> CheckedSpec:
     info = data.describe(spec.data)
     resolved = resolve(spec, info.task, info.num_classes)
     try:
-        findings = validate(resolved)
+        for finding in check_output_covers_classes(resolved, info.num_classes):
+            raise ConfigError(str(finding))
+        findings = validate(resolved, info.input_shape)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return CheckedSpec(resolved, info, findings)

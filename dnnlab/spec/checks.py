@@ -8,11 +8,18 @@ advice for several layers is reported once, naming every layer.
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
 from dnnlab.errors import ConfigError
+from dnnlab.spec.keras_names import (
+    REGRESSION_LOSSES,
+    REGRESSION_METRICS,
+    SPARSE_LABEL_LOSSES,
+    SPARSE_LABEL_METRICS,
+)
 from dnnlab.spec.models import (
     RELU_FAMILY,
     CompactModel,
@@ -21,6 +28,7 @@ from dnnlab.spec.models import (
     Spec,
     recommended_initializer,
 )
+from dnnlab.spec.wording import did_you_mean, short
 
 
 @dataclass(frozen=True)
@@ -310,20 +318,96 @@ def check_plateau_before_early_stopping(spec: Spec) -> Iterator[Finding]:
         )
 
 
-def check_monitor_needs_validation(spec: Spec) -> Iterator[Finding]:
-    if spec.data.validation == 0:
-        monitors = {"training.monitor": spec.training.monitor}
-        if spec.training.early_stopping:
-            monitors["training.early_stopping.monitor"] = spec.training.early_stopping.monitor
-        if spec.training.schedule.type == "plateau":
-            monitors["training.schedule.monitor"] = spec.training.schedule.monitor
-        for key, monitor in monitors.items():
-            if monitor.startswith("val_"):
-                yield error(
-                    key,
-                    f"monitors {monitor!r} but data.validation is 0; "
-                    "set a validation split or monitor 'loss'",
-                )
+def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
+    """Each monitor must name a value the run logs: loss, a metric, or their val_ forms when there
+    is a validation split; anything else would never pick a best epoch or stop training."""
+    training = spec.training
+    monitors = {"training.monitor": training.monitor}
+    if training.early_stopping:
+        monitors["training.early_stopping.monitor"] = training.early_stopping.monitor
+    if training.schedule.type == "plateau":
+        monitors["training.schedule.monitor"] = training.schedule.monitor
+    logged = ["loss", *(training.metrics or [])]
+    if spec.data.validation != 0:
+        logged += [f"val_{name}" for name in logged]
+    for key, monitor in monitors.items():
+        if monitor in logged:
+            continue
+        if spec.data.validation == 0 and monitor.removeprefix("val_") in logged:
+            yield error(
+                key,
+                f"monitors {monitor!r} but data.validation is 0; set a validation split or monitor 'loss'",
+            )
+        else:
+            yield error(
+                key,
+                f"monitors {short(monitor)}{did_you_mean(monitor, logged)}, which the run does not log; "
+                f"expected one of: {', '.join(logged)} (training.metrics sets the metrics)",
+            )
+
+
+def _output_units(spec: Spec) -> int | None:
+    model = spec.model
+    if isinstance(model, CompactModel):
+        return model.output.units
+    last = model.layers[-1]
+    return last.units if isinstance(last, DenseLayer) else None
+
+
+def check_loss_and_metrics_suit_the_labels(spec: Spec) -> Iterator[Finding]:
+    """Integer class labels against a k-unit output take only the sparse loss and metrics, and a
+    regression target never the sparse cross-entropy: Keras would fail at the first batch."""
+    training, units = spec.training, _output_units(spec)
+    if spec.data.task == "classification" and units is not None and units > 1:
+        losses, metrics = SPARSE_LABEL_LOSSES, SPARSE_LABEL_METRICS
+        why = f"class labels are integers and the output has {units} units"
+    elif spec.data.task == "regression":
+        losses, metrics, why = REGRESSION_LOSSES, REGRESSION_METRICS, "the target is a number per row"
+    else:
+        return
+    if training.loss not in losses:
+        yield error(
+            "training.loss",
+            f"{training.loss!r} does not suit the labels: {why}; expected one of: {', '.join(losses)}",
+        )
+    for index, metric in enumerate(training.metrics or []):
+        if metric not in metrics:
+            yield error(
+                f"training.metrics[{index}]",
+                f"{metric!r} does not suit the labels: {why}; expected one of: {', '.join(metrics)}",
+            )
+
+
+MAX_PARAMETERS = 100_000_000  # 400 MB of float32 weights, and a few times that to train
+
+
+def dense_parameters(spec: Spec, inputs: int) -> int:
+    """Weights and biases of the dense layers for `inputs` input features: nearly all of a dense
+    network's parameters, counted from the spec alone."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        widths = [*model.hidden, model.output.units or 1]
+    else:
+        widths = [layer.units for layer in model.layers if isinstance(layer, DenseLayer)]
+    total, fan_in = 0, inputs
+    for width in widths:
+        total += (fan_in + 1) * width
+        fan_in = width
+    return total
+
+
+def check_model_size(spec: Spec, input_shape: tuple[int, ...]) -> Iterator[Finding]:
+    """A model too large to build is refused here, before a run directory or TensorFlow's
+    out-of-memory traceback."""
+    count = dense_parameters(spec, math.prod(input_shape))
+    if count > MAX_PARAMETERS:
+        key = "model.hidden" if isinstance(spec.model, CompactModel) else "model.layers"
+        yield error(
+            key,
+            f"the model would have {count:,} parameters ({count * 4 / 2**30:,.1f} GiB of float32 weights, "
+            f"a few times that to train); at most {MAX_PARAMETERS:,} are allowed: use fewer or "
+            "narrower layers",
+        )
 
 
 CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
@@ -334,7 +418,8 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_one_cycle,
     check_explicit_output,
     check_classes_unique,
-    check_monitor_needs_validation,
+    check_monitors_are_logged,
+    check_loss_and_metrics_suit_the_labels,
     check_transfer,
     check_initializer_matches_activation,
     check_selu_self_normalization,
@@ -345,9 +430,34 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
 )
 
 
-def run_checks(spec: Spec) -> list[Finding]:
-    """Every finding for a spec, errors first, repeated advice merged into one finding."""
-    findings = merged([finding for check in CHECKS for finding in check(spec)])
+def check_output_covers_classes(spec: Spec, num_classes: int | None) -> Iterator[Finding]:
+    """Class indices index the output units under sparse categorical cross-entropy: a label at
+    or above the unit count would train on garbage (or fail deep inside TensorFlow)."""
+    loss = (spec.training.loss or "").lower()
+    if num_classes is None or "sparse_categorical" not in loss:
+        return
+    model = spec.model
+    if isinstance(model, CompactModel):
+        key, units = "model.output.units", model.output.units
+    elif isinstance(model.layers[-1], DenseLayer):
+        key, units = f"model.layers[{len(model.layers) - 1}].units", model.layers[-1].units
+    else:
+        return
+    if units is not None and units < num_classes:
+        yield error(
+            key,
+            f"{units} output units, but the data has labels 0..{num_classes - 1} ({num_classes} classes); "
+            f"set it to {num_classes} or leave it out to infer it",
+        )
+
+
+def run_checks(spec: Spec, input_shape: tuple[int, ...] | None = None) -> list[Finding]:
+    """Every finding for a spec, errors first, repeated advice merged into one finding; the
+    model's size is checked when the input shape is known."""
+    found = [finding for check in CHECKS for finding in check(spec)]
+    if input_shape is not None:
+        found += check_model_size(spec, input_shape)
+    findings = merged(found)
     return sorted(findings, key=lambda f: f.level != "error")
 
 
@@ -355,9 +465,9 @@ def errors_of(findings: list[Finding]) -> list[Finding]:
     return [f for f in findings if f.level == "error"]
 
 
-def validate(spec: Spec) -> list[Finding]:
+def validate(spec: Spec, input_shape: tuple[int, ...] | None = None) -> list[Finding]:
     """Run every check; the first error becomes a ConfigError, the warnings are returned."""
-    findings = run_checks(spec)
+    findings = run_checks(spec, input_shape)
     errors = errors_of(findings)
     if errors:
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

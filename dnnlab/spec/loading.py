@@ -17,25 +17,17 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dnnlab.errors import ConfigError
+from dnnlab.safe_yaml import loads, read_yaml_file
 from dnnlab.spec.models import Spec
-from dnnlab.spec.wording import Key, format_validation_error
+from dnnlab.spec.wording import Key, format_validation_error, short
 
 EXTENDS = "extends"
 
 
 def read_yaml(path: Path) -> Any:
-    """Safe-load a YAML file; a missing file or bad YAML is a ConfigError."""
-    if not path.exists():
-        raise ConfigError(f"{path}: no such file")
-    if path.is_dir():
-        raise ConfigError(f"{path}: is a directory, expected a YAML file")
-    try:
-        return yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise ConfigError(f"{path}:{where}: not valid YAML: {problem}") from None
+    """Safe-load a YAML file within dnnlab's caps (see dnnlab.safe_yaml); a missing, oversized or
+    malformed file is a ConfigError."""
+    return read_yaml_file(path)
 
 
 # --- where each key came from --------------------------------------------------------------
@@ -130,11 +122,11 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     """'training.optimizer.learning_rate=0.01' -> (['training', 'optimizer', 'learning_rate'], 0.01)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. training.epochs=5")
+        raise ConfigError(f"override {short(text)}: expected KEY=VALUE, e.g. training.epochs=5")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        raise ConfigError(f"override {text!r}: the value is not valid YAML") from None
+        value = loads(raw) if raw.strip() else None
+    except ConfigError as exc:
+        raise ConfigError(f"override {short(text)}: {exc}") from None
     return key.strip().split("."), value
 
 

@@ -25,13 +25,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from dnnlab.runs import NAME_PATTERN
+from dnnlab.spec.keras_names import LOSS_NAMES, METRIC_NAMES
 from dnnlab.spec.wording import did_you_mean, members, type_tags
 
 
 class Strict(BaseModel):
-    """Base of every spec model: unknown keys are errors, with a did-you-mean."""
+    """Base of every spec model: unknown keys are errors, with a did-you-mean; no float may be
+    inf or nan (YAML's `.inf`, or `1e999`, which pydantic would read as inf)."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 def _shorthand(value: Any) -> Any:
@@ -273,10 +275,13 @@ class Transfer(Strict):
     )
 
 
+MAX_LAYERS = 1000  # Keras builds a deeper stack too slowly to be a useful experiment here
+
+
 class CompactModel(Strict):
     """A stack of dense layers sharing one activation, initializer and regularization."""
 
-    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=0)
+    hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=0, max_length=MAX_LAYERS)
     activation: Activation = Field(default_factory=lambda: PlainActivation(type="relu"))
     initializer: Initializer | None = Field(
         None, description="default: the one the notes pair with the activation"
@@ -300,7 +305,7 @@ class CompactModel(Strict):
 class ExplicitModel(Strict):
     """A list of typed layers, for full control; the last layer is the output."""
 
-    layers: list[Layer] = Field(min_length=1)
+    layers: list[Layer] = Field(min_length=1, max_length=MAX_LAYERS)
     transfer: Transfer | None = None
 
 
@@ -355,7 +360,7 @@ def _named_dataset(value: str) -> str:
             "unknown dataset '{value}'{hint}; expected one of: {allowed}, "
             "or a mapping with type npz, csv or synthetic",
             {
-                "value": value,
+                "value": value if len(value) <= 60 else value[:57] + "...",
                 "hint": did_you_mean(value, NAMED_DATASETS),
                 "allowed": ", ".join(NAMED_DATASETS),
             },
@@ -542,8 +547,10 @@ class MlflowTracking(Strict):
 class Training(Strict):
     epochs: int = Field(10, ge=1)
     batch_size: int = Field(32, ge=1)
-    loss: str | None = Field(None, description="inferred from the task when omitted")
-    metrics: list[str] | None = Field(None, description="default: [accuracy] for classification")
+    loss: Literal[LOSS_NAMES] | None = Field(None, description="inferred from the task when omitted")
+    metrics: list[Literal[METRIC_NAMES]] | None = Field(
+        None, description="default: [accuracy] for classification, [mae] for regression"
+    )
     monitor: str = Field("val_loss", description="metric that picks checkpoints/best.keras")
     optimizer: Optimizer = Field(default_factory=lambda: Adam(type="nadam"))
     schedule: Schedule = Field(default_factory=lambda: NoSchedule(type="none"))
@@ -564,9 +571,12 @@ class Training(Strict):
     mlflow: MlflowTracking | None = Field(None, description="log live to MLflow: see `dnnlab mlflow-log`")
 
 
+MAX_SEED = 2**32 - 1
+
+
 class Spec(Strict):
     name: str = Field("run", pattern=NAME_PATTERN)
-    seed: int = Field(42, ge=0)
+    seed: int = Field(42, ge=0, le=MAX_SEED, description="at most 2**32 - 1, the range NumPy seeds take")
     data: DataSpec
     model: ModelSpec
     training: Training = Field(default_factory=Training)

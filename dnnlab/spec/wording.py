@@ -9,6 +9,7 @@ so the models can use `did_you_mean` in their own validators.
 from __future__ import annotations
 
 import difflib
+import reprlib
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -76,10 +77,16 @@ def error_key(loc: Key, root: type[BaseModel]) -> Key:
 
 
 def dotted(key: Key) -> str:
-    """('model', 'hidden', 0) -> 'model.hidden[0]'."""
+    """('model', 'hidden', 0) -> 'model.hidden[0]'; a key a user could not type as it prints
+    (empty, spaces around it, a newline) is quoted, so the message stays one readable line."""
     out = ""
     for part in key:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else part)
+        if isinstance(part, int):
+            out += f"[{part}]"
+            continue
+        name = str(part)
+        name = name if name and name.isprintable() and name.strip() == name else repr(name)
+        out += f".{name}" if out else name
     return out or "(top level)"
 
 
@@ -96,6 +103,7 @@ def describe_error(error: dict[str, Any], root: type[BaseModel]) -> str:
     ctx = error.get("ctx") or {}
     received = error.get("input")
     where = dotted(error_key(loc, root))
+    where = where if len(where) <= 120 else where[:117] + "..."  # a key can be any YAML string
     if kind == "extra_forbidden":
         key = loc[-1]
         owner = _walk(loc[:-1], root)[1]
@@ -107,12 +115,12 @@ def describe_error(error: dict[str, Any], root: type[BaseModel]) -> str:
         tags = [t.strip(" '") for t in str(ctx.get("expected_tags", "")).split(",")]
         tag = ctx.get("tag")
         hint = did_you_mean(tag, tags)
-        return f"{where}: unknown type '{tag}'{hint}; expected one of: {', '.join(tags)}"
+        return f"{where}: unknown type {short(tag)}{hint}; expected one of: {', '.join(tags)}"
     if kind == "literal_error":
         allowed = [e.strip(" '") for e in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         allowed = [a for a in allowed if a]
         return (
-            f"{where}: invalid value {received!r}{did_you_mean(received, allowed)}; "
+            f"{where}: invalid value {short(received)}{did_you_mean(received, allowed)}; "
             f"expected one of: {', '.join(allowed)}"
         )
     if kind == "union_tag_not_found":
@@ -122,11 +130,18 @@ def describe_error(error: dict[str, Any], root: type[BaseModel]) -> str:
     if kind in ("unknown_dataset",):
         return f"{where}: {error['msg']}"
     message = error["msg"]
-    return f"{where}: {message[0].lower() + message[1:]}; received {_short(received)}"
+    return f"{where}: {message[0].lower() + message[1:]}; received {short(received)}"
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 50, 50
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = _REPR.maxset = 4
+
+
+def short(value: Any) -> str:
+    """A repr of at most 60 characters that looks at only the first few items of a container, so
+    a value of thousands of items (aliases expanded, nested lists) costs no more than a small one."""
+    text = _REPR.repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 

@@ -16,7 +16,9 @@ from typing import Any
 
 import yaml
 
+from dnnlab import safe_yaml
 from dnnlab.errors import ConfigError
+from dnnlab.spec.wording import short
 
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 LISTS = ("range", "choice")
@@ -81,9 +83,9 @@ def _yaml_value(key: str, text: str) -> Any:
     if not text.strip():
         raise ConfigError(f"-g {key}: an empty value in the list; expected e.g. -g {key}=a,b,c")
     try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        raise ConfigError(f"-g {key}: {text.strip()!r} is not a valid YAML value") from None
+        value = safe_yaml.loads(text)
+    except ConfigError as exc:
+        raise ConfigError(f"-g {key}: {short(text.strip())}: {exc}") from None
     return as_number(value)
 
 

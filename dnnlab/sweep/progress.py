@@ -32,7 +32,7 @@ class SweepProgress:
         if self.stream.isatty() and not quiet:
             from rich.console import Console
 
-            self.console = Console(file=self.stream, highlight=False)
+            self.console = Console(file=self.stream, highlight=False, emoji=False)
             self.live = self.console.status(self.summary())
             self.live.start()
 

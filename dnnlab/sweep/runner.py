@@ -14,14 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from dnnlab import data
 from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.execution import SMALL_STEP_MACS, dense_macs_per_step
-from dnnlab.runs import RunDir, now
+from dnnlab.runs import RunDir, ensure_folder, now
 from dnnlab.sweep import executors
 from dnnlab.sweep.definition import Sweep
 from dnnlab.sweep.progress import SweepProgress
 from dnnlab.sweep.record import SweepDir, SweepRecord, new_record
-from dnnlab.sweep.trials import FINAL, PENDING, Trial, expand_and_check
+from dnnlab.sweep.trials import FINAL, PENDING, Trial, expand_and_check, refused_write
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -70,6 +71,10 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
     on stderr as trials finish."""
     expansion = expand_and_check(sweep)
+    ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
+    sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}
+    for data_spec in sources.values():
+        data.check_values(data_spec)
     macs = max(dense_macs_per_step(c.spec, c.info.input_shape) for c in expansion.checked)
     workers = choose_workers(sweep.jobs, len(expansion.trials), macs)
     executor = executors.get(sweep.executor)
@@ -89,8 +94,9 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
 def resume_sweep(
     path: Path, command: list[str], jobs: int | None = None, progress: bool = True
 ) -> SweepResult:
-    """Continue a sweep: completed, diverged and failed trials are kept; interrupted and running
-    ones resume from their last committed epoch; the rest start."""
+    """Continue a sweep: completed, diverged and failed trials are kept (but those that failed
+    because a write was refused, as on a full disk); interrupted and running ones resume from
+    their last committed epoch; the rest start."""
     folder = SweepDir.open(path)
     sweep = folder.read_definition()
     executor = executors.get(sweep.executor)  # before the lock: Ray missing is one line, nothing written
@@ -111,9 +117,12 @@ def resume_sweep(
 
 
 def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:
-    """A trial recorded failed because its worker died: its run directory was left mid-training."""
+    """A trial recorded failed because its worker died (its run directory was left mid-training)
+    or because the disk refused a write (its run resumes once the disk can be written)."""
     if trial.status != "failed":
         return False
+    if refused_write(trial.error):
+        return True
     try:
         status = RunDir(folder.path / trial.run).read_record().status
     except (OSError, RunDirError):
@@ -162,9 +171,11 @@ def _execute(
     finally:
         signal.signal(signal.SIGTERM, previous)
         record.finished = now()
-        folder.write_record(record)
-        progress.close()
-        folder.unlock()
+        try:
+            folder.write_record(record)  # on a full disk this fails too: one line, exit 1
+        finally:
+            progress.close()
+            folder.unlock()
     return SweepResult(folder.path, record)
 
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from dnnlab.errors import ConfigError, DnnlabError
+from dnnlab.errors import ConfigError, DnnlabError, WriteError
 from dnnlab.spec import CheckedSpec, check_spec_mapping
 from dnnlab.sweep.axes import grid_refusal, yaml_text
 from dnnlab.sweep.definition import Sweep
@@ -21,6 +21,14 @@ from dnnlab.sweep.definition import Sweep
 PENDING = "pending"
 FINAL = ("completed", "diverged", "failed")  # a run directory's statuses that training ends with
 MAX_NAME = 96
+
+
+def refused_write(error: str | None) -> bool:
+    """Whether a trial's recorded error is a refused write (a full or read-only disk): such a
+    trial is not final, `--resume` continues it once the disk can be written."""
+    return error is not None and error.startswith(f"{WriteError.__name__}:")
+
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
 
 

@@ -75,12 +75,12 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
     from dnnlab import train
     from dnnlab.spec import check_spec_mapping
-    from dnnlab.sweep.trials import FINAL, Trial
+    from dnnlab.sweep.trials import FINAL, Trial, refused_write
 
     run_path = sweep_dir / trial["run"]
     command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
     found = on_disk(run_path)
-    if found and found["status"] in FINAL:
+    if found and found["status"] in FINAL and not refused_write(trial.get("error")):
         return found  # trained by an earlier driver that died before recording it
     if found and (run_path / "state.json").is_file():
         _wait_for_lock(run_path)
