@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from dnnlab.errors import PredictError
 from dnnlab.keras_private import producer
+from dnnlab.layers import SeededAlphaDropout, SeededDropout
 from dnnlab.runs import atomic_write_bytes, npz_bytes
 
 CLASSIFICATION = "classification"
@@ -374,23 +375,24 @@ def _dropout_fn(layer):
     """A function (h, seed, samples) -> the rows of h repeated ``samples`` times (sample-major)
     with the layer's training-mode distribution applied.
 
-    Dropout and AlphaDropout are rewritten with a stateless seeded uniform and Keras's formulas,
-    so they keep Keras's distribution and are reproducible from the seed; broadcasting the mask
-    against the untiled rows saves materialising the tiled input. A subclass with its own
-    ``call`` is called in training mode instead, drawing from its own seed generator.
+    Dropout and AlphaDropout (and dnnlab's seeded versions, which share their formulas) are
+    rewritten with a stateless seeded uniform and Keras's formulas, so they keep Keras's
+    distribution and are reproducible from the seed; broadcasting the mask against the untiled
+    rows saves materialising the tiled input. Another subclass with its own ``call`` is called in
+    training mode instead, drawing from its own seed generator.
     """
     rate = float(layer.rate)
     noise_shape = getattr(layer, "noise_shape", None)
     if rate == 0.0:
         return lambda h, seed, samples: _tile(h, samples)
-    if type(layer).call is keras.layers.Dropout.call:
+    if type(layer).call in (keras.layers.Dropout.call, SeededDropout.call):
         scale = 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
 
         def kept(h):
             return h * scale
 
         dropped = 0.0
-    elif type(layer).call is keras.layers.AlphaDropout.call:
+    elif type(layer).call in (keras.layers.AlphaDropout.call, SeededAlphaDropout.call):
         alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
         a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
         b = -a * alpha_p * rate
