@@ -112,12 +112,16 @@ def test_the_builder_uses_the_seeded_layers_and_xla_takes_dropout_models():
 
 # --- exact resume ----------------------------------------------------------------------------
 
-# The kill tests' dropout and batch-norm model, made small; XLA forced on.
+# The kill tests' dropout and batch-norm model, XLA forced on, for 3 epochs of 20 full batches
+# (320 training rows): a partial batch or call would cost one more XLA compile, most of a run.
 RESUMABLE = {
     **KILLABLE,
     "name": "dropout-xla",
-    "data": {**KILLABLE["data"], "dataset": {**KILLABLE["data"]["dataset"], "train": 800}},
-    "training": {"epochs": 4, "batch_size": 16, "jit_compile": True, "steps_per_execution": 10},
+    "data": {
+        "dataset": {**KILLABLE["data"]["dataset"], "train": 370, "test": 20},
+        "validation": 50,
+    },
+    "training": {"epochs": 3, "batch_size": 16, "jit_compile": True, "steps_per_execution": 10},
 }
 
 
@@ -126,6 +130,7 @@ def resumable_spec(tmp_path):
     return write_spec(tmp_path / "specs", RESUMABLE)
 
 
+@pytest.mark.slow  # three XLA compiles of the train and test functions: 15-70 s on two cores
 def test_an_interrupted_xla_dropout_run_resumes_bit_for_bit(resumable_spec, tmp_path, monkeypatch):
     uninterrupted = start(resumable_spec, tmp_path / "whole")
     assert uninterrupted.status == "completed"
