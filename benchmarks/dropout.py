@@ -142,7 +142,9 @@ def measure(epochs: int, train_size: int, rounds: int) -> tuple[dict[str, list[f
     return seconds, execution
 
 
-def report(seconds: dict[str, list[float]], execution: dict, args: argparse.Namespace, command: str) -> str:
+def report(
+    seconds: dict[str, list[float]], execution: dict, args: argparse.Namespace, command: str, host: str
+) -> str:
     plain, ours = statistics.median(seconds["plain"]), statistics.median(seconds["dnnlab"])
     xla = "on" if execution.get("jit_compile") else "off"
     return "\n".join(
@@ -155,12 +157,13 @@ def report(seconds: dict[str, list[float]], execution: dict, args: argparse.Name
             "784 features, no validation, the same rows on both sides, op determinism on both, each fit in "
             "a fresh child process of one script run, the sides alternating. Plain: Keras's Dropout, "
             "`model.fit(x, y, batch_size=32, shuffle=True, verbose=0)` with TensorFlow's defaults. dnnlab: "
-            f"`dnnlab.train.start` on the spec (seeded Threefry dropout; XLA {xla}, "
-            f"{execution.get('steps_per_execution')} steps per call), per-epoch checkpoint included. "
+            "`dnnlab.train.start` on the spec (dnnlab's seeded dropout, Threefry masks under XLA; "
+            f"XLA {xla}, {execution.get('steps_per_execution')} steps per call), per-epoch checkpoint "
+            "included. "
             f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds. Target: dnnlab at least 2.5x "
             "faster.",
             "",
-            f"Machine: {machine()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; the machine "
+            f"Machine: {host}, TensorFlow {tf.__version__}, Keras {keras.__version__}; the machine "
             "is shared, so absolute figures drift between runs: compare within one run.",
             "",
             "| plain fit s/epoch | dnnlab s/epoch incl. checkpoint | speedup |",
@@ -185,8 +188,9 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch (tracing) is not counted")
     command = shlex.join(["python", "benchmarks/dropout.py", *sys.argv[1:]])
+    host = machine()  # the load at the start, before the fits add to it
     seconds, execution = measure(args.epochs, args.train_size, args.rounds)
-    text = report(seconds, execution, args, command)
+    text = report(seconds, execution, args, command, host)
     print(text)
     if args.write:
         write_section(SECTION, text)

@@ -1,4 +1,4 @@
-"""Custom Keras layers, only where Keras has none."""
+"""Custom Keras layers, only where Keras has none or Keras's is slow under XLA (dropout)."""
 
 from __future__ import annotations
 
@@ -64,6 +64,14 @@ class RReLU(keras.layers.Layer):
 _ALPHA_P = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946  # -SELU alpha * scale
 
 
+def alpha_dropout_affine(rate: float) -> tuple[float, float, float]:
+    """Keras's AlphaDropout: (a, b, dropped); a kept unit x becomes a * x + b, a dropped one
+    `dropped` (SELU's saturation value, transformed), so SELU-normal input stays normal."""
+    a = ((1 - rate) * (1 + rate * _ALPHA_P**2)) ** -0.5
+    b = -a * _ALPHA_P * rate
+    return a, b, a * _ALPHA_P + b
+
+
 def mask_algorithm() -> str:
     """Threefry inside an XLA-compiled function, Philox elsewhere (the CPU kernels lack Threefry)."""
     from tensorflow.python.ops.control_flow_util import GraphOrParentsInXlaContext  # no public API
@@ -79,14 +87,17 @@ def seeded_keep_mask(layer: keras.layers.Layer, inputs) -> tf.Tensor:
     state = layer.seed_generator.state
     seed = tf.cast(state.value, tf.int64)
     state.assign_add(tf.constant([0, 1], state.dtype))
-    shape = tf.shape(inputs) if layer.noise_shape is None else _noise_shape(inputs, layer.noise_shape)
+    shape = concrete_noise_shape(inputs, layer.noise_shape)
     bits = tf.random.stateless_uniform(
         shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=mask_algorithm()
     )
     return bits >= tf.constant(min(round(layer.rate * 2**32), 2**32 - 1), tf.uint32)
 
 
-def _noise_shape(inputs, noise_shape):
+def concrete_noise_shape(inputs, noise_shape):
+    """The mask's shape: `noise_shape` with its None dimensions taken from `inputs`."""
+    if noise_shape is None:
+        return tf.shape(inputs)
     dims = tf.unstack(tf.shape(inputs))
     return tf.stack([dim if size is None else size for dim, size in zip(dims, noise_shape)])
 
@@ -99,7 +110,8 @@ class SeededDropout(keras.layers.Dropout):
         if not training or self.rate == 0:
             return inputs
         keep = seeded_keep_mask(self, inputs)
-        return tf.where(keep, inputs * (1.0 / (1.0 - self.rate)), tf.constant(0.0, inputs.dtype))
+        scale = 1.0 / (1.0 - self.rate) if self.rate < 1 else 0.0
+        return tf.where(keep, inputs * scale, tf.constant(0.0, inputs.dtype))
 
 
 @keras.saving.register_keras_serializable(package="dnnlab")
@@ -111,6 +123,5 @@ class SeededAlphaDropout(keras.layers.AlphaDropout):
         if not training or self.rate == 0:
             return inputs
         keep = seeded_keep_mask(self, inputs)
-        a = ((1 - self.rate) * (1 + self.rate * _ALPHA_P**2)) ** -0.5
-        b = -a * _ALPHA_P * self.rate
-        return tf.where(keep, a * inputs + b, tf.constant(a * _ALPHA_P + b, inputs.dtype))
+        a, b, dropped = alpha_dropout_affine(self.rate)
+        return tf.where(keep, a * inputs + b, tf.constant(dropped, inputs.dtype))
