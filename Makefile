@@ -29,6 +29,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/train_throughput.py
 	$(BIN)/python benchmarks/compare_scale.py
 	$(BIN)/python benchmarks/mc_predict.py
+	$(BIN)/python benchmarks/dropout.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache
