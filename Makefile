@@ -30,6 +30,7 @@ bench: $(VENV)/.installed
 	$(BIN)/python benchmarks/compare_scale.py
 	$(BIN)/python benchmarks/mc_predict.py
 	$(BIN)/python benchmarks/end_to_end.py
+	$(BIN)/python benchmarks/dropout.py --write
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

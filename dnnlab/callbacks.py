@@ -189,7 +189,8 @@ class EpochSeeder(keras.callbacks.Callback):
     """At each epoch start: point the data pipeline at the epoch and reseed every random layer.
 
     Dropout's seed state is not saved in a `.keras` file; set from (seed, epoch) at every epoch
-    start, a resumed epoch draws the same masks as the original.
+    start, a resumed epoch draws the same masks as the original. (dnnlab's seeded dropout
+    advances the state's second element, the step, once per training call: dnnlab/layers.py.)
     """
 
     def __init__(self, seed: int, epoch_variable: Any):

@@ -6,8 +6,11 @@ gives the same numbers bit for bit. Measurements behind the automatic choices ar
 benchmarks/RESULTS.md (2-core CPU, the notes' batch-norm model at batch 32):
 
 - a few hundred steps per compiled call instead of one: the loop is dispatch-bound;
-- XLA: 1.0 s an epoch against 2.0 s without, when the model has no random layer; with dropout,
-  XLA's random-number generation made epochs 2.5-5x slower, so random models stay without it.
+- XLA: 1.0 s an epoch against 2.0 s without, when the model has no random layer. Keras's
+  random-number generation under XLA made epochs 2.5-5x slower, so models with a layer drawing
+  from it (RReLU; Keras's own dropout, in runs of older dnnlab versions, whose recorded plan
+  resume reuses) stay without it. dnnlab's dropout layers draw Threefry masks that XLA compiles
+  well (dnnlab.layers.SeededDropout) and do not count.
   Compiling costs seconds up front (about 3 s for a one-layer net on digits, whose whole run
   took 1.6 s without XLA), so a run of fewer than XLA_MIN_STEPS optimizer steps stays without;
 - without XLA, one thread per pool for small steps: as fast as the default pools on an idle
@@ -57,7 +60,7 @@ def plan(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bo
         jit = training.jit_compile
     else:
         long_enough = steps_per_epoch * training.epochs >= XLA_MIN_STEPS
-        jit = long_enough and not has_random_layers(spec) and not (gpu and training.deterministic)
+        jit = long_enough and not has_slow_random_layers(spec) and not (gpu and training.deterministic)
     if training.intra_op_threads != "auto":
         threads = (int(training.intra_op_threads), 0)
     elif not jit and dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:
@@ -86,15 +89,13 @@ def steps_per_execution(setting: str | int, steps_per_epoch: int) -> int:
     return best if best >= TARGET_STEPS_PER_EXECUTION // 4 else TARGET_STEPS_PER_EXECUTION
 
 
-def has_random_layers(spec: Spec) -> bool:
-    """Whether training draws random numbers in the model (dropout, alpha dropout, RReLU)."""
+def has_slow_random_layers(spec: Spec) -> bool:
+    """Whether training draws random numbers through Keras's generator, slow under XLA (RReLU).
+    Dropout and alpha dropout, built as dnnlab's Threefry layers, do not count."""
     model = spec.model
     if isinstance(model, CompactModel):
-        dropout = model.dropout is not None and model.dropout.rate > 0
-        return dropout or model.activation.type == "rrelu"
+        return model.activation.type == "rrelu"
     for layer in model.layers:
-        if layer.type in ("dropout", "alpha_dropout") and layer.rate > 0:
-            return True
         activation = getattr(layer, "activation", None)
         if layer.type == "rrelu" or (activation is not None and activation.type == "rrelu"):
             return True

@@ -34,6 +34,7 @@ import tensorflow as tf
 
 from dnnlab.errors import PredictError
 from dnnlab.keras_private import producer
+from dnnlab.layers import SeededAlphaDropout, SeededDropout, alpha_dropout_affine, concrete_noise_shape
 from dnnlab.runs import atomic_write_bytes, npz_bytes
 
 CLASSIFICATION = "classification"
@@ -371,37 +372,36 @@ def _dropout_fn(layer):
     """A function (h, seed, samples) -> the rows of h repeated ``samples`` times (sample-major)
     with the layer's training-mode distribution applied.
 
-    Dropout and AlphaDropout are rewritten with a stateless seeded uniform and Keras's formulas,
-    so they keep Keras's distribution and are reproducible from the seed; broadcasting the mask
-    against the untiled rows saves materialising the tiled input. A subclass with its own
-    ``call`` is called in training mode instead, drawing from its own seed generator.
+    Dropout and AlphaDropout (and dnnlab's seeded versions, which share their formulas) are
+    rewritten with a stateless seeded uniform and Keras's formulas, so they keep Keras's
+    distribution and are reproducible from the seed; broadcasting the mask against the untiled
+    rows saves materialising the tiled input. Another subclass with its own ``call`` is called in
+    training mode instead, drawing from its own seed generator.
     """
     rate = float(layer.rate)
     noise_shape = getattr(layer, "noise_shape", None)
     if rate == 0.0:
         return lambda h, seed, samples: _tile(h, samples)
-    if type(layer).call is keras.layers.Dropout.call:
+    if type(layer).call in (keras.layers.Dropout.call, SeededDropout.call):
         scale = 1.0 / (1.0 - rate) if rate < 1.0 else 0.0
 
         def kept(h):
             return h * scale
 
         dropped = 0.0
-    elif type(layer).call is keras.layers.AlphaDropout.call:
-        alpha_p = -1.6732632423543772848170429916717 * 1.0507009873554804934193349852946
-        a = ((1 - rate) * (1 + rate * alpha_p**2)) ** -0.5
-        b = -a * alpha_p * rate
+    elif type(layer).call in (keras.layers.AlphaDropout.call, SeededAlphaDropout.call):
+        a, b, dropped = alpha_dropout_affine(rate)
 
         def kept(h):
             return a * h + b
 
-        dropped = a * alpha_p + b
     else:
         return lambda h, seed, samples: layer(_tile(h, samples), training=True)
 
     def apply(h, seed, samples):
         width = h.shape[-1] if noise_shape is None or noise_shape[-1] is None else noise_shape[-1]
-        keep = _keep_mask(tf.concat([[samples], _noise_shape(h, noise_shape)], axis=0), width, rate, seed)
+        mask_shape = tf.concat([[samples], concrete_noise_shape(h, noise_shape)], axis=0)
+        keep = _keep_mask(mask_shape, width, rate, seed)
         out = tf.where(keep, kept(h), tf.constant(dropped, h.dtype))  # (samples, *h.shape)
         return tf.reshape(out, tf.concat([[samples * tf.shape(h)[0]], tf.shape(h)[1:]], axis=0))
 
@@ -432,13 +432,6 @@ def _keep_mask(shape, width: int | None, rate: float, seed):
 
 def _tile(h, samples):
     return tf.tile(h, tf.concat([[samples], tf.ones([tf.rank(h) - 1], tf.int32)], axis=0))
-
-
-def _noise_shape(h, noise_shape):
-    if noise_shape is None:
-        return tf.shape(h)
-    dims = tf.unstack(tf.shape(h))
-    return tf.stack([dim if size is None else size for dim, size in zip(dims, noise_shape)])
 
 
 def _infer_task(output_layer) -> str:

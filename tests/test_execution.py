@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from dnnlab.execution import Execution, dense_macs_per_step, has_random_layers, plan, steps_per_execution
+from dnnlab.execution import (
+    Execution,
+    dense_macs_per_step,
+    has_slow_random_layers,
+    plan,
+    steps_per_execution,
+)
 from dnnlab.spec import Spec, resolve
 
 
@@ -23,31 +29,40 @@ def test_models_without_random_layers_get_xla_and_all_cores():
     )
 
 
+DROPOUT_MODELS = [
+    {**NOTES_BN, "dropout": {"rate": 0.2}},
+    {**NOTES_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
+    {
+        "layers": [
+            {"type": "dense", "units": 30},
+            {"type": "dropout", "rate": 0.5},
+            {"type": "dense", "units": 10},
+        ]
+    },
+]
+
+
 @pytest.mark.parametrize(
     "model",
     [
-        {**NOTES_BN, "dropout": {"rate": 0.2}},
-        {**NOTES_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
         {"hidden": [30], "activation": "rrelu"},
-        {
-            "layers": [
-                {"type": "dense", "units": 30},
-                {"type": "dropout", "rate": 0.5},
-                {"type": "dense", "units": 10},
-            ]
-        },
         {"layers": [{"type": "dense", "units": 30, "activation": "rrelu"}, {"type": "dense", "units": 10}]},
     ],
 )
-def test_random_layers_keep_the_graph_executor_with_one_thread_per_pool(model):
-    chosen = plan(spec(model), (64,), 100)
-    assert has_random_layers(spec(model))
+def test_slow_random_layers_keep_the_graph_executor_with_one_thread_per_pool(model):
+    """RReLU draws from Keras's generator, slow under XLA."""
+    chosen = plan(spec(model), (64,), 1000)
+    assert has_slow_random_layers(spec(model))
     assert not chosen.jit_compile
     assert (chosen.intra_op_threads, chosen.inter_op_threads) == (1, 1)
 
 
-def test_dropout_rate_zero_is_not_random():
-    assert not has_random_layers(spec({**NOTES_BN, "dropout": {"rate": 0.0}}))
+@pytest.mark.parametrize("model", DROPOUT_MODELS)
+def test_dropout_models_get_xla_on_long_runs(model):
+    """dnnlab's dropout layers draw Threefry masks, which XLA compiles well."""
+    assert not has_slow_random_layers(spec(model))
+    assert plan(spec(model), (64,), 1000).jit_compile
+    assert not plan(spec(model), (64,), 100).jit_compile  # 1,000 steps: not worth compiling
 
 
 def test_large_steps_keep_all_cores_without_xla():
