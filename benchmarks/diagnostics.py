@@ -33,8 +33,9 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from peers import Epochs, keras_timer, notes_model  # noqa: E402
 from shared import machine, write_section  # noqa: E402
-from train_throughput import EpochTimer, notes_model, spec_dict  # noqa: E402
+from train_throughput import spec_dict  # noqa: E402
 
 from dnnlab import data, train  # noqa: E402
 from dnnlab.spec import check_spec  # noqa: E402
@@ -54,8 +55,8 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             import keras
 
             keras.utils.set_random_seed(42)
-            timer = EpochTimer()
-            callbacks = [timer]
+            timer = Epochs()
+            callbacks = [keras_timer(timer)]
             if side == "plain_tb_histograms":
                 callbacks.insert(0, keras.callbacks.TensorBoard(str(tmp / "tb"), histogram_freq=1))
             notes_model().fit(

@@ -1,22 +1,28 @@
-"""Epoch time of `dnnlab train` against a plain `model.fit` of the same model (issue 3, item 7).
+"""Epoch time of `dnnlab train` against its peers on the same model (issues 3 and 11).
 
 The notes' batch-norm model (Flatten 28x28, BatchNormalization, Dense 300 elu he_normal, BN,
 Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy,
-accuracy) on dnnlab's synthetic 28x28 data, 55,000 training rows and no validation, on BOTH
-sides: the plain side trains on the very arrays `dnnlab.data.load` returns for the spec.
+accuracy) on dnnlab's synthetic 28x28 data, 55,000 training rows and no validation, on every
+side: the peers train on the very arrays `dnnlab.data.load` returns for the spec.
 
-One run of this script measures both sides, alternating them round by round. Each fit runs in
-a fresh child process of this script, because dnnlab's execution settings include TensorFlow's
-intra-op thread count, which is fixed per process once TensorFlow starts: a plain fit in the
-same process would silently inherit it. Both sides enable op determinism.
+One run of this script measures every side, rotating their order round by round. Each fit runs
+in a fresh child process of this script, because dnnlab's execution settings include
+TensorFlow's intra-op thread count, which is fixed per process once TensorFlow starts, and the
+Keras backend is fixed when Keras is first imported.
 
-- plain: `keras.Sequential` built as the notes do, `model.fit(x, y, batch_size=B, epochs=E,
-  shuffle=True, verbose=0)` with TensorFlow's default settings, timed by a callback from
-  `on_epoch_begin` to `on_epoch_end`.
+- tensorflow: `keras.Sequential` built as the notes do, `model.fit(x, y, batch_size=B, epochs=E,
+  shuffle=True, verbose=0)` with TensorFlow's default settings and op determinism, timed by a
+  callback from `on_epoch_begin` to `on_epoch_end`.
+- jax: the same plain fit with KERAS_BACKEND=jax, no tuning.
+- torch: an idiomatic PyTorch loop (benchmarks/peers.py).
 - dnnlab: a YAML spec in a temporary folder, `dnnlab.train.start(check_spec(path), ...)`, timed
   from its epoch start to the end of its per-epoch record (checkpoint, metrics.csv, state.json).
+- floor: the dense layers' multiply-adds of an epoch (forward and two backward matmuls) at the
+  matmul rate TensorFlow reaches here on large matrices, measured in the same run.
 
-Medians over epochs 2..E (the first epoch includes tracing) and over every round.
+JAX and PyTorch are benchmark-only (`pip install -e '.[bench]'`); a missing one is left out and
+the other columns are still measured. Medians over epochs 2..E (the first epoch includes
+tracing) and over every round.
 
     python benchmarks/train_throughput.py                       # full run, writes RESULTS.md
     python benchmarks/train_throughput.py --epochs 2 --batch-sizes 256 --train-size 5000 --no-write
@@ -27,38 +33,31 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import importlib.util
 import json
+import os
 import shlex
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dnnlab import runtime  # noqa: E402
-
-runtime.quiet_tensorflow()
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
+import peers  # noqa: E402
 from shared import RESULTS, machine, write_section  # noqa: E402
 
-from dnnlab import callbacks, data, train  # noqa: E402
-from dnnlab.spec import check_spec  # noqa: E402
-
 SECTION = "## train_throughput"
-SEED = 42
 
 
 def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
     """The notes' batch-norm model as a dnnlab spec, on synthetic 28x28 data without validation."""
     return {
         "name": f"bench-b{batch_size}",
-        "seed": SEED,
+        "seed": peers.SEED,
         "data": {
             "dataset": {
                 "type": "synthetic",
@@ -88,65 +87,20 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
     }
 
 
-def notes_model() -> keras.Model:
-    """The batch-norm model exactly as the notes write it (with keras.Input for Keras 3)."""
-    model = keras.Sequential(
-        [
-            keras.Input(shape=(28, 28)),
-            keras.layers.Flatten(),
-            keras.layers.BatchNormalization(),
-            keras.layers.Dense(300, activation="elu", kernel_initializer="he_normal"),
-            keras.layers.BatchNormalization(),
-            keras.layers.Dense(100, activation="elu", kernel_initializer="he_normal"),
-            keras.layers.BatchNormalization(),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile(
-        loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Nadam(), metrics=["accuracy"]
-    )
-    return model
-
-
-def clock() -> tuple[float, float]:
-    """(wall, process CPU) seconds; CPU time is the steadier figure when others load the machine."""
-    return time.perf_counter(), time.process_time()
-
-
-class EpochTimer(keras.callbacks.Callback):
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-        self.cpu: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = clock()
-
-    def on_epoch_end(self, epoch, logs=None):
-        wall, cpu = clock()
-        self.seconds.append(wall - self._start[0])
-        self.cpu.append(cpu - self._start[1])
-
-
-def plain_fit(x, y, batch_size: int, epochs: int) -> EpochTimer:
-    keras.utils.set_random_seed(SEED)
-    timer = EpochTimer()
-    notes_model().fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=[timer])
-    return timer
-
-
 @contextlib.contextmanager
 def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float]]):
     """Timestamps at dnnlab's epoch start and after its per-epoch record (checkpoint included)."""
+    from dnnlab import callbacks, train
+
     on_begin, record = callbacks.Recorder.on_epoch_begin, train.Session.record_epoch
 
     def timed_begin(self, epoch, logs=None):
-        begins.append(clock())
+        begins.append(peers.clock())
         return on_begin(self, epoch, logs)
 
     def timed_record(self, *args, **kwargs):
         result = record(self, *args, **kwargs)
-        ends.append(clock())
+        ends.append(peers.clock())
         return result
 
     callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = timed_begin, timed_record
@@ -156,15 +110,13 @@ def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float
         callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = on_begin, record
 
 
-@dataclass
-class DnnlabEpochs:
-    csv_seconds: list[float]
-    full_seconds: list[float]
-    full_cpu: list[float]
-    execution: dict  # dnnlab's execution plan from state.json
+def dnnlab_fit(tmp: Path, batch_size: int, epochs: int, train_size: int) -> dict:
+    from dnnlab import runtime
 
+    runtime.quiet_tensorflow()
+    from dnnlab import train
+    from dnnlab.spec import check_spec
 
-def dnnlab_fit(tmp: Path, batch_size: int, epochs: int, train_size: int) -> DnnlabEpochs:
     spec_path = tmp / f"bench-b{batch_size}.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict(batch_size, epochs, train_size), sort_keys=False))
     begins: list[tuple[float, float]] = []
@@ -175,44 +127,56 @@ def dnnlab_fit(tmp: Path, batch_size: int, epochs: int, train_size: int) -> Dnnl
         raise RuntimeError(f"dnnlab run ended {result.status}: {result.run_dir}")
     with open(result.run_dir / "metrics.csv", newline="") as handle:
         csv_seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
-    spe = json.loads((result.run_dir / "state.json").read_text())["execution"]
-    return DnnlabEpochs(
-        csv_seconds,
-        [e[0] - b[0] for b, e in zip(begins, ends)],
-        [e[1] - b[1] for b, e in zip(begins, ends)],
-        spe,
-    )
+    return {
+        "seconds": [e[0] - b[0] for b, e in zip(begins, ends)],
+        "cpu": [e[1] - b[1] for b, e in zip(begins, ends)],
+        "csv_seconds": csv_seconds,
+        "execution": json.loads((result.run_dir / "state.json").read_text())["execution"],
+    }
+
+
+SIDES = ("tensorflow", "jax", "torch", "dnnlab")
+OPTIONAL = {"jax": "jax", "torch": "torch"}  # side: the module it needs
 
 
 @dataclass
 class Measured:
-    plain: list[float] = field(default_factory=list)  # epochs 2..E of every round
+    """Epochs 2..E of every round, per side, for one batch size."""
+
+    seconds: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
     csv: list[float] = field(default_factory=list)
-    full: list[float] = field(default_factory=list)
-    plain_cpu: list[float] = field(default_factory=list)
-    full_cpu: list[float] = field(default_factory=list)
     execution: dict = field(default_factory=dict)
 
+    def add(self, side: str, child: dict) -> None:
+        self.seconds.setdefault(side, []).extend(child["seconds"][1:])
+        self.cpu.setdefault(side, []).extend(child["cpu"][1:])
+        if side == "dnnlab":
+            self.csv += child["csv_seconds"][1:]
+            self.execution = child["execution"]
 
-def measure(batch_sizes: list[int], epochs: int, train_size: int, rounds: int) -> dict[int, Measured]:
-    """Alternate the two sides, each fit in its own child process."""
+
+def available_sides() -> list[str]:
+    """Every side whose framework is installed; says how to install the missing ones."""
+    missing = [side for side, module in OPTIONAL.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        print(f"not measured ({', '.join(missing)} not installed): {peers.INSTALL}", file=sys.stderr)
+    return [side for side in SIDES if side not in missing]
+
+
+def measure(
+    sides: list[str], batch_sizes: list[int], epochs: int, train_size: int, rounds: int
+) -> dict[int, Measured]:
+    """Rotate the sides' order round by round, each fit in its own child process."""
     results = {b: Measured() for b in batch_sizes}
     for r in range(rounds):
         for b in batch_sizes:
-            order = ("plain", "dnnlab") if r % 2 == 0 else ("dnnlab", "plain")
-            for side in order:
+            shift = r % len(sides)
+            for side in sides[shift:] + sides[:shift]:
                 child = run_child(side, b, epochs, train_size)
-                measured = results[b]
-                if side == "plain":
-                    measured.plain += child["seconds"][1:]
-                    measured.plain_cpu += child["cpu"][1:]
-                else:
-                    measured.full += child["seconds"][1:]
-                    measured.full_cpu += child["cpu"][1:]
-                    measured.csv += child["csv_seconds"][1:]
-                    measured.execution = child["execution"]
+                results[b].add(side, child)
                 print(
-                    f"round {r + 1} batch {b} {side:6s} " + " ".join(f"{x:.2f}" for x in child["seconds"]),
+                    f"round {r + 1} batch {b} {side:10s} " + " ".join(f"{x:.2f}" for x in child["seconds"]),
                     file=sys.stderr,
                     flush=True,
                 )
@@ -220,63 +184,87 @@ def measure(batch_sizes: list[int], epochs: int, train_size: int, rounds: int) -
 
 
 def run_child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
-    command = [
-        sys.executable,
-        __file__,
-        "--child",
-        side,
-        "--batch-sizes",
-        str(batch_size),
-        "--epochs",
-        str(epochs),
-        "--train-size",
-        str(train_size),
-    ]
-    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    command = [sys.executable, __file__, "--child", side, "--batch-sizes", str(batch_size)]
+    command += ["--epochs", str(epochs), "--train-size", str(train_size)]
+    # dnnlab and the TensorFlow fit need the TensorFlow backend even where the caller set another.
+    backend = "jax" if side == "jax" else "tensorflow"
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(command, capture_output=True, text=True, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"{side} child failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
-    """One fit in this process; prints its per-epoch times as one JSON line."""
-    if side == "plain":
-        keras.utils.set_random_seed(SEED)
-        tf.config.experimental.enable_op_determinism()
-        loaded = data.load(check_spec_from_dict(spec_dict(batch_size, epochs, train_size)).spec.data)
-        timer = plain_fit(loaded.x_train, loaded.y_train, batch_size, epochs)
-        return {"seconds": timer.seconds, "cpu": timer.cpu}
-    with tempfile.TemporaryDirectory() as tmp:
-        run = dnnlab_fit(Path(tmp), batch_size, epochs, train_size)
-    return {
-        "seconds": run.full_seconds,
-        "cpu": run.full_cpu,
-        "csv_seconds": run.csv_seconds,
-        "execution": run.execution,
-    }
+    """One fit (or the matmul rate) in this process, as one JSON-able dict."""
+    if side == "floor":
+        return {"gflops": peers.matmul_gflops()}
+    if side == "dnnlab":
+        with tempfile.TemporaryDirectory() as tmp:
+            return dnnlab_fit(Path(tmp), batch_size, epochs, train_size)
+    x, y = training_arrays(batch_size, epochs, train_size)
+    if side == "torch":
+        return peers.torch_fit(x, y, batch_size, epochs)
+    return peers.keras_fit(x, y, batch_size, epochs)
 
 
-def check_spec_from_dict(spec: dict):
+def training_arrays(batch_size: int, epochs: int, train_size: int):
+    """The rows dnnlab trains on for the benchmark spec (dnnlab.data imports no framework)."""
+    from dnnlab import data
+    from dnnlab.spec import check_spec
+
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.yaml"
-        path.write_text(yaml.safe_dump(spec, sort_keys=False))
-        return check_spec(path)
+        path.write_text(yaml.safe_dump(spec_dict(batch_size, epochs, train_size), sort_keys=False))
+        loaded = data.load(check_spec(path).spec.data)
+    return loaded.x_train, loaded.y_train
 
 
-def table(results: dict[int, Measured]) -> list[str]:
+def floor_seconds(batch_size: int, train_size: int, gflops: float) -> float:
+    """Seconds of an epoch's dense matmuls at `gflops`: per row, the forward multiply-adds and the
+    two backward products (input and weight gradients), 2 FLOPs each."""
+    from dnnlab.execution import dense_macs_per_step
+    from dnnlab.spec.models import Spec
+
+    spec = Spec.model_validate(spec_dict(batch_size, 1, train_size))
+    macs_per_row = dense_macs_per_step(spec, (28, 28)) / batch_size
+    return 3 * 2 * macs_per_row * train_size / (gflops * 1e9)
+
+
+LABELS = {"tensorflow": "TF fit", "jax": "Keras-on-JAX fit", "torch": "PyTorch loop", "dnnlab": "dnnlab"}
+
+
+def tables(results: dict[int, Measured], gflops: float, train_size: int) -> list[str]:
+    """Wall seconds with the targets' ratios, then CPU seconds with dnnlab's execution plan."""
     med = statistics.median
-    lines = [
-        "| batch | plain fit s/epoch | dnnlab s/epoch (metrics.csv) | dnnlab s/epoch incl. checkpoint "
-        "| speedup | plain CPU s/epoch | dnnlab CPU s/epoch | CPU ratio | dnnlab execution |",
-        "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |",
+    sides = [side for side in SIDES if side in next(iter(results.values())).seconds]
+    peers_ = [side for side in sides if side != "dnnlab"]
+    wall = [
+        "| batch | "
+        + " | ".join(f"{LABELS[s]} s/epoch" for s in peers_)
+        + " | dnnlab s/epoch (metrics.csv) | dnnlab s/epoch incl. checkpoint | "
+        + " | ".join(f"{LABELS[s]} / dnnlab" for s in peers_)
+        + " | matmul floor s/epoch | dnnlab / floor |",
+        "| ---: " * (3 + 2 * len(peers_) + 2) + "|",
+    ]
+    cpu = [
+        "| batch | " + " | ".join(f"{LABELS[s]} CPU s/epoch" for s in sides) + " | dnnlab execution |",
+        "| ---: " * (1 + len(sides)) + "| --- |",
     ]
     for b, m in results.items():
-        lines.append(
-            f"| {b} | {med(m.plain):.2f} | {med(m.csv):.2f} | {med(m.full):.2f} | "
-            f"{med(m.plain) / med(m.full):.2f}x | {med(m.plain_cpu):.2f} | {med(m.full_cpu):.2f} | "
-            f"{med(m.plain_cpu) / med(m.full_cpu):.2f}x | {describe(m.execution)} |"
+        dnnlab = med(m.seconds["dnnlab"])
+        floor = floor_seconds(b, train_size, gflops)
+        wall.append(
+            f"| {b} | "
+            + " | ".join(f"{med(m.seconds[s]):.2f}" for s in peers_)
+            + f" | {med(m.csv):.2f} | {dnnlab:.2f} | "
+            + " | ".join(f"{med(m.seconds[s]) / dnnlab:.2f}x" for s in peers_)
+            + f" | {floor:.2f} | {dnnlab / floor:.2f}x |"
         )
-    return lines
+        cpu.append(
+            f"| {b} | " + " | ".join(f"{med(m.cpu[s]):.2f}" for s in sides) + f" | {describe(m.execution)} |"
+        )
+    return [*wall, "", *cpu]
 
 
 def describe(execution: dict) -> str:
@@ -287,31 +275,53 @@ def describe(execution: dict) -> str:
     )
 
 
-def report(results: dict[int, Measured], args: argparse.Namespace, command: str) -> str:
-    n = len(next(iter(results.values())).plain)
+def versions(sides: list[str]) -> str:
+    import keras
+    import tensorflow as tf
+
+    found = [f"TensorFlow {tf.__version__}", f"Keras {keras.__version__}"]
+    if "jax" in sides:
+        import jax
+
+        found.append(f"JAX {jax.__version__}")
+    if "torch" in sides:
+        import torch
+
+        found.append(f"PyTorch {torch.__version__}")
+    return ", ".join(found)
+
+
+def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace, command: str, sides) -> str:
+    n = len(next(iter(results.values())).csv)
+    missing = [s for s in SIDES if s not in sides]
     return "\n".join(
         [
             SECTION,
             "",
             f"`{command}`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
             "Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy, "
-            f"accuracy) on {args.train_size:,} synthetic 28x28 rows, no validation, the same rows on both "
-            "sides, each fit in a fresh child process of one script run (dnnlab's intra-op thread setting is "
-            "per process), op determinism on both sides. "
-            "Plain: `keras.Sequential` + `model.fit(x, y, batch_size=B, epochs=E, shuffle=True, verbose=0)` "
-            "with TensorFlow's defaults, timed from `on_epoch_begin` to `on_epoch_end`. dnnlab: "
-            "`dnnlab.train.start` on a YAML spec with its automatic execution settings. `metrics.csv` is the "
-            "`seconds` dnnlab records; `incl. checkpoint` runs to the end of the per-epoch `.keras` save, "
+            f"accuracy) on {args.train_size:,} synthetic 28x28 rows, no validation, the same rows on every "
+            "side, each fit in a fresh child process of one script run. "
+            "TF fit: `keras.Sequential` + `model.fit(x, y, batch_size=B, epochs=E, shuffle=True, verbose=0)` "
+            "with TensorFlow's defaults and op determinism; Keras-on-JAX fit: the same with "
+            "`KERAS_BACKEND=jax` and no tuning; PyTorch loop: `DataLoader(shuffle=True)`, NAdam, one "
+            "thread (benchmarks/peers.py); each timed from epoch begin to epoch end. dnnlab: "
+            "`dnnlab.train.start` on a YAML spec with its automatic execution settings; `metrics.csv` is the "
+            "`seconds` dnnlab records, `incl. checkpoint` runs to the end of the per-epoch `.keras` save, "
             "metrics.csv and state.json writes. "
-            f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); rounds "
-            "alternate which side runs first. Speedup = plain / dnnlab incl. checkpoint (wall time); the CPU "
-            "columns are the process's CPU seconds over the same spans, less sensitive to other load. "
-            "Target: at least 2x at batch 32, never slower at batch 256.",
+            f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); the sides' "
+            "order rotates round by round. Ratios are peer / dnnlab incl. checkpoint (wall time). "
+            f"Matmul floor: 6 x the dense multiply-adds per row x rows at {gflops:.0f} GFLOP/s, TensorFlow's "
+            "best float32 rate on 1024x1024 matmuls in the same run. The CPU table has each process's CPU "
+            "seconds over the same spans, less sensitive to other load. "
+            "Targets (issues 3, 11): at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
+            "the floor, never slower than the TF fit at batch 256."
+            + (f" Not measured: {', '.join(missing)} (not installed)." if missing else ""),
             "",
-            f"Machine: {machine()}, TensorFlow {tf.__version__}, Keras {keras.__version__}; the machine "
-            "is shared, so absolute figures drift by 10-20% between runs.",
+            f"Machine: {machine()}, {versions(sides)}; the machine is shared, so absolute figures drift by "
+            "10-20% between runs and more under load.",
             "",
-            *table(results),
+            *tables(results, gflops, args.train_size),
             "",
         ]
     )
@@ -324,7 +334,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=55000)
     parser.add_argument("--rounds", type=int, default=2, help="fits per side and batch size")
     parser.add_argument("--no-write", action="store_true", help=f"print only; leave {RESULTS.name} alone")
-    parser.add_argument("--child", choices=("plain", "dnnlab"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*SIDES, "floor"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, int(args.batch_sizes), args.epochs, args.train_size)))
@@ -332,10 +342,11 @@ def main() -> None:
     if args.epochs < 2:
         parser.error("--epochs must be at least 2: the first epoch (tracing) is not counted")
     command = shlex.join(["python", "benchmarks/train_throughput.py", *sys.argv[1:]])
-    results = measure(
-        [int(b) for b in args.batch_sizes.split(",")], args.epochs, args.train_size, args.rounds
-    )
-    text = report(results, args, command)
+    sides = available_sides()
+    batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
+    gflops = run_child("floor", batch_sizes[0], args.epochs, args.train_size)["gflops"]
+    results = measure(sides, batch_sizes, args.epochs, args.train_size, args.rounds)
+    text = report(results, gflops, args, command, sides)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

@@ -46,7 +46,7 @@ class PlainProgress(keras.callbacks.Callback):
 class RichProgress(keras.callbacks.Callback):
     """Two live bars, the run and the current epoch, with the latest metrics and ETA."""
 
-    def __init__(self, epochs: int, steps_per_epoch: int, initial_epoch: int):
+    def __init__(self, epochs: int, steps_per_epoch: int, initial_epoch: int, steps_per_call: int = 1):
         super().__init__()
         from rich.progress import (
             BarColumn,
@@ -59,6 +59,7 @@ class RichProgress(keras.callbacks.Callback):
 
         self.epochs = epochs
         self.steps_per_epoch = steps_per_epoch
+        self.steps_per_call = steps_per_call  # Keras's `batch` counts compiled calls
         self.console = stderr_console()
         self.progress = Progress(
             TextColumn("{task.description}"),
@@ -84,7 +85,7 @@ class RichProgress(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.progress.update(
             self.epoch_task,
-            completed=min(batch + 1, self.steps_per_epoch),
+            completed=min((batch + 1) * self.steps_per_call, self.steps_per_epoch),
             metrics=format_metrics(logs or {}),
         )
 
@@ -96,8 +97,10 @@ class RichProgress(keras.callbacks.Callback):
         self.progress.stop()
 
 
-def progress_callback(epochs: int, steps_per_epoch: int, initial_epoch: int) -> keras.callbacks.Callback:
+def progress_callback(
+    epochs: int, steps_per_epoch: int, initial_epoch: int, steps_per_call: int = 1
+) -> keras.callbacks.Callback:
     """Rich bars on a terminal; plain lines when stderr is not one (CI, pipes)."""
     if sys.stderr.isatty():
-        return RichProgress(epochs, steps_per_epoch, initial_epoch)
+        return RichProgress(epochs, steps_per_epoch, initial_epoch, steps_per_call)
     return PlainProgress(epochs)

@@ -93,24 +93,29 @@ def contract_order(logs: dict[str, float]) -> dict[str, float]:
     return {k: logs[k] for k in ordered}
 
 
-def make_train_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: tf.Variable):
+def make_train_dataset(
+    x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: tf.Variable, batches_per_element: int = 1
+):
     """Batches of one epoch in the order drawn from (seed, epoch); `epoch` is read when each
-    epoch's iterator starts, so a resumed run replays the same order."""
+    epoch's iterator starts, so a resumed run replays the same order. Each element holds
+    `batches_per_element` consecutive batches (one compiled call's worth, see
+    execution.block_train_step); the rows of each batch do not depend on it."""
     n = len(x)
-    steps = math.ceil(n / batch_size)
+    rows = batch_size * batches_per_element
+    elements = math.ceil(n / rows)
     x_all, y_all = tf.constant(x), tf.constant(y)
 
     def epoch_indices(_):
         keys = tf.random.stateless_uniform(
             [n], seed=tf.stack([tf.constant(seed, tf.int64), epoch.read_value()])
         )
-        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(batch_size)
+        return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(rows)
 
     return (
         tf.data.Dataset.from_tensors(0)
         .flat_map(epoch_indices)
         .map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx)))
-        .apply(tf.data.experimental.assert_cardinality(steps))
+        .apply(tf.data.experimental.assert_cardinality(elements))
         .prefetch(2)
     )
 
@@ -210,8 +215,9 @@ class Session:
         self.model = model
         spec, dataset, training = self.spec, self.dataset, self.spec.training
         epoch_variable = tf.Variable(0, dtype=tf.int64, trainable=False)
+        per_call = Execution.from_dict(self.state.execution).steps_per_execution
         train_data = make_train_dataset(
-            dataset.x_train, dataset.y_train, training.batch_size, spec.seed, epoch_variable
+            dataset.x_train, dataset.y_train, training.batch_size, spec.seed, epoch_variable, per_call
         )
         validation = (
             make_validation_dataset(dataset.x_val, dataset.y_val, evaluation_batch_size(spec))
@@ -237,7 +243,7 @@ class Session:
             callbacks.insert(-1, training_callback(self.run, spec, model, dataset, committed))
         if self.progress:
             callbacks.append(
-                progress_callback(self.planned_epochs, self.steps_per_epoch, self.state.epochs_done)
+                progress_callback(self.planned_epochs, self.steps_per_epoch, self.state.epochs_done, per_call)
             )
         model.fit(
             train_data,
@@ -292,7 +298,7 @@ def compile_model(
         loss=training.loss,
         metrics=list(training.metrics or []),
     )
-    apply_to_model(model, execution)
+    apply_to_model(model, execution, training.batch_size)
 
 
 def steps_per_epoch(spec: Spec, dataset: data.Dataset) -> int:
@@ -361,7 +367,7 @@ def prepare(
     else:
         resumed = load_committed(run, spec, state, steps)
         model, state = resumed.model, resumed.state
-        apply_to_model(model, execution)
+        apply_to_model(model, execution, spec.training.batch_size)
     build_for_fit(model, dataset)
     return Prepared(dataset, execution, model, reused, state)
 

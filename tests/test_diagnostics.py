@@ -220,12 +220,13 @@ EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shi
     "selu_broken_unscaled.yaml": {"self_normalization_broken"},
     "deep_batch_norm_exploding.yaml": {"exploding_gradients"},
 }
+NOT_DIAGNOSE_EXPERIMENTS = {"lr_find_one_cycle.yaml", "mc_dropout_calibration.yaml"}  # lr-find, mc-predict
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(EXPECTED))
 def test_shipped_experiments_give_their_documented_verdicts(name):
-    assert sorted(p.name for p in SCIENCE.glob("*.yaml")) == sorted(EXPECTED)
+    assert sorted(p.name for p in SCIENCE.glob("*.yaml")) == sorted({*EXPECTED, *NOT_DIAGNOSE_EXPERIMENTS})
     assert kinds(diagnose_json(SCIENCE / name)) == EXPECTED[name]
 
 

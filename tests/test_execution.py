@@ -22,10 +22,10 @@ def spec(model: dict, **training) -> Spec:
 NOTES_BN = {"hidden": [300, 100], "activation": "elu", "normalization": "batch_norm"}
 
 
-def test_models_without_random_layers_get_xla_and_all_cores():
+def test_models_without_random_layers_get_xla_and_small_steps_one_thread_per_pool():
     chosen = plan(spec(NOTES_BN), (28, 28), 1719)
     assert chosen == Execution(
-        steps_per_execution=191, jit_compile=True, intra_op_threads=0, inter_op_threads=0
+        steps_per_execution=191, jit_compile=True, intra_op_threads=1, inter_op_threads=1
     )
 
 
@@ -104,3 +104,48 @@ def test_steps_per_execution_divides_the_epoch_when_it_can(steps, expected):
 def test_execution_round_trips_through_state_json():
     chosen = plan(spec(NOTES_BN), (28, 28), 1719)
     assert Execution.from_dict(chosen.to_dict()) == chosen
+
+
+@pytest.mark.parametrize("jit_compile", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_blocks_of_batches_train_exactly_like_one_batch_per_call(jit_compile):
+    """A compiled call over a block of batches (the epoch's last block ending in a shorter batch)
+    gives the losses and weights of Keras's own fit, one batch per call, on the same batches."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from dnnlab.execution import apply_to_model
+    from dnnlab.keras_private import set_jit_compile
+    from dnnlab.train import make_train_dataset
+
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(150, 6)).astype("float32"), rng.integers(0, 3, 150)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def fitted(batches_per_call: int) -> tuple[list[float], list[np.ndarray]]:
+        keras.utils.set_random_seed(1)
+        model = keras.Sequential(
+            [
+                keras.Input((6,)),
+                keras.layers.Dense(8, activation="elu"),
+                keras.layers.BatchNormalization(),
+                keras.layers.Dense(3, activation="softmax"),
+            ]
+        )
+        model.compile(optimizer="nadam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+        if batches_per_call == 1:
+            set_jit_compile(model, jit_compile)  # Keras's own train step
+        else:
+            apply_to_model(model, Execution(batches_per_call, jit_compile, 0, 0), batch_size=16)
+        # 150 rows: 9 batches of 16 and one of 6; blocks of 4 batches: 64, 64 and 22 rows.
+        data = make_train_dataset(x, y, 16, 3, epoch, batches_per_call)
+        history = model.fit(data, epochs=2, verbose=0, shuffle=False)
+        return history.history["loss"] + history.history["accuracy"], model.get_weights()
+
+    logs, weights = fitted(1)
+    block_logs, block_weights = fitted(4)
+    # Without XLA the very same kernels run; XLA fuses a loop's body differently (float32 rounding).
+    tolerance = 1e-6 if jit_compile else 0
+    np.testing.assert_allclose(block_logs, logs, rtol=tolerance)
+    for block, reference in zip(block_weights, weights):
+        np.testing.assert_allclose(block, reference, rtol=tolerance, atol=tolerance)
