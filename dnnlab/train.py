@@ -570,7 +570,7 @@ def _test_scores(
     if dataset.x_test is None or len(dataset.x_test) == 0:
         return None
     if execution.jit_compile:
-        apply_to_model(model, replace(execution, jit_compile=False))
+        apply_to_model(model, replace(execution, jit_compile=False), spec.training.batch_size)
     return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
 
 

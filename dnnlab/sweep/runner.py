@@ -71,13 +71,13 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
     on stderr as trials finish."""
     expansion = expand_and_check(sweep)
+    executor = executors.get(sweep.executor)  # Ray missing is one line, before anything is written
     ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
     sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}
     for data_spec in sources.values():
         data.check_values(data_spec)
     macs = max(dense_macs_per_step(c.spec, c.info.input_shape) for c in expansion.checked)
     workers = choose_workers(sweep.jobs, len(expansion.trials), macs)
-    executor = executors.get(sweep.executor)
     folder = SweepDir.create(runs_dir, sweep.name)
     folder.lock()
     folder.write_definition(sweep)
