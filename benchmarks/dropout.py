@@ -37,8 +37,9 @@ from dnnlab import runtime  # noqa: E402
 runtime.quiet_tensorflow()
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
+from peers import Epochs, keras_timer  # noqa: E402
 from shared import RESULTS, machine, write_section  # noqa: E402
-from train_throughput import EpochTimer, epoch_clock  # noqa: E402
+from train_throughput import epoch_clock  # noqa: E402
 
 from dnnlab import data, train  # noqa: E402
 from dnnlab.spec import check_spec  # noqa: E402
@@ -105,12 +106,12 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             keras.utils.set_random_seed(SEED)
             tf.config.experimental.enable_op_determinism()
             loaded = data.load(checked.spec.data)
-            timer = EpochTimer()
+            timed = Epochs()
             notes_model().fit(
                 loaded.x_train, loaded.y_train, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0,
-                callbacks=[timer],
+                callbacks=[keras_timer(timed)],
             )  # fmt: skip
-            return {"seconds": timer.seconds}
+            return {"seconds": timed.seconds}
         begins, ends = [], []
         with epoch_clock(begins, ends):
             result = train.start(checked, Path(tmp) / "runs", None, ["bench"])

@@ -15,9 +15,10 @@ benchmarks/RESULTS.md (2-core CPU, the notes' batch-norm model at batch 32):
   well (dnnlab.layers.SeededDropout) and do not count.
   Compiling costs seconds up front (about 3 s for a one-layer net on digits, whose whole run
   took 1.6 s without XLA), so a run of fewer than XLA_MIN_STEPS optimizer steps stays without;
-- one thread per pool for small steps: without XLA as fast as the default pools on an idle
-  machine with 40% less CPU, and much faster when other work shares the cores; with XLA and
-  blocks of batches, 1.75 instead of 2.05 CPU s an epoch and less wall time too (load 3-4).
+- without XLA, one thread per pool for small steps: as fast as the default pools on an idle
+  machine with 40% less CPU, and much faster when other work shares the cores. With XLA and
+  blocks of batches, one thread used less CPU (1.75 against 2.05 s an epoch) but on an idle
+  machine the default pools took 1.4 s an epoch against 2.0 s, so XLA keeps them.
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def plan(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bo
         jit = long_enough and not has_slow_random_layers(spec) and not (gpu and training.deterministic)
     if training.intra_op_threads != "auto":
         threads = (int(training.intra_op_threads), 0)
-    elif dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:
+    elif not jit and dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:
         threads = (1, 1)
     else:
         threads = (0, 0)
