@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
-import stat
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from dnnlab.bounded_files import Refused, check_regular
 from dnnlab.errors import DataError
 
 MiB = 1 << 20
@@ -39,20 +38,16 @@ def regular_file(path: str | Path, key: str, limit: int) -> Path:
     A FIFO, a device or a directory is refused before it is opened, so nothing blocks."""
     path = Path(path)
     try:
-        info = os.stat(path)
+        check_regular(path, limit)
     except FileNotFoundError:
         raise DataError(f"{key}: {path}: no such file") from None
-    except OSError as exc:
-        raise DataError(f"{key}: {path}: cannot read it ({exc.strerror})") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise DataError(f"{key}: {path} is a directory, expected a file")
-    if not stat.S_ISREG(info.st_mode):
-        raise DataError(f"{key}: {path} is not a regular file (a device, pipe or socket); expected a file")
-    if info.st_size > limit:
+    except Refused as refused:
+        if refused.size is None:
+            raise DataError(f"{key}: {path}: {refused}; expected a file") from None
         raise DataError(
-            f"{key}: {path} has {info.st_size:,} bytes, more than the {limit:,} allowed for this kind of file"
+            f"{key}: {path} has {refused.size:,} bytes, more than the {limit:,} allowed for this kind of file"
             + ("; save large data as .npz" if limit == MAX_CSV_BYTES else "")
-        )
+        ) from None
     return path
 
 

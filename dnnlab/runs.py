@@ -23,7 +23,6 @@ import os
 import re
 import shutil
 import socket
-import stat
 import tempfile
 import zipfile
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from dnnlab.bounded_files import Refused, read_capped
 from dnnlab.errors import RunDirError, WriteError
 
 # `starting`: the directory exists and its setup (config, checkpoint, state.json) is being written.
@@ -275,21 +275,14 @@ def read_run_file(path: Path, limit: int = MAX_RUN_FILE_BYTES) -> str:
     it is not a regular file (a FIFO would block), is over `limit` bytes or is not UTF-8."""
     path = Path(path)
     try:
-        info = os.stat(path)
-        if not stat.S_ISREG(info.st_mode):
-            raise RunFileUnreadable(path, "not a regular file")
-        if info.st_size > limit:
-            raise RunFileUnreadable(
-                path, f"{info.st_size:,} bytes, more than the {limit:,} a run file may have"
-            )
-        with open(path, "rb") as handle:
-            raw = handle.read(limit + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise RunFileUnreadable(path, f"cannot be read ({exc.strerror})") from None
-    if len(raw) > limit:  # grew since stat
-        raise RunFileUnreadable(path, f"more than the {limit:,} bytes a run file may have")
+        raw = read_capped(path, limit)
+    except Refused as refused:
+        if refused.size is not None:
+            reason = f"{refused.size:,} bytes, more than the {limit:,} a run file may have"
+            raise RunFileUnreadable(path, reason) from None
+        # compare's notes name the problem; a special file's kind (a FIFO, a device) adds nothing there
+        reason = refused.reason if refused.reason == "not a regular file" else str(refused)
+        raise RunFileUnreadable(path, reason) from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -10,13 +10,12 @@ and `-g` values, sweep files and a run's config.yaml are all read through here.
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from dnnlab.bounded_files import Refused, read_capped
 from dnnlab.errors import ConfigError
 
 MAX_BYTES = 1 << 20  # 1 MiB: a spec is a few hundred bytes, a sweep file a few kilobytes
@@ -56,26 +55,15 @@ def read_yaml_file(path: Path | str) -> Any:
 def read_text(path: Path) -> str:
     """The UTF-8 text of a regular file of at most MAX_BYTES, never blocking on a FIFO or device."""
     try:
-        info = os.stat(path)
+        content = read_capped(path, MAX_BYTES)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if stat.S_ISDIR(info.st_mode):
-        raise ConfigError(f"{path}: is a directory, expected a YAML file")
-    if not stat.S_ISREG(info.st_mode):
-        raise ConfigError(f"{path}: not a regular file ({_file_kind(info.st_mode)}); expected a YAML file")
-    try:
-        # O_NONBLOCK: should the path become a FIFO between stat and open, open must not wait
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
-        with os.fdopen(fd, "rb") as file:
-            if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
-                raise ConfigError(f"{path}: not a regular file; expected a YAML file")
-            content = file.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from None
-    if len(content) > MAX_BYTES:
-        raise ConfigError(f"{path}: larger than {_MIB} MiB, the most dnnlab reads from a YAML file")
+    except Refused as refused:
+        if refused.size is not None:
+            raise ConfigError(
+                f"{path}: larger than {_MIB} MiB, the most dnnlab reads from a YAML file"
+            ) from None
+        raise ConfigError(f"{path}: {refused}; expected a YAML file") from None
     try:
         return content.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -86,16 +74,6 @@ def read_text(path: Path) -> str:
 
 
 _MIB = MAX_BYTES >> 20
-
-
-def _file_kind(mode: int) -> str:
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    return "not a file"
 
 
 def loads(text: str, source: str = "") -> Any:
