@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
-from shared import machine, write_section
-from train_throughput import notes_model
+from peers import notes_model
+from shared import machine, median_seconds, write_section
 
 from dnnlab.runs import _fsync_dir, atomic_copy, atomic_save_model
 
@@ -32,15 +30,6 @@ def hard_link(source: Path, target: Path) -> None:
     _fsync_dir(target.parent)
 
 
-def median_ms(action, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        action()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeats", type=int, default=20)
@@ -51,9 +40,9 @@ def main() -> None:
     model.fit(np.zeros((32, 28, 28), "float32"), np.zeros(32, "int64"), epochs=1, verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         epoch, last = Path(folder) / "epoch-00001.keras", Path(folder) / "last.keras"
-        save = median_ms(lambda: atomic_save_model(model, epoch), args.repeats)
-        copy = median_ms(lambda: atomic_copy(epoch, last), args.repeats)
-        link = median_ms(lambda: hard_link(epoch, last), args.repeats)
+        save = 1000 * median_seconds(lambda: atomic_save_model(model, epoch), args.repeats)
+        copy = 1000 * median_seconds(lambda: atomic_copy(epoch, last), args.repeats)
+        link = 1000 * median_seconds(lambda: hard_link(epoch, last), args.repeats)
         size = epoch.stat().st_size
     text = (
         "## checkpoint_copy\n\n"

@@ -19,13 +19,12 @@ import os
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import machine, write_section  # noqa: E402
+from shared import NOTES_BN_MODEL, machine, median_seconds, write_section  # noqa: E402
 
 SECTION = "## latency"
 SPEC = {
@@ -36,24 +35,9 @@ SPEC = {
         "validation": 0.1,
         "scaling": "unit",
     },
-    "model": {
-        "hidden": [300, 100],
-        "activation": "elu",
-        "initializer": "he_normal",
-        "input_normalization": "batch_norm",
-        "normalization": {"type": "batch_norm", "position": "after"},
-    },
+    "model": NOTES_BN_MODEL,
     "training": {"epochs": 2, "batch_size": 32, "optimizer": "nadam"},
 }
-
-
-def median_seconds(call, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def main() -> None:

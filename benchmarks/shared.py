@@ -1,4 +1,5 @@
-"""The shared parts of the benchmark scripts: RESULTS.md sections and the machine they ran on."""
+"""The shared parts of the benchmark scripts: RESULTS.md sections, the machine they ran on, the
+notes' batch-norm model as a dnnlab spec section, and a median timer."""
 
 from __future__ import annotations
 
@@ -6,9 +7,30 @@ import datetime
 import os
 import platform
 import re
+import statistics
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+# The notes' batch-norm model (28x28 -> BN -> 300 elu -> BN -> 100 elu -> BN -> 10 softmax) as the
+# `model:` section of a dnnlab spec; benchmarks/peers.py builds the same network in plain Keras.
+NOTES_BN_MODEL = {
+    "hidden": [300, 100],
+    "activation": "elu",
+    "initializer": "he_normal",
+    "input_normalization": "batch_norm",
+    "normalization": {"type": "batch_norm", "position": "after"},
+}
+
+
+def median_seconds(call, repeats: int) -> float:
+    """The median wall time of `repeats` calls of `call`."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
 
 
 def machine() -> str:

@@ -48,7 +48,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import peers  # noqa: E402
-from shared import RESULTS, machine, write_section  # noqa: E402
+from shared import NOTES_BN_MODEL, RESULTS, machine, write_section  # noqa: E402
 
 SECTION = "## train_throughput"
 
@@ -68,13 +68,7 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
             },
             "validation": 0,
         },
-        "model": {
-            "hidden": [300, 100],
-            "activation": "elu",
-            "initializer": "he_normal",
-            "input_normalization": "batch_norm",
-            "normalization": {"type": "batch_norm", "position": "after"},
-        },
+        "model": NOTES_BN_MODEL,
         "training": {
             "epochs": epochs,
             "batch_size": batch_size,
