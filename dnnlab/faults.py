@@ -16,7 +16,7 @@ import threading
 from collections.abc import Iterator
 
 from dnnlab.errors import DnnlabError, WriteError
-from dnnlab.runs import RunDir, now, remove_temporaries
+from dnnlab.runs import RunDir, now, remove_stale_temporaries
 
 
 def _raise_interrupt(signum, frame):
@@ -41,7 +41,7 @@ def record_failure(run: RunDir, error: BaseException) -> BaseException:
     """Mark the run `failed` (after freeing what a failed write left) and return what to raise:
     for a refused write, one WriteError line that also says whether the status could be recorded
     and how to continue; for anything else (a bug), `error` itself."""
-    remove_temporaries(run.path)
+    remove_stale_temporaries(run.path)
     resume = f"dnnlab train --resume {run.path}"
     try:
         try:

@@ -174,7 +174,8 @@ TEMPORARY_NAME = re.compile(r"^\..+\.([a-z0-9_]{8}\.tmp(\.keras)?|[0-9a-f]{16}\.
 
 def remove_stale_temporaries(root: Path) -> list[Path]:
     """Delete the files under `root` named like the helpers' temporary files (never following a
-    symbolic link to a folder); only call it while holding the run's lock."""
+    symbolic link to a folder): what a killed process left, or the space a full disk needs back for
+    the run's record. Only call it while holding the run's lock."""
     removed = []
     for folder, _, names in os.walk(root):
         for name in names:
@@ -743,15 +744,6 @@ def _rename_dir(source: Path, target: Path) -> bool:
         raise
     _fsync_dir(target.parent)
     return True
-
-
-def remove_temporaries(folder: Path) -> None:
-    """Remove what atomic writes in `folder` and its checkpoints/ left behind when killed (the
-    temporary files' hidden names), freeing the space a full disk needs for the run's record."""
-    for directory in (folder, folder / "checkpoints"):
-        for pattern in (".*.tmp", ".*.tmp.keras", ".*.link"):
-            for leftover in directory.glob(pattern):
-                leftover.unlink(missing_ok=True)
 
 
 def acquire_lock(lock_file: Path, busy: str) -> int:
