@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from dnnlab import keras_datasets, runtime
+from dnnlab import bundled_sets, holdout, keras_datasets, runtime
 from dnnlab.data_files import ArrayHeader, csv_rows, npz_headers, read_npz, require_finite
 from dnnlab.errors import DataError
 from dnnlab.spec.models import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, SyntheticSource
@@ -349,19 +349,18 @@ def _validation_rows(validation: int | float, n_train: int, filtered: bool) -> i
 def _hold_out(
     x: np.ndarray, y: np.ndarray, fraction: float, seed: int, stratify: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Shuffle with the seed and hold out a test fraction; stratified when it can be."""
-    with runtime.optional_imports_skipped(runtime.OPTIONAL_FOR_SKLEARN):
-        from sklearn.model_selection import train_test_split
-
+    """Shuffle with the seed and hold out a test fraction; stratified when it can be. The rows
+    are scikit-learn's `train_test_split`'s (see dnnlab.holdout)."""
     if len(x) < 2:
         raise DataError(f"data.test: {len(x)} row(s) cannot be split into training and test rows")
     try:
-        return train_test_split(x, y, test_size=fraction, random_state=seed, stratify=y if stratify else None)
-    except ValueError:
+        train, test = holdout.split_indices(y, fraction, seed, stratify)
+    except holdout.SplitError:
         if not stratify:
             raise DataError(f"data.test: {fraction} of {len(x)} rows leaves an empty split") from None
         # Too few examples of some class to stratify: a plain seeded split still works.
-        return train_test_split(x, y, test_size=fraction, random_state=seed)
+        train, test = holdout.split_indices(y, fraction, seed, stratify=False)
+    return x[train], x[test], y[train], y[test]
 
 
 # --- named sets and synthetic data ---------------------------------------------------------
@@ -380,11 +379,13 @@ def _load_keras(name: str, seed: int, task: str) -> _Raw:
 
 
 def _load_sklearn(name: str, seed: int, task: str) -> _Raw:
-    with runtime.optional_imports_skipped(runtime.OPTIONAL_FOR_SKLEARN):
-        import sklearn.datasets
+    arrays = bundled_sets.load(name)
+    if arrays is None:
+        with runtime.optional_imports_skipped(runtime.OPTIONAL_FOR_SKLEARN):
+            import sklearn.datasets
 
-    x, y = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
-    return _Raw(x, y, None, None)
+        arrays = getattr(sklearn.datasets, f"load_{name}")(return_X_y=True)
+    return _Raw(*arrays, None, None)
 
 
 def _describe_synthetic(source: SyntheticSource, task: str | None) -> SourceFacts:

@@ -72,6 +72,21 @@ def test_describe_imports_no_framework_and_is_fast(tmp_path):
     assert result.returncode == 0, result.stderr
 
 
+def test_loading_digits_imports_neither_scikit_learn_nor_scipy():
+    """The quick start's data (digits, a stratified hold-out) costs no 0.8 s scikit-learn import."""
+    code = (
+        "import sys\n"
+        "from dnnlab.spec.models import DataSpec\n"
+        "from dnnlab.data import load\n"
+        "ds = load(DataSpec(dataset='digits', validation=0.15, test=0.2, scaling='standardize'))\n"
+        "assert len(ds.x_test) == 360 and len(ds.x_val) == 216, (len(ds.x_test), len(ds.x_val))\n"
+        "heavy = [m for m in ('sklearn', 'scipy', 'tensorflow') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
 def test_describe_classes_and_task():
     assert describe(spec(dataset="digits", classes=[5, 6])).num_classes == 2
     assert describe(spec(dataset="digits", task="regression")).num_classes is None
