@@ -137,9 +137,9 @@ def apply_threads(execution: Execution) -> None:
         log.debug("TensorFlow's thread pools are already sized for this process: %s", current)
 
 
-def apply_to_model(model: Any, execution: Execution, batch_size: int) -> None:
+def apply_to_model(model: Any, execution: Execution, batch_size: int, train_rows: int) -> None:
     """Run `execution.steps_per_execution` optimizer steps per compiled call, with XLA or not, on
-    a compiled or loaded model.
+    a compiled or loaded model that trains on `train_rows` rows an epoch.
 
     The training data comes in blocks of that many consecutive batches (train.make_train_dataset)
     and the train step loops over a block's batches inside the compiled call (`block_train_step`).
@@ -155,45 +155,66 @@ def apply_to_model(model: Any, execution: Execution, batch_size: int) -> None:
     from dnnlab.keras_private import set_jit_compile
 
     model.steps_per_execution = 1
-    model.train_step = block_train_step(model, batch_size)
+    model.train_step = block_train_step(model, batch_size, execution.jit_compile, train_rows % batch_size)
     set_jit_compile(model, execution.jit_compile)  # Keras's setter would refuse under determinism
     model.train_function = model.test_function = model.predict_function = None
 
 
-def block_train_step(model: Any, batch_size: int):
-    """A train step for a block of rows: Keras's own step on each consecutive `batch_size` rows in
-    order, the last batch possibly shorter, exactly as a per-batch loop would train. Returns the
-    metrics after the block's last batch, as Keras's loop reports them after its last step."""
+def block_train_step(model: Any, batch_size: int, jit_compile: bool, last_batch_rows: int):
+    """A train step for a block `(x, y, rows)`: Keras's own step on each consecutive `batch_size`
+    of the first `rows` rows in order, the epoch's last batch `last_batch_rows` long when that is
+    not 0, exactly as a per-batch loop would train. Returns the metrics after the block's last
+    batch, as Keras's loop reports them after its last step.
+
+    Every block of an epoch has the same number of rows (the last one padded, see
+    train.make_train_dataset), so the step is traced once and XLA compiles it once: a last block
+    of its own shape cost a second compile, 4 s of the notes' batch-norm model's first epoch.
+    Without XLA one loop takes every batch, the last one shorter, so Keras's step is traced once
+    (0.5 s of the quick start); XLA needs each slice's size known when it compiles, so there the
+    loop takes the full batches and a branch of its own the short last one.
+    """
     import tensorflow as tf
 
     step = type(model).train_step
 
-    def rows(tensor, start, size):
+    def rows_from(tensor, start, size):
         # Static sizes: XLA slices at a computed start only when the size is known.
         rest = [-1 if d is None else d for d in tensor.shape[1:]]
         return tf.slice(tensor, [start] + [0] * len(rest), [size, *rest])
 
-    def train_block(data):
-        x, y = data
-        count = tf.shape(x)[0]
-        full = count // batch_size
+    def train_on(x, y, start, size):
+        step(model, (rows_from(x, start, size), rows_from(y, start, size)))
 
-        def one_batch(i):
-            start = i * batch_size
-            step(model, (rows(x, start, batch_size), rows(y, start, batch_size)))
+    def train_block(data):
+        x, y, rows = data
+        if not jit_compile:
+            batches = (rows + batch_size - 1) // batch_size
+
+            def any_batch(i):
+                start = i * batch_size
+                train_on(x, y, start, tf.minimum(batch_size, rows - start))
+                return (i + 1,)
+
+            tf.while_loop(lambda i: i < batches, any_batch, (tf.constant(0),))
+            return model.get_metrics_result()
+
+        full = rows // batch_size
+
+        def full_batch(i):
+            train_on(x, y, i * batch_size, batch_size)
             return (i + 1,)
 
-        tf.while_loop(lambda i: i < full, one_batch, (tf.constant(0),))
+        tf.while_loop(lambda i: i < full, full_batch, (tf.constant(0),))
+        if last_batch_rows:
 
-        def last_batch():
-            step(model, (x[full * batch_size :], y[full * batch_size :]))
-            return tf.constant(0)
+            def last_batch():
+                # Gathered, not sliced: XLA would take a slice's start as a compile-time constant
+                # and so compile once per value of `rows`.
+                taken = full * batch_size + tf.range(last_batch_rows)
+                step(model, (tf.gather(x, taken), tf.gather(y, taken)))
+                return tf.constant(0)
 
-        known = x.shape[0]  # None when Keras traces for blocks of several sizes
-        if known is None:
-            tf.cond(count > full * batch_size, last_batch, lambda: tf.constant(0))
-        elif known % batch_size:
-            last_batch()
+            tf.cond(rows > full * batch_size, last_batch, lambda: tf.constant(0))
         return model.get_metrics_result()
 
     return train_block

@@ -97,9 +97,11 @@ def make_train_dataset(
     x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: tf.Variable, batches_per_element: int = 1
 ):
     """Batches of one epoch in the order drawn from (seed, epoch); `epoch` is read when each
-    epoch's iterator starts, so a resumed run replays the same order. Each element holds
-    `batches_per_element` consecutive batches (one compiled call's worth, see
-    execution.block_train_step); the rows of each batch do not depend on it."""
+    epoch's iterator starts, so a resumed run replays the same order. Each element `(x, y, rows)`
+    holds `batches_per_element` consecutive batches (one compiled call's worth, see
+    execution.block_train_step) in its first `rows` rows; the epoch's last element is padded to
+    the same length, so that the step compiles for one shape. The rows of each batch do not
+    depend on `batches_per_element`."""
     n = len(x)
     rows = batch_size * batches_per_element
     elements = math.ceil(n / rows)
@@ -111,10 +113,15 @@ def make_train_dataset(
         )
         return tf.data.Dataset.from_tensor_slices(tf.argsort(keys)).batch(rows)
 
+    def padded_block(indices):
+        taken = tf.shape(indices)[0]
+        indices = tf.pad(indices, [[0, rows - taken]])  # padding repeats row 0, never trained on
+        return tf.gather(x_all, indices), tf.gather(y_all, indices), taken
+
     return (
         tf.data.Dataset.from_tensors(0)
         .flat_map(epoch_indices)
-        .map(lambda idx: (tf.gather(x_all, idx), tf.gather(y_all, idx)))
+        .map(padded_block)
         .apply(tf.data.experimental.assert_cardinality(elements))
         .prefetch(2)
     )
@@ -206,7 +213,7 @@ class Session:
         optimizer = self.spec.training.optimizer
         rate = transfer.fine_tune_learning_rate or optimizer.learning_rate / 10
         execution = Execution.from_dict(self.state.execution)
-        compile_model(model, self.spec, self.steps_per_epoch, execution, rate)
+        compile_model(model, self.spec, len(self.dataset.x_train), execution, rate)
         build_for_fit(model, self.dataset)
         self.state.transfer = replace(self.state.transfer, unfrozen=True)
 
@@ -284,21 +291,23 @@ class Session:
 def compile_model(
     model: keras.Model,
     spec: Spec,
-    steps_per_epoch: int,
+    train_rows: int,
     execution: Execution,
     learning_rate: float | None = None,
 ) -> None:
-    """Compile with the spec's optimizer and schedule (at `learning_rate` when given)."""
+    """Compile with the spec's optimizer and schedule (at `learning_rate` when given), to train
+    on `train_rows` rows an epoch."""
     training = spec.training
     optimizer = training.optimizer
     if learning_rate is not None:
         optimizer = optimizer.model_copy(update={"learning_rate": learning_rate})
+    steps = math.ceil(train_rows / training.batch_size)
     model.compile(
-        optimizer=make_optimizer(optimizer, training.schedule, steps_per_epoch, training.epochs),
+        optimizer=make_optimizer(optimizer, training.schedule, steps, training.epochs),
         loss=training.loss,
         metrics=list(training.metrics or []),
     )
-    apply_to_model(model, execution, training.batch_size)
+    apply_to_model(model, execution, training.batch_size, train_rows)
 
 
 def steps_per_epoch(spec: Spec, dataset: data.Dataset) -> int:
@@ -363,11 +372,11 @@ def prepare(
         model = build_model(spec, input_shape)
         transfer = spec.model.transfer
         reused = apply_transfer(model, transfer) if transfer else []
-        compile_model(model, spec, steps, execution)
+        compile_model(model, spec, len(dataset.x_train), execution)
     else:
         resumed = load_committed(run, spec, state, steps)
         model, state = resumed.model, resumed.state
-        apply_to_model(model, execution, spec.training.batch_size)
+        apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
     build_for_fit(model, dataset)
     return Prepared(dataset, execution, model, reused, state)
 
@@ -570,7 +579,9 @@ def _test_scores(
     if dataset.x_test is None or len(dataset.x_test) == 0:
         return None
     if execution.jit_compile:
-        apply_to_model(model, replace(execution, jit_compile=False), spec.training.batch_size)
+        apply_to_model(
+            model, replace(execution, jit_compile=False), spec.training.batch_size, len(dataset.x_train)
+        )
     return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
 
 

@@ -133,12 +133,15 @@ def test_blocks_of_batches_train_exactly_like_one_batch_per_call(jit_compile):
             ]
         )
         model.compile(optimizer="nadam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-        if batches_per_call == 1:
-            set_jit_compile(model, jit_compile)  # Keras's own train step
-        else:
-            apply_to_model(model, Execution(batches_per_call, jit_compile, 0, 0), batch_size=16)
-        # 150 rows: 9 batches of 16 and one of 6; blocks of 4 batches: 64, 64 and 22 rows.
+        # 150 rows: 9 batches of 16 and one of 6; blocks of 4 batches: 64, 64 and 22 rows (padded to 64).
         data = make_train_dataset(x, y, 16, 3, epoch, batches_per_call)
+        if batches_per_call == 1:
+            set_jit_compile(model, jit_compile)  # Keras's own train step, on the batches unpadded
+            data = data.map(lambda x, y, rows: (x[:rows], y[:rows]))
+        else:
+            apply_to_model(
+                model, Execution(batches_per_call, jit_compile, 0, 0), batch_size=16, train_rows=150
+            )
         history = model.fit(data, epochs=2, verbose=0, shuffle=False)
         return history.history["loss"] + history.history["accuracy"], model.get_weights()
 
@@ -149,3 +152,24 @@ def test_blocks_of_batches_train_exactly_like_one_batch_per_call(jit_compile):
     np.testing.assert_allclose(block_logs, logs, rtol=tolerance)
     for block, reference in zip(block_weights, weights):
         np.testing.assert_allclose(block, reference, rtol=tolerance, atol=tolerance)
+
+
+def test_every_block_of_an_epoch_has_one_shape():
+    """XLA compiles once per shape: the epoch's last block is padded to the others' length and
+    says how many of its rows are real; every row is taken once, in the epoch's order."""
+    import numpy as np
+    import tensorflow as tf
+
+    from dnnlab.train import make_train_dataset
+
+    x, y = np.arange(150, dtype="float32").reshape(150, 1), np.arange(150)
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    blocks = list(make_train_dataset(x, y, 16, 3, epoch, 4).as_numpy_iterator())
+    assert [block[0].shape for block in blocks] == [(64, 1)] * 3
+    assert [int(block[2]) for block in blocks] == [64, 64, 22]
+    taken = np.concatenate([block[1][: block[2]] for block in blocks])
+    assert sorted(taken) == list(range(150)) and list(taken) != list(range(150))
+    unblocked = np.concatenate(
+        [b[1][: b[2]] for b in make_train_dataset(x, y, 16, 3, epoch, 1).as_numpy_iterator()]
+    )
+    np.testing.assert_array_equal(unblocked, taken)

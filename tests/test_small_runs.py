@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import tensorflow as tf
 from helpers import read_json, start, write_spec
 
 from dnnlab import train
@@ -28,17 +29,29 @@ SMALL = {
 }
 
 
-def test_the_first_epoch_traces_the_train_step_once(tmp_path):
+def test_the_first_epoch_traces_the_train_step_once(tmp_path, monkeypatch):
     """Keras creates the optimizer's and the metrics' variables while tracing the first step,
-    and TensorFlow traces such a function twice; prepare() creates them beforehand."""
-    checked = check_spec(write_spec(tmp_path, SMALL))
-    prepared = train.prepare(checked.spec, checked.info.input_shape, None, None)
-    model, dataset = prepared.model, prepared.dataset
+    and TensorFlow traces such a function twice; prepare() creates them beforehand. The epoch's
+    shorter last batch is trained by the same traced step, not a second one."""
+    from keras.src.backend.tensorflow.trainer import TensorFlowTrainer
+
     traces = []
-    step = model.train_step
-    model.train_step = lambda data: traces.append(1) or step(data)
-    model.fit(dataset.x_train, dataset.y_train, batch_size=16, epochs=1, verbose=0)
+    keras_step = TensorFlowTrainer.train_step
+    monkeypatch.setattr(
+        TensorFlowTrainer, "train_step", lambda self, data: traces.append(1) or keras_step(self, data)
+    )
+    short_last_batch = {**SMALL, "training": {**SMALL["training"], "batch_size": 32}}  # 240 rows
+    checked = check_spec(write_spec(tmp_path, short_last_batch))
+    prepared = train.prepare(checked.spec, checked.info.input_shape, None, None)
+    model, dataset, batch_size = prepared.model, prepared.dataset, checked.spec.training.batch_size
+    assert not prepared.execution.jit_compile and len(dataset.x_train) % batch_size == 16
+    epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
+    per_call = prepared.execution.steps_per_execution
+    model.fit(
+        train.make_train_dataset(dataset.x_train, dataset.y_train, batch_size, 5, epoch, per_call), verbose=0
+    )
     assert len(traces) == 1
+    assert int(model.optimizer.iterations.numpy()) == 8  # 7 batches of 32 and one of 16
 
 
 def test_a_best_epoch_is_serialized_once(tmp_path):
