@@ -155,3 +155,40 @@ def matmul_gflops(size: int = 1024, repeats: int = 10, rounds: int = 20) -> floa
         chain(a, b).numpy()
         best = min(best, time.perf_counter() - start)
     return 2 * size**3 * repeats / best / 1e9
+
+
+def minimal_step_seconds(widths: list[int], batch_size: int, rows: int, rounds: int = 3) -> float:
+    """Seconds of an epoch of the least a training step of dense layers `widths` must do: per batch,
+    the forward products, the weight and input gradients and a plain SGD update, without
+    activations, normalization, loss or metrics, compiled by XLA into one loop (best of `rounds`).
+    What TensorFlow reaches at the batch's matrix shapes, against the floor's large-matrix rate."""
+    import tensorflow as tf
+
+    steps = rows // batch_size
+    x = tf.random.stateless_uniform([steps * batch_size, widths[0]], seed=[1, 2])
+    shapes = list(zip(widths, widths[1:]))
+    weights = [tf.random.stateless_uniform(shape, seed=[3, i]) / shape[0] for i, shape in enumerate(shapes)]
+
+    @tf.function(jit_compile=True)
+    def epoch(x, weights):
+        def step(i, weights, total):
+            h, inputs = tf.slice(x, [i * batch_size, 0], [batch_size, widths[0]]), []
+            for w in weights:
+                inputs.append(h)
+                h = tf.linalg.matmul(h, w)
+            gradient, updated = h, []
+            for k in reversed(range(len(weights))):
+                updated.insert(0, weights[k] - 1e-6 * tf.linalg.matmul(inputs[k], gradient, transpose_a=True))
+                gradient = tf.linalg.matmul(gradient, weights[k], transpose_b=True)
+            # The first layer's input gradient is used, as the input batch normalization's gradient needs it.
+            return i + 1, updated, total + tf.reduce_sum(gradient)
+
+        return tf.while_loop(lambda i, *_: i < steps, step, (0, weights, 0.0))[1]
+
+    best = float("inf")
+    for round_ in range(rounds + 1):  # the first call compiles
+        start = time.perf_counter()
+        [w.numpy() for w in epoch(x, weights)]
+        if round_:
+            best = min(best, time.perf_counter() - start)
+    return best

@@ -141,6 +141,7 @@ class Measured:
     cpu: dict[str, list[float]] = field(default_factory=dict)
     csv: list[float] = field(default_factory=list)
     execution: dict = field(default_factory=dict)
+    minimal: float = float("nan")  # peers.minimal_step_seconds at this batch size
 
     def add(self, side: str, child: dict) -> None:
         self.seconds.setdefault(side, []).extend(child["seconds"][1:])
@@ -193,6 +194,9 @@ def child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
     """One fit (or the matmul rate) in this process, as one JSON-able dict."""
     if side == "floor":
         return {"gflops": peers.matmul_gflops()}
+    if side == "minimal":
+        widths = [28 * 28, *NOTES_BN_MODEL["hidden"], 10]
+        return {"seconds": peers.minimal_step_seconds(widths, batch_size, train_size)}
     if side == "dnnlab":
         with tempfile.TemporaryDirectory() as tmp:
             return dnnlab_fit(Path(tmp), batch_size, epochs, train_size)
@@ -238,8 +242,8 @@ def tables(results: dict[int, Measured], gflops: float, train_size: int) -> list
         + " | ".join(f"{LABELS[s]} s/epoch" for s in peers_)
         + " | dnnlab s/epoch (metrics.csv) | dnnlab s/epoch incl. checkpoint | "
         + " | ".join(f"{LABELS[s]} / dnnlab" for s in peers_)
-        + " | matmul floor s/epoch | dnnlab / floor |",
-        "| ---: " * (3 + 2 * len(peers_) + 2) + "|",
+        + " | matmul floor s/epoch | dnnlab / floor | minimal XLA step s/epoch | dnnlab / minimal step |",
+        "| ---: " * (3 + 2 * len(peers_) + 4) + "|",
     ]
     cpu = [
         "| batch | " + " | ".join(f"{LABELS[s]} CPU s/epoch" for s in sides) + " | dnnlab execution |",
@@ -253,7 +257,7 @@ def tables(results: dict[int, Measured], gflops: float, train_size: int) -> list
             + " | ".join(f"{med(m.seconds[s]):.2f}" for s in peers_)
             + f" | {med(m.csv):.2f} | {dnnlab:.2f} | "
             + " | ".join(f"{med(m.seconds[s]) / dnnlab:.2f}x" for s in peers_)
-            + f" | {floor:.2f} | {dnnlab / floor:.2f}x |"
+            + f" | {floor:.2f} | {dnnlab / floor:.2f}x | {m.minimal:.2f} | {dnnlab / m.minimal:.2f}x |"
         )
         cpu.append(
             f"| {b} | " + " | ".join(f"{med(m.cpu[s]):.2f}" for s in sides) + f" | {describe(m.execution)} |"
@@ -306,7 +310,11 @@ def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace
             f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); the sides' "
             "order rotates round by round. Ratios are peer / dnnlab incl. checkpoint (wall time). "
             f"Matmul floor: 6 x the dense multiply-adds per row x rows at {gflops:.0f} GFLOP/s, TensorFlow's "
-            "best float32 rate on 1024x1024 matmuls in the same run. The CPU table has each process's CPU "
+            "best float32 rate on 1024x1024 matmuls in the same run. Minimal XLA step: the least a step "
+            "must do (the dense layers' forward products, weight and input gradients and a plain SGD "
+            "update; no activation, normalization, loss or metric) for every batch of an epoch, compiled "
+            "by XLA into one loop, best of 3 (benchmarks/peers.py): what TensorFlow reaches at the "
+            "batch's matrix shapes. The CPU table has each process's CPU "
             "seconds over the same spans, less sensitive to other load. "
             "Targets (issues 3, 11): at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
             "the floor, never slower than the TF fit at batch 256."
@@ -328,7 +336,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, default=55000)
     parser.add_argument("--rounds", type=int, default=2, help="fits per side and batch size")
     parser.add_argument("--no-write", action="store_true", help=f"print only; leave {RESULTS.name} alone")
-    parser.add_argument("--child", choices=(*SIDES, "floor"), help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=(*SIDES, "floor", "minimal"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child, int(args.batch_sizes), args.epochs, args.train_size)))
@@ -340,6 +348,8 @@ def main() -> None:
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")]
     gflops = run_child("floor", batch_sizes[0], args.epochs, args.train_size)["gflops"]
     results = measure(sides, batch_sizes, args.epochs, args.train_size, args.rounds)
+    for b in batch_sizes:
+        results[b].minimal = run_child("minimal", b, args.epochs, args.train_size)["seconds"]
     text = report(results, gflops, args, command, sides)
     print(text)
     if not args.no_write:
