@@ -213,7 +213,7 @@ class Session:
         optimizer = self.spec.training.optimizer
         rate = transfer.fine_tune_learning_rate or optimizer.learning_rate / 10
         execution = Execution.from_dict(self.state.execution)
-        compile_model(model, self.spec, len(self.dataset.x_train), execution, rate)
+        compile_model(model, self.spec, self.dataset, execution, rate)
         build_for_fit(model, self.dataset)
         self.state.transfer = replace(self.state.transfer, unfrozen=True)
 
@@ -291,23 +291,23 @@ class Session:
 def compile_model(
     model: keras.Model,
     spec: Spec,
-    train_rows: int,
+    dataset: data.Dataset,
     execution: Execution,
     learning_rate: float | None = None,
 ) -> None:
     """Compile with the spec's optimizer and schedule (at `learning_rate` when given), to train
-    on `train_rows` rows an epoch."""
+    on `dataset`'s training rows."""
     training = spec.training
     optimizer = training.optimizer
     if learning_rate is not None:
         optimizer = optimizer.model_copy(update={"learning_rate": learning_rate})
-    steps = math.ceil(train_rows / training.batch_size)
+    steps = steps_per_epoch(spec, dataset)
     model.compile(
         optimizer=make_optimizer(optimizer, training.schedule, steps, training.epochs),
         loss=training.loss,
         metrics=list(training.metrics or []),
     )
-    apply_to_model(model, execution, training.batch_size, train_rows)
+    apply_to_model(model, execution, training.batch_size, len(dataset.x_train))
 
 
 def steps_per_epoch(spec: Spec, dataset: data.Dataset) -> int:
@@ -372,7 +372,7 @@ def prepare(
         model = build_model(spec, input_shape)
         transfer = spec.model.transfer
         reused = apply_transfer(model, transfer) if transfer else []
-        compile_model(model, spec, len(dataset.x_train), execution)
+        compile_model(model, spec, dataset, execution)
     else:
         resumed = load_committed(run, spec, state, steps)
         model, state = resumed.model, resumed.state
