@@ -21,6 +21,7 @@ test: lint
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 test-all: $(VENV)/.installed
 	$(BIN)/pytest -q -n 2 --dist loadfile -m ""

@@ -19,7 +19,7 @@ import numpy as np
 from peers import notes_model
 from shared import machine, median_seconds, write_section
 
-from dnnlab.runs import _fsync_dir, atomic_copy, atomic_save_model
+from dnnlab.files.atomic import atomic_copy, atomic_save_model, fsync_dir
 
 
 def hard_link(source: Path, target: Path) -> None:
@@ -27,7 +27,7 @@ def hard_link(source: Path, target: Path) -> None:
     tmp = target.with_name(f".{target.name}.{os.urandom(8).hex()}.link")
     os.link(source, tmp)
     os.replace(tmp, target)
-    _fsync_dir(target.parent)
+    fsync_dir(target.parent)
 
 
 def main() -> None:

@@ -23,8 +23,8 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from dnnlab import compare as cmp  # noqa: E402
-from dnnlab import compare_format  # noqa: E402
+from dnnlab.results import compare as cmp  # noqa: E402
+from dnnlab.results import formats as compare_format  # noqa: E402
 
 SIZES = (250, 500, 1000)
 EPOCHS = 50

@@ -7,7 +7,7 @@ thread settings are per process), rounds alternating their order:
 - plain: `model.fit` of the notes' model, TensorFlow's defaults;
 - plain + TB histograms: the same with `keras.callbacks.TensorBoard(histogram_freq=1)`, plain
   Keras's nearest feature (weight histograms every epoch);
-- dnnlab: `dnnlab.train.start` of the spec;
+- dnnlab: `dnnlab.training.lifecycle.start` of the spec;
 - dnnlab + diagnostics: the same spec with `training.diagnostics: {every: 1}` (probe of 256 rows,
   layers.csv, TensorBoard scalars and histograms).
 
@@ -37,8 +37,9 @@ from peers import Epochs, keras_timer, notes_model  # noqa: E402
 from shared import machine, write_section  # noqa: E402
 from train_throughput import spec_dict  # noqa: E402
 
-from dnnlab import data, train  # noqa: E402
-from dnnlab.spec import check_spec  # noqa: E402
+from dnnlab.data import datasets  # noqa: E402
+from dnnlab.data.checked_spec import check_spec  # noqa: E402
+from dnnlab.training import lifecycle  # noqa: E402
 
 SECTION = "## diagnostics"
 SIDES = ("plain", "plain_tb_histograms", "dnnlab", "dnnlab_diagnostics")
@@ -51,7 +52,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if side.startswith("plain"):
-            dataset = data.load(check_spec_dict(spec, tmp).spec.data)
+            dataset = datasets.load(check_spec_dict(spec, tmp).spec.data)
             import keras
 
             keras.utils.set_random_seed(42)
@@ -72,7 +73,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
         measured: list[float] = []
         if side == "dnnlab_diagnostics":
             spec["training"]["diagnostics"] = {"every": 1}
-            from dnnlab.diagnostics import DiagnosticsCallback
+            from dnnlab.training.callbacks.diagnostics import DiagnosticsCallback
 
             measure_once = DiagnosticsCallback._measure
 
@@ -84,7 +85,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             DiagnosticsCallback._measure = timed
         checked = check_spec_dict(spec, tmp)
         started = time.perf_counter()
-        result = train.start(checked, tmp / "runs", None, ["bench"], progress=False)
+        result = lifecycle.start(checked, tmp / "runs", None, ["bench"], progress=False)
         total = time.perf_counter() - started
         rows = (result.run_dir / "metrics.csv").read_text().splitlines()
         header = rows[0].split(",")

@@ -7,7 +7,7 @@ validation, the same rows on both sides, op determinism on both sides:
 
 - plain: `keras.Sequential` with Keras's Dropout, `model.fit(x, y, batch_size=32, shuffle=True,
   verbose=0)` with TensorFlow's defaults, timed from `on_epoch_begin` to `on_epoch_end`;
-- dnnlab: `dnnlab.train.start` on the same model as a YAML spec (dnnlab's seeded dropout, its
+- dnnlab: `dnnlab.training.lifecycle.start` on the same model as a YAML spec (dnnlab's seeded dropout, its
   automatic execution plan: XLA and a few hundred steps per call), timed from its epoch start to
   the end of its per-epoch record (checkpoint, metrics.csv, state.json).
 
@@ -41,8 +41,9 @@ from peers import Epochs, keras_timer  # noqa: E402
 from shared import RESULTS, machine, write_section  # noqa: E402
 from train_throughput import epoch_clock  # noqa: E402
 
-from dnnlab import data, train  # noqa: E402
-from dnnlab.spec import check_spec  # noqa: E402
+from dnnlab.data import datasets  # noqa: E402
+from dnnlab.data.checked_spec import check_spec  # noqa: E402
+from dnnlab.training import lifecycle  # noqa: E402
 
 SECTION = "## dropout"
 SEED = 42
@@ -105,7 +106,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
         if side == "plain":
             keras.utils.set_random_seed(SEED)
             tf.config.experimental.enable_op_determinism()
-            loaded = data.load(checked.spec.data)
+            loaded = datasets.load(checked.spec.data)
             timed = Epochs()
             notes_model().fit(
                 loaded.x_train, loaded.y_train, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0,
@@ -114,7 +115,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             return {"seconds": timed.seconds}
         begins, ends = [], []
         with epoch_clock(begins, ends):
-            result = train.start(checked, Path(tmp) / "runs", None, ["bench"])
+            result = lifecycle.start(checked, Path(tmp) / "runs", None, ["bench"])
         if result.status != "completed":
             raise RuntimeError(f"dnnlab run ended {result.status}")
         execution = json.loads((result.run_dir / "state.json").read_text())["execution"]
@@ -158,7 +159,8 @@ def report(
             "784 features, no validation, the same rows on both sides, op determinism on both, each fit in "
             "a fresh child process of one script run, the sides alternating. Plain: Keras's Dropout, "
             "`model.fit(x, y, batch_size=32, shuffle=True, verbose=0)` with TensorFlow's defaults. dnnlab: "
-            "`dnnlab.train.start` on the spec (dnnlab's seeded dropout, Threefry masks under XLA; "
+            "`dnnlab.training.lifecycle.start` on the spec (dnnlab's seeded dropout, Threefry masks "
+            "under XLA; "
             f"XLA {xla}, {execution.get('steps_per_execution')} steps per call), per-epoch checkpoint "
             "included. "
             f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds. Target: dnnlab at least 2.5x "

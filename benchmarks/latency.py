@@ -54,16 +54,16 @@ def main() -> None:
     runtime.quiet_tensorflow()
     import tensorflow as tf
 
-    from dnnlab import export as exporting
-    from dnnlab import train
-    from dnnlab.build import load_model
-    from dnnlab.data import Scaling
-    from dnnlab.spec import check_spec
+    from dnnlab.data.checked_spec import check_spec
+    from dnnlab.data.datasets import Scaling
+    from dnnlab.inference import export as exporting
+    from dnnlab.model.build import load_model
+    from dnnlab.training import lifecycle
 
     scratch = Path(tempfile.mkdtemp(prefix="dnnlab-latency-"))
     spec_path = scratch / "spec.yaml"
     spec_path.write_text(yaml.safe_dump(SPEC))
-    result = train.start(check_spec(spec_path), scratch / "runs", None, ["benchmark"], progress=False)
+    result = lifecycle.start(check_spec(spec_path), scratch / "runs", None, ["benchmark"], progress=False)
     run = result.run_dir
     outputs = {
         "folded SavedModel": (scratch / "folded", "savedmodel", ["--fold-batch-norm"]),
@@ -141,7 +141,7 @@ def main() -> None:
             "",
             "`python benchmarks/latency.py`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 "
             "elu, BN, Dense 100 elu, BN, Dense 10 softmax), trained 2 epochs by dnnlab on 5,000 "
-            "synthetic rows; every export made by `dnnlab.export.export` with `--fold-batch-norm` "
+            "synthetic rows; every export made by `dnnlab.inference.export.export` with `--fold-batch-norm` "
             "(each verified against the run's model on its 1,000 test rows: max abs diff and same "
             f"class below). {rounds} rounds alternating the paths in one process, median per round "
             "of 10 (`model.predict`) or 50 single-instance calls and of 3 calls on 1,000 rows, then "

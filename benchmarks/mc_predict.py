@@ -1,4 +1,4 @@
-"""Time dnnlab.mc.predict against the notes' MC dropout loop, and measure its peak memory.
+"""Time dnnlab.inference.mc_dropout.predict against the notes' MC dropout loop, and measure its peak memory.
 
     .venv/bin/python benchmarks/mc_predict.py            # all cases, updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/mc_predict.py --quick    # fewer repetitions, prints only
@@ -64,7 +64,7 @@ def alternating_medians(first, second, repeats: int) -> tuple[float, float]:
 def time_cases(quick: bool) -> list[tuple[str, float, float]]:
     import numpy as np
 
-    from dnnlab import mc
+    from dnnlab.inference import mc_dropout as mc
 
     def loop(model, x):
         return np.stack([model(x, training=True) for _ in range(SAMPLES)])
@@ -121,7 +121,7 @@ def peak_rss_mib() -> float:
 
 
 def memory_child(n: int) -> None:
-    from dnnlab import mc
+    from dnnlab.inference import mc_dropout as mc
 
     model, x = notes_model(True), images(n)
     mc.predict(model, x[:10], samples=SAMPLES, seed=0)  # tracing happens at any size; count it out
@@ -141,7 +141,8 @@ def report(rows, memory) -> str:
     lines = [
         SECTION,
         "",
-        "`benchmarks/mc_predict.py`: `dnnlab.mc.predict(model, x, samples=100)` against the notes' loop",
+        "`benchmarks/mc_predict.py`: `dnnlab.inference.mc_dropout.predict(model, x, samples=100)`",
+        "against the notes' loop",
         "`np.stack([model(X, training=True) for _ in range(100)])`, both warmed up (graph tracing",
         "excluded), in one process; each case alternates loop and dnnlab calls so both meet the same load,",
         "and reports medians (9 pairs for one instance, 2 pairs for 10,000 instances).",

@@ -3,7 +3,7 @@
 The notes' batch-norm model (Flatten 28x28, BatchNormalization, Dense 300 elu he_normal, BN,
 Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy,
 accuracy) on dnnlab's synthetic 28x28 data, 55,000 training rows and no validation, on every
-side: the peers train on the very arrays `dnnlab.data.load` returns for the spec.
+side: the peers train on the very arrays `dnnlab.data.datasets.load` returns for the spec.
 
 One run of this script measures every side, rotating their order round by round. Each fit runs
 in a fresh child process of this script, because dnnlab's execution settings include
@@ -15,7 +15,7 @@ Keras backend is fixed when Keras is first imported.
   callback from `on_epoch_begin` to `on_epoch_end`.
 - jax: the same plain fit with KERAS_BACKEND=jax, no tuning.
 - torch: an idiomatic PyTorch loop (benchmarks/peers.py).
-- dnnlab: a YAML spec in a temporary folder, `dnnlab.train.start(check_spec(path), ...)`, timed
+- dnnlab: a YAML spec in a temporary folder, `dnnlab.training.lifecycle.start(check_spec(path), ...)`, timed
   from its epoch start to the end of its per-epoch record (checkpoint, metrics.csv, state.json).
 - floor: the dense layers' multiply-adds of an epoch (forward and two backward matmuls) at the
   matmul rate TensorFlow reaches here on large matrices, measured in the same run.
@@ -84,9 +84,10 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
 @contextlib.contextmanager
 def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float]]):
     """Timestamps at dnnlab's epoch start and after its per-epoch record (checkpoint included)."""
-    from dnnlab import callbacks, train
+    from dnnlab.training import session
+    from dnnlab.training.callbacks import recorder
 
-    on_begin, record = callbacks.Recorder.on_epoch_begin, train.Session.record_epoch
+    on_begin, record = recorder.Recorder.on_epoch_begin, session.Session.record_epoch
 
     def timed_begin(self, epoch, logs=None):
         begins.append(peers.clock())
@@ -97,26 +98,26 @@ def epoch_clock(begins: list[tuple[float, float]], ends: list[tuple[float, float
         ends.append(peers.clock())
         return result
 
-    callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = timed_begin, timed_record
+    recorder.Recorder.on_epoch_begin, session.Session.record_epoch = timed_begin, timed_record
     try:
         yield
     finally:
-        callbacks.Recorder.on_epoch_begin, train.Session.record_epoch = on_begin, record
+        recorder.Recorder.on_epoch_begin, session.Session.record_epoch = on_begin, record
 
 
 def dnnlab_fit(tmp: Path, batch_size: int, epochs: int, train_size: int) -> dict:
     from dnnlab import runtime
 
     runtime.quiet_tensorflow()
-    from dnnlab import train
-    from dnnlab.spec import check_spec
+    from dnnlab.data.checked_spec import check_spec
+    from dnnlab.training import lifecycle
 
     spec_path = tmp / f"bench-b{batch_size}.yaml"
     spec_path.write_text(yaml.safe_dump(spec_dict(batch_size, epochs, train_size), sort_keys=False))
     begins: list[tuple[float, float]] = []
     ends: list[tuple[float, float]] = []
     with epoch_clock(begins, ends):
-        result = train.start(check_spec(spec_path), tmp / "runs", None, ["bench"])
+        result = lifecycle.start(check_spec(spec_path), tmp / "runs", None, ["bench"])
     if result.status != "completed":
         raise RuntimeError(f"dnnlab run ended {result.status}: {result.run_dir}")
     with open(result.run_dir / "metrics.csv", newline="") as handle:
@@ -207,22 +208,22 @@ def child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
 
 
 def training_arrays(batch_size: int, epochs: int, train_size: int):
-    """The rows dnnlab trains on for the benchmark spec (dnnlab.data imports no framework)."""
-    from dnnlab import data
-    from dnnlab.spec import check_spec
+    """The rows dnnlab trains on for the benchmark spec (dnnlab.data.datasets imports no framework)."""
+    from dnnlab.data import datasets
+    from dnnlab.data.checked_spec import check_spec
 
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "spec.yaml"
         path.write_text(yaml.safe_dump(spec_dict(batch_size, epochs, train_size), sort_keys=False))
-        loaded = data.load(check_spec(path).spec.data)
+        loaded = datasets.load(check_spec(path).spec.data)
     return loaded.x_train, loaded.y_train
 
 
 def floor_seconds(batch_size: int, train_size: int, gflops: float) -> float:
     """Seconds of an epoch's dense matmuls at `gflops`: per row, the forward multiply-adds and the
     two backward products (input and weight gradients), 2 FLOPs each."""
-    from dnnlab.execution import dense_macs_per_step
     from dnnlab.spec.models import Spec
+    from dnnlab.training.execution import dense_macs_per_step
 
     spec = Spec.model_validate(spec_dict(batch_size, 1, train_size))
     macs_per_row = dense_macs_per_step(spec, (28, 28)) / batch_size
@@ -304,7 +305,8 @@ def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace
             "with TensorFlow's defaults and op determinism; Keras-on-JAX fit: the same with "
             "`KERAS_BACKEND=jax` and no tuning; PyTorch loop: `DataLoader(shuffle=True)`, NAdam, one "
             "thread (benchmarks/peers.py); each timed from epoch begin to epoch end. dnnlab: "
-            "`dnnlab.train.start` on a YAML spec with its automatic execution settings; `metrics.csv` is the "
+            "`dnnlab.training.lifecycle.start` on a YAML spec with its automatic execution settings; "
+            "`metrics.csv` is the "
             "`seconds` dnnlab records, `incl. checkpoint` runs to the end of the per-epoch `.keras` save, "
             "metrics.csv and state.json writes. "
             f"Medians of epochs 2..{args.epochs} over {args.rounds} rounds ({n} epochs a cell); the sides' "

@@ -1,11 +1,11 @@
 """Faults at chosen instants, for tests/test_faults_lifecycle.py (test code, not dnnlab's).
 
-`faulty_writer(action, name, nth)`, put in place of `dnnlab.runs._replace_with` (which every
+`faulty_writer(action, name, nth)`, put in place of `dnnlab.files.atomic._replace_with` (which every
 run file goes through), acts at the `nth` atomic write of the file `name`: `kill` (SIGKILL: no
 handler runs), `term` (SIGTERM), `enospc` (the disk fills while that file is written; its
 temporary file is removed, which frees the space again) or `erofs` (the file system turns
 read-only: that write and every later one fails; with `read_only_in_place` in place of
-`dnnlab.runs.overwrite_in_place`, the last-resort rewrite of run.json too).
+`dnnlab.files.atomic.overwrite_in_place`, the last-resort rewrite of run.json too).
 `at_import(action, module)` acts when `module` starts to be imported.
 
 Run as a script, it runs the dnnlab command line with one fault in place:
@@ -21,7 +21,7 @@ import signal
 import sys
 from pathlib import Path
 
-from dnnlab import runs
+from dnnlab.files import atomic
 
 
 def act(action: str) -> None:
@@ -37,7 +37,7 @@ def _failing(write, code: int):
 
 
 def faulty_writer(action: str, name: str, nth: int = 1):
-    original = runs._replace_with
+    original = atomic._replace_with
     writes = 0
 
     def faulty(write, target, suffix=".tmp"):
@@ -56,7 +56,7 @@ def faulty_writer(action: str, name: str, nth: int = 1):
 
 
 def read_only_in_place(path, data) -> None:
-    """In place of dnnlab.runs.overwrite_in_place on a read-only file system."""
+    """In place of dnnlab.files.atomic.overwrite_in_place on a read-only file system."""
     raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
 
 
@@ -82,7 +82,7 @@ if __name__ == "__main__":
     if where.startswith("import:"):
         at_import(action, where.removeprefix("import:"))
     else:
-        runs._replace_with = faulty_writer(action, where, int(nth))
-    from dnnlab.cli import app
+        atomic._replace_with = faulty_writer(action, where, int(nth))
+    from dnnlab.cli.main import app
 
     app(args, prog_name="dnnlab")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from dnnlab import train
-from dnnlab.spec import check_spec
+from dnnlab.data.checked_spec import check_spec
+from dnnlab.training import lifecycle
 
 
 def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:
@@ -20,9 +20,9 @@ def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:
     return path
 
 
-def start(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> train.TrainResult:
+def start(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> lifecycle.TrainResult:
     """Train a spec in this process, as `dnnlab train` does."""
-    return train.start(check_spec(spec_path, list(overrides)), runs_dir, name, ["test"])
+    return lifecycle.start(check_spec(spec_path, list(overrides)), runs_dir, name, ["test"])
 
 
 def train_run(spec_path: Path, runs_dir: Path, overrides=(), name: str | None = None) -> Path:

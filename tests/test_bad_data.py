@@ -22,8 +22,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
-from dnnlab.runs import latest_completed
+from dnnlab.cli.main import app
+from dnnlab.rundir.discovery import latest_completed
 
 SECRET = "SECRET_TOKEN=hunter2"
 ROWS = 40

@@ -17,8 +17,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnnlab import safe_yaml
-from dnnlab.cli import app
+from dnnlab.cli.main import app
+from dnnlab.files import safe_yaml
 from dnnlab.spec.keras_names import (
     LOSS_NAMES,
     METRIC_NAMES,

@@ -6,10 +6,10 @@ import keras
 import numpy as np
 import pytest
 
-import dnnlab.layers  # noqa: F401  (registers RReLU for load_model)
-from dnnlab.build import build_model, count_params, dense
-from dnnlab.layers import RReLU
-from dnnlab.spec import check_spec
+import dnnlab.model.layers  # noqa: F401  (registers RReLU for load_model)
+from dnnlab.data.checked_spec import check_spec
+from dnnlab.model.build import build_model, count_params, dense
+from dnnlab.model.layers import RReLU
 from dnnlab.spec.models import NamedInitializer, VarianceScaling
 
 

@@ -16,9 +16,10 @@ import pytest
 from helpers import train_run, write_spec
 from typer.testing import CliRunner
 
-from dnnlab import calibration, mc
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 from dnnlab.errors import PredictError
+from dnnlab.inference import calibration
+from dnnlab.inference import mc_dropout as mc
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 METRICS = {"accuracy", "nll", "brier", "ece"}
@@ -211,7 +212,7 @@ def test_bad_options_are_one_line_and_write_nothing(run_dir, tmp_path, monkeypat
 
 
 def test_science_experiment_spec_is_valid():
-    from dnnlab.spec import check_spec
+    from dnnlab.data.checked_spec import check_spec
 
     checked = check_spec(CONFIGS / "science" / "mc_dropout_calibration.yaml")
     assert checked.warnings == []

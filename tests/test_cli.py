@@ -14,7 +14,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 
 
 def invoke(*args: str):
@@ -268,10 +268,10 @@ def test_help_check_and_schema_do_not_import_tensorflow(write_spec, images_data)
         f"""
         import sys
         from typer.testing import CliRunner
-        from dnnlab import cli
+        from dnnlab.cli.main import app
         runner = CliRunner()
         for args in (["--help"], ["check", {str(path)!r}], ["check", {str(path)!r}, "--json"], ["schema"]):
-            result = runner.invoke(cli.app, args)
+            result = runner.invoke(app, args)
             assert result.exit_code == 0, (args, result.output, result.exception)
         heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
         assert not heavy, heavy

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dnnlab import compare as cmp
-from dnnlab import compare_format as fmt
 from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.results import compare as cmp
+from dnnlab.results import formats as fmt
+from dnnlab.rundir import loading
 
 BASE_CONFIG = {
     "name": "fashion",
@@ -109,7 +110,11 @@ def test_differing_keys_are_exactly_the_leaf_keys_that_differ(activation_runs):
     result = cmp.compare(activation_runs)
     assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
     assert [r.params["model.activation.type"] for r in result.runs] == ["relu", "elu", "selu"]
-    assert [r.params["model.activation.alpha"] for r in result.runs] == [cmp.MISSING, 1.0, cmp.MISSING]
+    assert [r.params["model.activation.alpha"] for r in result.runs] == [
+        loading.MISSING,
+        1.0,
+        loading.MISSING,
+    ]
 
 
 def test_a_mapping_whose_type_differs_is_split_into_leaf_keys(tmp_path):
@@ -127,8 +132,8 @@ def test_a_mapping_whose_type_differs_is_split_into_leaf_keys(tmp_path):
         "training.optimizer.beta_2",
     ]
     sgd_run, nadam_run = result.runs
-    assert sgd_run.params["training.optimizer.beta_1"] is cmp.MISSING
-    assert nadam_run.params["training.optimizer.momentum"] is cmp.MISSING
+    assert sgd_run.params["training.optimizer.beta_1"] is loading.MISSING
+    assert nadam_run.params["training.optimizer.momentum"] is loading.MISSING
     assert not any(isinstance(r.params[k], dict) for r in result.runs for k in result.differing_keys)
 
 
@@ -208,7 +213,7 @@ def test_truncated_metrics_csv_is_marked_and_keeps_good_epochs(activation_runs):
 def test_unparsable_number_on_last_line_is_dropped(tmp_path):
     run = write_run(tmp_path, "a", val_loss=[0.5, 0.4])
     (run / "metrics.csv").write_text((run / "metrics.csv").read_text() + "2,0.001,0.3,0.8,0.2x,0.7,1.5\n")
-    loaded = cmp.load_run(run)
+    loaded = loading.load_run(run)
     assert loaded.history["val_loss"] == [0.5, 0.4]
     assert "truncated metrics.csv" in loaded.notes
 
@@ -361,7 +366,7 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
 
 
 def test_plot_writes_a_png(activation_runs, tmp_path):
-    from dnnlab.plots import plot_learning_curves
+    from dnnlab.results.plots import plot_learning_curves
 
     out = plot_learning_curves(cmp.compare(activation_runs), tmp_path / "curves.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -374,7 +379,7 @@ def test_legend_labels_name_what_differs(activation_runs):
 
 def test_importing_compare_does_not_import_tensorflow():
     code = (
-        "import sys, dnnlab.compare, dnnlab.plots, dnnlab.report; "
+        "import sys, dnnlab.results.compare, dnnlab.results.plots, dnnlab.results.html_report; "
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
         "sys.exit(1 if bad else 0)"
     )
@@ -393,8 +398,8 @@ def test_importing_compare_does_not_import_tensorflow():
 )
 def test_parse_spec_matches_yaml(text):
     sections: dict = {}
-    assert cmp.parse_spec(text, sections) == yaml.safe_load(text)
-    assert cmp.parse_spec(text, sections) == yaml.safe_load(text)  # again, from the memo
+    assert loading.parse_spec(text, sections) == yaml.safe_load(text)
+    assert loading.parse_spec(text, sections) == yaml.safe_load(text)  # again, from the memo
 
 
 def test_malformed_middle_line_is_dropped_and_named(tmp_path):
@@ -402,14 +407,14 @@ def test_malformed_middle_line_is_dropped_and_named(tmp_path):
     lines = (run / "metrics.csv").read_text().splitlines()
     lines[2] = "1,0.001,oops,0.8,0.4,0.7,1.5"
     (run / "metrics.csv").write_text("\n".join(lines) + "\n")
-    loaded = cmp.load_run(run)
+    loaded = loading.load_run(run)
     assert loaded.history["epoch"] == [0.0, 2.0] and loaded.epochs == 3
     assert loaded.notes == ["metrics.csv: dropped malformed line(s) 3"]
 
 
 def _cli_has_compare() -> bool:
     try:
-        from dnnlab.cli import app
+        from dnnlab.cli.main import app
     except ImportError:
         return False
     return any(
@@ -422,7 +427,7 @@ def _cli_has_compare() -> bool:
 def test_cli_json_on_stdout_notes_on_stderr_and_exit_2_without_runs(activation_runs, tmp_path):
     from typer.testing import CliRunner
 
-    from dnnlab.cli import app
+    from dnnlab.cli.main import app
 
     stray = tmp_path / "notes.txt"
     stray.write_text("not a run")

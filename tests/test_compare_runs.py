@@ -18,7 +18,7 @@ import yaml
 from helpers import train_run, write_spec
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 
 # Only model.activation (and seed) vary; the initializer is left to its default, which follows
 # the activation, so it may differ too, and then compare must say so.
@@ -245,8 +245,8 @@ def test_a_bogus_path_is_skipped_with_a_note(seed1, tmp_path):
 
 
 def test_group_seeds_plot_labels_tell_the_seeds_apart(runs):
-    from dnnlab import compare as comparing
-    from dnnlab import compare_format
+    from dnnlab.results import compare as comparing
+    from dnnlab.results import formats as compare_format
 
     dirs = [runs[(a, s)] for a in ("relu", "elu") for s in (1, 2)]
     labels = compare_format.run_labels(comparing.compare(dirs, group_seeds=True))

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from dnnlab.data.checked_spec import check_spec
 from dnnlab.errors import ConfigError
-from dnnlab.spec import check_spec, load_spec, spec_to_dict
+from dnnlab.spec.loading import load_spec, spec_to_dict
 
 
 def regression(data: dict, **model) -> dict:

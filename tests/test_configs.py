@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from dnnlab.spec import check_spec, models
+from dnnlab.data.checked_spec import check_spec
+from dnnlab.spec import models
 from dnnlab.spec.models import CompactModel, DenseLayer, Spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
@@ -35,7 +36,7 @@ def test_science_experiment_builds(path: Path):
     """configs/science/ shows the notes' failures on purpose, so `check` may warn about them."""
     import keras
 
-    from dnnlab.build import build_model
+    from dnnlab.model.build import build_model
 
     result = check_spec(path)
     try:
@@ -57,7 +58,7 @@ def test_there_are_examples():
 def test_example_builds(path: Path):
     import keras
 
-    from dnnlab.build import build_model, count_params
+    from dnnlab.model.build import build_model, count_params
 
     result = check_spec(path)
     try:

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dnnlab import data, keras_datasets
-from dnnlab.data import Scaling, describe, load, load_array_file
+from dnnlab.data import datasets, keras_datasets
+from dnnlab.data.datasets import Scaling, describe, load, load_array_file
 from dnnlab.errors import DataError
 from dnnlab.spec.models import NAMED_DATASETS, DataSpec
 
@@ -60,7 +60,7 @@ def test_describe_imports_no_framework_and_is_fast(tmp_path):
     code = (
         "import sys, time\n"
         "from dnnlab.spec.models import DataSpec, NAMED_DATASETS\n"
-        "from dnnlab.data import describe\n"
+        "from dnnlab.data.datasets import describe\n"
         "t = time.perf_counter()\n"
         "[describe(DataSpec(dataset=n)) for n in NAMED_DATASETS]\n"
         "assert time.perf_counter() - t < 0.5\n"
@@ -77,7 +77,7 @@ def test_loading_digits_imports_neither_scikit_learn_nor_scipy():
     code = (
         "import sys\n"
         "from dnnlab.spec.models import DataSpec\n"
-        "from dnnlab.data import load\n"
+        "from dnnlab.data.datasets import load\n"
         "ds = load(DataSpec(dataset='digits', validation=0.15, test=0.2, scaling='standardize'))\n"
         "assert len(ds.x_test) == 360 and len(ds.x_val) == 216, (len(ds.x_test), len(ds.x_val))\n"
         "heavy = [m for m in ('sklearn', 'scipy', 'tensorflow') if m in sys.modules]\n"
@@ -91,7 +91,7 @@ def test_describe_classes_and_task():
     assert describe(spec(dataset="digits", classes=[5, 6])).num_classes == 2
     assert describe(spec(dataset="digits", task="regression")).num_classes is None
     synthetic = {"type": "synthetic", "shape": [3, 4], "classes": 5}
-    assert describe(spec(dataset=synthetic)) == data.DatasetInfo((3, 4), "classification", 5, "synthetic")
+    assert describe(spec(dataset=synthetic)) == datasets.DatasetInfo((3, 4), "classification", 5, "synthetic")
     assert describe(spec(dataset=synthetic, task="regression")).task == "regression"
 
 
@@ -229,7 +229,7 @@ def test_synthetic_is_deterministic_and_shaped():
     b = load(spec(dataset=source, validation=30, split_seed=1))
     c = load(spec(dataset=source, validation=30, split_seed=2))
     assert a.x_train.shape == (270, 6, 5) and a.x_test.shape == (50, 6, 5)
-    assert a.info == data.DatasetInfo((6, 5), "classification", 4, "synthetic")
+    assert a.info == datasets.DatasetInfo((6, 5), "classification", 4, "synthetic")
     np.testing.assert_array_equal(a.x_train, b.x_train)
     np.testing.assert_array_equal(a.y_train, b.y_train)
     assert not np.array_equal(a.x_train, c.x_train)
@@ -266,7 +266,7 @@ def test_npz_describe_and_load(tmp_path):
     path = write_npz(tmp_path / "set.npz")
     source = {"type": "npz", "path": str(path)}
     info = describe(spec(dataset=source))
-    assert info == data.DatasetInfo((3, 2), "classification", 4, f"npz:{path}")
+    assert info == datasets.DatasetInfo((3, 2), "classification", 4, f"npz:{path}")
     ds = load(spec(dataset=source, validation=5, classes=[3, 1]))
     assert ds.x_train.shape == (15, 3, 2) and len(ds.x_val) == 5 and len(ds.x_test) == 5
     assert ds.class_labels == [3, 1] and set(np.unique(ds.y_train)) == {0, 1}
@@ -321,7 +321,7 @@ def write_csv(path: Path, labels: list) -> Path:
 def test_csv_numeric_target(tmp_path):
     path = write_csv(tmp_path / "t.csv", [i % 3 for i in range(30)])
     source = {"type": "csv", "path": str(path), "target": "species"}
-    assert describe(spec(dataset=source)) == data.DatasetInfo((3,), "classification", 3, f"csv:{path}")
+    assert describe(spec(dataset=source)) == datasets.DatasetInfo((3,), "classification", 3, f"csv:{path}")
     ds = load(spec(dataset=source, validation=0, test=0.2, scaling="none"))
     assert ds.x_train.shape == (24, 3) and len(ds.x_test) == 6
     # the target column is not among the features: b is always 2 * a

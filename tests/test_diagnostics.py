@@ -16,8 +16,8 @@ import pytest
 from helpers import read_json, train_run, write_spec
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
-from dnnlab.spec import check_spec
+from dnnlab.cli.main import app
+from dnnlab.data.checked_spec import check_spec
 
 runner = CliRunner()
 
@@ -79,14 +79,15 @@ def test_gradient_norms_agree_with_a_gradient_tape(tmp_path):
     import keras
     import tensorflow as tf
 
-    from dnnlab import diagnostics, train
+    from dnnlab.model import probe
+    from dnnlab.training import setup
 
     checked = check_spec(write_spec(tmp_path, stack(3, "tanh", normalization="batch_norm")))
-    prepared = train.prepare(checked.spec, checked.info.input_shape, None, None)
+    prepared = setup.prepare(checked.spec, checked.info.input_shape, None, None)
     model, dataset = prepared.model, prepared.dataset
-    x, y = diagnostics.probe_batch(dataset.x_train, dataset.y_train, 64, checked.spec.seed)
+    x, y = probe.probe_batch(dataset.x_train, dataset.y_train, 64, checked.spec.seed)
     moving = [v.numpy() for v in model.non_trainable_variables]
-    rows, _ = diagnostics.Prober(model, checked.spec.training.loss, x, y).measure()
+    rows, _ = probe.Prober(model, checked.spec.training.loss, x, y).measure()
     for variable, before in zip(model.non_trainable_variables, moving):
         np.testing.assert_array_equal(variable.numpy(), before)  # measuring changes nothing
 
@@ -103,7 +104,7 @@ def test_gradient_norms_agree_with_a_gradient_tape(tmp_path):
 
 
 def test_probe_batch_is_fixed_by_the_seed():
-    from dnnlab.diagnostics import probe_rows
+    from dnnlab.model.probe import probe_rows
 
     assert list(probe_rows(1000, 5, 42)) == list(probe_rows(1000, 5, 42))
     assert list(probe_rows(1000, 5, 42)) != list(probe_rows(1000, 5, 43))
@@ -143,9 +144,9 @@ def test_training_writes_layers_csv_without_changing_the_run(tmp_path):
     # A kill after an epoch's rows were written but before its commit: resume drops them.
     with open(run / "layers.csv", "a", encoding="utf-8") as handle:
         handle.write(f"1,{2 * per_epoch},1,dense_1,relu,16,1.0,1.0,,0.0,1.0,,0.0\n")
-    from dnnlab import train
+    from dnnlab.training import lifecycle
 
-    result = train.resume(run, 2, ["test"], progress=False)
+    result = lifecycle.resume(run, 2, ["test"], progress=False)
     assert result.status == "completed"
     rows = layers_rows(run)
     assert [int(r["step"]) for r in rows[::4]] == [*steps, 2 * per_epoch]
@@ -186,7 +187,7 @@ def test_diagnostics_settings_are_validated(tmp_path):
     ],
 )
 def test_initializers_with_a_chosen_scale(tmp_path, initializer, mean, std):
-    from dnnlab.build import build_model
+    from dnnlab.model.build import build_model
 
     checked = check_spec(write_spec(tmp_path, stack(1, "sigmoid", hidden=[256], initializer=initializer)))
     kernel = build_model(checked.spec, checked.info.input_shape).get_layer("dense_1").kernel.numpy()
@@ -231,7 +232,7 @@ def test_shipped_experiments_give_their_documented_verdicts(name):
 
 
 def test_exploding_verdicts_on_growth_on_size_and_on_non_finite_gradients():
-    from dnnlab.diagnostics import verdicts
+    from dnnlab.diagnostics.verdicts import verdicts
 
     def rows(grads):
         return [

@@ -9,12 +9,13 @@ import tensorflow as tf
 from helpers import start, write_spec
 from test_train import KILLABLE, assert_same_run, train_interrupted_then_resumed
 
-from dnnlab import build, mc
-from dnnlab.build import load_model
-from dnnlab.callbacks import EpochSeeder, derived_seed
-from dnnlab.execution import plan
-from dnnlab.layers import SeededAlphaDropout, SeededDropout
-from dnnlab.spec import Spec, resolve
+from dnnlab.inference import mc_dropout as mc
+from dnnlab.model import build
+from dnnlab.model.build import load_model
+from dnnlab.model.layers import SeededAlphaDropout, SeededDropout
+from dnnlab.spec.models import Spec, resolve
+from dnnlab.training.callbacks.epoch_seeder import EpochSeeder, derived_seed
+from dnnlab.training.execution import plan
 
 WIDTH = 1000
 

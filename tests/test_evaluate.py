@@ -13,7 +13,7 @@ from helpers import SPECIES, read_json, species_csv, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 
 SPEC = {
     "name": "digits-eval",
@@ -66,8 +66,8 @@ def test_evaluate_other_data_and_checkpoints(run, raw_file):
 
 
 def _run_model_outputs(run: Path, raw: np.ndarray) -> np.ndarray:
-    from dnnlab.build import load_model
-    from dnnlab.data import Scaling
+    from dnnlab.data.datasets import Scaling
+    from dnnlab.model.build import load_model
 
     scaling = Scaling.from_dict(read_json(run / "preprocessing.json")["scaling"])
     model = load_model(run / "model.keras", compile=False)
@@ -144,9 +144,9 @@ def test_compare_shows_test_columns_and_ranks_by_test_only_when_asked(run):
 
 
 def test_the_end_line_prints_the_test_scores(capsys):
-    from dnnlab.cli import report_run
-    from dnnlab.runs import BestRecord
-    from dnnlab.train import TrainResult
+    from dnnlab.cli.run_commands import report_run
+    from dnnlab.rundir.records import BestRecord
+    from dnnlab.training.lifecycle import TrainResult
 
     best = BestRecord("val_loss", "min", 0.25, 1)
     report_run(TrainResult(Path("runs/x"), "completed", 2, best, test={"loss": 0.3, "accuracy": 0.91}))

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from dnnlab.execution import (
+from dnnlab.spec.models import Spec, resolve
+from dnnlab.training.execution import (
     Execution,
     dense_macs_per_step,
     has_slow_random_layers,
     plan,
     steps_per_execution,
 )
-from dnnlab.spec import Spec, resolve
 
 
 def spec(model: dict, **training) -> Spec:
@@ -114,9 +114,9 @@ def test_blocks_of_batches_train_exactly_like_one_batch_per_call(jit_compile):
     import numpy as np
     import tensorflow as tf
 
-    from dnnlab.execution import apply_to_model
-    from dnnlab.keras_private import set_jit_compile
-    from dnnlab.train import make_train_dataset
+    from dnnlab.model.keras_private import set_jit_compile
+    from dnnlab.training.execution import apply_to_model
+    from dnnlab.training.pipeline import make_train_dataset
 
     rng = np.random.default_rng(0)
     x, y = rng.normal(size=(150, 6)).astype("float32"), rng.integers(0, 3, 150)
@@ -160,7 +160,7 @@ def test_every_block_of_an_epoch_has_one_shape():
     import numpy as np
     import tensorflow as tf
 
-    from dnnlab.train import make_train_dataset
+    from dnnlab.training.pipeline import make_train_dataset
 
     x, y = np.arange(150, dtype="float32").reshape(150, 1), np.arange(150)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)

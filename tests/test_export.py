@@ -14,15 +14,15 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab import runtime
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 
 runtime.quiet_tensorflow()
 import keras  # noqa: E402
 
-from dnnlab.build import build_model, load_model  # noqa: E402
-from dnnlab.data import Scaling  # noqa: E402
-from dnnlab.folding import FoldError, inference_copy, prune  # noqa: E402
-from dnnlab.spec import check_spec_mapping  # noqa: E402
+from dnnlab.data.checked_spec import check_spec_mapping  # noqa: E402
+from dnnlab.data.datasets import Scaling  # noqa: E402
+from dnnlab.inference.folding import FoldError, inference_copy, prune  # noqa: E402
+from dnnlab.model.build import build_model, load_model  # noqa: E402
 
 HAS_ONNX = all(importlib.util.find_spec(name) for name in ("tf2onnx", "onnxruntime"))
 

@@ -19,10 +19,11 @@ import pytest
 from helpers import read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
-from dnnlab import train
-from dnnlab.build import load_model
-from dnnlab.cli import app
-from dnnlab.runs import TrainState, atomic_write_bytes
+from dnnlab.cli.main import app
+from dnnlab.files.atomic import atomic_write_bytes
+from dnnlab.model.build import load_model
+from dnnlab.rundir.records import TrainState
+from dnnlab.training import session
 
 SPEC = {
     "name": "faults",
@@ -101,7 +102,7 @@ def uninterrupted(spec_path, tmp_path_factory) -> Path:
 
 def interrupted_run(spec_path: Path, runs_dir: Path, overrides=()) -> Path:
     """A run stopped (Ctrl-C) right after committing epoch COMMITTED of 4."""
-    record = train.Session.record_epoch
+    record = session.Session.record_epoch
 
     def record_then_interrupt(self, epoch, *args, **kwargs):
         record(self, epoch, *args, **kwargs)
@@ -109,7 +110,7 @@ def interrupted_run(spec_path: Path, runs_dir: Path, overrides=()) -> Path:
             raise KeyboardInterrupt
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(train.Session, "record_epoch", record_then_interrupt)
+        patch.setattr(session.Session, "record_epoch", record_then_interrupt)
         result = start(spec_path, runs_dir, overrides)
     assert result.status == "interrupted"
     return result.run_dir

@@ -22,10 +22,13 @@ from fault_injection import faulty_writer, read_only_in_place
 from helpers import read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
-from dnnlab import runs
-from dnnlab.build import load_model
-from dnnlab.cli import app
-from dnnlab.runs import RunDir, RunRecord, latest_completed
+from dnnlab.cli.main import app
+from dnnlab.files import atomic
+from dnnlab.model.build import load_model
+from dnnlab.rundir import directory
+from dnnlab.rundir.directory import RunDir
+from dnnlab.rundir.discovery import latest_completed
+from dnnlab.rundir.records import RunRecord
 
 EPOCHS = 3
 TINY = {
@@ -156,7 +159,7 @@ def test_sigterm_during_setup_or_finalisation_is_interrupted_and_resumable(
 ):
     """SIGTERM while the run is set up or finished: exit 130, status `interrupted`, and --resume
     with no --epochs completes it exactly."""
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", where))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("term", where))
     result = invoke(spec, "--runs-dir", tmp_path, "-q")
     assert result.exit_code == 130, result.output
     run_dir = the_run(tmp_path)
@@ -167,10 +170,10 @@ def test_sigterm_during_setup_or_finalisation_is_interrupted_and_resumable(
 
 
 def test_sigterm_during_a_resume_is_interrupted_too(spec, tmp_path, uninterrupted, monkeypatch):
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", "epoch-00002.keras"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("term", "epoch-00002.keras"))
     assert invoke(spec, "--runs-dir", tmp_path, "-q").exit_code == 130
     run_dir = the_run(tmp_path)
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", "model.keras"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("term", "model.keras"))
     result = invoke("--resume", run_dir, "-q")
     assert result.exit_code == 130, result.output
     record = read_json(run_dir / "run.json")
@@ -186,7 +189,7 @@ def test_sigterm_during_a_resume_is_interrupted_too(spec, tmp_path, uninterrupte
 def test_a_full_disk_is_one_line_the_run_failed_and_resume_completes(
     spec, tmp_path, uninterrupted, monkeypatch
 ):
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("enospc", "epoch-00002.keras"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("enospc", "epoch-00002.keras"))
     result = invoke(spec, "--runs-dir", tmp_path, "-q")
     run_dir = the_run(tmp_path)
     assert result.exit_code == 1, result.output
@@ -234,8 +237,8 @@ def test_a_real_full_disk_fails_in_one_line_and_resume_completes_once_freed(spec
 
 
 def test_a_read_only_disk_says_the_status_could_not_be_recorded(spec, tmp_path, uninterrupted, monkeypatch):
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("erofs", "epoch-00002.keras"))
-    monkeypatch.setattr(runs, "overwrite_in_place", read_only_in_place)
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("erofs", "epoch-00002.keras"))
+    monkeypatch.setattr(directory, "overwrite_in_place", read_only_in_place)
     result = invoke(spec, "--runs-dir", tmp_path, "-q")
     run_dir = the_run(tmp_path)
     assert result.exit_code == 1, result.output
@@ -282,7 +285,7 @@ def test_predict_out_on_a_full_disk_is_one_line_and_no_file(uninterrupted, tmp_p
     x = np.random.default_rng(0).normal(size=(5, 20)).astype("float32")
     np.savez(tmp_path / "x.npz", x=x)
     out = tmp_path / "out.csv"
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("enospc", "out.csv"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("enospc", "out.csv"))
     result = runner.invoke(
         app, ["predict", str(uninterrupted), "--data", str(tmp_path / "x.npz"), "--out", str(out)]
     )
@@ -327,7 +330,7 @@ def test_starting_runs_are_shown_by_compare_and_skipped_by_latest_completed(unin
 def test_an_interrupted_start_in_process_leaves_nothing(spec, tmp_path, monkeypatch):
     """train.start (as sweeps call it): an interrupt before the directory exists propagates and
     leaves nothing, even one arriving while the directory is being staged."""
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("term", "run.json"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("term", "run.json"))
     with pytest.raises(KeyboardInterrupt):
         start(spec, tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -336,7 +339,7 @@ def test_an_interrupted_start_in_process_leaves_nothing(spec, tmp_path, monkeypa
 def test_a_sweep_trial_refused_a_write_is_failed_and_resumed_later(spec, tmp_path, monkeypatch):
     """A trial stopped by a full disk is recorded failed with the one line as its error, and is
     not final: once the disk can be written, running it again continues the run to completion."""
-    from dnnlab.sweep import build_sweep
+    from dnnlab.sweep.definition import build_sweep
     from dnnlab.sweep.record import SweepDir, new_record
     from dnnlab.sweep.trials import expand_and_check, refused_write
     from dnnlab.sweep.worker import run_trial
@@ -347,7 +350,7 @@ def test_a_sweep_trial_refused_a_write_is_failed_and_resumed_later(spec, tmp_pat
     folder.write_definition(sweep)
     folder.write_record(new_record(sweep, expansion.trials, expansion.varying, ["test"]))
     (trial,) = [t.to_dict() for t in expansion.trials]
-    monkeypatch.setattr(runs, "_replace_with", faulty_writer("enospc", "epoch-00002.keras"))
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("enospc", "epoch-00002.keras"))
     outcome = run_trial(folder.path, trial)
     assert outcome["status"] == "failed" and refused_write(outcome["error"]), outcome
     assert "No space left on device" in outcome["error"]

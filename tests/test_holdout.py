@@ -8,7 +8,7 @@ import pytest
 from sklearn import datasets
 from sklearn.model_selection import train_test_split
 
-from dnnlab import bundled_sets, holdout
+from dnnlab.data import bundled_sets, holdout
 
 
 def sklearn_split(y, fraction, seed, stratify):

@@ -12,7 +12,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata, plugin_data_pb2
 from tensorboard.util import tensor_util
 
-from dnnlab.hparams import flatten_spec
+from dnnlab.training.hparams import flatten_spec
 
 SPEC = {
     "name": "hp",

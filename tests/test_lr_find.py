@@ -15,8 +15,8 @@ import pytest
 from helpers import read_metrics, start, write_spec
 from typer.testing import CliRunner
 
-from dnnlab import lr_finder
-from dnnlab.cli import app
+from dnnlab.cli.main import app
+from dnnlab.diagnostics import lr_finder
 
 CONFIGS = Path(__file__).resolve().parent.parent / "configs"
 QUICKSTART = CONFIGS / "quickstart.yaml"
@@ -141,7 +141,7 @@ def test_suggestion_is_the_steepest_descent_before_the_minimum():
 
 
 def test_science_experiment_spec_is_valid():
-    from dnnlab.spec import check_spec
+    from dnnlab.data.checked_spec import check_spec
 
     checked = check_spec(CONFIGS / "science" / "lr_find_one_cycle.yaml")
     assert checked.warnings == []

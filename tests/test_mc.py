@@ -7,8 +7,8 @@ import keras
 import numpy as np
 import pytest
 
-from dnnlab import mc
 from dnnlab.errors import DnnlabError, PredictError
+from dnnlab.inference import mc_dropout as mc
 
 FEATURES = 6
 CLASSES = 3

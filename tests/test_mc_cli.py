@@ -21,9 +21,11 @@ from helpers import start, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
-from dnnlab import mc, prediction, train
-from dnnlab.build import load_model
-from dnnlab.cli import app
+from dnnlab.cli.main import app
+from dnnlab.inference import mc_dropout as mc
+from dnnlab.inference import mc_predict as mc_workflow
+from dnnlab.model.build import load_model
+from dnnlab.training import session
 
 # configs/mc_dropout.yaml, shrunk: 16 units and 3 epochs at a higher rate still reach about 90%
 # test accuracy on digits, enough to tell scaled inputs from unscaled ones.
@@ -167,8 +169,8 @@ def test_without_seed_the_results_are_reproducible(dropout_run, tmp_path):
     for path in files:
         result = mc_predict(dropout_run, "--samples", 5, "--out", path, "--json")
         assert result.exit_code == 0, result.stderr
-        assert json.loads(result.stdout)["seed"] == prediction.DEFAULT_SEED
-        assert f"seed {prediction.DEFAULT_SEED}" in result.stderr
+        assert json.loads(result.stdout)["seed"] == mc_workflow.DEFAULT_SEED
+        assert f"seed {mc_workflow.DEFAULT_SEED}" in result.stderr
     assert files[0].read_bytes() == files[1].read_bytes()
 
 
@@ -181,7 +183,7 @@ def test_quiet_prints_the_table_and_the_json_only(dropout_run):
 
 def test_the_library_function_returns_what_the_command_prints(dropout_run, tmp_path):
     out = tmp_path / "mc.csv"
-    result = prediction.mc_predict(dropout_run, samples=4, data="validation", seed=1, out=out)
+    result = mc_workflow.mc_predict(dropout_run, samples=4, data="validation", seed=1, out=out)
     assert (result.run, result.source, result.instances, result.seed) == (dropout_run, "validation", 216, 1)
     assert result.written == out and len(read_csv(out)) == 217
     assert_finite_metrics(result.report["mc"], CLASSIFICATION_METRICS)
@@ -244,14 +246,14 @@ def test_without_run_dir_the_latest_completed_run_is_used(tmp_path, monkeypatch,
     time.sleep(1.1)  # run.json's `finished` has one-second resolution
     newer = train_run(digits_spec, runs_dir, ["training.epochs=1"], "aa-newer")
     time.sleep(1.1)
-    record = train.Session.record_epoch
+    record = session.Session.record_epoch
 
     def record_then_interrupt(self, epoch, *args, **kwargs):
         record(self, epoch, *args, **kwargs)
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(train.Session, "record_epoch", record_then_interrupt)
+        patch.setattr(session.Session, "record_epoch", record_then_interrupt)
         interrupted = start(digits_spec, runs_dir, ["training.epochs=2"], "interrupted")
     assert interrupted.status == "interrupted"
     assert (

@@ -11,8 +11,8 @@ import yaml
 from helpers import train_run, write_spec
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
-from dnnlab.hparams import flatten_spec
+from dnnlab.cli.main import app
+from dnnlab.training.hparams import flatten_spec
 
 runner = CliRunner()
 SPEC = {
@@ -125,13 +125,13 @@ def test_a_run_that_fails_shows_as_failed_in_mlflow(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
-    from dnnlab import train
+    from dnnlab.training import session
 
     def broken_fit(self, model, epochs):
         raise RuntimeError("out of memory, say")
 
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(train.Session, "fit", broken_fit)
+    monkeypatch.setattr(session.Session, "fit", broken_fit)
     uri = f"sqlite:///{tmp_path / 'live.db'}"
     spec = {**SPEC, "training": {**SPEC["training"], "mlflow": {"tracking_uri": uri}}}
     with pytest.raises(RuntimeError):

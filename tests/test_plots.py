@@ -9,10 +9,10 @@ import pytest
 from test_compare import spec, write_run
 from typer.testing import CliRunner
 
-from dnnlab import compare as cmp
-from dnnlab import compare_format as fmt
-from dnnlab.cli import app
-from dnnlab.plots import learning_curves_figure
+from dnnlab.cli.main import app
+from dnnlab.results import compare as cmp
+from dnnlab.results import formats as fmt
+from dnnlab.results.plots import learning_curves_figure
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

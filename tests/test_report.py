@@ -18,7 +18,7 @@ import pytest
 from test_compare import spec, write_run
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 
 runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -190,7 +190,7 @@ def test_compare_reach_column(sweep):
 
 def test_report_does_not_import_tensorflow(sweep, tmp_path):
     code = (
-        "import sys; from pathlib import Path; from dnnlab.report import write_report; "
+        "import sys; from pathlib import Path; from dnnlab.results.html_report import write_report; "
         f"write_report([Path({str(sweep)!r})], Path({str(tmp_path / 'r.html')!r})); "
         "bad = [m for m in ('tensorflow', 'keras') if m in sys.modules]; sys.exit(1 if bad else 0)"
     )

@@ -7,16 +7,10 @@ import json
 import pytest
 
 from dnnlab.errors import RunDirError
-from dnnlab.runs import (
-    RECORD_VERSION,
-    BestRecord,
-    RunDir,
-    RunRecord,
-    TrainState,
-    TransferState,
-    atomic_write_bytes,
-    is_better,
-)
+from dnnlab.files.atomic import atomic_write_bytes
+from dnnlab.rundir.better import is_better
+from dnnlab.rundir.directory import RunDir
+from dnnlab.rundir.records import RECORD_VERSION, BestRecord, RunRecord, TrainState, TransferState
 
 # run.json and state.json as dnnlab wrote them before records had a `version`
 OLD_RUN_JSON = {

@@ -1,4 +1,4 @@
-"""Learning-rate schedules, one-cycle momentum and plateau scheduling (dnnlab.schedules)."""
+"""Learning-rate schedules, one-cycle momentum and plateau scheduling (dnnlab.model.schedules)."""
 
 import json
 
@@ -7,9 +7,8 @@ import numpy as np
 import pytest
 from pydantic import TypeAdapter
 
-from dnnlab.callbacks import PlateauScheduler, schedule_callbacks
-from dnnlab.keras_private import learning_rate_setting
-from dnnlab.optimizers import (
+from dnnlab.model.keras_private import learning_rate_setting
+from dnnlab.model.optimizers import (
     OneCycleAdam,
     OneCycleAdamax,
     OneCycleAdamW,
@@ -19,8 +18,9 @@ from dnnlab.optimizers import (
     epoch_momentum,
     make_optimizer,
 )
-from dnnlab.schedules import OneCycle, epoch_learning_rate
+from dnnlab.model.schedules import OneCycle, epoch_learning_rate
 from dnnlab.spec import models
+from dnnlab.training.callbacks.plateau import PlateauScheduler, schedule_callbacks
 
 STEPS_PER_EPOCH = 4
 BATCH = 8

@@ -8,9 +8,9 @@ import numpy as np
 import tensorflow as tf
 from helpers import read_json, start, write_spec
 
-from dnnlab import train
-from dnnlab.build import load_model
-from dnnlab.spec import check_spec
+from dnnlab.data.checked_spec import check_spec
+from dnnlab.model.build import load_model
+from dnnlab.training import pipeline, setup
 
 SMALL = {
     "name": "small",
@@ -42,13 +42,14 @@ def test_the_first_epoch_traces_the_train_step_once(tmp_path, monkeypatch):
     )
     short_last_batch = {**SMALL, "training": {**SMALL["training"], "batch_size": 32}}  # 240 rows
     checked = check_spec(write_spec(tmp_path, short_last_batch))
-    prepared = train.prepare(checked.spec, checked.info.input_shape, None, None)
+    prepared = setup.prepare(checked.spec, checked.info.input_shape, None, None)
     model, dataset, batch_size = prepared.model, prepared.dataset, checked.spec.training.batch_size
     assert not prepared.execution.jit_compile and len(dataset.x_train) % batch_size == 16
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False)
     per_call = prepared.execution.steps_per_execution
     model.fit(
-        train.make_train_dataset(dataset.x_train, dataset.y_train, batch_size, 5, epoch, per_call), verbose=0
+        pipeline.make_train_dataset(dataset.x_train, dataset.y_train, batch_size, 5, epoch, per_call),
+        verbose=0,
     )
     assert len(traces) == 1
     assert int(model.optimizer.iterations.numpy()) == 8  # 7 batches of 32 and one of 16

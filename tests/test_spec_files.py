@@ -9,8 +9,9 @@ import pytest
 import yaml
 from test_cli import assert_one_line_error, invoke
 
+from dnnlab.data.checked_spec import check_spec
 from dnnlab.errors import ConfigError
-from dnnlab.spec import check_spec, json_schema, load_spec, spec_hash, spec_to_dict
+from dnnlab.spec.loading import json_schema, load_spec, spec_hash, spec_to_dict
 
 BASE = {
     "name": "base",

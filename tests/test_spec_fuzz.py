@@ -16,8 +16,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from dnnlab.data.checked_spec import check_spec
 from dnnlab.errors import DnnlabError
-from dnnlab.spec import check_spec
 
 CONFIGS = sorted(
     p for p in (Path(__file__).resolve().parents[1] / "configs").glob("**/*.yaml") if "sweeps" not in p.parts

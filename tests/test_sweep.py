@@ -16,7 +16,7 @@ import yaml
 from helpers import read_json, read_metrics, train_run
 from typer.testing import CliRunner
 
-from dnnlab.cli import app
+from dnnlab.cli.main import app
 from dnnlab.errors import ConfigError
 from dnnlab.sweep.axes import parse_axis_option
 from dnnlab.sweep.definition import build_sweep, read_sweep_file

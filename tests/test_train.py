@@ -23,11 +23,12 @@ import yaml
 from helpers import read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
-from dnnlab import train
-from dnnlab.build import load_model
-from dnnlab.callbacks import Divergence
-from dnnlab.cli import app
-from dnnlab.spec import parse_spec
+from dnnlab.cli.main import app
+from dnnlab.model.build import load_model
+from dnnlab.spec.loading import parse_spec
+from dnnlab.training import lifecycle, session
+from dnnlab.training.callbacks.stop_on_nan import Divergence
+from dnnlab.training.divergence import divergence_message
 
 TINY = {
     "name": "tiny",
@@ -104,14 +105,14 @@ def assert_same_run(resumed: Path, uninterrupted: Path) -> None:
 def interrupt_after(monkeypatch, epochs: int) -> None:
     """Simulate Ctrl-C right after epoch `epochs` is committed (the KeyboardInterrupt comes
     from the epoch-end callback, as Python raises it between two bytecodes)."""
-    record = train.Session.record_epoch
+    record = session.Session.record_epoch
 
     def record_then_interrupt(self, epoch, *args, **kwargs):
         record(self, epoch, *args, **kwargs)
         if epoch + 1 == epochs:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(train.Session, "record_epoch", record_then_interrupt)
+    monkeypatch.setattr(session.Session, "record_epoch", record_then_interrupt)
 
 
 def train_interrupted_then_resumed(monkeypatch, spec_path, runs_dir, overrides, k, epochs=None):
@@ -123,7 +124,7 @@ def train_interrupted_then_resumed(monkeypatch, spec_path, runs_dir, overrides, 
     assert read_json(first.run_dir / "run.json")["status"] == "interrupted"
     assert len(read_metrics(first.run_dir)) == k
     assert not (first.run_dir / ".lock").exists()
-    return train.resume(first.run_dir, epochs, ["test"])
+    return lifecycle.resume(first.run_dir, epochs, ["test"])
 
 
 def wait_for_rows(run_dir_parent: Path, rows: int, process: subprocess.Popen, timeout: float = 240) -> Path:
@@ -454,7 +455,7 @@ def test_completed_run_extended_equals_longer_run(schedule_run, tiny_spec, tmp_p
     config hash differs only in training.epochs, which --epochs replaces)."""
     first = start(tiny_spec, tmp_path, schedule_overrides(name, epochs=3))
     assert first.status == "completed" and first.epochs_done == 3
-    extended = train.resume(first.run_dir, SCHEDULE_EPOCHS, ["test"])
+    extended = lifecycle.resume(first.run_dir, SCHEDULE_EPOCHS, ["test"])
     assert extended.status == "completed" and extended.epochs_done == SCHEDULE_EPOCHS
     reference = schedule_run(name)
     assert column(extended.run_dir, "lr") == column(reference, "lr")
@@ -467,7 +468,7 @@ def test_extending_one_cycle_keeps_its_cycle_and_says_so(tiny_spec, tmp_path, ca
     user is told so instead of silently getting a different schedule."""
     first = start(tiny_spec, tmp_path, schedule_overrides("one_cycle", epochs=3))
     with caplog.at_level("WARNING", logger="dnnlab"):
-        extended = train.resume(first.run_dir, SCHEDULE_EPOCHS, ["test"])
+        extended = lifecycle.resume(first.run_dir, SCHEDULE_EPOCHS, ["test"])
     assert "one_cycle keeps the cycle of 3 epochs" in caplog.text
     rates = column(extended.run_dir, "lr")
     assert rates[:3] == column(first.run_dir, "lr")[:3]
@@ -515,7 +516,7 @@ def test_state_json_of_an_older_dnnlab_resumes(early_stopped_run, tiny_spec, tmp
     del state["version"]
     state["callbacks"] = {"ResumableEarlyStopping": state["callbacks"].pop("early_stopping")}
     state_file.write_text(json.dumps(state))
-    resumed = train.resume(first.run_dir, None, ["test"])
+    resumed = lifecycle.resume(first.run_dir, None, ["test"])
     assert resumed.epochs_done == 4  # the patience counter was read from the old key
     assert_same_run(resumed.run_dir, early_stopped_run)
 
@@ -535,7 +536,7 @@ def test_a_run_of_an_older_dnnlab_resumes_with_the_split_it_had(tiny_spec, tmp_p
     canonical = json.dumps(config, sort_keys=True, separators=(",", ":"))
     record["config_hash"] = hashlib.sha256(canonical.encode()).hexdigest()  # as it was computed then
     (first.run_dir / "run.json").write_text(json.dumps(record))
-    resumed = train.resume(first.run_dir, None, ["test"])
+    resumed = lifecycle.resume(first.run_dir, None, ["test"])
     assert resumed.status == "completed"
     assert without_seconds(read_metrics(first.run_dir)) == without_seconds(read_metrics(reference))
 
@@ -631,7 +632,7 @@ def test_divergence_message_names_the_paired_initializer():
         }
     )
     divergence = Divergence(epoch=2, values={"loss": float("nan")}, learning_rate=0.5)
-    message = train.divergence_message(spec, divergence)
+    message = divergence_message(spec, divergence)
     assert message.startswith("training diverged in epoch 3: loss nan.")
     assert "model.initializer: lecun_normal" in message and "clipnorm" not in message
 
@@ -819,7 +820,7 @@ def test_sigint_mid_epoch_is_interrupted_then_resume_equals_uninterrupted(
     assert record["finished"]
     assert record["epochs_done"] == len(read_metrics(run_dir)) >= 2
     assert not (run_dir / ".lock").exists()
-    resumed = train.resume(run_dir, None, ["test"])  # in process: the same code as --resume
+    resumed = lifecycle.resume(run_dir, None, ["test"])  # in process: the same code as --resume
     assert resumed.status == "completed" and resumed.exit_code == 0
     assert_same_run(run_dir, uninterrupted_killable)
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from dnnlab.errors import ConfigError
-from dnnlab.safe_yaml import loads, read_yaml_file
+from dnnlab.files.safe_yaml import loads, read_yaml_file
 from dnnlab.spec.models import Spec
 from dnnlab.spec.wording import Key, format_validation_error, short
 
@@ -25,7 +25,7 @@ EXTENDS = "extends"
 
 
 def read_yaml(path: Path) -> Any:
-    """Safe-load a YAML file within dnnlab's caps (see dnnlab.safe_yaml); a missing, oversized or
+    """Safe-load a YAML file within dnnlab's caps (see dnnlab.files.safe_yaml); a missing, oversized or
     malformed file is a ConfigError."""
     return read_yaml_file(path)
 

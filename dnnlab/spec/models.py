@@ -24,9 +24,12 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from dnnlab.runs import NAME_PATTERN
 from dnnlab.spec.keras_names import LOSS_NAMES, METRIC_NAMES
 from dnnlab.spec.wording import did_you_mean, members, type_tags
+
+# A run's or sweep's name becomes a folder name inside the runs folder: no separators, no dot
+# or dash first (no `..`, no option look-alike), and short enough for any file system.
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"
 
 
 class Strict(BaseModel):
@@ -518,6 +521,8 @@ class OneCycleSchedule(Strict):
 Schedule = Variants(
     NoSchedule, PowerSchedule, ExponentialSchedule, PiecewiseSchedule, PlateauSchedule, OneCycleSchedule
 )
+
+
 SCHEDULE_NAMES = type_names(Schedule)
 
 
@@ -561,7 +566,7 @@ class Training(Strict):
     )
     intra_op_threads: Literal["auto"] | Annotated[int, Field(ge=0)] = Field(
         "auto",
-        description="threads inside one TensorFlow op; auto: see dnnlab/execution.py; "
+        description="threads inside one TensorFlow op; auto: see dnnlab/training/execution.py; "
         "0: TensorFlow's default (all cores)",
     )
     jit_compile: Literal["auto"] | bool = Field(

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from dnnlab import safe_yaml
 from dnnlab.errors import ConfigError
+from dnnlab.files import safe_yaml
 from dnnlab.spec.wording import short
 
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")

@@ -62,7 +62,7 @@ class SweepProgress:
         scored = [t for t in self.record.trials if t.best and t.best.get("value") is not None]
         if not scored:
             return None
-        from dnnlab.runs import metric_mode
+        from dnnlab.rundir.better import metric_mode
 
         sign = 1 if metric_mode(scored[0].best["metric"]) == "min" else -1
         return min(scored, key=lambda t: sign * t.best["value"])

@@ -8,7 +8,7 @@ running is running, and records each outcome as its task finishes. The trials' r
 are written by the nodes into the sweep directory, so on a cluster it must be on storage every
 node mounts at the same path.
 
-Ctrl-C or SIGTERM cancels the tasks: Ray raises KeyboardInterrupt in each, train.py saves the
+Ctrl-C or SIGTERM cancels the tasks: Ray raises KeyboardInterrupt in each, training saves the
 trial at its last finished epoch and marks it interrupted, and the driver waits for that before
 it disconnects (a driver's tasks die with it).
 """
@@ -148,7 +148,7 @@ def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the saving
         try:
             for ref in running:
-                ray.cancel(ref)  # KeyboardInterrupt in the task: train.py saves and marks it interrupted
+                ray.cancel(ref)  # KeyboardInterrupt in the task: training saves and marks it interrupted
             deadline = time.monotonic() + worker.STOP_WAIT_SECONDS
             while running and time.monotonic() < deadline:
                 collect(0.5)

@@ -12,7 +12,10 @@ from typing import Any
 import yaml
 
 from dnnlab.errors import RunDirError
-from dnnlab.runs import acquire_lock, atomic_write_json, atomic_write_text, new_stamped_dir, now, release_lock
+from dnnlab.files.atomic import atomic_write_json, atomic_write_text
+from dnnlab.rundir.layout import new_stamped_dir
+from dnnlab.rundir.lock import acquire_lock, release_lock
+from dnnlab.rundir.records import now
 from dnnlab.sweep.definition import Sweep, read_sweep_file
 from dnnlab.sweep.trials import Trial
 

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dnnlab import data
+from dnnlab.data import datasets
 from dnnlab.errors import DnnlabError, RunDirError
-from dnnlab.execution import SMALL_STEP_MACS, dense_macs_per_step
-from dnnlab.runs import RunDir, ensure_folder, now
+from dnnlab.files.folders import ensure_folder
+from dnnlab.rundir.directory import RunDir
+from dnnlab.rundir.records import now
 from dnnlab.sweep import executors
 from dnnlab.sweep.definition import Sweep
 from dnnlab.sweep.progress import SweepProgress
 from dnnlab.sweep.record import SweepDir, SweepRecord, new_record
 from dnnlab.sweep.trials import FINAL, PENDING, Trial, expand_and_check, refused_write
+from dnnlab.training.execution import SMALL_STEP_MACS, dense_macs_per_step
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
 
@@ -75,7 +77,7 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
     sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}
     for data_spec in sources.values():
-        data.check_values(data_spec)
+        datasets.check_values(data_spec)
     macs = max(dense_macs_per_step(c.spec, c.info.input_shape) for c in expansion.checked)
     workers = choose_workers(sweep.jobs, len(expansion.trials), macs)
     folder = SweepDir.create(runs_dir, sweep.name)

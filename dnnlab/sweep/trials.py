@@ -13,8 +13,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from dnnlab.data.checked_spec import CheckedSpec, check_spec_mapping
 from dnnlab.errors import ConfigError, DnnlabError, WriteError
-from dnnlab.spec import CheckedSpec, check_spec_mapping
 from dnnlab.sweep.axes import grid_refusal, yaml_text
 from dnnlab.sweep.definition import Sweep
 

@@ -9,7 +9,7 @@ trains anything twice.
 Workers are started with the "spawn" method (forking a process that has imported TensorFlow is
 unsafe), import TensorFlow once, size its thread pools to their share of the cores, and then run
 trial after trial with `keras.backend.clear_session()` between them. A worker ignores Ctrl-C: the
-driver turns Ctrl-C or SIGTERM into one SIGTERM per worker, which train.py records as an
+driver turns Ctrl-C or SIGTERM into one SIGTERM per worker, which training records as an
 interrupted run. A worker whose driver dies (even by SIGKILL) interrupts itself the same way.
 """
 
@@ -73,9 +73,9 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
-    from dnnlab import train
-    from dnnlab.spec import check_spec_mapping
+    from dnnlab.data.checked_spec import check_spec_mapping
     from dnnlab.sweep.trials import FINAL, Trial, refused_write
+    from dnnlab.training import lifecycle
 
     run_path = sweep_dir / trial["run"]
     command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
@@ -84,7 +84,7 @@ def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
         return found  # trained by an earlier driver that died before recording it
     if found and (run_path / "state.json").is_file():
         _wait_for_lock(run_path)
-        train.resume(run_path, None, command, progress=False)
+        lifecycle.resume(run_path, None, command, progress=False)
     else:
         if run_path.exists():  # killed while creating the directory: nothing was trained
             import shutil
@@ -93,14 +93,14 @@ def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
         sweep = _definition(sweep_dir)
         overrides = Trial.from_dict(trial).overrides(sweep)
         checked = check_spec_mapping(sweep.spec, overrides, f"sweep spec {sweep.name}")
-        train.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
+        lifecycle.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
     return on_disk(run_path)
 
 
 def on_disk(run_path: Path) -> dict[str, Any] | None:
     """A trial's outcome as its run.json records it, or None before run.json exists."""
     from dnnlab.errors import RunDirError
-    from dnnlab.runs import RunDir
+    from dnnlab.rundir.directory import RunDir
 
     try:
         record = RunDir(run_path).read_record()
@@ -129,7 +129,7 @@ def _wait_for_lock(run_path: Path) -> None:
                 return
             except OSError:
                 if time.monotonic() > deadline:
-                    return  # train.resume refuses with a clear error
+                    return  # lifecycle.resume refuses with a clear error
                 time.sleep(0.2)
     finally:
         os.close(fd)
@@ -194,7 +194,7 @@ def start_tensorflow(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(threads)
     tf.get_logger().setLevel("ERROR")  # retracing warnings: every trial builds a new model
     tf.constant(0.0) + 1.0  # start the runtime now, with these pools
-    import dnnlab.train  # noqa: F401 - warm: Keras and every dnnlab module a trial needs
+    import dnnlab.training.lifecycle  # noqa: F401 - warm: Keras and every dnnlab module a trial needs
 
 
 def _quiet_output() -> None:

@@ -1,0 +1,395 @@
+"""Commands that use a trained model or probe one: mc-predict, evaluate, predict, export,
+diagnose, lr-find.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dnnlab.cli.app import (
+    JsonFlag,
+    Overrides,
+    QuietFlag,
+    app,
+    escape_markup,
+    print_json,
+    print_warning,
+    print_warnings,
+    user_errors,
+)
+from dnnlab.console import stderr_console, stdout_console
+
+
+class SampleChoice(str, enum.Enum):
+    all = "all"
+    hidden = "hidden"
+    last = "last"
+
+
+@app.command("mc-predict")
+@user_errors
+def mc_predict(
+    run_dir: Annotated[
+        Path | None, typer.Argument(help="Run directory (default: the latest completed run in ./runs).")
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", min=1, help="Monte Carlo samples per instance.")] = 100,
+    data: Annotated[
+        str, typer.Option("--data", help="test, validation, or a .npz (x, optional y) / .csv file.")
+    ] = "test",
+    batch_size: Annotated[
+        int | None,
+        typer.Option("--batch-size", help="Instances per sampling call (default: automatic)."),
+    ] = None,
+    seed: Annotated[
+        int,
+        typer.Option("--seed", min=0, help="Seed for the dropout masks: the same seed, the same results."),
+    ] = 0,  # prediction.DEFAULT_SEED, written out: importing prediction here would slow --help
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write per-instance results to FILE.npz or FILE.csv.")
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the calibration summary as one JSON object.")
+    ] = False,
+    sample: Annotated[
+        SampleChoice,
+        typer.Option(
+            "--sample",
+            help="Which dropout layers sample: all, hidden (not the input's) or last; the others "
+            "act as in inference.",
+        ),
+    ] = SampleChoice.all,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot", help="Write reliability diagrams (deterministic, MC, temperature-scaled) to this PNG."
+        ),
+    ] = None,
+    quiet: QuietFlag = False,
+) -> None:
+    """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
+    (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
+    from dnnlab.inference.mc_predict import mc_predict as predict
+
+    console = stderr_console()
+    status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
+    with status:
+        result = predict(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape_markup(note)}")
+    if not quiet:
+        for path in (result.written, result.plot):
+            if path is not None:
+                console.print(f"wrote {escape_markup(str(path))}")
+        console.print(
+            f"{escape_markup(str(result.run))}: {result.instances:,} instances from "
+            f"{escape_markup(result.source)}, "
+            f"{samples} samples, seed {result.seed}"
+        )
+        console.print(f"sampling dropout layers: {result.sample}")
+        if result.temperature is not None:
+            console.print(
+                f"temperature {result.temperature:.3g}, fitted on the validation split "
+                "(T > 1: the deterministic network is overconfident, T < 1: underconfident)"
+            )
+    if result.report is not None:
+        console.print(mc_summary_table(result.report))
+    elif not quiet:
+        console.print("no labels: calibration metrics need y")
+    if as_json:
+        print_json(result.to_json())
+
+
+def mc_summary_table(report: dict):
+    from rich.table import Table
+
+    # Title and caption shorter than the table: rich wraps them to its width.
+    table = Table(title="deterministic vs MC dropout", caption="lower is better, accuracy aside")
+    columns = {
+        "deterministic": "deterministic",
+        "mc": "MC dropout",
+        "temperature_scaled": "temperature-scaled",
+    }
+    columns = {key: title for key, title in columns.items() if key in report}
+    table.add_column("metric")
+    for title in columns.values():
+        table.add_column(title, justify="right")
+    for name in report["deterministic"]:
+        table.add_row(name, *(f"{report[key][name]:.4f}" for key in columns))
+    return table
+
+
+@app.command("lr-find")
+@user_errors
+def lr_find(
+    config: Annotated[Path, typer.Argument(help="YAML spec whose model, optimizer, loss and data to test.")],
+    override: Overrides = None,
+    min_lr: Annotated[float, typer.Option("--min", help="The first rate.")] = 1e-7,
+    max_lr: Annotated[
+        float, typer.Option("--max", help="The last rate, if the loss has not exploded.")
+    ] = 10.0,
+    steps: Annotated[int, typer.Option("--steps", help="Steps from --min to --max (one batch each).")] = 300,
+    plot: Annotated[
+        Path | None, typer.Option("--plot", help="Write the loss against the rate to this PNG.")
+    ] = None,
+    as_json: JsonFlag = False,
+    quiet: QuietFlag = False,
+) -> None:
+    """Learning-rate range test: the rate grows exponentially each step until the loss explodes;
+    suggests 1cycle's max_lr. Prints the suggestion on stdout; writes no run directory."""
+    from dnnlab.data.checked_spec import check_spec
+    from dnnlab.diagnostics.lr_finder import check_options
+    from dnnlab.files.figures import check_plot_path
+
+    check_options(min_lr, max_lr, steps)
+    if plot is not None:
+        check_plot_path(plot)
+    checked = check_spec(config, override)
+    print_warnings(checked.warnings)
+    from dnnlab.diagnostics.lr_finder import lr_find as find
+
+    console = stderr_console()
+    status = contextlib.nullcontext() if quiet else console.status(f"range test over {steps} steps ...")
+    with status:
+        result = find(checked, min_lr, max_lr, steps, plot)
+    for note in result.notes:
+        print_warning(note)
+    if not quiet:
+        report_lr_find(result, config, plot)
+    if as_json:
+        print_json(result.to_json())
+    elif result.suggestion is not None:
+        print(f"{result.suggestion:.3g}")
+
+
+def report_lr_find(result, config: Path, plot: Path | None) -> None:
+    console = stderr_console()
+    stops = {
+        "exploded": "the smoothed loss passed 4x its minimum",
+        "non_finite": "the loss was no longer finite",
+        "max_lr": "every step ran without the loss exploding (try a larger --max)",
+    }
+    last = result.learning_rates[-1] if result.learning_rates else float("nan")
+    console.print(
+        f"{len(result.learning_rates)} of {result.planned_steps} steps up to rate {last:.3g}: "
+        f"{stops[result.stop]}"
+    )
+    if result.min_loss_rate is not None:
+        console.print(
+            f"lowest smoothed loss {min(result.losses):.4g} at rate {result.min_loss_rate:.3g} "
+            f"(minimum / 10: {result.min_loss_rate_over_10:.3g})"
+        )
+    if result.suggestion is None:
+        console.print("[yellow]no suggestion:[/] the loss did not fall; try a smaller --min or more --steps")
+    else:
+        console.print(
+            f"[green]suggestion:[/] {result.suggestion:.3g} (steepest descent of the smoothed loss)"
+        )
+        console.print(
+            f"train with 1cycle at that maximum rate: "
+            f"dnnlab train {escape_markup(str(config))} {escape_markup(result.override)}"
+        )
+    if plot is not None:
+        console.print(f"wrote {escape_markup(str(plot))}")
+
+
+@app.command()
+@user_errors
+def diagnose(
+    target: Annotated[Path, typer.Argument(help="YAML spec (measured, nothing written) or run directory.")],
+    override: Overrides = None,
+    steps: Annotated[
+        int, typer.Option("--steps", min=0, help="With a spec: measure again after K training steps.")
+    ] = 0,
+    as_json: JsonFlag = False,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write activations and gradient norm per layer to this PNG."),
+    ] = None,
+) -> None:
+    """Per-layer gradients and activations on a fixed probe batch, and the notes' verdicts
+    (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
+    from dnnlab.diagnostics.diagnose import diagnose as measure
+
+    result = measure(target, override, steps)
+    print_warnings(result.warnings)
+    if plot is not None:
+        from dnnlab.diagnostics.plot import plot_diagnosis
+
+        written = plot_diagnosis(result, plot)
+    if as_json:
+        print_json(result.to_dict())
+    else:
+        render_diagnosis(result)
+    if plot is not None:
+        stderr_console().print(f"wrote {escape_markup(str(written))}")
+
+
+def render_diagnosis(result) -> None:
+    from rich.table import Table
+
+    last = result.measurements[-1]
+    table = Table(title=f"{result.name}: {last.label}")
+    columns = ("Layer", "Act.", "Grad norm", "Weight norm", "Update", "Act. mean", "Act. std", "Sat.", "Dead")
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("Layer", "Act.") else "right")
+
+    def number(value, fmt="{:.3g}"):
+        return "-" if value is None else fmt.format(value)
+
+    for row in last.rows:
+        table.add_row(
+            row["layer"],
+            row["activation"],
+            number(row["gradient_norm"], "{:.2e}"),
+            number(row["weight_norm"]),
+            number(row["update_ratio"], "{:.2e}"),
+            number(row["activation_mean"]),
+            number(row["activation_std"]),
+            number(row["saturated_fraction"], "{:.0%}"),
+            number(row["dead_fraction"], "{:.0%}"),
+        )
+    console = stdout_console()
+    console.print(table)
+    for verdict in result.verdicts:
+        console.print(f"[bold]{verdict['kind']}[/] ({verdict['at']}): {escape_markup(verdict['message'])}")
+    if not result.verdicts:
+        console.print("no verdict: gradients and activations look healthy on the probe batch")
+
+
+class Checkpoint(str, enum.Enum):
+    final = "final"
+    best = "best"
+    last = "last"
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[
+        str, typer.Option("--data", help="test, validation, or a labelled .npz (x, y) / .csv file.")
+    ] = "test",
+    checkpoint: Annotated[
+        Checkpoint,
+        typer.Option(
+            "--checkpoint", help="final: model.keras; best, last: checkpoints/best.keras, last.keras."
+        ),
+    ] = Checkpoint.final,
+    as_json: JsonFlag = False,
+) -> None:
+    """Loss and metrics of a run's model on data, scaled as in training."""
+    from dnnlab.inference.evaluate import evaluate as evaluating
+
+    result = evaluating(run_dir, data, checkpoint.value)
+    if as_json:
+        print_json(result.to_json())
+        return
+    scores = "  ".join(f"{escape_markup(name)} {value:.4g}" for name, value in result.scores.items())
+    stderr_console().print(
+        f"{escape_markup(str(result.run))} ({result.checkpoint}) on {escape_markup(result.source)}, "
+        f"{result.instances:,} instances: {scores}"
+    )
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    data: Annotated[Path, typer.Option("--data", help="A .npz (x) or .csv file of raw examples.")],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write FILE.csv or FILE.npz (default: CSV on stdout)."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Predictions of a run's final model, one output row per input row, in order."""
+    from dnnlab.inference.predict import predict as predicting
+
+    result = predicting(run_dir, data, out)
+    if as_json:
+        print_json(result.to_json())
+    elif out is None:
+        from dnnlab.inference.predict import csv_text
+
+        sys.stdout.write(csv_text(result.arrays))
+    if result.written is not None:
+        stderr_console().print(f"wrote {escape_markup(str(result.written))} ({result.instances:,} rows)")
+
+
+class ExportFormat(str, enum.Enum):
+    savedmodel = "savedmodel"
+    tflite = "tflite"
+    onnx = "onnx"
+
+
+class Quantization(str, enum.Enum):
+    float16 = "float16"
+    int8 = "int8"
+
+
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="Run directory.")],
+    fmt: Annotated[ExportFormat, typer.Option("--format", help="savedmodel, tflite or onnx.")],
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write (default: RUN_DIR/export/...).")
+    ] = None,
+    fold_batch_norm: Annotated[
+        bool, typer.Option("--fold-batch-norm", help="Fold each batch norm into its adjacent Dense layer.")
+    ] = False,
+    quantize: Annotated[
+        Quantization | None, typer.Option("--quantize", help="TFLite weights in float16 or int8.")
+    ] = None,
+    prune_below: Annotated[
+        float | None, typer.Option("--prune-below", help="Zero Dense weights with |w| below EPS.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Export a run's model with its scaling built in; verified against the run's model first."""
+    from dnnlab.inference.export import export as exporting
+
+    report = exporting(
+        run_dir, fmt.value, out, fold_batch_norm, quantize.value if quantize else None, prune_below
+    )
+    stderr_console().print(export_table(report))
+    if as_json:
+        print_json(report.to_json())
+    else:
+        print(report.path)
+
+
+def export_table(report):
+    from rich.table import Table
+
+    kind = report.format + (f" {report.quantize}" if report.quantize else "")
+    table = Table(title=f"{kind} vs run model", caption=f"on {report.instances:,} rows of {report.source}")
+    table.add_column("")
+    table.add_column("run model", justify="right")
+    table.add_column(kind, justify="right")
+
+    def score(value):
+        return "-" if value is None else f"{value:.4f}"
+
+    table.add_row(report.metric, score(report.run_score), score(report.export_score))
+    table.add_row("size", f"{report.run_bytes / 1024:,.1f} KiB", f"{report.export_bytes / 1024:,.1f} KiB")
+    table.add_row(
+        "latency, 1 instance", f"{report.run_latency_ms:.3f} ms", f"{report.export_latency_ms:.3f} ms"
+    )
+    table.add_row("max |difference|", "", f"{report.max_abs_diff:.3g}")
+    if report.agreement is not None:
+        table.add_row("same class", "", f"{report.agreement:.2%}")
+    if report.folded:
+        table.add_row("folded batch norms", "", str(len(report.folded)))
+    if report.sparsity is not None:
+        table.add_row("sparsity", "", f"{report.sparsity:.1%}")
+    if report.int8_layers is not None:
+        layers = ", ".join(report.int8_layers) or "none (kernels under 1,024 weights stay float32)"
+        table.add_row("int8 weights (float activations)", "", layers)
+    return table

@@ -1,0 +1,225 @@
+"""Verdicts about per-layer statistics: vanishing and exploding gradients, saturation, dying
+ReLUs, SELU's self-normalization (the phenomena of Géron, Hands-On Machine Learning, ch. 11).
+
+TensorFlow-free: `dnnlab diagnose RUN_DIR` reads a run's layers.csv without it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from dnnlab.errors import RunDirError
+from dnnlab.rundir.directory import RunDir
+from dnnlab.rundir.layers_csv import Measurement, read_layers_csv
+from dnnlab.spec.loading import read_run_spec
+from dnnlab.spec.models import Spec
+
+VANISHING_RATIO = 1e-3
+
+
+EXPLODING_RATIO = 1e2
+
+
+EXPLODING_NORM = 1e3
+
+
+SELU_MEAN = 0.1
+
+
+SELU_STD = (0.8, 1.25)
+
+
+# --- verdicts ------------------------------------------------------------------------------
+
+
+def _g(value: float) -> str:
+    return f"{value:.2g}"
+
+
+def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[str, Any]]:
+    """The notes' verdicts on one measurement (rows in depth order): each names the layers, the
+    evidence and the remedy."""
+    found: list[dict[str, Any]] = []
+    grads = [r["gradient_norm"] for r in rows]
+    names = [r["layer"] for r in rows]
+    if len(rows) >= 2 and all(math.isfinite(g) for g in grads):
+        first, last = grads[0], grads[-1]
+        per_layer = (last / first) ** (1 / (len(rows) - 1)) if first > 0 and last > 0 else math.inf
+        if last > 0 and first < VANISHING_RATIO * last:
+            low = [n for n, g in zip(names, grads) if g < VANISHING_RATIO * last]
+            found.append(
+                {
+                    "kind": "vanishing_gradients",
+                    "layers": low,
+                    "message": (
+                        f"gradient norm shrinks with depth: {names[0]} {_g(first)} against "
+                        f"{names[-1]} {_g(last)} (about {per_layer:.1f}x smaller per layer); "
+                        f"{', '.join(low)}, with less than {VANISHING_RATIO:g} of {names[-1]}'s "
+                        "gradient, barely learn. "
+                        "Remedy (the notes): ReLU with He initialization, batch norm, or a "
+                        "non-saturating activation"
+                    ),
+                }
+            )
+        large = [n for n, g in zip(names, grads) if g > EXPLODING_NORM]
+        grown = [n for n, g in zip(names, grads) if last > 0 and g > EXPLODING_RATIO * last]
+        if (last > 0 and first > EXPLODING_RATIO * last) or large:
+            evidence = []
+            if grown:
+                evidence.append(
+                    f"gradient norm grows towards the input: {names[0]} {_g(first)} against "
+                    f"{names[-1]} {_g(last)}, above {EXPLODING_RATIO:g}x in {', '.join(grown)}"
+                )
+            if large:
+                evidence.append(f"gradient norm above {EXPLODING_NORM:g} in {', '.join(large)}")
+            found.append(
+                {
+                    "kind": "exploding_gradients",
+                    "layers": [n for n in names if n in grown or n in large],
+                    "message": "; ".join(evidence)
+                    + ". Remedy (the notes): gradient clipping (training.optimizer.clipnorm), "
+                    "a lower learning rate, the initializer paired with the activation, or "
+                    "fewer batch-norm layers in a deep stack",
+                }
+            )
+    elif not all(math.isfinite(g) for g in grads):
+        bad = [n for n, g in zip(names, grads) if not math.isfinite(g)]
+        found.append(
+            {
+                "kind": "exploding_gradients",
+                "layers": bad,
+                "message": f"gradient norm not finite in {', '.join(bad)}. Remedy (the notes): "
+                "gradient clipping and a lower learning rate",
+            }
+        )
+    found += _majority_verdict(
+        rows,
+        "saturated_fraction",
+        "saturation",
+        "more than half the activations saturated ({evidence}): their derivative is near zero, so "
+        "little gradient flows back. Remedy (the notes): Glorot initialization, a non-saturating "
+        "activation (ReLU family, ELU, SELU), or batch norm",
+    )
+    found += _majority_verdict(
+        rows,
+        "dead_fraction",
+        "dead_units",
+        "more than half the units output zero for every probe row ({evidence}). Remedy (the "
+        "notes): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
+    )
+    found += _selu_verdicts(rows, spec)
+    return found
+
+
+def _majority_verdict(
+    rows: list[dict[str, Any]], fraction: str, kind: str, message: str
+) -> list[dict[str, Any]]:
+    """One verdict naming the layers where more than half the units are `fraction` (saturated,
+    dead); `message` gets the per-layer evidence as {evidence}."""
+    hit = [r for r in rows if (r[fraction] or 0) > 0.5]
+    if not hit:
+        return []
+    evidence = ", ".join(f"{r['layer']} {r[fraction]:.0%}" for r in hit)
+    return [{"kind": kind, "layers": [r["layer"] for r in hit], "message": message.format(evidence=evidence)}]
+
+
+def _selu_verdicts(rows: list[dict[str, Any]], spec: Spec | None) -> list[dict[str, Any]]:
+    hidden = rows[:-1]  # the output layer is not part of the stack
+    if len(hidden) < 2 or any(r["activation"] != "selu" for r in hidden):
+        return []
+    low, high = SELU_STD
+    out = [
+        r
+        for r in hidden
+        if not (abs(r["activation_mean"]) <= SELU_MEAN and low <= r["activation_std"] <= high)
+    ]
+    band = f"mean within ±{SELU_MEAN:g} and std within [{low:g}, {high:g}]"
+    if not out:
+        worst = max(hidden, key=lambda r: abs(r["activation_std"] - 1))
+        return [
+            {
+                "kind": "self_normalizing",
+                "layers": [r["layer"] for r in hidden],
+                "message": f"every one of {len(hidden)} SELU layers keeps its activations at {band} "
+                f"(furthest: {worst['layer']} mean {worst['activation_mean']:.2f}, std "
+                f"{worst['activation_std']:.2f})",
+            }
+        ]
+    evidence = ", ".join(
+        f"{r['layer']} mean {r['activation_mean']:.2f} std {r['activation_std']:.2f}" for r in out[:3]
+    )
+    more = f" and {len(out) - 3} more" if len(out) > 3 else ""
+    conditions = _violated_selu_conditions(spec)
+    cause = (
+        "conditions of the notes it violates: " + "; ".join(conditions)
+        if conditions
+        else "the spec meets the notes' conditions, so training moved it (try a lower learning rate)"
+    )
+    return [
+        {
+            "kind": "self_normalization_broken",
+            "layers": [r["layer"] for r in out],
+            "message": f"SELU activations leave the band {band}: {evidence}{more}. {cause}",
+            "conditions": conditions,
+        }
+    ]
+
+
+def _violated_selu_conditions(spec: Spec | None) -> list[str]:
+    """The notes' conditions for self-normalization that the spec breaks (lecun_normal, standardized
+    input, a plain sequential stack, alpha dropout, no l1/l2 or max-norm, no batch norm)."""
+    if spec is None:
+        return []
+    from dnnlab.spec.checks import check_selu_self_normalization
+
+    return [f"{finding.key}: {finding.message}" for finding in check_selu_self_normalization(spec)]
+
+
+@dataclass
+class Diagnosis:
+    name: str
+    source: str  # "spec" or "run"
+    measurements: list[Measurement]
+    verdicts: list[dict[str, Any]]
+    warnings: list[Any] = field(default_factory=list)  # `check`'s findings for a spec
+
+    def to_dict(self) -> dict[str, Any]:
+        last = self.measurements[-1]
+        return {
+            "name": self.name,
+            "source": self.source,
+            "epoch": last.epoch,
+            "step": last.step,
+            "layers": [_named(row) for row in last.rows],
+            "initial_layers": [_named(row) for row in self.measurements[0].rows],
+            "verdicts": self.verdicts,
+        }
+
+
+def _named(row: dict[str, Any]) -> dict[str, Any]:
+    """A row of layers.csv as `diagnose --json` gives it: the layer's name under `name`."""
+    return {"name": row["layer"], **{k: v for k, v in row.items() if k != "layer"}}
+
+
+def all_verdicts(measurements: list[Measurement], spec: Spec | None) -> list[dict[str, Any]]:
+    """Verdicts at initialization and, when training happened, at the last measurement; each
+    says when (`at`)."""
+    chosen = [measurements[0]] if len(measurements) == 1 else [measurements[0], measurements[-1]]
+    return [{**verdict, "at": m.label, "step": m.step} for m in chosen for verdict in verdicts(m.rows, spec)]
+
+
+def diagnose_run(path: Path) -> Diagnosis:
+    run = RunDir.open(path)
+    spec, _ = read_run_spec(run.config)
+    if not run.layers_csv.exists():
+        raise RunDirError(
+            f"{run.path}: no layers.csv (trained without training.diagnostics); train with "
+            "-o 'training.diagnostics={every: 1}', or diagnose its config.yaml"
+        )
+    measurements = read_layers_csv(run.layers_csv)
+    if not measurements:
+        raise RunDirError(f"{run.layers_csv}: holds no measurement yet")
+    return Diagnosis(spec.name, "run", measurements, all_verdicts(measurements, spec))

@@ -1,0 +1,42 @@
+"""Output folders a user names: created where missing, refused in one line where they cannot
+hold files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from dnnlab.errors import RunDirError
+
+
+def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
+    """Create the folder runs go in (and its parents); a path that cannot be one is a RunDirError."""
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
+    try:  # a folder may exist and still refuse new entries (/proc, read-only mounts)
+        os.rmdir(tempfile.mkdtemp(prefix=".dnnlab-probe-", dir=path))
+    except OSError as exc:
+        raise RunDirError(f"{key}: cannot create run directories in {path} ({exc.strerror})") from None
+    return path
+
+
+def check_output_folder(path: Path, key: str) -> None:
+    """Refuse an output file's path before any work: its folder must exist and take new files
+    (a probe file is created and removed), so /proc or a read-only mount fails in one line."""
+    path = Path(path)
+    folder = path.parent
+    if not folder.is_dir():
+        raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
+    except OSError as exc:
+        raise RunDirError(f"{key} {path}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)

@@ -1,0 +1,7 @@
+"""Using a trained run: evaluation, predictions, MC dropout, calibration, export.
+
+`run_inputs` (a run's model file, preprocessing and data splits), `mc_dropout` (sampling),
+`mc_predict` (the `dnnlab mc-predict` workflow), `calibration` (TensorFlow-free), `evaluate`,
+`predict`, `folding` (the inference copy of a model), `export`. May import `dnnlab.training` and
+everything below it.
+"""

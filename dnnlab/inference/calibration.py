@@ -1,0 +1,146 @@
+"""Temperature scaling and reliability diagrams: the baselines MC dropout is judged against.
+
+MC dropout is often said to calibrate a network; the cheapest rival is temperature scaling
+(Guo et al., 2017): divide the deterministic logits by one number T > 0 fitted on the
+validation split to minimise its NLL. T > 1 softens overconfident predictions, T < 1 sharpens
+underconfident ones; the predicted class never changes. For a softmax output the logits are the
+log-probabilities (softmax is shift-invariant, so that is exact up to the probability floor).
+
+A reliability diagram bins the predictions by confidence (15 equal-width bins, as the ECE of
+dnnlab.inference.mc_dropout) and plots each bin's accuracy against its mean confidence: a
+calibrated model lies on the diagonal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+
+from dnnlab.errors import DnnlabError
+from dnnlab.files.atomic import atomic_write_bytes
+from dnnlab.files.figures import png_bytes, pyplot
+
+ECE_BINS = 15  # as dnnlab.inference.mc_dropout.ECE_BINS; this module must not import TensorFlow
+# The search interval of T: wide enough for any network seen here, narrow enough to stay finite.
+MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+_PROB_FLOOR = 1e-12
+
+
+def class_probabilities(probabilities) -> np.ndarray:
+    """Rows of class probabilities; a one-unit (sigmoid) output p becomes [1 - p, p]."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = probabilities.reshape(len(probabilities), -1)
+    if probabilities.shape[1] == 1:
+        return np.concatenate([1.0 - probabilities, probabilities], axis=1)
+    return probabilities
+
+
+def temperature_scale(probabilities, temperature: float) -> np.ndarray:
+    """softmax(log(p) / T), row by row."""
+    logits = np.log(np.maximum(class_probabilities(probabilities), _PROB_FLOOR)) / temperature
+    logits -= logits.max(axis=1, keepdims=True)
+    scaled = np.exp(logits)
+    return scaled / scaled.sum(axis=1, keepdims=True)
+
+
+def nll(probabilities, labels) -> float:
+    probabilities = class_probabilities(probabilities)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    return float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels], _PROB_FLOOR))))
+
+
+def fit_temperature(probabilities, labels) -> float:
+    """The T in [0.05, 20] that minimises the NLL of ``temperature_scale(probabilities, T)``.
+
+    A bounded 1-D search over log T (scipy's Brent method): the NLL is smooth and, in T, has one
+    minimum for the cases that matter, so the search is exact to its tolerance.
+    """
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    if len(labels) == 0:
+        raise DnnlabError("temperature scaling needs at least one labelled validation instance")
+    best = minimize_scalar(
+        lambda log_t: nll(temperature_scale(probabilities, float(np.exp(log_t))), labels),
+        bounds=(np.log(MIN_TEMPERATURE), np.log(MAX_TEMPERATURE)),
+        method="bounded",
+        options={"xatol": 1e-6},
+    )
+    return float(np.exp(best.x))
+
+
+def reliability(probabilities, labels, bins: int = ECE_BINS) -> dict[str, np.ndarray]:
+    """Per confidence bin (b/bins, (b+1)/bins]: count, mean confidence and accuracy (NaN where
+    empty). The bins are those of dnnlab.inference.mc_dropout's ECE, which is
+    sum(count/n * |accuracy - confidence|)."""
+    probabilities = class_probabilities(probabilities)
+    labels = np.asarray(labels).reshape(-1).astype(int)
+    predicted = probabilities.argmax(axis=1)
+    confidence = probabilities[np.arange(len(labels)), predicted]
+    correct = predicted == labels
+    index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    count = np.bincount(index, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_confidence = np.bincount(index, confidence, bins) / count
+        accuracy = np.bincount(index, correct.astype(float), bins) / count
+    return {"count": count, "confidence": mean_confidence, "accuracy": accuracy}
+
+
+def expected_calibration_error(table: dict[str, np.ndarray]) -> float:
+    filled = table["count"] > 0
+    weights = table["count"][filled] / table["count"].sum()
+    return float(np.sum(weights * np.abs(table["accuracy"][filled] - table["confidence"][filled])))
+
+
+def reliability_curves(arrays: dict[str, Any], mc_description: str = "") -> dict[str, np.ndarray]:
+    """Method name -> class probabilities, from what `mc-predict --out FILE.npz` holds: the
+    deterministic pass and the temperature-scaled one where present, and the MC mean."""
+    curves = {}
+    if "deterministic" in arrays:
+        curves["deterministic"] = np.asarray(arrays["deterministic"])
+    curves[f"MC dropout{mc_description}"] = np.asarray(arrays["mean"])
+    if "temperature_scaled" in arrays:
+        name = f"temperature scaled (T={float(arrays['temperature']):.3g})"
+        curves[name] = np.asarray(arrays["temperature_scaled"])
+    return curves
+
+
+def plot_reliability(curves: dict[str, np.ndarray], labels, path: Path, title: str = "") -> Path:
+    """Write the reliability diagram of `reliability_png` to `path` (atomically)."""
+    atomic_write_bytes(path, reliability_png(curves, labels, title))
+    return path
+
+
+def reliability_png(curves: dict[str, np.ndarray], labels, title: str = "") -> bytes:
+    """One panel per method (name -> class probabilities): bin accuracy as bars against mean
+    confidence, the diagonal of perfect calibration, and the ECE in the legend."""
+    plt = pyplot()
+
+    edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
+    fig, axes = plt.subplots(1, len(curves), figsize=(4.2 * len(curves), 4.4), dpi=100, squeeze=False)
+    for ax, (name, probabilities) in zip(axes[0], curves.items()):
+        table = reliability(probabilities, labels)
+        filled = table["count"] > 0
+        ece = expected_calibration_error(table)
+        ax.bar(
+            edges[:-1][filled],
+            table["accuracy"][filled],
+            width=1.0 / ECE_BINS,
+            align="edge",
+            edgecolor="black",
+            linewidth=0.5,
+            label=f"accuracy (ECE {ece:.3f})",
+        )
+        ax.plot(table["confidence"][filled], table["accuracy"][filled], "o", color="C3", markersize=3)
+        ax.plot([0, 1], [0, 1], "--", color="0.4", label="perfect calibration")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence")
+        ax.set_title(name)
+        ax.legend(loc="upper left", fontsize="small")
+    axes[0][0].set_ylabel("accuracy")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return png_bytes(fig)

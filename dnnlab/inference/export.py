@@ -1,0 +1,480 @@
+"""`dnnlab export`: a run's model as a SavedModel, a TFLite flat buffer or an ONNX graph that takes
+raw inputs (the run's scaling is the graph's first step) and returns what `dnnlab predict`
+returns: `predicted` and `probabilities` for classification (with `predicted_index` where the
+run has class labels), `values` for regression.
+
+Every export is verified before it is written: the exported model, loaded by its own runtime
+(TensorFlow, the TFLite interpreter, onnxruntime), runs on the test split (a seeded sample of
+the training split when there is none) in raw form and is compared with the run's model on the
+same rows scaled as in training. A float32 export that differs by more than 1e-5 (1e-4 with
+folded batch norm; relative to outputs larger than 1) is a bug and is not written. The report
+gives the maximum absolute difference, the accuracy (or RMSE) of both, the file sizes and the
+single-instance latency of both.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dnnlab.errors import DataError, DnnlabError, WriteError
+from dnnlab.files.atomic import atomic_write_bytes
+from dnnlab.files.folders import check_output_folder
+from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set
+from dnnlab.rundir.directory import RunDir
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+QUANTIZATIONS = ("float16", "int8")
+SUFFIXES = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
+TOLERANCE, FOLDED_TOLERANCE = 1e-5, 1e-4
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+VERIFY_ROWS = 2000  # enough rows for an accuracy, few enough to verify in a second
+SAMPLE_SEED = 0  # the training rows verified on when there is no test split: the same every time
+ONNX_OPSET = 17
+ONNX_INSTALL = "pip install 'dnnlab[onnx]' (tf2onnx and onnxruntime)"
+
+
+class ExportError(DnnlabError):
+    """An export option, format or output path that cannot be used."""
+
+
+class VerificationError(DnnlabError):
+    """The exported model does not compute what the run's model computes: nothing is written."""
+
+    exit_code = 1
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    run: Path
+    path: Path
+    format: str
+    quantize: str | None
+    folded: list[str]  # batch-norm layers folded into Dense layers
+    sparsity: float | None  # fraction of Dense kernel weights that are zero, with --prune-below
+    int8_layers: list[str] | None  # --quantize int8: the Dense layers whose weights are int8
+    source: str  # the rows verified on
+    instances: int
+    max_abs_diff: float  # of the probabilities (classification) or values (regression)
+    metric: str  # accuracy or rmse
+    run_score: float | None  # None without labels
+    export_score: float | None
+    agreement: float | None  # classification: share of rows with the same predicted class
+    run_bytes: int  # model.keras
+    export_bytes: int
+    run_latency_ms: float  # one instance: the Keras model called directly
+    export_latency_ms: float  # one instance in the exported model's runtime
+
+    def to_json(self) -> dict[str, Any]:
+        return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
+
+
+def export(
+    run_dir: Path,
+    fmt: str,
+    out: Path | None = None,
+    fold_batch_norm: bool = False,
+    quantize: str | None = None,
+    prune_below: float | None = None,
+) -> ExportReport:
+    """Export the run's final model in `fmt`, verify it, then write it atomically to `out`
+    (default: RUN_DIR/export/...)."""
+    check_options(fmt, quantize, prune_below)
+    run = find_run(run_dir)
+    source_model = model_file(run)
+    target = Path(out) if out is not None else default_path(run, fmt, fold_batch_norm, quantize, prune_below)
+    check_target(target, fmt)
+    if out is not None:
+        check_output_folder(target, "--out")
+    verify, source = _verification_set(run)
+
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()
+    import tensorflow as tf
+
+    from dnnlab.inference.folding import inference_copy, prune
+    from dnnlab.model.build import load_model
+
+    model = load_model(source_model, compile=False)
+    exported_model, folded = inference_copy(model, fold_batch_norm)
+    sparsity = None
+    if prune_below is not None:
+        zeros, total = prune(exported_model, prune_below)
+        sparsity = zeros / total if total else 0.0
+    serve = serving_function(exported_model, verify.preprocessing, tf, keep_scaling_apart=quantize == "int8")
+    raw = verify.raw
+    reference = _run_outputs(model, verify)
+
+    int8_layers = None
+    with tempfile.TemporaryDirectory(prefix="dnnlab-export-") as scratch:
+        saved = Path(scratch) / "savedmodel"
+        _save(exported_model, serve, saved)
+        if fmt == "savedmodel":
+            runner = _savedmodel_runner(saved, tf)
+            payload: bytes | Path = saved
+        elif fmt == "tflite":
+            payload = _tflite_bytes(saved, quantize, tf)
+            runner = _tflite_runner(payload, tf)
+            if quantize == "int8":
+                int8_layers = int8_dense_layers(payload, exported_model, tf)
+        else:
+            payload = _onnx_bytes(serve)
+            runner = _onnx_runner(payload)
+        outputs = runner(raw)
+        report = _compare(verify, reference, outputs)
+        # relative to outputs larger than 1 (regression values): float32 spacing grows with them
+        tolerance = (FOLDED_TOLERANCE if folded else TOLERANCE) * max(1.0, report.pop("magnitude"))
+        if not report["max_abs_diff"] <= tolerance and (quantize is None and prune_below is None):
+            raise VerificationError(
+                f"export verification failed: the {fmt} model differs from the run's model by "
+                f"{report['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
+            )
+        export_latency = single_latency(lambda: runner(raw[:1]))
+        run_latency = single_latency(lambda: model(verify.x[:1], training=False))
+        written_bytes = _write(payload, target)
+    return ExportReport(
+        run=run.path,
+        path=target,
+        format=fmt,
+        quantize=quantize,
+        folded=folded,
+        sparsity=sparsity,
+        int8_layers=int8_layers,
+        source=source,
+        instances=len(raw),
+        run_bytes=source_model.stat().st_size,
+        export_bytes=written_bytes,
+        run_latency_ms=run_latency * 1e3,
+        export_latency_ms=export_latency * 1e3,
+        **report,
+    )
+
+
+# --- options and paths ----------------------------------------------------------------------
+
+
+def check_options(fmt: str, quantize: str | None, prune_below: float | None) -> None:
+    """Refuse what cannot be exported before anything is loaded."""
+    if fmt not in FORMATS:
+        raise ExportError(f"--format: expected one of {', '.join(FORMATS)}; received {fmt!r}")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ExportError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}; received {quantize!r}")
+    if quantize is not None and fmt != "tflite":
+        raise ExportError(f"--quantize uses TFLite's converter; use it with --format tflite, not {fmt}")
+    if prune_below is not None and not prune_below > 0:
+        raise ExportError(f"--prune-below: expected a positive threshold; received {prune_below}")
+    if fmt == "onnx":
+        missing = [name for name in ("tf2onnx", "onnxruntime") if importlib.util.find_spec(name) is None]
+        if missing:
+            raise ExportError(f"--format onnx needs {' and '.join(missing)}: {ONNX_INSTALL}")
+
+
+def default_path(run: RunDir, fmt: str, fold: bool, quantize: str | None, prune_below: float | None) -> Path:
+    """RUN_DIR/export/model[-folded][-float16|-int8][-pruned].tflite|.onnx, or savedmodel[...]/."""
+    tags = (
+        ("-folded" if fold else "")
+        + (f"-{quantize}" if quantize else "")
+        + ("-pruned" if prune_below else "")
+    )
+    stem = "savedmodel" if fmt == "savedmodel" else "model"
+    return run.path / "export" / f"{stem}{tags}{SUFFIXES[fmt]}"
+
+
+def check_target(target: Path, fmt: str) -> None:
+    suffix = SUFFIXES[fmt]
+    if suffix and target.suffix.lower() != suffix:
+        raise ExportError(f"--out {target}: a {fmt} export is a file ending in {suffix}")
+    if fmt == "savedmodel" and target.is_file():
+        raise ExportError(f"--out {target}: a SavedModel is a directory; that path is a file")
+    if not suffix and target.suffix.lower() in (".tflite", ".onnx", ".keras"):
+        raise ExportError(f"--out {target}: a SavedModel is a directory; give a path without {target.suffix}")
+
+
+# --- data -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Rows:
+    x: np.ndarray  # scaled, for the run's model
+    raw: np.ndarray  # as a user would feed the exported model
+    y: np.ndarray | None
+    task: str
+    preprocessing: dict[str, Any]
+
+
+def _verification_set(run: RunDir) -> tuple[_Rows, str]:
+    """The test split's first VERIFY_ROWS rows; without a test split, VERIFY_ROWS training rows
+    drawn with a fixed seed (the validation split is often small or absent, and the training
+    split is what the model fits: a wrong export shows there just as well)."""
+    try:
+        rows = split_set(run, "test")
+    except DataError:
+        rows = split_set(run, "train")
+        if len(rows.x) <= VERIFY_ROWS:
+            return _rows(run, rows, np.arange(len(rows.x))), "the training split (no test split)"
+        picked = np.random.default_rng(SAMPLE_SEED).choice(len(rows.x), VERIFY_ROWS, replace=False)
+        source = f"a sample of the training split ({VERIFY_ROWS:,} of {len(rows.x):,} rows; no test split)"
+        return _rows(run, rows, np.sort(picked)), source
+    limit = min(len(rows.x), VERIFY_ROWS)
+    first = f" (first {VERIFY_ROWS:,} rows)" if len(rows.x) > VERIFY_ROWS else ""
+    return _rows(run, rows, np.arange(limit)), f"the test split{first}"
+
+
+def _rows(run: RunDir, rows: PredictionSet, picked: np.ndarray) -> _Rows:
+    """The `picked` rows, scaled and raw. Splits come scaled; the raw rows are recovered with
+    the inverse transform, and the scaled rows recomputed from them, so both models see the
+    same inputs."""
+    from dnnlab.data.datasets import Scaling
+
+    preprocessing = run.read_json(run.preprocessing)
+    scaling = Scaling.from_dict(preprocessing["scaling"])
+    raw = np.asarray(rows.x[picked], dtype=np.float32) * scaling.scale + scaling.offset
+    raw = raw.astype(np.float32)
+    y = rows.y[picked] if rows.y is not None else None
+    return _Rows(scaling.apply(raw), raw, y, rows.task or "classification", preprocessing)
+
+
+# --- the exported graph ----------------------------------------------------------------------
+
+
+def serving_function(
+    model: Any, preprocessing: dict[str, Any], tf: Any, keep_scaling_apart: bool = False
+) -> Callable:
+    """raw x -> (x - offset) / scale -> model -> predict's outputs, as one tf.function. The
+    statistics are numpy arrays, so they become constants of the graph (captured tensors would
+    become inputs of the ONNX graph).
+
+    `keep_scaling_apart` (int8): a clip to the float32 range, which changes no finite input, stands
+    between the scaling and the model, so TFLite's converter cannot fold 1 / scale into the first
+    Dense layer's weights. Folded, a near-constant feature's tiny standard deviation makes its
+    weight row several times larger than the others, and that row sets the int8 scale of every
+    output unit (95% of digits test rows kept their class; 100% kept apart)."""
+    scaling = preprocessing["scaling"]
+    offset = np.asarray(scaling.get("offset", 0.0), dtype=np.float32)
+    scale = np.asarray(scaling.get("scale", 1.0), dtype=np.float32)
+    scaled = scaling.get("method", "none") != "none"
+    classification = preprocessing.get("task", "classification") == "classification"
+    labels = np.asarray(preprocessing.get("class_labels") or [])
+    shape = [None, *preprocessing["input_shape"]]
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
+    def serve(x):
+        inputs = (x - offset) / scale if scaled else x
+        if keep_scaling_apart:
+            inputs = tf.clip_by_value(inputs, -FLOAT32_MAX, FLOAT32_MAX)
+        outputs = model(inputs, training=False)
+        if classification and len(labels):
+            index = tf.argmax(outputs, axis=-1)
+            return {"probabilities": outputs, "predicted": tf.gather(labels, index), "predicted_index": index}
+        if classification:
+            return {"probabilities": outputs, "predicted": tf.argmax(outputs, axis=-1)}
+        return {"values": tf.reshape(outputs, [-1]) if outputs.shape[-1] == 1 else outputs}
+
+    return serve
+
+
+def _save(model: Any, serve: Callable, path: Path) -> None:
+    """A SavedModel whose `serving_default` signature is `serve` (Keras's export archive: its
+    variables are what TFLite's converter freezes into constants)."""
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint("serving_default", serve)
+    archive.write_out(str(path), verbose=False)
+
+
+def _savedmodel_runner(path: Path, tf: Any) -> Callable:
+    signature = tf.saved_model.load(str(path)).signatures["serving_default"]
+    return lambda x: {k: v.numpy() for k, v in signature(x=tf.constant(x)).items()}
+
+
+def _tflite_bytes(saved: Path, quantize: str | None, tf: Any) -> bytes:
+    converter = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    if quantize == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantize == "int8":
+        # 8-bit weights per output unit, float activations (dynamic-range quantization): it kept
+        # the class of every digits test row, where full-integer quantization calibrated on
+        # training rows kept 98% (a standardized input's outliers take its one int8 scale)
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    from dnnlab.runtime import stderr_silenced
+
+    with stderr_silenced():  # the converter's C++ notes ("fully_quantize: 0, ...")
+        return converter.convert()
+
+
+def _tflite_runner(content: bytes, tf: Any) -> Callable:
+    """The interpreter, resized to each batch's row count (its signature is for one row)."""
+    from dnnlab.runtime import stderr_silenced
+
+    with warnings.catch_warnings(), stderr_silenced():  # deprecation note; XNNPACK's INFO line
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=content)
+        interpreter.allocate_tensors()
+    runner = interpreter.get_signature_runner("serving_default")
+    (input_index,) = [d["index"] for d in runner.get_input_details().values()]
+    outputs = {name: d["index"] for name, d in runner.get_output_details().items()}
+    del runner  # it holds views of the interpreter's buffers, which would forbid resizing
+    shape: list[tuple[int, ...]] = [()]
+
+    def run(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        if shape[0] != x.shape:
+            interpreter.resize_tensor_input(input_index, list(x.shape), strict=False)
+            interpreter.allocate_tensors()
+            shape[0] = x.shape
+        interpreter.set_tensor(input_index, x)
+        interpreter.invoke()
+        return {name: interpreter.get_tensor(index) for name, index in outputs.items()}
+
+    return run
+
+
+def int8_dense_layers(content: bytes, model: Any, tf: Any) -> list[str]:
+    """The Dense layers whose kernels the flat buffer holds as int8. The converter leaves a
+    kernel under 1,024 weights in float32, so a small output layer stays float. Each Dense layer
+    is one FULLY_CONNECTED op, in the model's order (the interpreter's private op list is the
+    only record of which op reads which tensor)."""
+    import keras
+
+    from dnnlab.runtime import stderr_silenced
+
+    with warnings.catch_warnings(), stderr_silenced():
+        warnings.simplefilter("ignore")
+        interpreter = tf.lite.Interpreter(model_content=content)
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    dense = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    if len(ops) != len(dense):  # the converter merged or split some: name the ops instead
+        dense = [f"fully_connected_{i}" for i in range(len(ops))]
+    kernels = [interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"] for op in ops]
+    return [name for name, dtype in zip(dense, kernels, strict=True) if dtype == np.int8]
+
+
+def _onnx_bytes(serve: Callable) -> bytes:
+    import tf2onnx
+
+    proto, _ = tf2onnx.convert.from_function(serve, input_signature=serve.input_signature, opset=ONNX_OPSET)
+    return proto.SerializeToString()
+
+
+def _onnx_runner(content: bytes) -> Callable:
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    session = onnxruntime.InferenceSession(content, options, providers=["CPUExecutionProvider"])
+    names = [output.name for output in session.get_outputs()]
+    feed = session.get_inputs()[0].name
+    return lambda x: dict(
+        zip(names, session.run(names, {feed: np.asarray(x, dtype=np.float32)}), strict=True)
+    )
+
+
+# --- verification -----------------------------------------------------------------------------
+
+
+def _run_outputs(model: Any, rows: _Rows) -> dict[str, np.ndarray]:
+    from dnnlab.inference.mc_dropout import deterministic_predict
+    from dnnlab.inference.predict import output_arrays
+
+    return output_arrays(
+        deterministic_predict(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
+    )
+
+
+def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, Any]) -> dict[str, Any]:
+    """Maximum absolute difference, the accuracy (or RMSE) of both models, class agreement."""
+    classification = rows.task == "classification"
+    key = "probabilities" if classification else "values"
+    ours = np.asarray(reference[key], dtype=np.float64)
+    theirs = np.asarray(outputs[key], dtype=np.float64).reshape(ours.shape)
+    result: dict[str, Any] = {
+        "max_abs_diff": float(np.max(np.abs(ours - theirs))) if len(ours) else 0.0,
+        "metric": "accuracy" if classification else "rmse",
+        "run_score": None,
+        "export_score": None,
+        "agreement": None,
+        "magnitude": float(np.max(np.abs(ours))) if len(ours) else 0.0,
+    }
+    if classification:
+        # the same label, where the graph maps indices to class labels (runtimes give text as bytes)
+        predicted = [
+            v.decode() if isinstance(v, bytes) else v for v in np.asarray(outputs["predicted"]).ravel()
+        ]
+        result["agreement"] = float(np.mean(np.asarray(predicted) == reference["predicted"]))
+        if rows.y is not None:
+            index = np.asarray(outputs.get("predicted_index", outputs["predicted"])).reshape(-1)
+            ours_index = reference.get("predicted_index", reference["predicted"])
+            labels = np.asarray(rows.y).reshape(-1)
+            result["run_score"] = float(np.mean(ours_index == labels))
+            result["export_score"] = float(np.mean(index == labels))
+    elif rows.y is not None:
+        labels = np.asarray(rows.y, dtype=np.float64).reshape(ours.shape)
+        result["run_score"] = float(np.sqrt(np.mean((ours - labels) ** 2)))
+        result["export_score"] = float(np.sqrt(np.mean((theirs - labels) ** 2)))
+    return result
+
+
+def single_latency(call: Callable[[], Any], repeats: int = 200, budget: float = 1.0) -> float:
+    """Median seconds of one call after a few warm-up calls: `repeats` calls, or as many as fit
+    in `budget` seconds (an eager Keras call takes milliseconds)."""
+    for _ in range(3):
+        call()
+    times: list[float] = []
+    deadline = time.perf_counter() + budget
+    while len(times) < repeats and (len(times) < 10 or time.perf_counter() < deadline):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+def _write(payload: bytes | Path, target: Path) -> int:
+    """The verified export into place atomically: a file by rename over the target; a SavedModel
+    directory copied beside the target, then renamed into place (an old one swapped out first)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WriteError.of(target.parent, exc) from exc
+    if isinstance(payload, bytes):
+        atomic_write_bytes(target, payload)
+        return len(payload)
+    try:
+        staging = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}."))
+    except OSError as exc:
+        raise WriteError.of(target, exc) from exc
+    try:
+        shutil.copytree(payload, staging, dirs_exist_ok=True)
+        for directory, _, files in os.walk(staging):
+            for name in files:
+                os.chmod(Path(directory) / name, 0o644)
+        os.chmod(staging, 0o755)
+        old = None
+        if target.exists():
+            old = target.with_name(f".{target.name}.old-{os.urandom(4).hex()}")
+            os.replace(target, old)
+        os.replace(staging, target)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)  # no partial export, and the space back
+        if isinstance(exc, OSError):
+            raise WriteError.of(target, exc) from exc
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())

@@ -1,0 +1,483 @@
+"""`dnnlab compare` output: the rows every format shares, and the table, csv, json and
+markdown renderings of a `Comparison`. Kept apart from `compare`, which finds, reads and
+ranks the runs, so each side can change without the other."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from dnnlab.errors import DnnlabError
+from dnnlab.results.compare import FORMATS, Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, Run
+
+# ---------------------------------------------------------------- rows shared by every format
+
+
+def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[str], list[dict[str, Any]]]:
+    """Headers and one row per run (or per seed group) with raw values, best first.
+
+    Values are str, int, float, Stat, a spec value, MISSING (not recorded) or UNKNOWN (config.yaml
+    unreadable); each renderer formats them for its medium.
+    """
+    keys = comparison.differing_keys + ([] if diff_only else comparison.context_keys)
+    finals = list(dict.fromkeys(k for r in comparison.runs for k in r.final))
+    tests = list(dict.fromkeys(k for r in comparison.runs for k in r.test))
+    best_col = f"best_{comparison.metric}"
+    rows = []
+    if comparison.groups is None:
+        for rank, run in enumerate(comparison.runs, 1):
+            final = run.final
+            rows.append(
+                {
+                    "rank": rank,
+                    "run": run.path.name,
+                    "status": run.status,
+                    "epochs": run.epochs,
+                    best_col: _recorded(run.best.value),
+                    "best_epoch": _recorded(run.best.epoch),
+                    **{f"final_{m}": final.get(m, MISSING) for m in finals},
+                    **{f"test_{m}": run.test.get(m, MISSING) for m in tests},
+                    **_reach_cells(comparison, [run]),
+                    "wall_seconds": _recorded(run.wall_seconds),
+                    **_spec_cells(run, keys),
+                    "notes": "; ".join(run.notes),
+                }
+            )
+    else:
+        for rank, group in enumerate(comparison.groups, 1):
+            runs = group.runs
+            statuses = Counter(r.status for r in runs)
+            rows.append(
+                {
+                    "rank": rank,
+                    "run": group_label(group, comparison),
+                    "seeds": len(runs),
+                    "status": ", ".join(f"{s} {n}" for s, n in statuses.items())
+                    if len(statuses) > 1
+                    else runs[0].status,
+                    "epochs": stat_of([r.epochs for r in runs]),
+                    best_col: group.best,
+                    "best_epoch": stat_of([r.best.epoch for r in runs]),
+                    **{f"final_{m}": stat_of([r.final.get(m) for r in runs]) for m in finals},
+                    **{f"test_{m}": stat_of([r.test.get(m) for r in runs]) for m in tests},
+                    **_reach_cells(comparison, runs),
+                    "wall_seconds": stat_of([r.wall_seconds for r in runs]),
+                    **_spec_cells(runs[0], keys),
+                    "notes": "; ".join(dict.fromkeys(n for r in runs for n in r.notes)),
+                }
+            )
+    headers = list(rows[0]) if rows else []
+    if "notes" in headers and not any(row["notes"] for row in rows):
+        headers.remove("notes")
+    return headers, rows
+
+
+def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
+    """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
+    seed group the mean over the seeds that reached it, and n says how many did."""
+    if comparison.reach is None:
+        return {}
+    if comparison.groups is None:
+        return {comparison.reach.column: _recorded(runs[0].reached)}
+    return {comparison.reach.column: stat_of([r.reached for r in runs])}
+
+
+def _recorded(value: Any) -> Any:
+    return MISSING if value is None else value
+
+
+def _counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows for people: `best_epoch` counts from 1, as the progress lines do. csv and json keep
+    metrics.csv's 0-based index, which programs join on."""
+    return [{**row, "best_epoch": _plus_one(row["best_epoch"])} for row in rows]
+
+
+def _plus_one(epoch: Any) -> Any:
+    if isinstance(epoch, Stat):
+        return epoch if epoch.mean is None else Stat(epoch.mean + 1, epoch.std, epoch.n)
+    return epoch if isinstance(epoch, Absent) else epoch + 1
+
+
+def _spec_cells(run: Run, keys: list[str]) -> dict[str, Any]:
+    if run.config is None:
+        return {k: UNKNOWN for k in keys}
+    return {k: run.params.get(k, MISSING) for k in keys}
+
+
+def format_value(value: Any) -> str:
+    """Short human text for a table cell: metrics to 4 significant digits, specs compactly."""
+    if isinstance(value, Absent):
+        return value.label
+    if isinstance(value, Stat):
+        if value.mean is None:
+            return MISSING.label
+        mean = format_value(value.mean)
+        return mean if value.std is None else f"{mean} ± {format_value(value.std)}"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return _spec_text(value)
+
+
+def _spec_text(value: Any) -> str:
+    """A spec value on one line: `elu(alpha=1.0)` for a typed mapping, `[300, 100]` for a list."""
+    if isinstance(value, dict):
+        kind = value.get("type")
+        inner = ", ".join(f"{k}={_spec_text(v)}" for k, v in value.items() if k != "type" and v is not None)
+        if kind is None:
+            return inner
+        return f"{kind}({inner})" if inner else str(kind)
+    if isinstance(value, list):
+        return "[" + ", ".join(_spec_text(v) for v in value) + "]"
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+# ---------------------------------------------------------------- renderers
+
+
+def render_json(comparison: Comparison) -> str:
+    """One JSON object: runs, differing_keys, best_run (plus groups under --group-seeds)."""
+    out: dict[str, Any] = {
+        "metric": comparison.metric,
+        "mode": comparison.mode,
+        "runs": [_run_json(r, comparison.differing_keys) for r in comparison.runs],
+        "differing_keys": comparison.differing_keys,
+        "best_run": str(comparison.best_run.path) if comparison.best_run else None,
+        "skipped": [str(p) for p in comparison.skipped],
+    }
+    if comparison.groups is not None:
+        out["groups"] = [_group_json(g, comparison) for g in comparison.groups]
+    if comparison.reach is not None:
+        out["reach"] = {"metric": comparison.reach.metric, "threshold": comparison.reach.threshold}
+    return json.dumps(_finite(out), indent=2, allow_nan=False)
+
+
+def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
+    return {
+        "run": str(run.path),
+        "name": run.name,
+        "status": run.status,
+        "epochs": run.epochs,
+        "epochs_planned": run.epochs_planned,
+        "best": {"metric": run.best.metric, "value": run.best.value, "epoch": run.best.epoch},
+        "final": run.final,
+        "test": run.test or None,
+        "epochs_to_reach": run.reached,
+        "wall_seconds": run.wall_seconds,
+        "params": {k: _json_value(run.params.get(k, MISSING)) for k in keys} if run.config else None,
+        "notes": run.notes,
+    }
+
+
+def _group_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
+    finals = list(dict.fromkeys(k for r in group.runs for k in r.final))
+    best = group.best
+    return {
+        "runs": [str(r.path) for r in group.runs],
+        "seeds": group.seeds,
+        "n": len(group.runs),
+        "status": dict(Counter(r.status for r in group.runs)),
+        "best": {"metric": comparison.metric, "mean": best.mean, "std": best.std, "n": best.n},
+        "final": {m: _stat_json(stat_of([r.final.get(m) for r in group.runs])) for m in finals},
+        "params": {k: _json_value(group.params.get(k, MISSING)) for k in comparison.differing_keys}
+        if group.runs[0].config
+        else None,
+    }
+
+
+def _stat_json(stat: Stat) -> dict[str, Any]:
+    return {"mean": stat.mean, "std": stat.std, "n": stat.n}
+
+
+def _json_value(value: Any) -> Any:
+    return None if value is MISSING else value
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or Infinity: a diverged run's nan loss becomes null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def render_csv(comparison: Comparison, diff_only: bool = False) -> str:
+    """The table as CSV with full-precision numbers; a seed group's stat gives X and X_std."""
+    headers, rows = table_rows(comparison, diff_only)
+    stat_cols = {h for h in headers if any(isinstance(r[h], Stat) for r in rows)}
+    out_headers = [name for h in headers for name in ((h, f"{h}_std") if h in stat_cols else (h,))]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(out_headers)
+    for row in rows:
+        cells: list[Any] = []
+        for h in headers:
+            value = row[h]
+            if h in stat_cols:
+                cells.extend(_csv_stat(value))
+            else:
+                cells.append(_csv_value(value))
+        writer.writerow(cells)
+    return buffer.getvalue()
+
+
+def _csv_stat(value: Any) -> tuple[Any, Any]:
+    if not isinstance(value, Stat):
+        return (_csv_value(value), "")
+    return tuple("" if v is None else repr(v) for v in (value.mean, value.std))
+
+
+def _csv_value(value: Any) -> Any:
+    if isinstance(value, Absent):
+        return ""
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, (int, str)):
+        return value
+    return format_value(value)
+
+
+def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
+    """The table as a GitHub markdown table; the best run's name is bold."""
+    headers, rows = table_rows(comparison, diff_only)
+    rows = _counted_from_one(rows)
+    best = comparison.best_run is not None
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(_md_align(h) for h in headers) + "|"]
+    for i, row in enumerate(rows):
+        cells = [format_value(row[h]).replace("|", "\\|") for h in headers]
+        if i == 0 and best:
+            cells[headers.index("run")] = f"**{cells[headers.index('run')]}**"
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _md_align(header: str) -> str:
+    return " ---: " if _is_numeric_column(header) else " --- "
+
+
+def _is_numeric_column(header: str) -> bool:
+    return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
+        ("best_", "final_", "test_", "epochs_to_")
+    )
+
+
+def render_table(comparison: Comparison, diff_only: bool = False):
+    """The comparison for the terminal: a table of results (best run highlighted), then a
+    table of what differs between the runs, keyed by the same rank.
+
+    Two tables because one would not fit: spec values are long and terminals are narrow, and
+    squeezing both into one folds every cell. The telling keys that every run shares are listed
+    under the tables instead of as columns of one repeated value (csv/markdown keep them).
+    """
+    from rich.console import Group
+
+    headers, rows = table_rows(comparison, diff_only=True)
+    rows = _counted_from_one(rows)
+    spec_headers = [h for h in headers if "." in h]
+    result_headers = [h for h in headers if "." not in h]
+    direction = "lower" if comparison.mode == "min" else "higher"
+    results = _rich_table(
+        rows,
+        _terminal_columns(result_headers),
+        comparison,
+        title=f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
+        f"{comparison.metric} ({direction} is better)",
+    )
+    parts = [results]
+    if spec_headers:
+        parts.append(_differences(rows, spec_headers, comparison))
+    if not diff_only and comparison.context_keys:
+        shared = next((r.params for r in comparison.runs if r.config is not None), {})
+        from rich.text import Text
+
+        parts.append(
+            Text(
+                "same in every run: "
+                + ", ".join(f"{k}={format_value(shared.get(k, MISSING))}" for k in comparison.context_keys)
+            )
+        )
+    return Group(*parts)
+
+
+MAX_DIFF_COLUMNS = 4  # beyond this a table of spec values folds every cell; list them instead
+
+
+def _differences(rows, spec_headers: list[str], comparison: Comparison):
+    """What differs, per run: a table while it stays narrow, else one line per run."""
+    from rich.text import Text
+
+    short = _short_names(spec_headers)
+    legend = "\n".join(f"{short[h]} = {h}" for h in spec_headers if short[h] != h)
+    if len(spec_headers) <= MAX_DIFF_COLUMNS:
+        columns = [("rank", ("rank",)), ("run", ("run",))] + [(h, (h,)) for h in spec_headers]
+        titles = {h: short[h] for h in spec_headers}
+        return _rich_table(rows, columns, comparison, "what differs", legend, titles)
+    text = Text("what differs\n", style="italic")
+    for i, row in enumerate(rows):
+        values = ", ".join(f"{short[h]}={format_value(row[h])}" for h in spec_headers)
+        text.append(f"{row['rank']:>3}  {row['run']}: ", style="bold green" if i == 0 else "bold")
+        text.append(values + "\n")
+    return text
+
+
+LARGE_TABLE_ROWS = 100  # rich's table layout costs ~0.3 ms a row; past this, plain columns
+
+
+def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None):
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    if len(rows) > LARGE_TABLE_ROWS:
+        return _plain_table(rows, columns, comparison, title, caption, titles)
+    table = Table(title=title, caption=caption or None, header_style="bold", box=box.SIMPLE_HEAD)
+    for title_, _ in columns:
+        spec_key = "." in title_
+        numeric = not (spec_key or title_ in ("run", "status", "notes", "seed"))
+        table.add_column(
+            (titles or {}).get(title_) or _terminal_header(title_, comparison.metric),
+            justify="right" if numeric else "left",
+            style="yellow" if title_ == "notes" else None,
+            overflow="fold",
+        )
+    for i, row in enumerate(rows):
+        best = i == 0 and comparison.best_run is not None
+        cells = [" / ".join(format_value(row[h]) for h in parts) for _, parts in columns]
+        # Text, not str: a spec value such as `[bold]` must not be read as rich markup.
+        table.add_row(*map(Text, cells), style="bold green" if best else None)
+    return table
+
+
+def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None):
+    """The same table as fixed-width text: a thousand runs render in milliseconds, not a second."""
+    from rich.text import Text
+
+    names = [
+        ((titles or {}).get(t) or _terminal_header(t, comparison.metric)).replace("\n", " ")
+        for t, _ in columns
+    ]
+    cells = [[" / ".join(format_value(row[h]) for h in parts) for _, parts in columns] for row in rows]
+    widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
+    left = [("." in t or t in ("run", "status", "notes", "seed")) for t, _ in columns]
+
+    def line(values: list[str]) -> str:
+        padded = (v.ljust(w) if is_left else v.rjust(w) for v, w, is_left in zip(values, widths, left))
+        return "  ".join(padded).rstrip()
+
+    text = Text(no_wrap=True, overflow="ignore")
+    text.append(title + "\n", style="italic")
+    text.append(line(names) + "\n", style="bold")
+    text.append("  ".join("-" * w for w in widths) + "\n")
+    for i, row_cells in enumerate(cells):
+        best = i == 0 and comparison.best_run is not None
+        text.append(line(row_cells) + "\n", style="bold green" if best else None)
+    if caption:
+        text.append(caption + "\n", style="dim")
+    return text
+
+
+def _terminal_columns(headers: list[str]) -> list[tuple[str, tuple[str, ...]]]:
+    """Terminal columns as (title, source headers): a final train metric and its validation
+    twin share one `train / val` column to save width."""
+    columns = []
+    present = set(headers)
+    for header in headers:
+        twin = "final_val_" + header.removeprefix("final_")
+        if header.startswith("final_val_") and header.replace("final_val_", "final_", 1) in present:
+            continue
+        if header.startswith("final_") and twin in present:
+            columns.append((header + " (train/val)", (header, twin)))
+        else:
+            columns.append((header, (header,)))
+    return columns
+
+
+def _terminal_header(header: str, metric: str) -> str:
+    """Two short lines instead of one long name, so narrow terminals keep the numbers whole."""
+    if header == "rank":
+        return "#"
+    if header == f"best_{metric}":
+        return f"best\n{metric}"
+    if header in ("best_epoch", "wall_seconds"):
+        return header.replace("_", "\n").replace("seconds", "s")
+    if header.startswith("final_"):
+        name = header.removeprefix("final_")
+        return "final " + name.replace(" (train/val)", "\ntrain / val") if "(" in name else "final\n" + name
+    if header.startswith("test_"):
+        return "test\n" + header.removeprefix("test_")
+    if "." in header:  # a dotted spec key breaks at its dots, never inside a word
+        return header.replace(".", ".\n")
+    return header
+
+
+def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
+    """The comparison as csv, json or markdown text (the terminal table is `render_table`)."""
+    if fmt == "json":
+        return render_json(comparison) + "\n"
+    if fmt == "csv":
+        return render_csv(comparison, diff_only)
+    if fmt == "markdown":
+        return render_markdown(comparison, diff_only)
+    raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
+
+
+def group_label(group: SeedGroup, comparison: Comparison) -> str:
+    """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
+    or the spec's name where nothing but the seed differs."""
+    run = group.runs[0]
+    keys = comparison.differing_keys
+    if run.config is None or not keys:
+        return run.name
+    return _label(keys, run.params, unused_keys(run.config))
+
+
+def run_labels(comparison: Comparison) -> dict[Path, str]:
+    """A short legend label per run naming what differs, e.g. `activation=elu, seed=1`."""
+    keys = list(comparison.differing_keys)
+    if comparison.groups is not None:
+        keys.append("seed")  # grouped runs differ in seed only: the legend must still say which
+    labels = {}
+    for run in comparison.runs:
+        if run.config is None or not keys:
+            labels[run.path] = run.path.name
+            continue
+        values = {**run.params, "seed": run.config.get("seed", MISSING)}
+        labels[run.path] = _label(keys, values, unused_keys(run.config))
+    return labels
+
+
+def _label(keys: list[str], values: dict[str, object], unused: set[str] = frozenset()) -> str:
+    """`activation=relu, learning_rate=0.01`: the keys a run has and uses (elu's `alpha` is left
+    out of a relu run's label rather than shown as `alpha=-`, and so is a learning_rate that the
+    run's schedule overrides)."""
+    short = _short_names(keys)
+    shown = [k for k in keys if values.get(k, MISSING) is not MISSING and k not in unused]
+    return ", ".join(f"{short[k]}={format_value(values[k])}" for k in shown)
+
+
+def _short_names(keys: list[str]) -> dict[str, str]:
+    """The shortest dotted suffix of each key that no other key shares (`type` says nothing alone,
+    so `model.activation.type` reads `activation`)."""
+    trimmed = {key: key.removesuffix(".type") for key in keys}
+    names = {}
+    for key, name in trimmed.items():
+        parts = name.split(".")
+        for size in range(1, len(parts) + 1):
+            suffix = ".".join(parts[-size:])
+            others = (o for k, o in trimmed.items() if k != key)
+            if not any(o == suffix or o.endswith("." + suffix) for o in others):
+                break
+        names[key] = suffix
+    return names

@@ -1,0 +1,168 @@
+"""MLflow glue shared by the live tracking of a training run (`training.mlflow`) and
+`dnnlab mlflow-log`: the client, a run's identity and tags, artifacts. MLflow is imported only here
+and only when asked for.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
+from dnnlab.rundir.loading import load_run
+from dnnlab.rundir.records import RunRecord
+from dnnlab.training.hparams import flatten_spec
+
+IDENTITY_TAG = "dnnlab.identity"
+
+
+INSTALL_HINT = "mlflow-log needs MLflow, an optional extra: pip install 'dnnlab[mlflow]'"
+
+
+# dnnlab status -> MLflow's terminal run status.
+MLFLOW_STATUS = {"completed": "FINISHED", "failed": "FAILED", "diverged": "FAILED", "interrupted": "KILLED"}
+
+
+BATCH = 500  # metrics per log_batch call (MLflow accepts up to 1000)
+
+
+PARAM_BATCH = 100  # MLflow's limit of params per call
+
+
+PARAM_LENGTH = 500  # the longest param value every MLflow store accepts
+
+
+def import_mlflow():
+    """MLflow's client module, or a DnnlabError that says how to install it."""
+    try:
+        import mlflow
+    except ImportError:
+        raise DnnlabError(INSTALL_HINT) from None
+    for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # schema migrations on a new store
+    return mlflow
+
+
+def run_identity(path: Path, record: RunRecord) -> str:
+    """What makes a run the same run wherever its folder was copied: name, start, config hash."""
+    return f"{path.name}|{record.started}|{record.config_hash}"
+
+
+def log_artifacts(client, run_id: str, path: Path, figures: dict[str, bytes] | None = None) -> None:
+    """The run's record and model as MLflow artifacts, and `figures` (file name -> PNG bytes)."""
+    for name in (CONFIG_YAML, RUN_JSON, "model.keras"):
+        if (path / name).is_file():
+            client.log_artifact(run_id, str(path / name))
+    if figures:
+        with tempfile.TemporaryDirectory() as folder:
+            for name, png in figures.items():
+                (Path(folder) / name).write_bytes(png)
+                client.log_artifact(run_id, str(Path(folder) / name))
+
+
+def read_json(path: Path) -> Any:
+    from dnnlab.rundir.reading import parse_json, read_run_file
+
+    try:
+        return parse_json(read_run_file(path))
+    except (OSError, ValueError, RunDirError):
+        return None
+
+
+def experiment_id_of(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name)
+
+
+def find_tracked_run(client, experiment_id: str, identity: str) -> str | None:
+    """The id of the MLflow run tagged with this identity, if one was logged."""
+    quoted = identity.replace("'", "\\'")
+    found = client.search_runs(
+        [experiment_id], filter_string=f"tags.`{IDENTITY_TAG}` = '{quoted}'", max_results=1
+    )
+    return found[0].info.run_id if found else None
+
+
+def millis(stamp: str | None) -> int | None:
+    """run.json's local ISO time as MLflow's epoch milliseconds (None when absent)."""
+    if not stamp:
+        return None
+    try:
+        moment = datetime.fromisoformat(stamp)
+    except ValueError:
+        return None
+    seconds = moment.timestamp()
+    return int(seconds * 1000) if math.isfinite(seconds) else None
+
+
+class LiveRun:
+    """The MLflow run that follows a training run (`training.mlflow`): found again by its
+    identity when the run resumes, one batch of metrics per committed epoch, and terminated with
+    the run's status (failed, interrupted and diverged runs show as such in MLflow)."""
+
+    def __init__(self, client, run_id: str, path: Path):
+        self.client, self.run_id, self.path = client, run_id, path
+
+    @classmethod
+    def open(cls, path: Path, config: dict[str, Any], tracking_uri: str, experiment: str) -> LiveRun:
+        import_mlflow()
+        from mlflow.entities import Param
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = experiment_id_of(client, experiment)
+        record = RunRecord.from_dict(read_json(path / RUN_JSON))
+        identity = run_identity(path, record)
+        existing = find_tracked_run(client, experiment_id, identity)
+        if existing:  # a resumed run continues its MLflow run
+            run_id = existing
+            client.update_run(run_id, status="RUNNING")
+            return cls(client, run_id, path)
+        tags = {**run_tags(path, record, config, "running"), IDENTITY_TAG: identity}
+        run_id = client.create_run(experiment_id, start_time=millis(record.started), tags=tags).info.run_id
+        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(config).items()]
+        for i in range(0, len(params), PARAM_BATCH):
+            client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
+        return cls(client, run_id, path)
+
+    def log_epoch(self, row: dict[str, Any]) -> None:
+        """One metrics.csv row, at step = its epoch."""
+        from mlflow.entities import Metric
+
+        step, now_ms = int(row["epoch"]), int(datetime.now().timestamp() * 1000)
+        metrics = [
+            Metric(k, float(v), now_ms, step)
+            for k, v in row.items()
+            if k != "epoch" and isinstance(v, (int, float)) and not isinstance(v, bool)
+        ]
+        self.client.log_batch(self.run_id, metrics=metrics)
+
+    def finish(self, status: str) -> None:
+        """Tag the final status, log the test scores and artifacts, and end the MLflow run."""
+        from mlflow.entities import Metric, RunTag
+
+        run = load_run(self.path)
+        now_ms = int(datetime.now().timestamp() * 1000)
+        epochs = run.history.get("epoch") or [0]
+        tests = [Metric(f"test_{k}", float(v), now_ms, int(epochs[-1])) for k, v in run.test.items()]
+        self.client.log_batch(self.run_id, metrics=tests, tags=[RunTag("dnnlab.status", status)])
+        log_artifacts(self.client, self.run_id, self.path)
+        self.client.set_terminated(self.run_id, MLFLOW_STATUS.get(status, "FAILED"))
+
+
+def run_tags(path: Path, record: RunRecord, config: dict[str, Any], status: str) -> dict[str, str]:
+    versions = record.versions or {}
+    return {
+        "mlflow.runName": str(record.name or config.get("name") or path.name),
+        "dnnlab.status": status,
+        "dnnlab.seed": str(config.get("seed")),
+        "dnnlab.version": str(versions.get("dnnlab", "")),
+        "dnnlab.run_dir": str(path.resolve()),
+        "dnnlab.config_hash": str(record.config_hash),
+        **{f"dnnlab.versions.{k}": str(v) for k, v in versions.items()},
+    }
