@@ -10,7 +10,7 @@ import dnnlab.model.layers  # noqa: F401  (registers RReLU for load_model)
 from dnnlab.data.checked_spec import check_spec
 from dnnlab.model.build import build_model, count_params, dense
 from dnnlab.model.layers import RReLU
-from dnnlab.spec.models import NamedInitializer, VarianceScaling
+from dnnlab.spec.model import NamedInitializer, VarianceScaling
 
 
 def params_of(write_spec, spec: dict) -> tuple[int, int]:

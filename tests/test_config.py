@@ -220,9 +220,11 @@ def test_cli_prints_merged_advice_as_one_line(write_spec, regression_data):
 
 
 def test_name_lists_are_read_off_the_unions():
-    from dnnlab.spec import models
+    from dnnlab.spec import data as spec_data
+    from dnnlab.spec import model as spec_model
+    from dnnlab.spec import training as spec_training
 
-    assert models.NAMED_INITIALIZERS == (
+    assert spec_model.NAMED_INITIALIZERS == (
         "glorot_normal",
         "glorot_uniform",
         "he_normal",
@@ -230,9 +232,23 @@ def test_name_lists_are_read_off_the_unions():
         "lecun_normal",
         "lecun_uniform",
     )
-    assert models.PLAIN_ACTIVATIONS == ("sigmoid", "logistic", "tanh", "relu", "selu", "softmax", "linear")
-    assert models.ACTIVATION_NAMES == (*models.PLAIN_ACTIVATIONS, "leaky_relu", "rrelu", "prelu", "elu")
-    assert models.OPTIMIZER_NAMES == (
+    assert spec_model.PLAIN_ACTIVATIONS == (
+        "sigmoid",
+        "logistic",
+        "tanh",
+        "relu",
+        "selu",
+        "softmax",
+        "linear",
+    )
+    assert spec_model.ACTIVATION_NAMES == (
+        *spec_model.PLAIN_ACTIVATIONS,
+        "leaky_relu",
+        "rrelu",
+        "prelu",
+        "elu",
+    )
+    assert spec_training.OPTIMIZER_NAMES == (
         "sgd",
         "adagrad",
         "rmsprop",
@@ -242,6 +258,13 @@ def test_name_lists_are_read_off_the_unions():
         "adamw",
         "ftrl",
     )
-    assert models.SCHEDULE_NAMES == ("none", "power", "exponential", "piecewise", "plateau", "one_cycle")
-    assert models.KERAS_DATASETS == ("mnist", "fashion_mnist", "cifar10", "cifar100")
-    assert models.SKLEARN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "diabetes")
+    assert spec_training.SCHEDULE_NAMES == (
+        "none",
+        "power",
+        "exponential",
+        "piecewise",
+        "plateau",
+        "one_cycle",
+    )
+    assert spec_data.KERAS_DATASETS == ("mnist", "fashion_mnist", "cifar10", "cifar100")
+    assert spec_data.SKLEARN_DATASETS == ("digits", "iris", "wine", "breast_cancer", "diabetes")

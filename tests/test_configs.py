@@ -11,8 +11,10 @@ from pathlib import Path
 import pytest
 
 from dnnlab.data.checked_spec import check_spec
-from dnnlab.spec import models
-from dnnlab.spec.models import CompactModel, DenseLayer, Spec
+from dnnlab.spec import model as spec_model
+from dnnlab.spec import training as spec_training
+from dnnlab.spec.model import CompactModel, DenseLayer
+from dnnlab.spec.models import Spec
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
 CONFIGS = sorted(CONFIG_DIR.glob("*.yaml"))
@@ -138,10 +140,10 @@ def techniques(spec: Spec) -> set[str]:
 ALIASES = {"logistic"}  # another name for sigmoid
 
 REQUIRED = {
-    *(f"activation:{name}" for name in models.ACTIVATION_NAMES if name not in ALIASES),
-    *(f"initializer:{name}" for name in (*models.NAMED_INITIALIZERS, "variance_scaling")),
-    *(f"optimizer:{name}" for name in models.OPTIMIZER_NAMES),
-    *(f"schedule:{name}" for name in models.SCHEDULE_NAMES),
+    *(f"activation:{name}" for name in spec_model.ACTIVATION_NAMES if name not in ALIASES),
+    *(f"initializer:{name}" for name in (*spec_model.NAMED_INITIALIZERS, "variance_scaling")),
+    *(f"optimizer:{name}" for name in spec_training.OPTIMIZER_NAMES),
+    *(f"schedule:{name}" for name in spec_training.SCHEDULE_NAMES),
     "regularizer:l1",
     "regularizer:l2",
     "regularizer:l1_l2",

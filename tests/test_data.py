@@ -20,9 +20,10 @@ import numpy as np
 import pytest
 
 from dnnlab.data import datasets, keras_datasets
-from dnnlab.data.datasets import Scaling, describe, load, load_array_file
+from dnnlab.data.datasets import Scaling, describe, load
+from dnnlab.data.input_files import load_array_file
 from dnnlab.errors import DataError
-from dnnlab.spec.models import NAMED_DATASETS, DataSpec
+from dnnlab.spec.data import NAMED_DATASETS, DataSpec
 
 
 def spec(**fields) -> DataSpec:
@@ -59,7 +60,7 @@ def test_describe_named_sets(name, tmp_path, monkeypatch):
 def test_describe_imports_no_framework_and_is_fast(tmp_path):
     code = (
         "import sys, time\n"
-        "from dnnlab.spec.models import DataSpec, NAMED_DATASETS\n"
+        "from dnnlab.spec.data import DataSpec, NAMED_DATASETS\n"
         "from dnnlab.data.datasets import describe\n"
         "t = time.perf_counter()\n"
         "[describe(DataSpec(dataset=n)) for n in NAMED_DATASETS]\n"
@@ -76,7 +77,7 @@ def test_loading_digits_imports_neither_scikit_learn_nor_scipy():
     """The quick start's data (digits, a stratified hold-out) costs no 0.8 s scikit-learn import."""
     code = (
         "import sys\n"
-        "from dnnlab.spec.models import DataSpec\n"
+        "from dnnlab.spec.data import DataSpec\n"
         "from dnnlab.data.datasets import load\n"
         "ds = load(DataSpec(dataset='digits', validation=0.15, test=0.2, scaling='standardize'))\n"
         "assert len(ds.x_test) == 360 and len(ds.x_val) == 216, (len(ds.x_test), len(ds.x_val))\n"

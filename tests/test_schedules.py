@@ -19,7 +19,7 @@ from dnnlab.model.optimizers import (
     make_optimizer,
 )
 from dnnlab.model.schedules import OneCycle, epoch_learning_rate
-from dnnlab.spec import models
+from dnnlab.spec import training as spec_training
 from dnnlab.training.callbacks.plateau import PlateauScheduler, schedule_callbacks
 
 STEPS_PER_EPOCH = 4
@@ -27,11 +27,11 @@ BATCH = 8
 
 
 def optimizer_spec(**fields):
-    return TypeAdapter(models.Optimizer).validate_python(fields)
+    return TypeAdapter(spec_training.Optimizer).validate_python(fields)
 
 
 def schedule_spec(**fields):
-    return TypeAdapter(models.Schedule).validate_python(fields)
+    return TypeAdapter(spec_training.Schedule).validate_python(fields)
 
 
 def lr_at_step(optimizer, step):
@@ -397,10 +397,10 @@ KERAS_CLASSES = {
 
 
 def test_every_optimizer_name_is_covered():
-    assert set(FIELDS) == set(models.OPTIMIZER_NAMES) == set(KERAS_CLASSES)
+    assert set(FIELDS) == set(spec_training.OPTIMIZER_NAMES) == set(KERAS_CLASSES)
 
 
-@pytest.mark.parametrize("name", models.OPTIMIZER_NAMES)
+@pytest.mark.parametrize("name", spec_training.OPTIMIZER_NAMES)
 @pytest.mark.parametrize("clip", ["clipvalue", "clipnorm", "global_clipnorm"])
 def test_make_optimizer_passes_every_field(name, clip):
     spec = optimizer_spec(type=name, learning_rate=0.02, **{clip: 0.5}, **FIELDS[name])

@@ -127,7 +127,7 @@ def lr_find(
 
     from dnnlab.model.build import build_model
     from dnnlab.model.optimizers import make_optimizer
-    from dnnlab.spec.models import NoSchedule
+    from dnnlab.spec.training import NoSchedule
 
     dataset = datasets.load(spec.data)
     training = spec.training

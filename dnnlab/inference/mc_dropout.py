@@ -266,7 +266,7 @@ class _Sampler:
                 "dense layer (its only dropout is on the input); use sample='all'"
             )
         first = min(sampled)
-        self.task = task or _infer_task(layers[-1])
+        self.task = task or infer_task(layers[-1])
         if self.task not in (CLASSIFICATION, REGRESSION):
             raise PredictError(f"task must be {CLASSIFICATION!r} or {REGRESSION!r}; received: task={task!r}")
         self.prefix_layers = layers[:first]
@@ -434,7 +434,7 @@ def _tile(h, samples):
     return tf.tile(h, tf.concat([[samples], tf.ones([tf.rank(h) - 1], tf.int32)], axis=0))
 
 
-def _infer_task(output_layer) -> str:
+def infer_task(output_layer) -> str:
     activation = getattr(output_layer, "activation", None)
     name = getattr(activation, "__name__", "")
     if isinstance(output_layer, keras.layers.Softmax) or name == "softmax":

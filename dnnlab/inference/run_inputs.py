@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from dnnlab.data import datasets
+from dnnlab.data.input_files import load_array_file
 from dnnlab.errors import DataError, RunDirError
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.discovery import latest_completed
@@ -51,7 +52,7 @@ def prediction_set(run: RunDir, which: str) -> PredictionSet:
         return split_set(run, which)
     preprocessing = run.read_json(run.preprocessing)
     path = Path(which)
-    x, y = datasets.load_array_file(path)
+    x, y = load_array_file(path)
     expected = tuple(preprocessing["input_shape"])
     x = _reshape(x, expected, path)
     scaling = datasets.Scaling.from_dict(preprocessing["scaling"])

@@ -12,7 +12,7 @@ import keras
 
 from dnnlab.errors import ModelFileError
 from dnnlab.model.layers import RReLU, SeededAlphaDropout, SeededDropout
-from dnnlab.spec.models import (
+from dnnlab.spec.model import (
     ActivationLayer,
     BatchNormLayer,
     CompactModel,
@@ -20,8 +20,8 @@ from dnnlab.spec.models import (
     DropoutLayer,
     ExplicitModel,
     FlattenLayer,
-    Spec,
 )
+from dnnlab.spec.models import Spec
 
 
 def get(registry: dict[str, Callable], name: str, part: str) -> Callable:

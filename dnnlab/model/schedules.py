@@ -26,7 +26,7 @@ from keras import ops
 from keras.optimizers.schedules import LearningRateSchedule
 
 from dnnlab.model.keras_private import learning_rate_setting
-from dnnlab.spec import models
+from dnnlab.spec.training import OneCycleSchedule
 
 register = keras.saving.register_keras_serializable(package="dnnlab")
 
@@ -183,13 +183,13 @@ def steps_per_unit(schedule: Any, steps_per_epoch: int) -> int:
     return steps_per_epoch if getattr(schedule, "unit", "step") == "epoch" else 1
 
 
-def _one_cycle_learning_rate(schedule: models.OneCycleSchedule, steps_per_unit: int, total: int) -> OneCycle:
+def _one_cycle_learning_rate(schedule: OneCycleSchedule, steps_per_unit: int, total: int) -> OneCycle:
     start = schedule.start_lr if schedule.start_lr is not None else schedule.max_lr / 10
     final = schedule.final_lr if schedule.final_lr is not None else start / 1000
     return OneCycle(start, schedule.max_lr, final, total, schedule.last_fraction, steps_per_unit)
 
 
-def one_cycle_momentum(schedule: models.OneCycleSchedule, steps_per_unit: int, total: int) -> OneCycle:
+def one_cycle_momentum(schedule: OneCycleSchedule, steps_per_unit: int, total: int) -> OneCycle:
     high, low = schedule.max_momentum, schedule.min_momentum
     return OneCycle(high, low, high, total, schedule.last_fraction, steps_per_unit)
 

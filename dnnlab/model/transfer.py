@@ -14,7 +14,7 @@ import keras
 from dnnlab.errors import ConfigError
 from dnnlab.model.build import load_model
 from dnnlab.rundir.directory import RunDir
-from dnnlab.spec.models import Transfer
+from dnnlab.spec.model import Transfer
 
 OUTPUT_LAYERS = ("output", "output_activation")
 

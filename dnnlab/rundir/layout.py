@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dnnlab.errors import RunDirError
 from dnnlab.files.folders import ensure_folder
-from dnnlab.spec.models import NAME_PATTERN
+from dnnlab.spec.base import NAME_PATTERN
 
 # `starting`: the directory exists and its setup (config, checkpoint, state.json) is being written.
 STATUSES = ("starting", "running", "completed", "failed", "diverged", "interrupted")

@@ -20,14 +20,8 @@ from dnnlab.spec.keras_names import (
     SPARSE_LABEL_LOSSES,
     SPARSE_LABEL_METRICS,
 )
-from dnnlab.spec.models import (
-    RELU_FAMILY,
-    CompactModel,
-    DenseLayer,
-    ExplicitModel,
-    Spec,
-    recommended_initializer,
-)
+from dnnlab.spec.model import RELU_FAMILY, CompactModel, DenseLayer, ExplicitModel, recommended_initializer
+from dnnlab.spec.models import Spec
 from dnnlab.spec.wording import did_you_mean, short
 
 

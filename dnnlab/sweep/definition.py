@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from dnnlab.errors import ConfigError
 from dnnlab.rundir.layout import check_name
+from dnnlab.spec.base import NAME_PATTERN
 from dnnlab.spec.loading import parse_override, read_spec_file, read_yaml
-from dnnlab.spec.models import NAME_PATTERN
 from dnnlab.spec.wording import format_validation_error
 from dnnlab.sweep.axes import Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
 from dnnlab.sweep.executors import EXECUTORS

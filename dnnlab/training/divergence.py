@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dnnlab.spec.checks import uses_batch_norm
-from dnnlab.spec.models import CompactModel, Spec, recommended_initializer
+from dnnlab.spec.model import CompactModel, recommended_initializer
+from dnnlab.spec.models import Spec
 from dnnlab.training.callbacks.stop_on_nan import Divergence
 
 # --- advice for a diverged run ------------------------------------------------------------

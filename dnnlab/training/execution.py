@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from dnnlab.spec.models import CompactModel, Spec
+from dnnlab.spec.model import CompactModel
+from dnnlab.spec.models import Spec
 
 log = logging.getLogger("dnnlab")
 

@@ -12,10 +12,10 @@ from dnnlab.console import stderr_console
 
 
 def format_metrics(logs: dict[str, Any]) -> str:
-    return "  ".join(f"{key} {value:.4g}" for key, value in logs.items() if _is_number(value))
+    return "  ".join(f"{key} {value:.4g}" for key, value in logs.items() if is_number(value))
 
 
-def _is_number(value: Any) -> bool:
+def is_number(value: Any) -> bool:
     try:
         float(value)
         return True
