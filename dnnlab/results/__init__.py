@@ -1,7 +1,7 @@
-"""Reading many runs back: compare, its formats, plots, the HTML report, tracking.
+"""Reading many runs back: compare, its formats, statistics, plots, the HTML report, tracking.
 
-`compare` (loading run directories tolerantly, leaf-key diffs, ranking, seed groups), `formats`
-(table, csv, json, markdown), `plots`, `html_report`, `tracking` (MLflow). TensorFlow-free except
-where a report reads MC dropout files. May import `dnnlab.inference`, `dnnlab.diagnostics` and
-everything below them.
+`compare` (leaf-key diffs, ranking, seed groups), `statistics` (intervals and tests between seed
+groups; SciPy), `formats` (table, csv, json, markdown), `plots`, `html_report`, `tracking`
+(`dnnlab mlflow-log`). TensorFlow-free except where a report reads MC dropout files. May import
+`dnnlab.inference`, `dnnlab.diagnostics` and everything below them.
 """
