@@ -1,6 +1,7 @@
-"""Datasets: the split and scaling pipeline, one module per source, tables (column types and
-encoders, `tables`; reading CSV and Parquet, `table_files`), the shipped penguins table, untrusted
-files, hold-out. May import dnnlab.spec, dnnlab.files and dnnlab.errors; never TensorFlow.
+"""Datasets: the split and scaling pipeline, one module per source, untrusted files, hold-out, and
+tables: `table_files` (reading CSV and Parquet), `table_columns` (features and their types),
+`table_cells` (one column's cells), `tables` (the fitted encoding and its record), `penguins` (the
+shipped table). May import dnnlab.spec, dnnlab.files and dnnlab.errors; never TensorFlow.
 
 Transitional, until the package layout lands: while dnnlab/data.py still holds the pipeline, this
 package would hide it (a package wins over a module of the same name), so it loads that module
