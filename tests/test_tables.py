@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from dnnlab.data import table_files, tables
+from dnnlab.data.penguins import TARGET, load_penguins
 from dnnlab.data.table_files import read_table
 from dnnlab.data.tables import (
     REGRESSION,
@@ -355,7 +356,7 @@ def test_a_header_from_the_file_is_located_never_quoted(tmp_path):
     assert SECRET not in str(error.value) and "column 1" in str(error.value)
 
 
-# --- parquet ----------------------------------------------------------------------------
+# --- parquet and the penguins ----------------------------------------------------------------
 
 
 def test_parquet_reads_as_the_csv_does(tmp_path):
@@ -366,3 +367,17 @@ def test_parquet_reads_as_the_csv_does(tmp_path):
     prep = fitted(frame)
     assert fitted(from_parquet) == prep
     np.testing.assert_array_equal(prep.transform(from_parquet), prep.transform(frame))
+
+
+def test_the_penguins_ship_with_dnnlab_and_encode_to_nine_columns():
+    frame = load_penguins()
+    assert frame.shape == (344, 8)
+    assert int(frame["sex"].isna().sum()) == 11 and int(frame["bill_length_mm"].isna().sum()) == 2
+    rules = infer_columns(frame, TARGET)
+    prep = TablePreprocessing.fit(frame, rules, TARGET)
+    assert prep.target.classes == ("Adelie", "Chinstrap", "Gentoo")
+    assert prep.feature_names()[:3] == ["island=Biscoe", "island=Dream", "island=Torgersen"]
+    assert prep.feature_names()[7] == "sex=male"
+    x = prep.transform(frame)
+    assert x.shape == (344, 9) and x.dtype == np.float32 and np.isfinite(x).all()
+    assert np.bincount(prep.encode_target(frame)).tolist() == [152, 68, 124]
