@@ -1,7 +1,12 @@
 """Datasets: from a spec's `data:` section to split, scaled arrays.
 
-`datasets` (describe and load: splits, class filters, scaling), one reader per source
-(`bundled_sets`, `keras_datasets`, `user_files`), `holdout` (the seeded test hold-out) and
-`checked_spec` (a spec resolved against its dataset's facts). May import `dnnlab.spec`,
-`dnnlab.files`, `dnnlab.errors`, `dnnlab.runtime`; no TensorFlow at import.
+`datasets` (describe and load: filters, hold-out, validation split, scaling) reads through one
+module per source (`named_sets` with `bundled_sets` and `keras_datasets`, `synthetic`,
+`npz_source`, `csv_source`; `source` holds what they share), `user_files` reads the files a user
+points at as untrusted input, `input_files` the files of `--data FILE`, `holdout` draws the seeded
+test hold-out, and `checked_spec` resolves a spec against its dataset's facts. Tables: `table_files`
+(CSV/Parquet read by pandas), `table_columns` (column types and selection), `table_cells`, `tables`
+(the fitted encoding recorded in preprocessing.json), `penguins` (the Palmer penguins table).
+May import `dnnlab.spec`, `dnnlab.files`, `dnnlab.errors`, `dnnlab.runtime`; no TensorFlow at
+import.
 """
