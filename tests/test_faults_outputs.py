@@ -267,14 +267,14 @@ def free_port() -> int:
     [
         ("sqlite:////proc/m.db", "cannot write in /proc"),
         ("file:///proc/mlruns", "cannot write in /proc"),
-        ("sqlite:////nonexistent-dnnlab/m.db", "does not exist"),
+        ("sqlite:///TMP/missing/m.db", "does not exist"),
         ("http://127.0.0.1:PORT", "no MLflow tracking server answers there"),
     ],
     ids=["sqlite in proc", "file in proc", "sqlite no folder", "nothing listening"],
 )
-def test_a_tracking_store_that_cannot_be_used_is_one_line(finished_run, bounded_http, uri, says):
+def test_a_tracking_store_that_cannot_be_used_is_one_line(finished_run, tmp_path, bounded_http, uri, says):
     pytest.importorskip("mlflow")
-    uri = uri.replace("PORT", str(free_port()))
+    uri = uri.replace("PORT", str(free_port())).replace("TMP", str(tmp_path))
     assert_one_line_error(invoke("mlflow-log", finished_run, "--tracking-uri", uri), uri, says)
 
 
