@@ -295,7 +295,7 @@ def test_only_unlocked_staging_leftovers_of_the_trial_are_removed(tmp_path):
     fd = os.open(held / ".lock", os.O_RDWR)
     fcntl.flock(fd, fcntl.LOCK_EX)  # a start in progress
     try:
-        assert remove_staging_leftovers(sweep, "000-a") == [left]
+        assert remove_staging_leftovers(sweep, ["000-a"]) == [left]
     finally:
         os.close(fd)
     assert not left.exists() and held.exists() and other_trial.exists() and not_ours.exists()

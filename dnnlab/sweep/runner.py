@@ -113,8 +113,7 @@ def resume_sweep(
         checked = check_trials(sweep, todo) if todo else []
         macs = max((dense_macs_per_step(c.spec, c.info.input_shape) for c in checked), default=0)
         workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
-        for trial in todo:
-            remove_staging_leftovers(folder.path, trial.run)
+        remove_staging_leftovers(folder.path, [t.run for t in todo])
     except BaseException:
         folder.unlock()
         raise

@@ -14,6 +14,7 @@ import contextlib
 import os
 import re
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -82,19 +83,19 @@ def remove_unstarted(run_path: Path) -> None:
     shutil.rmtree(path)
 
 
-def staging_name(run: str) -> re.Pattern[str]:
-    """The hidden folders dnnlab.runs stages a new run `run` in: `.<run>.<12 hex>.starting`."""
-    return re.compile(rf"\.{re.escape(run)}\.[0-9a-f]{{12}}{re.escape(STAGING_SUFFIX)}")
+# The hidden folder dnnlab.runs stages a new run in: `.<run>.<12 hex>.starting`.
+_STAGING = re.compile(rf"\.(.+)\.[0-9a-f]{{12}}{re.escape(STAGING_SUFFIX)}")
 
 
-def remove_staging_leftovers(sweep_dir: Path, run: str) -> list[Path]:
-    """Remove the staging folders a killed start of trial `run` left in the sweep directory: a
-    real folder of exactly that name whose lock file is there and held by no process (a start
+def remove_staging_leftovers(sweep_dir: Path, runs: Iterable[str]) -> list[Path]:
+    """Remove the staging folders killed starts of the trials `runs` left in the sweep directory:
+    a real folder of exactly such a name whose lock file is there and held by no process (a start
     in progress holds it). Returns what was removed."""
-    pattern = staging_name(run)
+    runs = set(runs)
     removed = []
-    for path in Path(sweep_dir).iterdir():
-        if not pattern.fullmatch(path.name) or path.is_symlink() or not path.is_dir():
+    for path in sorted(Path(sweep_dir).iterdir()):
+        match = _STAGING.fullmatch(path.name)
+        if match is None or match.group(1) not in runs or path.is_symlink() or not path.is_dir():
             continue
         if _unlocked(path / LOCK):
             shutil.rmtree(path, ignore_errors=True)
