@@ -350,13 +350,22 @@ def export(
     prune_below: Annotated[
         float | None, typer.Option("--prune-below", help="Zero Dense weights with |w| below EPS.")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing export of this format at --out.")
+    ] = False,
     as_json: JsonFlag = False,
 ) -> None:
     """Export a run's model with its scaling built in; verified against the run's model first."""
     from dnnlab.inference.export import export as exporting
 
     report = exporting(
-        run_dir, fmt.value, out, fold_batch_norm, quantize.value if quantize else None, prune_below
+        run_dir,
+        fmt.value,
+        out,
+        fold_batch_norm,
+        quantize.value if quantize else None,
+        prune_below,
+        force=force,
     )
     stderr_console().print(export_table(report))
     if as_json:

@@ -14,6 +14,7 @@ single-instance latency of both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -86,14 +87,18 @@ def export(
     fold_batch_norm: bool = False,
     quantize: str | None = None,
     prune_below: float | None = None,
+    force: bool = False,
 ) -> ExportReport:
     """Export the run's final model in `fmt`, verify it, then write it atomically to `out`
-    (default: RUN_DIR/export/...)."""
+    (default: RUN_DIR/export/...). An existing `out` is replaced only when it is an export of
+    this format and `force` is given; the default path's export is dnnlab's own and replaced."""
     check_options(fmt, quantize, prune_below)
     run = find_run(run_dir)
     source_model = model_file(run)
     target = Path(out) if out is not None else default_path(run, fmt, fold_batch_norm, quantize, prune_below)
+    replace = force or out is None
     check_target(target, fmt)
+    check_existing(target, fmt, replace)
     if out is not None:
         check_output_folder(target, "--out")
     verify, source = _verification_set(run)
@@ -142,6 +147,7 @@ def export(
             )
         export_latency = single_latency(lambda: runner(raw[:1]))
         run_latency = single_latency(lambda: model(verify.x[:1], training=False))
+        check_existing(target, fmt, replace)  # again: the verification took seconds
         written_bytes = _write(payload, target)
     return ExportReport(
         run=run.path,
@@ -199,6 +205,46 @@ def check_target(target: Path, fmt: str) -> None:
         raise ExportError(f"--out {target}: a SavedModel is a directory; that path is a file")
     if not suffix and target.suffix.lower() in (".tflite", ".onnx", ".keras"):
         raise ExportError(f"--out {target}: a SavedModel is a directory; give a path without {target.suffix}")
+
+
+def export_kind(path: Path, fmt: str) -> str | None:
+    """None when `path` is an export of `fmt` (a SavedModel: a folder with saved_model.pb; a
+    TFLite flat buffer: a file with "TFL3" at byte 4; ONNX: a .onnx file whose first byte is the
+    tag of ModelProto's ir_version, which every ONNX writer puts first), else what it is."""
+    if fmt == "savedmodel":
+        if not path.is_dir():
+            return "not a folder"
+        return None if (path / "saved_model.pb").is_file() else "a folder without saved_model.pb"
+    if not path.is_file():
+        return "not a file"
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    if fmt == "tflite":
+        return None if head[4:8] == b"TFL3" else "not a TFLite flat buffer"
+    return None if head[:1] == b"\x08" else "not an ONNX model"
+
+
+def check_existing(target: Path, fmt: str, replace: bool) -> None:
+    """Refuse an existing `target` that is not a `fmt` export (dnnlab never removes a user's
+    folder or file), and one that is unless `replace`. A symbolic link is judged by what it
+    points to; replacing it replaces the link, never what it points to."""
+    if not target.exists() and not target.is_symlink():
+        return
+    what = export_kind(target, fmt) if target.exists() else "a dangling symbolic link"
+    link = " (a symbolic link)" if target.is_symlink() else ""
+    if what is not None:
+        raise ExportError(
+            f"--out {target}: exists and is {what}{link}, not a {fmt} export; dnnlab replaces only "
+            "its own exports: choose another path or move it away"
+        )
+    if not replace:
+        raise ExportError(
+            f"--out {target}: a {fmt} export exists there{link}; pass --force to replace it, or "
+            "choose another path"
+        )
 
 
 # --- data -----------------------------------------------------------------------------------
@@ -475,6 +521,9 @@ def _write(payload: bytes | Path, target: Path) -> int:
         if isinstance(exc, OSError):
             raise WriteError.of(target, exc) from exc
         raise
-    if old is not None:
+    if old is not None and old.is_symlink():  # a link at the target: replaced, what it points to kept
+        with contextlib.suppress(OSError):
+            old.unlink()
+    elif old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return sum(f.stat().st_size for f in target.rglob("*") if f.is_file())

@@ -254,13 +254,22 @@ def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
     headers, rows = table_rows(comparison, diff_only)
     rows = _counted_from_one(rows)
     best = comparison.best_run is not None
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(_md_align(h) for h in headers) + "|"]
+    lines = [
+        "| " + " | ".join(map(_md_text, headers)) + " |",
+        "|" + "|".join(_md_align(h) for h in headers) + "|",
+    ]
     for i, row in enumerate(rows):
-        cells = [format_value(row[h]).replace("|", "\\|") for h in headers]
+        cells = [_md_text(format_value(row[h])) for h in headers]
         if i == 0 and best:
             cells[headers.index("run")] = f"**{cells[headers.index('run')]}**"
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _md_text(text: str) -> str:
+    """A header or cell inside a markdown table row: a `|` would end the cell and a line break
+    the row (metric columns and spec values come from files a user may have edited)."""
+    return " ".join(text.replace("|", "\\|").splitlines())
 
 
 def _md_align(header: str) -> str:

@@ -12,6 +12,7 @@ import csv
 import html
 import json
 import math
+import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -155,7 +156,9 @@ def mc_calibration_html(path: Path) -> str:
         f"</td><td class=num>{calibration.nll(p, arrays['labels']):.4f}</td></tr>"
         for name, p in curves.items()
     )
-    png = calibration.reliability_png(curves, arrays["labels"], path.name)
+    from dnnlab.results.plots import plain_text
+
+    png = calibration.reliability_png(curves, arrays["labels"], plain_text(path.name))
     return (
         f"<h3>{_e(path.name)}</h3><p>{len(arrays['labels'])} instances; 15 equal-width confidence "
         "bins.</p><table><tr><th>method</th><th>ECE</th><th>NLL</th></tr>"
@@ -328,29 +331,43 @@ def _read(path: Path) -> str | None:
 
 
 def _layers_table(path: Path) -> str:
-    """The last measurement of each layer in layers.csv (written with training.diagnostics)."""
+    """The last measurement of each layer in layers.csv (written with training.diagnostics). A
+    damaged file is a note: rows with the wrong number of cells or a step that is not a whole
+    number are left out, and an epoch that is not one is not shown."""
     text = _read(path)
     if not text:
         return ""
-    rows = list(csv.DictReader(text.splitlines()))
-    if not rows or "step" not in rows[0]:
-        return ""
     try:
-        last = max(int(r["step"]) for r in rows)
-    except (KeyError, ValueError):
+        lines = [cells for cells in csv.reader(text.splitlines()) if cells]
+    except csv.Error as exc:  # a field over csv's size limit, a NUL byte
+        return f'<p class="note">{LAYERS_CSV} not shown: not a readable CSV file ({_e(exc)})</p>'
+    if not lines or "step" not in lines[0]:
         return ""
-    latest = [r for r in rows if r.get("step") == str(last)]
-    columns = ["depth", "layer", "activation", *(c for c in LAYER_COLUMNS if c in rows[0])]
+    header, body = lines[0], lines[1:]
+    rows = [dict(zip(header, cells)) for cells in body if len(cells) == len(header)]
+    rows = [row for row in rows if _whole(row["step"]) is not None]
+    damaged = len(body) - len(rows)
+    note = f'<p class="note">{LAYERS_CSV}: {damaged} damaged row(s) left out</p>' if damaged else ""
+    if not rows:
+        return note
+    last = max(_whole(r["step"]) for r in rows)
+    latest = [r for r in rows if _whole(r["step"]) == last]
+    columns = ["depth", "layer", "activation", *(c for c in LAYER_COLUMNS if c in header)]
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join(
+    table = "".join(
         "<tr>" + "".join(f"<td>{_e(_short(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in latest
     )
-    epoch = latest[0].get("epoch", "")
-    when = f"epoch {int(epoch) + 1}, " if epoch.isdigit() else ""
+    epoch = _whole(latest[0].get("epoch", ""))
+    when = f"epoch {epoch + 1}, " if epoch is not None and epoch >= 0 else ""
     return (
-        f"<p><b>Layer diagnostics</b> (layers.csv, {_e(when)}step {last})</p>"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        f"<p><b>Layer diagnostics</b> (layers.csv, {_e(when)}step {last})</p>{note}"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{table}</tbody></table>"
     )
+
+
+def _whole(text: str) -> int | None:
+    """A whole number written in ASCII digits (int() also takes "٣" and " 3 "), else None."""
+    return int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else None
 
 
 def _short(text: str) -> str:

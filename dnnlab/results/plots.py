@@ -26,6 +26,13 @@ PANEL_COLUMNS = 3
 LR = "lr"
 
 
+def plain_text(text: str) -> str:
+    """`text` as matplotlib must show it: a run's folder name or a metrics.csv column is the
+    user's text, not mathtext, so each `$` is escaped (matplotlib shows `\\$` as `$`); unescaped,
+    `a$x$` renders x in italics and `r$\\frac{$` stops the plot with a parse error."""
+    return text.replace("$", r"\$")
+
+
 def plot_learning_curves(
     comparison: Comparison, path: Path, metrics: list[str] | None = None, log_y: bool = False
 ) -> Path:
@@ -101,7 +108,7 @@ def learning_curves_figure(comparison: Comparison, metrics: list[str] | None = N
         for key, _, members in series:
             _draw(ax, panel, members, colors[key], comparison)
         ax.set_xlabel("epoch")
-        ax.set_title(_panel_title(panel, comparison), fontsize="medium")
+        ax.set_title(plain_text(_panel_title(panel, comparison)), fontsize="medium")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.grid(True, alpha=0.3)
         if log_y or panel == LR and _spans_decades(comparison):
@@ -110,7 +117,7 @@ def learning_curves_figure(comparison: Comparison, metrics: list[str] | None = N
         ax.set_visible(False)
     if series:
         handles = [Line2D([], [], color=colors[key]) for key, _, _ in series]
-        labels = [label for _, label, _ in series]
+        labels = [plain_text(label) for _, label, _ in series]
         fig.legend(handles, labels, loc="outside right upper", fontsize="small", frameon=False)
     return fig
 

@@ -26,6 +26,7 @@ from dnnlab.training.mlflow_tracking import (
     MLFLOW_STATUS,
     PARAM_BATCH,
     PARAM_LENGTH,
+    check_tracking_uri,
     experiment_id_of,
     find_tracked_run,
     import_mlflow,
@@ -34,6 +35,7 @@ from dnnlab.training.mlflow_tracking import (
     read_json,
     run_identity,
     run_tags,
+    store_errors,
 )
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -61,11 +63,13 @@ def log_runs(
             f"{RUN_FILES_TEXT}. Pass run or sweep directories, e.g. `dnnlab mlflow-log runs/*`."
         )
     import_mlflow()
+    check_tracking_uri(tracking_uri)
     from mlflow.tracking import MlflowClient
 
-    client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = experiment_id_of(client, experiment)
-    return [_log_one(client, experiment_id, path) for path in run_dirs]
+    with store_errors(tracking_uri):
+        client = MlflowClient(tracking_uri=tracking_uri)
+        experiment_id = experiment_id_of(client, experiment)
+        return [_log_one(client, experiment_id, path) for path in run_dirs]
 
 
 def _log_one(client, experiment_id: str, path: Path) -> Logged:

@@ -27,6 +27,8 @@ MAX_METRIC_COLUMNS = 256
 
 
 MAX_EPOCHS = 100_000
+EMPTY_METRICS = "empty metrics.csv"
+MAX_MESSAGE = 600  # characters of a recorded divergence message shown (a real one is about 300)
 
 
 _TIMESTAMP_SUFFIX = re.compile(r"-\d{8}-\d{6}(-\d+)?$")
@@ -125,6 +127,9 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
         path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=_read_yaml_text
     )
     history = _read_metrics(path / METRICS_CSV, notes)
+    if info.status == "diverged":  # its diverged epoch is never a row of metrics.csv: say what it was
+        notes[:] = [note for note in notes if note != EMPTY_METRICS]
+        notes.append(divergence_text(info))
 
     last_epoch = int_or_none(history["epoch"][-1]) if history.get("epoch") else None
     epochs = max(info.epochs_done, 0 if last_epoch is None else last_epoch + 1)
@@ -145,6 +150,17 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
         notes=notes,
         test=info.test or {},
     )
+
+
+def divergence_text(record: RunRecord) -> str:
+    """One line on a diverged run: the message run.json records under `divergence` (the epoch,
+    the values that went non-finite, what to try), or, from a run that does not record it, the
+    epoch it diverged in, the one after its last committed epoch."""
+    recorded = record.extra.get("divergence")
+    if isinstance(recorded, dict) and isinstance(recorded.get("message"), str) and recorded["message"]:
+        text = " ".join(recorded["message"].split())
+        return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 3] + "..."
+    return f"training diverged in epoch {record.epochs_done + 1} (run.json does not record its values)"
 
 
 def _read_mapping(
@@ -223,7 +239,7 @@ def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
         return {}
     lines = [line for line in text.splitlines() if line.strip()]
     if not lines:
-        notes.append("empty metrics.csv")
+        notes.append(EMPTY_METRICS)
         return {}
     header = [h.strip() for h in lines[0].split(",")]
     if len(header) > MAX_METRIC_COLUMNS or len(lines) - 1 > MAX_EPOCHS:

@@ -15,7 +15,15 @@ def acquire_lock(lock_file: Path, busy: str) -> int:
     import fcntl
 
     while True:
-        fd = os.open(lock_file, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fd = os.open(lock_file, os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
+        except OSError as exc:
+            if exc.errno == errno.ELOOP:
+                raise RunDirError(
+                    f"{lock_file}: a symbolic link; dnnlab creates and removes this lock file, so it "
+                    "must be a file. Remove the link."
+                ) from None
+            raise
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -20,6 +20,9 @@ from dnnlab.errors import ConfigError
 from dnnlab.files import safe_yaml
 from dnnlab.spec.wording import short
 
+# The most trials a sweep may have, and so the most values one axis or `seeds` may hold: each
+# trial is a run directory, and sweep.json (read back on --resume) lists them all.
+MAX_TRIALS = 10_000
 DISTRIBUTIONS = ("uniform", "loguniform", "randint")
 LISTS = ("range", "choice")
 _CALL = re.compile(r"^\s*([a-z]+)\((.*)\)\s*$", re.DOTALL)
@@ -140,7 +143,12 @@ def _parse_call(key: str, name: str, inner: str, text: str) -> Axis:
     if name == "range":
         if len(numbers) not in (2, 3) or not all(isinstance(n, int) for n in numbers):
             raise ConfigError(f"-g {key}: range(a,b[,step]) takes two or three integers; received {text}")
-        values = tuple(range(*numbers)) if numbers[-1] != 0 or len(numbers) == 2 else ()
+        span = range(*numbers) if numbers[-1] != 0 or len(numbers) == 2 else range(0)
+        if len(span) > MAX_TRIALS:  # counted before it is built: range(0,10**12) would fill the memory
+            raise ConfigError(
+                f"-g {key}: {text} has {len(span):,} values; a sweep has at most {MAX_TRIALS:,} trials"
+            )
+        values = tuple(span)
         if not values:
             raise ConfigError(f"-g {key}: {text} is empty; expected a < b for a positive step")
         return Axis(key, "list", values, text=text)

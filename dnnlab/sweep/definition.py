@@ -19,8 +19,9 @@ from dnnlab.errors import ConfigError
 from dnnlab.rundir.layout import check_name
 from dnnlab.spec.base import NAME_PATTERN
 from dnnlab.spec.loading import parse_override, read_spec_file, read_yaml
-from dnnlab.spec.wording import format_validation_error
-from dnnlab.sweep.axes import Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
+from dnnlab.spec.models import MAX_SEED
+from dnnlab.spec.wording import format_validation_error, short
+from dnnlab.sweep.axes import MAX_TRIALS, Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
 from dnnlab.sweep.executors import EXECUTORS
 
 
@@ -29,8 +30,10 @@ class _Strict(BaseModel):
 
 
 class RandomSection(_Strict):
-    trials: int = Field(gt=0, description="how many trials to draw")
-    seed: int = Field(0, ge=0, description="seeds the draws: the same seed draws the same trials")
+    trials: int = Field(gt=0, le=MAX_TRIALS, description="how many trials to draw")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="seeds the draws: the same seed draws the same trials"
+    )
     axes: dict[str, Any] = Field(
         default_factory=dict, description="dotted key -> list of values or an axis such as uniform(a,b)"
     )
@@ -46,10 +49,14 @@ class SweepFile(_Strict):
     )
     grid: dict[str, Any] | None = Field(None, description="dotted key -> values: the cartesian product")
     random: RandomSection | None = None
-    seeds: Annotated[int, Field(gt=0)] | list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, description="N: seeds 0..N-1; a list: those seeds; every trial runs once per seed"
+    seeds: (
+        Annotated[int, Field(gt=0, le=MAX_TRIALS)]
+        | Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(max_length=MAX_TRIALS)]
+        | None
+    ) = Field(None, description="N: seeds 0..N-1; a list: those seeds; every trial runs once per seed")
+    jobs: Literal["auto"] | Annotated[int, Field(gt=0)] = Field(
+        "auto", description="local workers; auto: from cores and model size"
     )
-    jobs: Literal["auto"] | int = Field("auto", description="local workers; auto: from cores and model size")
     executor: Literal["local", "ray"] = "local"
     address: str | None = Field(None, description="the Ray cluster's address (executor: ray)")
 
@@ -98,11 +105,25 @@ class Sweep:
 def seeds_option(text: str) -> tuple[int, ...]:
     """`--seeds N` (seeds 0..N-1) or `--seeds A,B,C` (those seeds)."""
     parts = [p.strip() for p in text.split(",")]
-    if not all(p.isdigit() for p in parts) or (len(parts) == 1 and int(parts[0]) == 0):
+    # ASCII digits only ("²".isdigit() is true), and short enough for int() (no 10**5000)
+    if not all(p.isascii() and p.isdigit() and len(p) <= 20 for p in parts) or (
+        len(parts) == 1 and int(parts[0]) == 0
+    ):
         raise ConfigError(
             f"--seeds {text}: expected a count N > 0 (seeds 0..N-1) or a list of seeds, e.g. --seeds 0,1,2"
         )
-    return tuple(range(int(parts[0]))) if len(parts) == 1 else _distinct_seeds(int(p) for p in parts)
+    if len(parts) == 1:
+        if int(parts[0]) > MAX_TRIALS:
+            raise ConfigError(
+                f"--seeds {text}: at most {MAX_TRIALS:,} seeds (a sweep has at most that many trials)"
+            )
+        return tuple(range(int(parts[0])))
+    if len(parts) > MAX_TRIALS or any(int(p) > MAX_SEED for p in parts):
+        raise ConfigError(
+            f"--seeds {short(text)}: at most {MAX_TRIALS:,} seeds, each at most {MAX_SEED} "
+            "(the range NumPy seeds take)"
+        )
+    return _distinct_seeds(int(p) for p in parts)
 
 
 def _distinct_seeds(seeds: Any) -> tuple[int, ...]:

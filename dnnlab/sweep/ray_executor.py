@@ -162,7 +162,7 @@ def _outcome(ref, sweep_dir: str, trial: dict[str, Any]) -> dict[str, Any]:
     try:
         outcome, log = ray.get(ref)
     except ray_errors.TaskCancelledError:
-        on_disk = worker.on_disk(Path(sweep_dir) / trial["run"]) or {}
+        on_disk = worker.trial_on_disk(Path(sweep_dir), trial) or {}
         return {**_lost("interrupted", None), **on_disk, "status": "interrupted"}
     except ray_errors.RayTaskError as exc:  # raised outside run_trial's own handling: a bug
         sys.stderr.write(f"{exc}\n")

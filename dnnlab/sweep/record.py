@@ -4,7 +4,6 @@ one ordinary run directory per trial. Every file is replaced atomically, as in a
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,13 @@ import yaml
 
 from dnnlab.errors import RunDirError
 from dnnlab.files.atomic import atomic_write_json, atomic_write_text
+from dnnlab.files.safe_yaml import read_yaml_file
 from dnnlab.rundir.layout import new_stamped_dir
 from dnnlab.rundir.lock import acquire_lock, release_lock
+from dnnlab.rundir.reading import parse_json, read_run_file
 from dnnlab.rundir.records import now
 from dnnlab.sweep.definition import Sweep, read_sweep_file
+from dnnlab.sweep.record_checks import check_record
 from dnnlab.sweep.trials import Trial
 
 SWEEP_YAML = "sweep.yaml"
@@ -101,10 +103,18 @@ class SweepDir:
         path = Path(path)
         if not (path / SWEEP_YAML).is_file() or not (path / SWEEP_JSON).is_file():
             raise RunDirError(f"{path}: not a sweep directory (no {SWEEP_YAML} and {SWEEP_JSON})")
+        for name in (SWEEP_YAML, SWEEP_JSON, ".lock"):  # read, replaced or created by the driver
+            if (path / name).is_symlink():
+                raise RunDirError(
+                    f"{path / name}: a symbolic link; a sweep's own files must be files inside its "
+                    "directory. Replace the link with the file."
+                )
         return cls(path)
 
     def lock(self) -> None:
         """Held by the driver: a second `sweep --resume` of the same directory is refused."""
+        if (self.path / ".lock").is_symlink():  # opened with O_CREAT: a link would create its target
+            raise RunDirError(f"{self.path / '.lock'}: a symbolic link; remove it and resume")
         self._lock_fd = acquire_lock(
             self.path / ".lock", f"{self.path}: another dnnlab process is running this sweep"
         )
@@ -118,13 +128,26 @@ class SweepDir:
         atomic_write_text(self.sweep_yaml, yaml.safe_dump(sweep.to_dict(), sort_keys=False))
 
     def read_definition(self) -> Sweep:
+        """sweep.yaml, which dnnlab writes with the spec inline: a `spec:` path there would read
+        a file from anywhere, so it is refused."""
+        raw = read_yaml_file(self.sweep_yaml)
+        if isinstance(raw, dict) and not isinstance(raw.get("spec"), dict):
+            raise RunDirError(
+                f"{self.sweep_yaml}: spec: expected the spec inline, as dnnlab writes it; "
+                "sweep.yaml was edited or damaged"
+            )
         return read_sweep_file(self.sweep_yaml)
 
     def write_record(self, record: SweepRecord) -> None:
         atomic_write_json(self.sweep_json, record.to_dict())
 
     def read_record(self) -> SweepRecord:
+        """sweep.json, checked as untrusted input (see record_checks)."""
         try:
-            return SweepRecord.from_dict(json.loads(self.sweep_json.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, TypeError, KeyError) as exc:
+            data = parse_json(read_run_file(self.sweep_json))
+        except ValueError as exc:
             raise RunDirError(f"{self.sweep_json}: not a readable sweep record ({exc})") from None
+        except OSError as exc:
+            raise RunDirError(f"{self.sweep_json}: cannot be read ({exc.strerror})") from None
+        check_record(data, self.sweep_json, VERSION)
+        return SweepRecord.from_dict(data)

@@ -23,7 +23,8 @@ from dnnlab.sweep import executors
 from dnnlab.sweep.definition import Sweep
 from dnnlab.sweep.progress import SweepProgress
 from dnnlab.sweep.record import SweepDir, SweepRecord, new_record
-from dnnlab.sweep.trials import FINAL, PENDING, Trial, expand_and_check, refused_write
+from dnnlab.sweep.trial_dirs import check_trial_dir, remove_staging_leftovers
+from dnnlab.sweep.trials import FINAL, PENDING, Trial, check_trials, expand_and_check, refused_write
 from dnnlab.training.execution import SMALL_STEP_MACS, dense_macs_per_step
 
 EXIT_OK, EXIT_FAILED, EXIT_INTERRUPTED = 0, 1, 130
@@ -103,16 +104,21 @@ def resume_sweep(
     sweep = folder.read_definition()
     executor = executors.get(sweep.executor)  # before the lock: Ray missing is one line, nothing written
     folder.lock()
-    record = folder.read_record()
-    todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
-    if not todo and record.status in ("completed", "failed"):
+    try:
+        record = folder.read_record()  # untrusted: checked field by field (record_checks)
+        todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
+        if not todo and record.status in ("completed", "failed"):
+            folder.unlock()
+            return SweepResult(folder.path, record)
+        for trial in todo:  # every folder a trial will write or remove, before anything is
+            check_trial_dir(folder.path, trial.run)
+        checked = check_trials(sweep, todo) if todo else []
+        macs = max((dense_macs_per_step(c.spec, c.info.input_shape) for c in checked), default=0)
+        workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
+        remove_staging_leftovers(folder.path, [t.run for t in todo])
+    except BaseException:
         folder.unlock()
-        return SweepResult(folder.path, record)
-    from dnnlab.sweep.trials import check_trials
-
-    checked = check_trials(sweep, todo) if todo else []
-    macs = max((dense_macs_per_step(c.spec, c.info.input_shape) for c in checked), default=0)
-    workers = choose_workers(jobs if jobs is not None else sweep.jobs, max(1, len(todo)), macs)
+        raise
     record.status, record.finished = "running", None
     record.command = command
     return _execute(folder, sweep, record, todo, workers, executor, progress)

@@ -8,6 +8,7 @@ trials of one seed group sit next to each other.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 import re
 from dataclasses import dataclass, field
@@ -15,7 +16,7 @@ from typing import Any
 
 from dnnlab.data.checked_spec import CheckedSpec, check_spec_mapping
 from dnnlab.errors import ConfigError, DnnlabError, WriteError
-from dnnlab.sweep.axes import grid_refusal, yaml_text
+from dnnlab.sweep.axes import MAX_TRIALS, grid_refusal, yaml_text
 from dnnlab.sweep.definition import Sweep
 
 PENDING = "pending"
@@ -30,6 +31,9 @@ def refused_write(error: str | None) -> bool:
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._=+-]+")
+# What trial_dir_name makes: the id (at least 3 digits), then what differs. One plain folder name:
+# no separator, never `..` or empty, so it can only name a folder inside the sweep directory.
+TRIAL_NAME = re.compile(r"([0-9]{3,})(-[A-Za-z0-9._=+-]+)?")
 
 
 @dataclass
@@ -77,8 +81,22 @@ class Expansion:
     checked: list[CheckedSpec] = field(default_factory=list)
 
 
+def trial_count(sweep: Sweep) -> int:
+    """How many trials the sweep expands to, counted without building them."""
+    seeds = len(sweep.seeds) if sweep.seeds is not None else 1
+    if sweep.random_trials is not None:
+        return sweep.random_trials * seeds
+    return math.prod(len(a.values) for a in sweep.axes if a.is_list) * seeds
+
+
 def combinations(sweep: Sweep) -> list[dict[str, Any]]:
     """The parameter sets before seeds: the grid's product, or the random draws."""
+    count = trial_count(sweep)
+    if count > MAX_TRIALS:  # a product of a few long axes would fill the memory before training
+        raise ConfigError(
+            f"the sweep has {count:,} trials (the axes' values multiplied, times the seeds); "
+            f"at most {MAX_TRIALS:,} are allowed: use fewer values, seeds or --random N"
+        )
     if sweep.random_trials is None:
         refusal = grid_refusal(list(sweep.axes))
         if refusal:
@@ -141,6 +159,14 @@ def trial_dir_name(index: int, params: dict[str, Any], varying: list[str], width
     parts = [f"{short[k]}={format_value(params[k])}" for k in varying if k in params]
     name = _UNSAFE.sub("_", "-".join([f"{index:0{width}d}", *parts])).strip("_")
     return name[:MAX_NAME].rstrip("-_.")
+
+
+def is_trial_name(name: Any, trial_id: int) -> bool:
+    """Whether `name` is a run directory name trial_dir_name gives the trial `trial_id`."""
+    if not isinstance(name, str) or len(name) > MAX_NAME:
+        return False
+    match = TRIAL_NAME.fullmatch(name)
+    return match is not None and int(match.group(1)) == trial_id
 
 
 def check_trials(sweep: Sweep, trials: list[Trial]) -> list[CheckedSpec]:

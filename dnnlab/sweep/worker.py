@@ -54,10 +54,11 @@ def run_trial(sweep_dir: str | Path, trial: dict[str, Any]) -> dict[str, Any]:
             outcome.update(_train_trial(sweep_dir, trial))
     except KeyboardInterrupt:
         outcome["status"] = "interrupted"
-        outcome.update(on_disk(sweep_dir / trial["run"]) or {})
+        outcome.update(trial_on_disk(sweep_dir, trial) or {})
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the sweep goes on
+        found = trial_on_disk(sweep_dir, trial) or {}
+        outcome.update({k: v for k, v in found.items() if k not in ("status", "error")})
         outcome["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
-        outcome.update({k: v for k, v in (on_disk(sweep_dir / trial["run"]) or {}).items() if k != "status"})
         if not isinstance(exc, _user_errors()):
             traceback.print_exc()
     finally:
@@ -74,31 +75,44 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
     from dnnlab.data.checked_spec import check_spec_mapping
+    from dnnlab.sweep.trial_dirs import check_lock_file, remove_unstarted, trial_path
     from dnnlab.sweep.trials import FINAL, Trial, refused_write
     from dnnlab.training import lifecycle
 
-    run_path = sweep_dir / trial["run"]
+    run_path = trial_path(sweep_dir, trial["run"])  # inside the sweep directory, not a link
     command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
     found = on_disk(run_path)
     if found and found["status"] in FINAL and not refused_write(trial.get("error")):
         return found  # trained by an earlier driver that died before recording it
     if found and (run_path / "state.json").is_file():
+        check_lock_file(run_path)
         _wait_for_lock(run_path)
         lifecycle.resume(run_path, None, command, progress=False)
     else:
-        if run_path.exists():  # killed while creating the directory: nothing was trained
-            import shutil
-
-            shutil.rmtree(run_path)
+        remove_unstarted(run_path)  # a start cut short (nothing trained); refuses what is not a run
         sweep = _definition(sweep_dir)
         overrides = Trial.from_dict(trial).overrides(sweep)
         checked = check_spec_mapping(sweep.spec, overrides, f"sweep spec {sweep.name}")
-        lifecycle.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
+        result = lifecycle.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
+        if result.message:  # a diverged trial: in which epoch which values went non-finite
+            return {**(on_disk(run_path) or {}), "error": result.message}
     return on_disk(run_path)
 
 
+def trial_on_disk(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any] | None:
+    """`on_disk` of the trial's folder, or None when its `run` names no folder of the sweep."""
+    from dnnlab.errors import RunDirError
+    from dnnlab.sweep.trial_dirs import trial_path
+
+    try:
+        return on_disk(trial_path(sweep_dir, trial.get("run")))
+    except RunDirError:
+        return None
+
+
 def on_disk(run_path: Path) -> dict[str, Any] | None:
-    """A trial's outcome as its run.json records it, or None before run.json exists."""
+    """A trial's outcome as its run.json records it, or None before run.json exists. A diverged
+    run's `error` is the message run.json records (see dnnlab.runs' divergence)."""
     from dnnlab.errors import RunDirError
     from dnnlab.rundir.directory import RunDir
 
@@ -107,12 +121,17 @@ def on_disk(run_path: Path) -> dict[str, Any] | None:
     except (OSError, RunDirError):
         return None
     best = record.best
-    return {
+    outcome = {
         "status": record.status,
         "best": {"metric": best.metric, "value": best.value, "epoch": best.epoch} if best else None,
         "epochs_done": record.epochs_done,
         "train_seconds": record.wall_seconds,
     }
+    if record.status == "diverged":
+        from dnnlab.rundir.loading import divergence_text
+
+        outcome["error"] = divergence_text(record)
+    return outcome
 
 
 def _wait_for_lock(run_path: Path) -> None:
@@ -120,7 +139,7 @@ def _wait_for_lock(run_path: Path) -> None:
     import fcntl
 
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
-    fd = os.open(run_path / ".lock", os.O_CREAT | os.O_RDWR, 0o644)
+    fd = os.open(run_path / ".lock", os.O_CREAT | os.O_RDWR | os.O_NOFOLLOW, 0o644)
     try:
         while True:
             try:

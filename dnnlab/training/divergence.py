@@ -42,3 +42,14 @@ def _first_hidden_layer(spec: Spec) -> tuple[str | None, str | None]:
         if layer.type == "dense" and layer.activation is not None:
             return layer.activation.type, layer.initializer.type if layer.initializer else "glorot_uniform"
     return None, None
+
+
+def divergence_record(spec: Spec, divergence: Divergence) -> dict[str, object]:
+    """What run.json records of a divergence (`divergence`); compare and sweep show its message.
+    The values are text: they are NaN or infinite, which JSON has no numbers for."""
+    return {
+        "epoch": divergence.epoch,  # 0-based, as metrics.csv
+        "values": {name: str(value) for name, value in divergence.values.items()},
+        "learning_rate": float(divergence.learning_rate),
+        "message": divergence_message(spec, divergence),
+    }

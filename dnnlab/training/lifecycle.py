@@ -42,7 +42,7 @@ import keras  # noqa: E402
 
 from dnnlab.model.build import load_model, summary_text  # noqa: E402
 from dnnlab.training.callbacks.early_stopping import ResumableEarlyStopping  # noqa: E402
-from dnnlab.training.divergence import divergence_message  # noqa: E402
+from dnnlab.training.divergence import divergence_message, divergence_record  # noqa: E402
 from dnnlab.training.execution import Execution, apply_to_model  # noqa: E402
 from dnnlab.training.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.training.pipeline import evaluation_batch_size, score  # noqa: E402
@@ -85,6 +85,10 @@ def start(
     with sigterm_interrupts():
         if run_path is None:  # before the data and the model: a bad name or folder costs nothing
             check_new_run(runs_dir, name, spec.name)
+        if spec.training.mlflow is not None:  # an unusable store: one line before anything is written
+            from dnnlab.training.mlflow_tracking import KEY, check_tracking_uri
+
+            check_tracking_uri(spec.training.mlflow.tracking_uri, KEY)
         prepared = prepare(spec, checked.info.input_shape, state=None)
         record = new_record(spec, command)
         if run_path is not None:
@@ -206,7 +210,10 @@ def _train(
         session = Session(run, spec, prepared.dataset, state, progress)
         status = session.fit(prepared.model, epochs)
         test = _finish(run, spec, prepared, state, status)
-        record = run.update_record(status=status, finished=now(), test=test)
+        extra = {k: v for k, v in run.read_record().extra.items() if k != "divergence"}
+        if session.divergence is not None:
+            extra["divergence"] = divergence_record(spec, session.divergence)
+        record = run.update_record(status=status, finished=now(), test=test, extra=extra)
     except KeyboardInterrupt:
         status = "interrupted"
         record = run.update_record(status=status, finished=now())

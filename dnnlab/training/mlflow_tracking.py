@@ -5,12 +5,17 @@ and only when asked for.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import socket
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
@@ -35,6 +40,12 @@ PARAM_BATCH = 100  # MLflow's limit of params per call
 
 
 PARAM_LENGTH = 500  # the longest param value every MLflow store accepts
+KEY = "training.mlflow.tracking_uri"
+PROBE_SECONDS = 3.0  # a tracking server that does not take a connection in this long is not there
+# MLflow's defaults retry a request 7 times with doubling back-off and wait 120 s for an answer:
+# minutes before an error. Used unless the environment sets them.
+HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
+MAX_REASON = 300  # characters of MLflow's error message quoted in the one line
 
 
 def import_mlflow():
@@ -46,6 +57,76 @@ def import_mlflow():
     for name in ("alembic", "mlflow.store.db.utils", "mlflow.tracking.fluent"):
         logging.getLogger(name).setLevel(logging.WARNING)  # schema migrations on a new store
     return mlflow
+
+
+# ---------------------------------------------------------------- the tracking store, checked first
+
+
+def check_tracking_uri(uri: str, key: str = "--tracking-uri") -> None:
+    """Refuse in a second, in one line, a store MLflow would retry for minutes or fail in with a
+    traceback: a SQLite file or a local store in a folder that cannot be written (MLflow retries
+    SQLite for about 100 s), or a server where nothing answers (MLflow retries for minutes). For
+    a server, MLflow's own retries and timeout are bounded (HTTP_DEFAULTS) unless the environment
+    sets them."""
+    parsed = urlparse(uri)
+    scheme = parsed.scheme.lower()
+    if scheme == "sqlite":
+        path = _sqlite_path(uri)
+        if path is not None:
+            _check_writable(Path(path), key, uri)
+    elif scheme == "file" or scheme == "" and uri not in ("databricks", "databricks-uc"):
+        _check_writable(Path(parsed.path if scheme else uri) / "meta.yaml", key, uri, create_parents=True)
+    elif scheme in ("http", "https"):
+        for name, value in HTTP_DEFAULTS.items():
+            os.environ.setdefault(name, value)
+        port = parsed.port or (443 if scheme == "https" else 80)
+        try:
+            with socket.create_connection((parsed.hostname or "localhost", port), timeout=PROBE_SECONDS):
+                pass
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            raise DnnlabError(f"{key} {uri}: no MLflow tracking server answers there ({reason})") from None
+
+
+def _sqlite_path(uri: str) -> str | None:
+    """The file of `sqlite:///relative.db` or `sqlite:////absolute.db`; None for memory."""
+    rest = uri.split("://", 1)[1] if "://" in uri else ""
+    path = rest[1:] if rest.startswith("/") else ""
+    path = path.split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
+def _check_writable(path: Path, key: str, uri: str, create_parents: bool = False) -> None:
+    """The store's file `path` can be created (its folder takes a new file) or is a regular
+    file; with `create_parents`, its nearest existing folder takes new folders."""
+    if path.exists() and not path.is_file():
+        raise DnnlabError(f"{key} {uri}: {path} is not a regular file")
+    folder = path.parent
+    while create_parents and not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise DnnlabError(f"{key} {uri}: folder {folder} does not exist; create it or choose another store")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
+    except OSError as exc:
+        raise DnnlabError(f"{key} {uri}: cannot write in {folder} ({exc.strerror})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+@contextlib.contextmanager
+def store_errors(uri: str, key: str = "--tracking-uri") -> Iterator[None]:
+    """An error MLflow raises about the store (refused, unreachable, not a database, a file
+    store MLflow 3 no longer opens) as one DnnlabError line."""
+    from mlflow.exceptions import MlflowException
+    from sqlalchemy.exc import SQLAlchemyError  # MLflow's SQL stores let some through unwrapped
+
+    try:
+        yield
+    except (MlflowException, SQLAlchemyError, OSError) as exc:
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        text = text if len(text) <= MAX_REASON else text[: MAX_REASON - 3] + "..."
+        raise DnnlabError(f"{key} {uri}: MLflow cannot use this tracking store ({text})") from None
 
 
 def run_identity(path: Path, record: RunRecord) -> str:
@@ -111,6 +192,12 @@ class LiveRun:
     @classmethod
     def open(cls, path: Path, config: dict[str, Any], tracking_uri: str, experiment: str) -> LiveRun:
         import_mlflow()
+        check_tracking_uri(tracking_uri, KEY)
+        with store_errors(tracking_uri, KEY):
+            return cls._open(path, config, tracking_uri, experiment)
+
+    @classmethod
+    def _open(cls, path: Path, config: dict[str, Any], tracking_uri: str, experiment: str) -> LiveRun:
         from mlflow.entities import Param
         from mlflow.tracking import MlflowClient
 
