@@ -374,3 +374,9 @@ def test_every_name_the_labels_allow_trains_an_epoch(task):
         model.compile(loss=loss, metrics=metric, optimizer="sgd")
         history = model.fit(x, y, epochs=1, batch_size=4, verbose=0)
         assert sorted(history.history) == sorted(["loss", *metric]), (loss, metric)
+
+
+def test_keeping_one_class_is_refused_before_training(tmp_path):
+    """A one-class classifier learns nothing and would report accuracy 0, loss 0."""
+    config = write(tmp_path, VALID_YAML)
+    check_and_train(config, tmp_path, "data.classes", "at least 2", "[1]", overrides=["data.classes=[1]"])

@@ -153,6 +153,15 @@ def test_sigterm_while_importing_tensorflow_exits_130_and_leaves_nothing(spec, t
     assert visible(runs_dir) == []
 
 
+def test_an_interrupt_while_config_yaml_is_written_leaves_no_run(spec, tmp_path, monkeypatch):
+    """config.yaml is written in the staging folder with run.json: an interrupt there leaves no
+    run directory and no temporary file, rather than a run that `--resume` cannot set up."""
+    monkeypatch.setattr(atomic, "_replace_with", faulty_writer("term", "config.yaml"))
+    result = invoke(spec, "--runs-dir", tmp_path, "-q")
+    assert result.exit_code == 130, result.output
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("where", ["summary.txt", "model.keras"])
 def test_sigterm_during_setup_or_finalisation_is_interrupted_and_resumable(
     spec, tmp_path, uninterrupted, monkeypatch, where
@@ -358,3 +367,44 @@ def test_a_sweep_trial_refused_a_write_is_failed_and_resumed_later(spec, tmp_pat
     monkeypatch.undo()
     outcome = run_trial(folder.path, {**trial, "status": "failed", "error": outcome["error"]})
     assert (outcome["status"], outcome["epochs_done"]) == ("completed", EPOCHS), outcome
+
+
+def test_resume_on_a_read_only_file_system_is_one_line(uninterrupted, tmp_path, monkeypatch):
+    """The lock file is the first thing a resume writes: a read-only disk refuses it in one line,
+    exit 1, and nothing of the run changes."""
+    import shutil
+
+    from dnnlab.rundir import lock
+
+    copy = tmp_path / "copy"
+    shutil.copytree(uninterrupted, copy)
+    before = {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()}
+    real_open = os.open
+
+    def read_only_open(path, flags, *args):
+        if str(path).endswith(".lock"):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(lock.os, "open", read_only_open)
+    result = invoke("--resume", copy, "--epochs", EPOCHS + 1)
+    assert result.exit_code == 1, result.output
+    assert lines(result.stderr) == [
+        f"error: {copy / '.lock'}: cannot create the lock file (Read-only file system); dnnlab works on a "
+        "run in place, so its folder must be writable: copy the run to a writable folder"
+    ]
+    assert {p.name: p.read_bytes() for p in copy.iterdir() if p.is_file()} == before
+
+
+def test_a_state_json_without_its_execution_record_is_one_line(uninterrupted, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(uninterrupted, copy)
+    state = read_json(copy / "state.json")
+    del state["execution"]
+    (copy / "state.json").write_text(json.dumps(state))
+    result = invoke("--resume", copy, "--epochs", EPOCHS + 1)
+    assert result.exit_code == 2, result.output
+    (line,) = lines(result.stderr)
+    assert "state.json: its `execution` record is missing or damaged" in line, line

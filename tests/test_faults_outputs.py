@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import socket
 import threading
@@ -309,3 +310,16 @@ def test_a_server_that_is_not_mlflow_is_one_line(finished_run, bounded_http):
         server.shutdown()
         server.server_close()
         thread.join()
+
+
+def test_predict_out_onto_a_pipe_is_refused_and_the_pipe_left_alone(tiny_run, tmp_path):
+    """An --out that exists as something other than a file (a device, a pipe) is never replaced."""
+    import stat
+
+    rows = tmp_path / "rows.csv"
+    rows.write_text("a,b,c,d\n0,0,0,0\n")
+    pipe = tmp_path / "out.csv"
+    os.mkfifo(pipe)
+    result = invoke("predict", tiny_run, "--data", rows, "--out", pipe)
+    assert_one_line_error(result, f"--out {pipe}: exists and is not a regular file")
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)

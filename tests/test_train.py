@@ -27,7 +27,7 @@ from dnnlab.cli.main import app
 from dnnlab.model.build import load_model
 from dnnlab.spec.loading import parse_spec
 from dnnlab.training import lifecycle, session
-from dnnlab.training.callbacks.stop_on_nan import Divergence
+from dnnlab.training.callbacks.divergence import Divergence
 from dnnlab.training.divergence import divergence_message
 
 TINY = {

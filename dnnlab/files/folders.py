@@ -32,6 +32,10 @@ def check_output_folder(path: Path, key: str) -> None:
     (a probe file is created and removed), so /proc or a read-only mount fails in one line."""
     path = Path(path)
     folder = path.parent
+    if path.exists() and not (path.is_file() or path.is_dir()):  # a device, pipe or socket
+        raise RunDirError(
+            f"{key} {path}: exists and is not a regular file (a device, pipe or socket); name a file"
+        )
     if not folder.is_dir():
         raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
     try:

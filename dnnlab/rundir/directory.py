@@ -20,6 +20,7 @@ from dnnlab.errors import RunDirError, WriteError
 from dnnlab.files.atomic import (
     atomic_write_bytes,
     atomic_write_json,
+    atomic_write_text,
     fsync_dir,
     json_text,
     overwrite_in_place,
@@ -69,23 +70,26 @@ class RunDir:
 
     # --- creation and locking ----------------------------------------------------------
     @classmethod
-    def create(cls, runs_dir: Path, name: str, record: RunRecord) -> RunDir:
+    def create(cls, runs_dir: Path, name: str, record: RunRecord, config: str = "") -> RunDir:
         """A new directory `<name>-<YYYYMMDD-HHMMSS>[-N]` in `runs_dir`, locked, whose first file
         is run.json (`record`, status `starting`)."""
         parent = ensure_folder(runs_dir)
         check_name(name)
-        return cls._staged(parent, name, record, stamped_names(parent, name))
+        return cls._staged(parent, name, record, stamped_names(parent, name), config)
 
     @classmethod
-    def create_at(cls, path: Path, record: RunRecord) -> RunDir:
+    def create_at(cls, path: Path, record: RunRecord, config: str = "") -> RunDir:
         """`create` at exactly `path` (a sweep names its trials); an existing path is refused."""
         path = Path(path)
-        return cls._staged(path.parent, path.name, record, iter([path]))
+        return cls._staged(path.parent, path.name, record, iter([path]), config)
 
     @classmethod
-    def _staged(cls, parent: Path, name: str, record: RunRecord, names: Iterator[Path]) -> RunDir:
-        """Assemble the run in a hidden staging folder (lock, run.json, checkpoints/) and rename
-        it to the first free name: a kill at any instant leaves no run or a run with run.json."""
+    def _staged(
+        cls, parent: Path, name: str, record: RunRecord, names: Iterator[Path], config: str = ""
+    ) -> RunDir:
+        """Assemble the run in a hidden staging folder (lock, run.json, config.yaml when given,
+        checkpoints/) and rename it to the first free name: a kill or an interrupt at any instant
+        leaves no run, or a run with run.json and its config.yaml that `--resume` sets up again."""
         staging = parent / f".{name}.{os.urandom(6).hex()}{STAGING_SUFFIX}"
         try:
             staging.mkdir()  # unlike mkdtemp's 0700, the permissions a run directory always had
@@ -95,6 +99,8 @@ class RunDir:
         try:
             run.lock()
             run.write_record(record)
+            if config:
+                atomic_write_text(run.config, config)
             run.checkpoints.mkdir()
             for path in names:
                 # rename replaces only an empty directory; another run's staging holds run.json

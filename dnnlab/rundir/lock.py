@@ -6,7 +6,7 @@ import errno
 import os
 from pathlib import Path
 
-from dnnlab.errors import RunDirError
+from dnnlab.errors import RunDirError, WriteError
 
 
 def acquire_lock(lock_file: Path, busy: str) -> int:
@@ -22,6 +22,12 @@ def acquire_lock(lock_file: Path, busy: str) -> int:
                 raise RunDirError(
                     f"{lock_file}: a symbolic link; dnnlab creates and removes this lock file, so it "
                     "must be a file. Remove the link."
+                ) from None
+            if exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC):
+                raise WriteError(
+                    f"{lock_file}: cannot create the lock file ({exc.strerror}); dnnlab works on a run "
+                    "in place, so its folder must be writable: copy the run to a writable folder",
+                    exc.strerror,
                 ) from None
             raise
         try:

@@ -85,7 +85,7 @@ class DataSpec(Strict):
     scaling: Literal["none", "unit", "standardize"] = "standardize"
     task: Literal["classification", "regression"] | None = None
     classes: list[Annotated[int, Field(ge=0)]] | None = Field(
-        None, min_length=1, description="keep only these classes, relabelled 0..k-1"
+        None, min_length=2, description="keep only these classes (two or more), relabelled 0..k-1"
     )
     train_size: int | None = Field(None, gt=0, description="keep the first N training rows")
     split_seed: int = Field(

@@ -5,14 +5,17 @@ from __future__ import annotations
 from dnnlab.spec.checks import uses_batch_norm
 from dnnlab.spec.model import CompactModel, recommended_initializer
 from dnnlab.spec.models import Spec
-from dnnlab.training.callbacks.stop_on_nan import Divergence
+from dnnlab.training.callbacks.divergence import Divergence
 
 # --- advice for a diverged run ------------------------------------------------------------
 
 
 def divergence_message(spec: Spec, divergence: Divergence) -> str:
-    """What went non-finite in which epoch, and the remedies the notes give that the spec lacks."""
-    values = ", ".join(f"{name} {value}" for name, value in divergence.values.items())
+    """What went non-finite or exploded in which epoch, and the remedies the book gives (Géron, ch. 11)
+    that the spec lacks."""
+    values = ", ".join(f"{name} {value:.3g}" for name, value in divergence.values.items())
+    if divergence.reason:
+        values += f" ({divergence.reason})"
     lr = divergence.learning_rate
     tips = [
         f"a lower learning rate (it was {lr:g} in that epoch; "
@@ -51,5 +54,6 @@ def divergence_record(spec: Spec, divergence: Divergence) -> dict[str, object]:
         "epoch": divergence.epoch,  # 0-based, as metrics.csv
         "values": {name: str(value) for name, value in divergence.values.items()},
         "learning_rate": float(divergence.learning_rate),
+        "reason": divergence.reason,
         "message": divergence_message(spec, divergence),
     }

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from dnnlab.errors import RunDirError
 from dnnlab.spec.model import CompactModel
 from dnnlab.spec.models import Spec
 
@@ -52,7 +53,28 @@ class Execution:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Execution:
+    def from_dict(cls, data: Any) -> Execution:
+        """The plan state.json records; a missing or damaged record is one RunDirError line (the
+        plan decides the compiled program, so resuming on another one would not be exact)."""
+        types = {
+            "steps_per_execution": int,
+            "jit_compile": bool,
+            "intra_op_threads": int,
+            "inter_op_threads": int,
+        }
+        valid = (
+            isinstance(data, dict)
+            and set(data) == set(types)
+            and all(type(data[key]) is kind for key, kind in types.items())
+            and data["steps_per_execution"] >= 1
+            and data["intra_op_threads"] >= 0
+            and data["inter_op_threads"] >= 0
+        )
+        if not valid:
+            raise RunDirError(
+                "state.json: its `execution` record is missing or damaged (expected "
+                f"{', '.join(types)}); restore state.json from a copy of the run"
+            )
         return cls(**data)
 
 

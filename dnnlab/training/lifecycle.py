@@ -92,9 +92,9 @@ def start(
         prepared = prepare(spec, checked.info.input_shape, state=None)
         record = new_record(spec, command)
         if run_path is not None:
-            run = RunDir.create_at(run_path, record)
+            run = RunDir.create_at(run_path, record, spec_to_yaml(spec))
         else:
-            run = RunDir.create(runs_dir, name or spec.name, record)
+            run = RunDir.create(runs_dir, name or spec.name, record, spec_to_yaml(spec))
         try:
             return _train(run, spec, prepared, None, spec.training.epochs, progress)
         finally:
@@ -104,7 +104,8 @@ def start(
 def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainState:
     """The files of a new run after its run.json; state.json, written last, commits the setup
     and the status becomes `running`. Without state.json, `--resume` does all this again."""
-    atomic_write_text(run.config, spec_to_yaml(spec))
+    if not run.config.exists():  # written in the staging folder by RunDir.create
+        atomic_write_text(run.config, spec_to_yaml(spec))
     atomic_write_json(run.preprocessing, prepared.dataset.preprocessing())
     atomic_write_text(run.summary_txt, summary_text(prepared.model))
     initial = run.epoch_checkpoint(0)

@@ -22,12 +22,17 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dnnlab.model.transfer import set_frozen  # noqa: E402
+from dnnlab.training.callbacks.divergence import (  # noqa: E402
+    CollapseRule,
+    Divergence,
+    StopOnNaN,
+    chance_accuracy,
+)
 from dnnlab.training.callbacks.early_stopping import EpochSaver, ResumableEarlyStopping  # noqa: E402
 from dnnlab.training.callbacks.epoch_seeder import EpochSeeder  # noqa: E402
 from dnnlab.training.callbacks.plateau import schedule_callbacks  # noqa: E402
 from dnnlab.training.callbacks.protocol import Resumable  # noqa: E402
 from dnnlab.training.callbacks.recorder import Recorder  # noqa: E402
-from dnnlab.training.callbacks.stop_on_nan import Divergence, StopOnNaN  # noqa: E402
 from dnnlab.training.checkpoints import keep_only  # noqa: E402
 from dnnlab.training.execution import Execution  # noqa: E402
 from dnnlab.training.pipeline import (  # noqa: E402
@@ -127,7 +132,7 @@ class Session:
         )
         self.saver = EpochSaver()  # early stopping's best weights and the checkpoint: one serialization
         self.resumables = self.make_resumable_callbacks()
-        recorder = Recorder(self.record_epoch, self.steps_per_epoch)
+        recorder = Recorder(self.record_epoch, self.steps_per_epoch, self.collapse_rule(model))
         from dnnlab.training.callbacks.progress import progress_callback
 
         callbacks = [
@@ -160,6 +165,18 @@ class Session:
             return "diverged"
         return "completed"
 
+    def collapse_rule(self, model: keras.Model) -> CollapseRule | None:
+        """The rule that calls a finite but exploded run diverged; its loss at initialization is
+        measured once, before the first epoch, and kept in run.json for every later session."""
+        record = self.run.read_record()
+        initial = record.extra.get("initial_loss")
+        if not isinstance(initial, (int, float)) or isinstance(initial, bool):
+            if self.state.epochs_done > 0:
+                return None  # a run begun before the rule: no loss at initialization to compare with
+            initial = initial_loss(model, self.spec, self.dataset)
+            self.run.update_record(extra={**record.extra, "initial_loss": initial})
+        return CollapseRule(float(initial), chance_accuracy(self.dataset.y_train, self.dataset.info.task))
+
     def make_resumable_callbacks(self) -> list[Resumable]:
         """The spec's stateful callbacks, each continuing from its state in state.json."""
         training = self.spec.training
@@ -191,3 +208,15 @@ def live_run(run: RunDir, spec: Spec):
 
     config = safe_yaml.read_yaml_file(run.config)
     return LiveRun.open(run.path, config, settings.tracking_uri, settings.experiment)
+
+
+PROBE_ROWS = 2048  # training rows the loss at initialization is measured on
+
+
+def initial_loss(model: keras.Model, spec: Spec, dataset: datasets.Dataset) -> float:
+    """The loss of the untrained model on the first training rows, in inference mode (no dropout,
+    no batch-norm update, no random draw: the run is unchanged by it)."""
+    x, y = dataset.x_train[:PROBE_ROWS], dataset.y_train[:PROBE_ROWS]
+    outputs = model(x, training=False)
+    loss = keras.losses.get(spec.training.loss)(y, outputs)
+    return float(keras.ops.convert_to_numpy(keras.ops.mean(loss)))

@@ -11,8 +11,8 @@ from collections.abc import Callable
 import keras
 
 from dnnlab.model import schedules
+from dnnlab.training.callbacks.divergence import CollapseRule, Divergence
 from dnnlab.training.callbacks.protocol import float32_value
-from dnnlab.training.callbacks.stop_on_nan import Divergence
 
 
 class Recorder(keras.callbacks.Callback):
@@ -23,10 +23,16 @@ class Recorder(keras.callbacks.Callback):
     `lr` is the learning rate of the epoch's first step, read before anything can lower it.
     """
 
-    def __init__(self, commit: Callable[[int, float, dict[str, float], float], None], steps_per_epoch: int):
+    def __init__(
+        self,
+        commit: Callable[[int, float, dict[str, float], float], None],
+        steps_per_epoch: int,
+        collapse: CollapseRule | None = None,
+    ):
         super().__init__()
         self.commit = commit
         self.steps_per_epoch = steps_per_epoch
+        self.collapse = collapse  # finite values that still mean a diverged run
         self.divergence: Divergence | None = None
 
     def on_epoch_begin(self, epoch, logs=None):
@@ -39,6 +45,11 @@ class Recorder(keras.callbacks.Callback):
         non_finite = {k: v for k, v in logs.items() if not math.isfinite(v)}
         if non_finite:
             self.divergence = Divergence(epoch, non_finite, lr)
+            self.model.stop_training = True
+            return
+        collapsed = self.collapse.collapsed(logs) if self.collapse is not None else None
+        if collapsed is not None:
+            self.divergence = Divergence(epoch, collapsed[0], lr, reason=collapsed[1])
             self.model.stop_training = True
             return
         self.commit(epoch, lr, logs, self._start)
