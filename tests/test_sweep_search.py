@@ -24,7 +24,7 @@ import yaml
 from helpers import read_json, read_metrics, train_run
 from typer.testing import CliRunner
 
-from dnnlab.errors import ConfigError
+from dnnlab.errors import ConfigError, RunDirError
 from dnnlab.sweep import build_sweep, executors, resume_sweep, run_sweep
 from dnnlab.sweep.definition import read_sweep_file
 from dnnlab.sweep.rungs import Config, bracket_count, ladder, promotable
@@ -385,6 +385,106 @@ def test_resume_with_more_trials_continues_the_study_and_may_promote_paused_ones
     assert read_sweep_file(part.path / "sweep.yaml").search.trials == 9  # the new total is kept
     again = resume_sweep(part.path, ["test"], progress=False)  # nothing left: nothing trained
     assert outcome(again) == outcome(whole) and len(fake.order) == len(set(fake.order))
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes"])
+def test_every_sampler_is_seeded(tiny, tmp_path, fake, sampler):
+    axes = [LR, "training.batch_size=randint(16,65)"]  # CMA-ES models numbers only
+    first = search(tiny, tmp_path / "a", search=sampler, axes=axes, startup=2)
+    again = search(tiny, tmp_path / "b", search=sampler, axes=axes, startup=2)
+    assert outcome(first) == outcome(again) and first.record.status == "completed"
+    assert len({repr(c.params) for c in first.record.configs}) == 6
+
+
+def test_gp_without_torch_is_one_line(tiny, tmp_path, fake, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch", None)
+    with pytest.raises(ConfigError, match=r"--search gp: .* needs PyTorch.*pip install torch"):
+        search(tiny, tmp_path / "runs", search="gp")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_timeout_stops_new_configurations(tiny, tmp_path, fake, monkeypatch):
+    from dnnlab.sweep import search as searching
+
+    clock = iter(range(0, 10_000, 10))  # ten seconds pass at every look at the clock
+    monkeypatch.setattr(searching.time, "monotonic", lambda: next(clock))
+    result = search(tiny, tmp_path / "runs", trials=None, timeout=35)
+    assert 1 <= len(result.record.configs) < 6 and result.record.status == "completed"
+    assert result.record.search["trials"] is None and result.record.search["timeout"] == 35
+
+
+def test_a_diverged_configuration_is_a_result_of_the_search(tiny, tmp_path, fake, monkeypatch):
+    train = fake.train
+
+    def diverging(sweep_dir, trial):
+        if trial["params"]["training.optimizer.learning_rate"] > 0.03:
+            return {**train(sweep_dir, trial), "status": "diverged", "epochs_done": 0, "error": "nan loss"}
+        return train(sweep_dir, trial)
+
+    monkeypatch.setattr(fake, "train", diverging)
+    result = search(tiny, tmp_path / "runs", trials=8, prune="asha")
+    diverged = [c for c in result.record.configs if c.status == "diverged"]
+    assert diverged and result.record.status == "completed" and result.exit_code == 0
+    trials = study_trials(result.path)
+    assert all(trials[c.number].state.name in ("PRUNED", "FAIL") for c in diverged)
+    assert all(c.error == "nan loss" for c in diverged)
+
+
+def test_a_run_whose_worker_died_fails_the_search_and_resume_completes_it(tiny, tmp_path, fake, monkeypatch):
+    train, died = fake.train, []
+
+    def dying(sweep_dir, trial):
+        if trial["id"] == 1 and not died:
+            died.append(trial["id"])
+            return {
+                **train(sweep_dir, trial),
+                "status": "failed",
+                "error": "its worker process died (SIGKILL)",
+            }
+        return train(sweep_dir, trial)
+
+    monkeypatch.setattr(fake, "train", dying)
+    result = search(tiny, tmp_path / "runs", trials=4)
+    assert result.record.status == "failed" and result.exit_code == 1
+    assert result.record.configs[1].status == "failed"
+    assert study_trials(result.path)[result.record.configs[1].number].state.name == "FAIL"
+    resumed = resume_sweep(result.path, ["test"], progress=False)
+    assert resumed.record.status == "completed"
+    config = resumed.record.configs[1]
+    assert config.status == "completed" and config.error is None
+    told = [t for t in study_trials(result.path) if t.user_attrs.get("dnnlab_config") == 1]
+    assert [t.state.name for t in told] == ["FAIL", "COMPLETE"]  # its result added to the study
+    assert told[1].params == told[0].params and told[1].value == pytest.approx(config.value)
+
+
+def test_more_than_one_worker_says_once_that_the_order_may_differ(tiny, tmp_path, fake, capsys):
+    sweep = build_sweep(tiny, axes=[LR, ACTIVATION], search="tpe", trials=2, jobs=2)
+    run_sweep(sweep, tmp_path / "runs", ["test"])
+    assert capsys.readouterr().err.count("the order of results, and so the suggestions, may differ") == 1
+    sweep = build_sweep(tiny, axes=[LR, ACTIVATION], search="tpe", trials=2, jobs=1)
+    run_sweep(sweep, tmp_path / "runs", ["test"])
+    assert "may differ" not in capsys.readouterr().err
+
+
+def test_a_journal_cut_mid_line_and_a_stale_lock_are_cleared_on_resume(tiny, tmp_path, fake):
+    whole = search(tiny, tmp_path / "whole", trials=5)
+    part = search(tiny, tmp_path / "part", trials=3)
+    journal = part.path / "study.journal"
+    with open(journal, "ab") as handle:
+        handle.write(b'{"op_code":5,"worker_id":"x","trial_id":3,"param_na')  # a kill mid-write
+    (part.path / "study.journal.lock").write_text("", encoding="utf-8")  # held by the killed driver
+    resumed = resume_sweep(part.path, ["test"], trials=5, progress=False)
+    assert outcome(resumed) == outcome(whole)
+
+
+def test_a_damaged_journal_is_one_line(tiny, tmp_path, fake):
+    part = search(tiny, tmp_path / "part", trials=2)
+    journal = part.path / "study.journal"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    journal.write_bytes(b"".join([lines[0], b"not json\n", *lines[1:]]))
+    with pytest.raises(RunDirError, match=r"study.journal: not a readable Optuna journal") as caught:
+        resume_sweep(part.path, ["test"], trials=4, progress=False)
+    assert "\n" not in str(caught.value)
 
 
 def test_trials_on_resume_belong_to_a_search(tiny, tmp_path, fake):

@@ -195,6 +195,14 @@ def _resume_search(folder, sweep, command, jobs, progress, trials, executor) -> 
     except BaseException:
         folder.unlock()
         raise
+    if not feed.ready():  # nothing to train or suggest: no workers (nor a Ray instance) started
+        record.status = _final_status(record)
+        record.finished = record.finished or now()
+        try:
+            folder.write_record(record)
+        finally:
+            folder.unlock()
+        return SweepResult(folder.path, record)
     seeds = len(sweep.seeds) if sweep.seeds is not None else 1
     macs = dense_macs_per_step(base.spec, base.info.input_shape)
     planned = (plan.search.trials or available_cores()) * seeds

@@ -32,7 +32,9 @@ import hashlib
 import importlib
 import importlib.util
 import math
+import os
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -204,10 +206,12 @@ def make_sampler(search: Search, seed: int):
     startup = {} if search.startup is None else {"n_startup_trials": search.startup}
     if search.sampler == "tpe":
         return optuna.samplers.TPESampler(seed=seed, **startup)
-    if search.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(
-            seed=seed, consider_pruned_trials=True, warn_independent_sampling=False, **startup
-        )
+    if search.sampler == "cmaes":  # pruned and paused trials count, by their last value
+        with warnings.catch_warnings():  # "consider_pruned_trials is experimental", at every suggestion
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, consider_pruned_trials=True, warn_independent_sampling=False, **startup
+            )
     if search.sampler == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False, **startup)
     return optuna.samplers.RandomSampler(seed=seed)
@@ -226,8 +230,8 @@ def open_study(folder: SweepDir, goal: str):
     lock = Path(f"{path}.lock")
     lock.unlink(missing_ok=True)
     _drop_torn_line(path)
-    storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
     try:
+        storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
         return optuna.create_study(
             study_name=STUDY_NAME, storage=storage, direction=goal, load_if_exists=True
         )
@@ -238,10 +242,12 @@ def open_study(folder: SweepDir, goal: str):
 def _drop_torn_line(path: Path) -> None:
     if not path.is_file() or path.stat().st_size == 0:
         return
-    data = path.read_bytes()
-    if not data.endswith(b"\n"):
-        with open(path, "r+b") as handle:
-            handle.truncate(data.rfind(b"\n") + 1)
+    with open(path, "r+b") as handle:
+        handle.seek(-1, os.SEEK_END)
+        if handle.read(1) == b"\n":
+            return
+        handle.seek(0)
+        handle.truncate(handle.read().rfind(b"\n") + 1)
 
 
 # ----------------------------------------------------------------------------- the values
