@@ -219,6 +219,18 @@ def test_without_optuna_a_search_is_one_line_exit_2_and_no_directory(tmp_path, t
     assert not runs.exists()
 
 
+def test_the_example_search_file_is_valid():
+    from dnnlab.spec import check_spec_mapping
+    from dnnlab.sweep.search import check_axes, plan
+
+    sweep = read_sweep_file(ROOT / "configs" / "sweeps" / "quickstart_search.yaml")
+    base = check_spec_mapping(sweep.spec, sweep.override_texts(), "example")
+    resolved = plan(sweep, base)
+    check_axes(sweep)
+    assert (resolved.metric, resolved.goal, resolved.max_epochs) == ("val_loss", "minimize", 27)
+    assert ladder(sweep.search.min_epochs, sweep.search.eta, resolved.max_epochs) == [1, 3, 9, 27]
+
+
 # --- the search space and the rungs -----------------------------------------------------------
 
 

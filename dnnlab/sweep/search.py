@@ -218,7 +218,8 @@ def make_sampler(search: Search, seed: int):
 
 
 def open_study(folder: SweepDir, goal: str):
-    """The sweep's study in its journal file; created on first use. The driver holds the sweep's
+    """The sweep's study in its journal file (created on first use) and that journal's storage,
+    whose methods report and read a trial by number. The driver holds the sweep's
     lock, so a journal lock file found here is a killed driver's, and a last line without its end
     is a write a kill cut short: both are removed before Optuna reads the journal."""
     import optuna
@@ -232,9 +233,10 @@ def open_study(folder: SweepDir, goal: str):
     _drop_torn_line(path)
     try:
         storage = JournalStorage(JournalFileBackend(str(path), lock_obj=JournalFileOpenLock(str(path))))
-        return optuna.create_study(
+        study = optuna.create_study(
             study_name=STUDY_NAME, storage=storage, direction=goal, load_if_exists=True
         )
+        return study, storage
     except (ValueError, KeyError, TypeError) as exc:
         raise RunDirError(f"{path}: not a readable Optuna journal ({exc})") from None
 
@@ -298,11 +300,11 @@ class SearchFeed:
         self.search = plan.search
         self.base = checked
         self.space = plan.space()
-        self.study = open_study(folder, plan.goal)
-        self.storage = self.study._storage  # noqa: SLF001 - the JournalStorage this module opened
+        self.study, self.storage = open_study(folder, plan.goal)
         self.study_id = self.storage.get_study_id_from_name(STUDY_NAME)
+        startup = 5 if self.search.startup is None else self.search.startup  # Optuna's default
         self.pruner = (
-            optuna.pruners.MedianPruner(n_startup_trials=self.search.startup or 5, n_warmup_steps=0)
+            optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=0)
             if self.search.pruner == "median"
             else None
         )
@@ -498,16 +500,22 @@ class SearchFeed:
     def sync(self) -> None:
         """Tell the study what sweep.json decided and it does not know yet (idempotent)."""
         waiting = {c.id for c in rungs.promotable(self.record.configs, self.search.eta, self.plan.goal)}
+        trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
+        states = {t.number: t.state.name for t in trials}
+        told = {  # what each configuration's study trials hold: (config, state, epochs)
+            (t.user_attrs.get(CONFIG_ATTR), t.state.name, max(t.intermediate_values, default=0))
+            for t in trials
+        }
         for config in self.record.configs:
             wanted = self._wanted(config, config.id in waiting)
-            frozen = self.storage.get_trial(self._trial_id(config.number))
-            if frozen.state.name == "RUNNING":
+            if states.get(config.number) == "RUNNING":
                 self._report(config, self._curve(config))
                 if wanted is not None:
                     state, value = wanted
                     self.study.tell(config.number, value, state=state, skip_if_finished=True)
-            elif wanted is not None and config.rungs and not self._told(config, wanted[0]):
-                self._add_record(config, wanted, self._curve(config))
+            elif wanted is not None and config.rungs:
+                if (config.id, wanted[0].name, config.rungs[-1]["epochs"]) not in told:
+                    self._add_record(config, wanted, self._curve(config))
 
     def _wanted(self, config: Config, promotable: bool):
         """The state (and value) the study should hold for the configuration; None: running."""
@@ -536,14 +544,6 @@ class SearchFeed:
         for step, value in curve.items():
             if step not in reported and math.isfinite(value):
                 self.storage.set_trial_intermediate_value(trial_id, step, value)
-
-    def _told(self, config: Config, state) -> bool:
-        epochs = config.rungs[-1]["epochs"]
-        for frozen in self.storage.get_all_trials(self.study_id, deepcopy=False, states=(state,)):
-            steps = frozen.intermediate_values
-            if frozen.user_attrs.get(CONFIG_ATTR) == config.id and steps and max(steps) == epochs:
-                return True
-        return False
 
     def _add_record(self, config: Config, wanted, curve: dict[int, float]) -> None:
         """A later result of a promoted configuration: one more finished trial, same parameters."""
