@@ -498,24 +498,24 @@ class SearchFeed:
 
     # --- the study follows sweep.json --------------------------------------------------------
     def sync(self) -> None:
-        """Tell the study what sweep.json decided and it does not know yet (idempotent)."""
+        """Tell the study what sweep.json decided and it does not know yet (idempotent). Each
+        study trial of a configuration names it and the epochs it was judged at (user attributes),
+        which is how a result already told is recognised."""
         waiting = {c.id for c in rungs.promotable(self.record.configs, self.search.eta, self.plan.goal)}
         trials = self.storage.get_all_trials(self.study_id, deepcopy=False)
         states = {t.number: t.state.name for t in trials}
-        told = {  # what each configuration's study trials hold: (config, state, epochs)
-            (t.user_attrs.get(CONFIG_ATTR), t.state.name, max(t.intermediate_values, default=0))
-            for t in trials
-        }
+        told = {(t.user_attrs.get(CONFIG_ATTR), t.state.name, t.user_attrs.get(EPOCHS_ATTR)) for t in trials}
         for config in self.record.configs:
             wanted = self._wanted(config, config.id in waiting)
+            judged = config.rungs[-1]["epochs"] if config.rungs else 0
             if states.get(config.number) == "RUNNING":
                 self._report(config, self._curve(config))
                 if wanted is not None:
                     state, value = wanted
+                    self.storage.set_trial_user_attr(self._trial_id(config.number), EPOCHS_ATTR, judged)
                     self.study.tell(config.number, value, state=state, skip_if_finished=True)
-            elif wanted is not None and config.rungs:
-                if (config.id, wanted[0].name, config.rungs[-1]["epochs"]) not in told:
-                    self._add_record(config, wanted, self._curve(config))
+            elif wanted is not None and (config.id, wanted[0].name, judged) not in told:
+                self._add_record(config, wanted, judged)
 
     def _wanted(self, config: Config, promotable: bool):
         """The state (and value) the study should hold for the configuration; None: running."""
@@ -530,10 +530,10 @@ class SearchFeed:
         return None
 
     def _curve(self, config: Config) -> dict[int, float]:
-        runs = self._runs(config)
-        if not runs:
-            return {}
-        return mean_curve([self._run_curve(t) for t in runs])
+        """The configuration's curve up to the epochs it was last judged at (what the study hears)."""
+        judged = config.rungs[-1]["epochs"] if config.rungs else 0
+        curve = mean_curve([self._run_curve(t) for t in self._runs(config)])
+        return {epochs: value for epochs, value in curve.items() if epochs <= judged}
 
     def _run_curve(self, trial: Trial) -> list[float | None]:
         return run_curve(self.folder.path / trial.run, self.plan.metric, self.plan.mode)
@@ -545,20 +545,21 @@ class SearchFeed:
             if step not in reported and math.isfinite(value):
                 self.storage.set_trial_intermediate_value(trial_id, step, value)
 
-    def _add_record(self, config: Config, wanted, curve: dict[int, float]) -> None:
+    def _add_record(self, config: Config, wanted, judged: int) -> None:
         """A later result of a promoted configuration: one more finished trial, same parameters."""
         from optuna.trial import TrialState, create_trial
 
         state, value = wanted
+        curve = self._curve(config)
         if state == TrialState.PRUNED:
-            value = curve[max(curve)]
+            value = curve.get(judged)
         self.study.add_trial(
             create_trial(
                 state=state,
                 value=value,
                 params=self.plan.encode(config.params),
                 distributions=self.space,
-                user_attrs={CONFIG_ATTR: config.id, EPOCHS_ATTR: max(curve)},
+                user_attrs={CONFIG_ATTR: config.id, EPOCHS_ATTR: judged},
                 intermediate_values=curve,
             )
         )
