@@ -174,7 +174,7 @@ def test_a_search_file_is_read_and_written_back_whole(tmp_path, tiny):
         ({"search": "tpe", "trials": 5, "prune": "sha"}, "--prune sha: expected one of none, median"),
         ({"search": "tpe", "trials": 5, "goal": "max"}, "--goal max: expected one of minimize, maximize"),
         ({"search": "tpe", "trials": 5, "random_trials": 3}, "--random N draws trials blindly"),
-        ({"search": "tpe"}, "--trials N"),
+        ({"search": "tpe"}, "a search needs to know when to stop: --trials N"),
         ({"search": "tpe", "trials": 0}, "--trials 0: expected a positive number"),
     ],
 )
