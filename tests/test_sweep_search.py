@@ -589,7 +589,7 @@ def check_nothing_twice(resumed, fake) -> None:
 
 
 # The search makes 67 writes (optuna 5.1): every sixth is a kill point here, every one with -m slow.
-KILL_POINTS = [pytest.param(n, marks=[] if n % 6 == 1 else [pytest.mark.slow]) for n in range(1, 76)]
+KILL_POINTS = [pytest.param(n, marks=[] if n % 6 == 1 else [pytest.mark.slow]) for n in range(1, 71)]
 
 
 @pytest.mark.parametrize("kill_at", KILL_POINTS)

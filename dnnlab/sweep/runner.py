@@ -108,9 +108,7 @@ def _run_search(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool
     executor = executors.get(sweep.executor)
     ensure_folder(runs_dir)
     data.check_values(base.spec.data)
-    seeds = len(sweep.seeds) if sweep.seeds is not None else 1
-    macs = dense_macs_per_step(base.spec, base.info.input_shape)
-    workers = choose_workers(sweep.jobs, (sweep.search.trials or available_cores()) * seeds, macs)
+    workers = _search_workers(sweep, base, sweep.jobs)
     folder = SweepDir.create(runs_dir, sweep.name)
     folder.lock()
     record = new_record(sweep, [], [a.key for a in sweep.axes], command)
@@ -128,6 +126,13 @@ def _run_search(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool
         if not record.trials:  # refused before any trial started (a cluster it cannot reach)
             shutil.rmtree(folder.path, ignore_errors=True)
         raise
+
+
+def _search_workers(sweep: Sweep, base, jobs: int | None) -> Workers:
+    """As for a grid, counting each configuration's seeds (no more workers than runs can use)."""
+    seeds = len(sweep.seeds) if sweep.seeds is not None else 1
+    macs = dense_macs_per_step(base.spec, base.info.input_shape)
+    return choose_workers(jobs, (sweep.search.trials or available_cores()) * seeds, macs)
 
 
 def _search_record(plan) -> dict[str, Any]:
@@ -178,6 +183,8 @@ def resume_sweep(
 
 
 def _resume_search(folder, sweep, command, jobs, progress, trials, executor) -> SweepResult:
+    """A search's resume, under the sweep's lock: the study brought in line with sweep.json, then
+    the runs that go on, promotions and new suggestions up to `trials` (the new total)."""
     from dnnlab.sweep import search
 
     try:
@@ -203,10 +210,7 @@ def _resume_search(folder, sweep, command, jobs, progress, trials, executor) -> 
         finally:
             folder.unlock()
         return SweepResult(folder.path, record)
-    seeds = len(sweep.seeds) if sweep.seeds is not None else 1
-    macs = dense_macs_per_step(base.spec, base.info.input_shape)
-    planned = (plan.search.trials or available_cores()) * seeds
-    workers = choose_workers(jobs if jobs is not None else sweep.jobs, planned, macs)
+    workers = _search_workers(sweep, base, jobs if jobs is not None else sweep.jobs)
     record.status, record.finished = "running", None
     record.command = command
     return _execute(folder, sweep, record, feed, None, workers, executor, progress, feed.finished)
@@ -286,8 +290,9 @@ def _execute(
 
 def _search_note(record: SweepRecord) -> str:
     search = record.search or {}
-    budget = f"up to {search['trials']}" if search.get("trials") else "until the timeout,"
-    return f"{search.get('sampler')} search, {budget} configuration(s), pruner {search.get('pruner')},"
+    trials, timeout = search.get("trials"), search.get("timeout")
+    budget = f"up to {trials} configuration(s)" if trials else f"configurations for {timeout:g} s"
+    return f"a {search.get('sampler')} search ({budget}, pruner {search.get('pruner')})"
 
 
 def _final_status(record: SweepRecord) -> str:
