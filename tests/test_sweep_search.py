@@ -43,6 +43,12 @@ LR = "training.optimizer.learning_rate=loguniform(1e-4,1e-1)"
 ACTIVATION = "model.activation=relu,elu,selu"
 
 
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
 @pytest.fixture
 def tiny(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
@@ -399,7 +405,13 @@ def test_resume_with_more_trials_continues_the_study_and_may_promote_paused_ones
     assert outcome(again) == outcome(whole) and len(fake.order) == len(set(fake.order))
 
 
-@pytest.mark.parametrize("sampler", ["random", "cmaes"])
+# The GP sampler imports torch and fits a Gaussian process per suggestion: about 10 s here.
+GP = pytest.param(
+    "gp", marks=[pytest.mark.slow, pytest.mark.skipif(not _has("torch"), reason="the GP sampler needs torch")]
+)
+
+
+@pytest.mark.parametrize("sampler", ["random", "cmaes", GP])
 def test_every_sampler_is_seeded(tiny, tmp_path, fake, sampler):
     axes = [LR, "training.batch_size=randint(16,65)"]  # CMA-ES models numbers only
     first = search(tiny, tmp_path / "a", search=sampler, axes=axes, startup=2)
