@@ -116,7 +116,7 @@ def sweep(
             "--grid",
             "-g",
             help="Add an axis: KEY=a,b,c (YAML values, brackets respected), range(a,b[,step]), "
-            "choice(...); with --random also uniform(a,b), loguniform(a,b), randint(a,b).",
+            "choice(...); with --random or --search also uniform(a,b), loguniform(a,b), randint(a,b).",
         ),
     ] = None,
     seeds: Annotated[
@@ -124,6 +124,38 @@ def sweep(
     ] = None,
     random_trials: Annotated[
         int | None, typer.Option("--random", min=1, help="Draw N trials from the axes.")
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="A search that learns (Optuna): tpe, cmaes, gp or random; each configuration is "
+            "suggested from the results so far. Needs pip install 'dnnlab[search]'.",
+        ),
+    ] = None,
+    trials: Annotated[
+        int | None,
+        typer.Option(
+            "--trials", min=1, help="Configurations a search tries in all (with --resume: the new total)."
+        ),
+    ] = None,
+    prune: Annotated[
+        str | None,
+        typer.Option(
+            "--prune",
+            help="none, median (stop for good), asha or hyperband (pause at rungs, promote the best; "
+            "a promoted trial continues from its checkpoint). Default: none.",
+        ),
+    ] = None,
+    metric: Annotated[
+        str | None, typer.Option("--metric", help="What a search optimizes (default: training.monitor).")
+    ] = None,
+    goal: Annotated[
+        str | None, typer.Option("--goal", help="minimize or maximize (default: from the metric).")
+    ] = None,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Seconds after which a search starts nothing new."),
     ] = None,
     jobs: Annotated[
         int | None, typer.Option("--jobs", min=1, help="Workers (default: from the cores and model size).")
@@ -145,7 +177,8 @@ def sweep(
     ] = False,
     quiet: QuietFlag = False,
 ) -> None:
-    """Run a family of trials (grid, random draws, seeds) on warm workers; prints the sweep directory."""
+    """Run a family of trials (grid, random draws, seeds, a search) on warm workers; prints the sweep
+    directory."""
     if (config is None) == (resume is None):
         raise DnnlabError("give a SPEC.yaml or SWEEP.yaml to sweep, or --resume SWEEP_DIR to continue one")
     command = ["dnnlab", *sys.argv[1:]]
@@ -156,7 +189,7 @@ def sweep(
             from dnnlab.sweep import definition, runner
 
             if resume is not None:
-                result = runner.resume_sweep(resume, command, jobs, progress=not quiet)
+                result = runner.resume_sweep(resume, command, jobs, progress=not quiet, trials=trials)
             else:
                 definition = definition.build_sweep(
                     config,
@@ -168,6 +201,12 @@ def sweep(
                     executor.value if executor else None,
                     address,
                     name,
+                    search=search,
+                    trials=trials,
+                    prune=prune,
+                    metric=metric,
+                    goal=goal,
+                    timeout=timeout,
                 )
                 result = runner.run_sweep(definition, runs_dir, command, progress=not quiet)
         except KeyboardInterrupt:

@@ -1,7 +1,7 @@
 """A sweep's definition: the sweep file (pydantic, unknown keys refused) and the resolved `Sweep`.
 
 A sweep comes from a spec plus command-line options, or from a sweep file kept in version control
-(`spec:`, `grid:` or `random:`, `seeds:`, `jobs:`), with command-line options added on top. The
+(`spec:`, `grid:`, `random:` or `search:`, `seeds:`, `jobs:`), with command-line options added on top. The
 resolved definition holds the spec inline (its `extends:` chain merged), so `sweep.yaml` in the
 sweep directory is all that `--resume` needs.
 """
@@ -39,6 +39,33 @@ class RandomSection(_Strict):
     )
 
 
+SAMPLERS = ("tpe", "cmaes", "gp", "random")
+PRUNERS = ("none", "median", "asha", "hyperband")
+GOALS = ("minimize", "maximize")
+
+
+class SearchSection(_Strict):
+    """A search that learns (Optuna): each configuration is suggested from the results so far."""
+
+    sampler: Literal[SAMPLERS] = Field("tpe", description="tpe, cmaes, gp (needs torch) or random")
+    pruner: Literal[PRUNERS] = Field(
+        "none", description="median: stop for good; asha, hyperband: pause at rungs, promote the best"
+    )
+    trials: int | None = Field(None, gt=0, description="how many configurations to try in all")
+    metric: str | None = Field(None, description="what the search optimizes; default: training.monitor")
+    goal: Literal[GOALS] | None = Field(None, description="default: from the metric (losses: minimize)")
+    timeout: float | None = Field(None, gt=0, description="seconds after which no configuration starts")
+    seed: int = Field(0, ge=0, description="seeds the sampler: the same seed suggests the same trials")
+    eta: int = Field(3, ge=2, description="rungs: min_epochs * eta^k epochs; the best 1/eta go on")
+    min_epochs: int = Field(1, gt=0, description="the first rung")
+    startup: int | None = Field(
+        None, ge=0, description="trials before the sampler models and median prunes; default: Optuna's"
+    )
+    axes: dict[str, Any] = Field(
+        default_factory=dict, description="dotted key -> list of values or an axis such as loguniform(a,b)"
+    )
+
+
 class SweepFile(_Strict):
     """A sweep file. `spec` is a path (relative to the sweep file) or an inline spec."""
 
@@ -49,6 +76,7 @@ class SweepFile(_Strict):
     )
     grid: dict[str, Any] | None = Field(None, description="dotted key -> values: the cartesian product")
     random: RandomSection | None = None
+    search: SearchSection | None = None
     seeds: (
         Annotated[int, Field(gt=0, le=MAX_TRIALS)]
         | Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(max_length=MAX_TRIALS)]
@@ -62,9 +90,29 @@ class SweepFile(_Strict):
 
     @model_validator(mode="after")
     def _one_mode(self) -> SweepFile:
-        if self.grid is not None and self.random is not None:
-            raise ValueError("give grid: or random:, not both (random: draws from its own axes)")
+        given = [key for key in ("grid", "random", "search") if getattr(self, key) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of grid:, random: or search:, not {' and '.join(given)}")
         return self
+
+
+@dataclass(frozen=True)
+class Search:
+    """A search's settings (the axes are the sweep's); None fields are resolved from the spec."""
+
+    sampler: str = "tpe"
+    pruner: str = "none"
+    trials: int | None = None  # None: until the timeout
+    metric: str | None = None
+    goal: str | None = None
+    timeout: float | None = None
+    seed: int = 0
+    eta: int = 3
+    min_epochs: int = 1
+    startup: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {key: getattr(self, key) for key in self.__dataclass_fields__}
 
 
 @dataclass(frozen=True)
@@ -77,6 +125,7 @@ class Sweep:
     axes: tuple[Axis, ...] = ()
     random_trials: int | None = None  # None: a grid
     random_seed: int = 0
+    search: Search | None = None  # a search: trials suggested as results come in
     seeds: tuple[int, ...] | None = None  # None: each trial keeps the spec's seed
     jobs: int | None = None  # None: chosen from the cores and the model size
     executor: str = "local"
@@ -89,7 +138,9 @@ class Sweep:
         """The sweep file form, spec inline (sweep.yaml)."""
         axes = {a.key: a.to_yaml() for a in self.axes}
         out: dict[str, Any] = {"name": self.name, "spec": self.spec, "overrides": dict(self.overrides)}
-        if self.random_trials is None:
+        if self.search is not None:
+            out["search"] = {**self.search.to_dict(), "axes": axes}
+        elif self.random_trials is None:
             out["grid"] = axes
         else:
             out["random"] = {"trials": self.random_trials, "seed": self.random_seed, "axes": axes}
@@ -155,7 +206,8 @@ def read_sweep_file(path: Path) -> Sweep:
             raise ConfigError(f"{path}: spec: an inline spec cannot use extends:; give spec: PATH instead")
         spec = parsed.spec
     section = parsed.random
-    axes_raw = section.axes if section else (parsed.grid or {})
+    searching = parsed.search
+    axes_raw = section.axes if section else searching.axes if searching else (parsed.grid or {})
     seeds = parsed.seeds
     return Sweep(
         name=parsed.name or str(spec.get("name") or "sweep"),
@@ -164,6 +216,7 @@ def read_sweep_file(path: Path) -> Sweep:
         axes=tuple(axis_from_yaml(key, value) for key, value in axes_raw.items()),
         random_trials=section.trials if section else None,
         random_seed=section.seed if section else 0,
+        search=Search(**searching.model_dump(exclude={"axes"})) if searching else None,
         seeds=tuple(range(seeds)) if isinstance(seeds, int) else (_distinct_seeds(seeds) if seeds else None),
         jobs=None if parsed.jobs == "auto" else parsed.jobs,
         executor=parsed.executor,
@@ -181,9 +234,17 @@ def build_sweep(
     executor: str | None = None,
     address: str | None = None,
     name: str | None = None,
+    search: str | None = None,
+    trials: int | None = None,
+    prune: str | None = None,
+    metric: str | None = None,
+    goal: str | None = None,
+    timeout: float | None = None,
 ) -> Sweep:
     """The sweep of a spec or sweep file with the command line's options on top: `-o` and `-g`
-    add to (or replace the same keys of) the file's; the other options replace the file's."""
+    add to (or replace the same keys of) the file's; the other options replace the file's.
+    `search` (a sampler) makes it a search, as a `search:` section does; `trials`, `prune`,
+    `metric`, `goal` and `timeout` set the search's."""
     raw = read_yaml(source)
     if is_sweep_file(raw):
         sweep = read_sweep_file(source)
@@ -208,8 +269,10 @@ def build_sweep(
         raise ConfigError(f"--random {random_trials}: expected a positive number of trials to draw")
     if name is not None:
         check_name(name)
+    searching = _search_options(sweep, random_trials, search, trials, prune, metric, goal, timeout)
     return replace(
         sweep,
+        search=searching,
         name=name or sweep.name,
         overrides=fixed,
         axes=tuple(given.values()),
@@ -219,3 +282,49 @@ def build_sweep(
         executor=executor or sweep.executor,
         address=address if address is not None else sweep.address,
     )
+
+
+def _search_options(
+    sweep: Sweep,
+    random_trials: int | None,
+    sampler: str | None,
+    trials: int | None,
+    prune: str | None,
+    metric: str | None,
+    goal: str | None,
+    timeout: float | None,
+) -> Search | None:
+    """The sweep's search with the command line's options on top; each mistake is one line."""
+    options = {"trials": trials, "prune": prune, "metric": metric, "goal": goal, "timeout": timeout}
+    if sampler is None and sweep.search is None:
+        given = [f"--{key}" for key, value in options.items() if value is not None]
+        if given:
+            raise ConfigError(f"{given[0]} belongs to a search; add --search {'|'.join(SAMPLERS)}")
+        return None
+    for option, value, allowed in (("--search", sampler, SAMPLERS), ("--prune", prune, PRUNERS)):
+        if value is not None and value not in allowed:
+            raise ConfigError(f"{option} {value}: expected one of {', '.join(allowed)}")
+    if goal is not None and goal not in GOALS:
+        raise ConfigError(f"--goal {goal}: expected one of {', '.join(GOALS)}")
+    if random_trials is not None or sweep.random_trials is not None:
+        raise ConfigError("--random N draws trials blindly; a search suggests them: give one of the two")
+    if trials is not None and trials < 1:
+        raise ConfigError(f"--trials {trials}: expected a positive number of configurations to try")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError(f"--timeout {timeout}: expected a positive number of seconds")
+    base = sweep.search or Search()
+    changed = {
+        "sampler": sampler,
+        "trials": trials,
+        "pruner": prune,
+        "metric": metric,
+        "goal": goal,
+        "timeout": timeout,
+    }
+    resolved = replace(base, **{key: value for key, value in changed.items() if value is not None})
+    if resolved.trials is None and resolved.timeout is None:
+        raise ConfigError(
+            "a search needs to know when to stop: --trials N (configurations in all) or --timeout S "
+            "(trials: or timeout: in a sweep file's search: section)"
+        )
+    return resolved

@@ -1,16 +1,20 @@
 """Where trials run: a registry from executor name to the module whose `run` runs them.
 
 Every executor module provides `run(sweep_dir, trials, jobs, threads, address, report)`: it
-runs each trial (a sweep.json entry) by calling `dnnlab.sweep.worker.run_trial(sweep_dir,
-trial)` somewhere, calls `report("started", trial, None)` and `report("finished", trial,
-outcome)` in the calling thread, and on KeyboardInterrupt stops its trials (saved, marked
-interrupted), reports them and raises again. Adding an executor is adding one module here.
+takes each trial (a sweep.json entry) from `trials` (a list, or a feed: see `Feed`) when it can
+start one, runs it by calling `dnnlab.sweep.worker.run_trial(sweep_dir, trial)` somewhere, calls
+`report("started", trial, None)` and `report("finished", trial, outcome)` in the calling thread,
+stops when the feed has nothing to start and nothing runs, and on KeyboardInterrupt stops its
+trials (saved, marked interrupted), reports them and raises again. Adding an executor is adding
+one module here.
 """
 
 from __future__ import annotations
 
 import importlib
+from collections import deque
 from collections.abc import Callable
+from typing import Any, Protocol
 
 from dnnlab.errors import ConfigError
 
@@ -29,3 +33,32 @@ def get(name: str) -> Callable:
     except ModuleNotFoundError as exc:
         raise ConfigError(f"--executor {name}: not available in this installation ({exc})") from None
     return module.run
+
+
+class Feed(Protocol):
+    """Trials handed out one at a time as workers become free: a search decides its next trial
+    from the results reported so far (with one worker, the same results in the same order)."""
+
+    def ready(self) -> bool:
+        """Whether `next` has a trial now (asks nothing: an executor calls it before it starts a
+        worker)."""
+
+    def next(self) -> dict[str, Any] | None:
+        """The next trial to start, or None while none can start."""
+
+
+class ListFeed:
+    """A fixed list of trials (a grid, random draws), in order."""
+
+    def __init__(self, trials: list[dict[str, Any]]):
+        self.pending = deque(trials)
+
+    def ready(self) -> bool:
+        return bool(self.pending)
+
+    def next(self) -> dict[str, Any] | None:
+        return self.pending.popleft() if self.pending else None
+
+
+def as_feed(trials: list[dict[str, Any]] | Feed) -> Feed:
+    return ListFeed(trials) if isinstance(trials, list) else trials

@@ -19,9 +19,10 @@ def _duration(seconds: float) -> str:
 
 
 class SweepProgress:
-    """`quiet`: nothing at all (the CLI's --quiet); the result still goes to sweep.json."""
+    """`quiet`: nothing at all (the CLI's --quiet); the result still goes to sweep.json.
+    `to_run` None: a search, whose trials are not known ahead (no count left, no ETA)."""
 
-    def __init__(self, record: SweepRecord, to_run: int, stream=None, quiet: bool = False):
+    def __init__(self, record: SweepRecord, to_run: int | None, stream=None, quiet: bool = False):
         self.record = record
         self.quiet = quiet
         self.to_run = to_run
@@ -48,9 +49,13 @@ class SweepProgress:
         counts = self.record.counts()
         running = counts.get("running", 0)
         done = len(self.record.trials) - running - counts.get("pending", 0)
-        left = self.to_run - self.finished_here - running
-        parts = [f"{done}/{len(self.record.trials)} done", f"{running} running", f"{max(left, 0)} left"]
-        if self.finished_here:
+        parts = [f"{done}/{len(self.record.trials)} done", f"{running} running"]
+        if self.to_run is None:
+            configs = self.record.configs
+            parts.append(f"{len(configs)}/{(self.record.search or {}).get('trials') or '?'} configurations")
+        else:
+            parts.append(f"{max(self.to_run - self.finished_here - running, 0)} left")
+        if self.finished_here and self.to_run is not None:
             per_trial = (time.monotonic() - self.started_at) / self.finished_here
             parts.append(f"eta {_duration(per_trial * (self.to_run - self.finished_here))}")
         best = self.best()

@@ -22,7 +22,6 @@ import logging
 import signal
 import sys
 import time
-from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +123,9 @@ def _note(address: str | None, threads: int, slots: int) -> None:
 
 
 def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
-    pending = deque(trials)
+    from dnnlab.sweep.executors import as_feed
+
+    feed = as_feed(trials)
     running: dict[Any, dict[str, Any]] = {}  # object ref -> trial
     task = _trial_task.options(num_cpus=threads)
 
@@ -137,12 +138,16 @@ def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
             report("finished", trial, _outcome(ref, sweep_dir, trial))
 
     try:
-        while pending or running:
+        while True:
             slots = capacity()
-            while pending and len(running) < slots:
-                trial = pending.popleft()
+            while len(running) < slots and feed.ready():
+                trial = feed.next()
+                if trial is None:
+                    break
                 running[task.remote(sweep_dir, trial, threads)] = trial
                 report("started", trial, None)
+            if not running:
+                break
             collect(0.5)
     except KeyboardInterrupt:
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the saving

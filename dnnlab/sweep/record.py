@@ -19,6 +19,7 @@ from dnnlab.rundir.reading import parse_json, read_run_file
 from dnnlab.rundir.records import now
 from dnnlab.sweep.definition import Sweep, read_sweep_file
 from dnnlab.sweep.record_checks import check_record
+from dnnlab.sweep.rungs import Config
 from dnnlab.sweep.trials import Trial
 
 SWEEP_YAML = "sweep.yaml"
@@ -34,15 +35,18 @@ class SweepRecord:
     status: str  # running, completed, failed (a trial failed or diverged), interrupted
     axes: dict[str, Any]  # dotted key -> values, or a distribution's text
     seeds: list[int] | None
-    mode: str  # grid or random
+    mode: str  # grid, random or search
     varying: list[str]  # the keys whose values differ between trials (directory names use them)
     started: str
     finished: str | None = None
     command: list[str] = field(default_factory=list)
     trials: list[Trial] = field(default_factory=list)
     version: int = VERSION
+    search: dict[str, Any] | None = None  # a search's settings, its metric and goal resolved
+    configs: list[Config] = field(default_factory=list)  # a search's suggested configurations
 
     def to_dict(self) -> dict[str, Any]:
+        searched = {"search": self.search, "configs": [c.to_dict() for c in self.configs]}
         return {
             "version": self.version,
             "name": self.name,
@@ -55,12 +59,18 @@ class SweepRecord:
             "finished": self.finished,
             "command": self.command,
             "trials": [t.to_dict() for t in self.trials],
+            **(searched if self.search else {}),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SweepRecord:
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k != "trials"}
-        return cls(**fields, trials=[Trial.from_dict(t) for t in data.get("trials", [])])
+        lists = ("trials", "configs")
+        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data and k not in lists}
+        return cls(
+            **fields,
+            trials=[Trial.from_dict(t) for t in data.get("trials", [])],
+            configs=[Config.from_dict(c) for c in data.get("configs", [])],
+        )
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -75,7 +85,7 @@ def new_record(sweep: Sweep, trials: list[Trial], varying: list[str], command: l
         status="running",
         axes={a.key: a.to_yaml() for a in sweep.axes},
         seeds=list(sweep.seeds) if sweep.seeds is not None else None,
-        mode="grid" if sweep.random_trials is None else "random",
+        mode="search" if sweep.search else "grid" if sweep.random_trials is None else "random",
         varying=varying,
         started=now(),
         command=command,

@@ -20,11 +20,13 @@ from dnnlab.spec.base import NAME_PATTERN
 from dnnlab.spec.models import MAX_SEED
 from dnnlab.spec.wording import short
 from dnnlab.sweep.axes import MAX_TRIALS
+from dnnlab.sweep.rungs import FINISHED, PAUSED, RUNNING
 from dnnlab.sweep.trials import PENDING, is_trial_name
 
 RECORD_STATUSES = ("running", "completed", "failed", "interrupted")
-TRIAL_STATUSES = (PENDING, *STATUSES)
-MODES = ("grid", "random")
+TRIAL_STATUSES = (PENDING, *STATUSES, PAUSED, "pruned")
+CONFIG_STATUSES = (RUNNING, PAUSED, *FINISHED)
+MODES = ("grid", "random", "search")
 MAX_VALUE_DEPTH = 16  # nesting of a trial's parameter value; a spec value needs two or three
 _FIX = "sweep.json was edited or damaged; restore it or start the sweep again"
 
@@ -68,8 +70,16 @@ def _check_record(data: Any, version: int) -> None:
     ):
         raise _Refused("seeds", f"expected null or a list of at most {MAX_TRIALS:,} seeds 0..{MAX_SEED}")
     trials = _field(data, "trials", list)
-    if not 1 <= len(trials) <= MAX_TRIALS:
+    search = data["mode"] == "search"  # a search records its trials as they are suggested
+    if not (0 if search else 1) <= len(trials) <= MAX_TRIALS:
         raise _Refused("trials", f"{len(trials):,} trials; a sweep has 1 to {MAX_TRIALS:,}")
+    if search:
+        _field(data, "search", dict)
+        configs = _field(data, "configs", list)
+        if len(configs) > MAX_TRIALS:
+            raise _Refused("configs", f"{len(configs):,} configurations; a search has at most {MAX_TRIALS:,}")
+        for index, config in enumerate(configs):
+            _check_config(config, f"configs[{index}]")
     ids: set[int] = set()
     runs: set[str] = set()
     for index, trial in enumerate(trials):
@@ -121,6 +131,34 @@ def _check_trial(trial: Any, where: str) -> None:
         if trial.get(key) is not None and not _is_number(trial[key]):
             raise _Refused(f"{where}.{key}", f"expected null or a number; received {short(trial[key])}")
     _optional(trial, "error", str, where)
+    for key in ("config", "epochs"):  # a search's: the configuration it runs, the epochs it is given
+        if trial.get(key) is not None and not (_is_int(trial[key]) and trial[key] >= 0):
+            raise _Refused(f"{where}.{key}", f"expected null or a count; received {short(trial[key])}")
+
+
+def _check_config(config: Any, where: str) -> None:
+    if not isinstance(config, dict):
+        raise _Refused(where, "expected a JSON object")
+    for key in ("id", "number", "max_epochs", "bracket", "epochs"):
+        value = config.get(key, 0)
+        if not _is_int(value) or not 0 <= value <= MAX_TRIALS * 1000:
+            raise _Refused(f"{where}.{key}", f"expected a count; received {short(value)}")
+    params = config.get("params")
+    if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
+        raise _Refused(f"{where}.params", "expected a JSON object of dotted spec keys and values")
+    if config.get("status", RUNNING) not in CONFIG_STATUSES:
+        raise _Refused(f"{where}.status", f"expected one of {', '.join(CONFIG_STATUSES)}")
+    rungs = config.get("rungs", [])
+    if not isinstance(rungs, list) or not all(
+        isinstance(r, dict)
+        and _is_int(r.get("epochs"))
+        and (r.get("value") is None or _is_number(r["value"]))
+        for r in rungs
+    ):
+        raise _Refused(f"{where}.rungs", "expected a list of {epochs, value}")
+    if config.get("value") is not None and not _is_number(config["value"]):
+        raise _Refused(f"{where}.value", f"expected null or a number; received {short(config['value'])}")
+    _optional(config, "error", str, where)
 
 
 # ---------------------------------------------------------------- field checks

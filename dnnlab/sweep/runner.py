@@ -10,12 +10,14 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from dnnlab.data import datasets
-from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.data.checked_spec import check_spec_mapping
+from dnnlab.errors import ConfigError, DnnlabError, RunDirError
 from dnnlab.files.folders import ensure_folder
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.records import now
@@ -73,6 +75,8 @@ def choose_workers(jobs: int | None, trials: int, macs: int, cores: int | None =
 def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool = True) -> SweepResult:
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
     on stderr as trials finish."""
+    if sweep.search is not None:
+        return _run_search(sweep, runs_dir, command, progress)
     expansion = expand_and_check(sweep)
     executor = executors.get(sweep.executor)  # Ray missing is one line, before anything is written
     ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
@@ -86,24 +90,85 @@ def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool =
     folder.write_definition(sweep)
     record = new_record(sweep, expansion.trials, expansion.varying, command)
     folder.write_record(record)
+    todo = [t.to_dict() for t in record.trials]
     try:
-        return _execute(folder, sweep, record, record.trials, workers, executor, progress)
+        return _execute(folder, sweep, record, todo, len(todo), workers, executor, progress)
     except DnnlabError:  # the executor refused before any trial started (a cluster it cannot reach)
         if all(t.status == PENDING for t in record.trials):
             shutil.rmtree(folder.path, ignore_errors=True)
         raise
 
 
+def _run_search(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool) -> SweepResult:
+    """A search: its options, axes and data checked, then the sweep directory with its study, and
+    configurations suggested and trained as workers become free (see search.py)."""
+    from dnnlab.sweep import search
+
+    search.require(sweep.search.sampler)  # Optuna missing is one line, before anything is written
+    base = check_spec_mapping(sweep.spec, sweep.override_texts(), f"sweep spec {sweep.name}")
+    plan = search.plan(sweep, base)
+    search.check_axes(sweep)
+    executor = executors.get(sweep.executor)
+    ensure_folder(runs_dir)
+    datasets.check_values(base.spec.data)
+    workers = _search_workers(sweep, base, sweep.jobs)
+    folder = SweepDir.create(runs_dir, sweep.name)
+    folder.lock()
+    record = new_record(sweep, [], [a.key for a in sweep.axes], command)
+    record.search = _search_record(plan)
+    try:
+        folder.write_definition(sweep)
+        folder.write_record(record)
+        feed = search.SearchFeed(folder, sweep, record, plan, base)
+    except BaseException:
+        folder.unlock()
+        raise
+    try:
+        return _execute(folder, sweep, record, feed, None, workers, executor, progress, feed.finished)
+    except DnnlabError:
+        if not record.trials:  # refused before any trial started (a cluster it cannot reach)
+            shutil.rmtree(folder.path, ignore_errors=True)
+        raise
+
+
+def _search_workers(sweep: Sweep, base, jobs: int | None) -> Workers:
+    """As for a grid, counting each configuration's seeds (no more workers than runs can use)."""
+    seeds = len(sweep.seeds) if sweep.seeds is not None else 1
+    macs = dense_macs_per_step(base.spec, base.info.input_shape)
+    return choose_workers(jobs, (sweep.search.trials or available_cores()) * seeds, macs)
+
+
+def _search_record(plan) -> dict[str, Any]:
+    """sweep.json's `search`: the settings with the metric and goal resolved, and the study file."""
+    from dnnlab.sweep.search import STUDY_FILE
+
+    return {**plan.search.to_dict(), "metric": plan.metric, "goal": plan.goal, "study": STUDY_FILE}
+
+
 def resume_sweep(
-    path: Path, command: list[str], jobs: int | None = None, progress: bool = True
+    path: Path,
+    command: list[str],
+    jobs: int | None = None,
+    progress: bool = True,
+    trials: int | None = None,
 ) -> SweepResult:
     """Continue a sweep: completed, diverged and failed trials are kept (but those that failed
     because a write was refused, as on a full disk); interrupted and running ones resume from
-    their last committed epoch; the rest start."""
+    their last committed epoch; the rest start. A search continues its study: `trials` is its new
+    total of configurations (finished ones are never trained again; paused ones may be promoted)."""
     folder = SweepDir.open(path)
     sweep = folder.read_definition()
+    if trials is not None and (sweep.search is None or trials < 1):
+        what = "a positive number of configurations" if sweep.search else "a search (this sweep has none)"
+        raise ConfigError(f"--trials {trials}: expected {what}")
+    if sweep.search is not None:
+        from dnnlab.sweep import search
+
+        search.require(sweep.search.sampler)  # before the lock: one line, nothing written
     executor = executors.get(sweep.executor)  # before the lock: Ray missing is one line, nothing written
     folder.lock()
+    if sweep.search is not None:
+        return _resume_search(folder, sweep, command, jobs, progress, trials, executor)
     try:
         record = folder.read_record()  # untrusted: checked field by field (record_checks)
         todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
@@ -121,7 +186,42 @@ def resume_sweep(
         raise
     record.status, record.finished = "running", None
     record.command = command
-    return _execute(folder, sweep, record, todo, workers, executor, progress)
+    entries = [t.to_dict() for t in todo]
+    return _execute(folder, sweep, record, entries, len(entries), workers, executor, progress)
+
+
+def _resume_search(folder, sweep, command, jobs, progress, trials, executor) -> SweepResult:
+    """A search's resume, under the sweep's lock: the study brought in line with sweep.json, then
+    the runs that go on, promotions and new suggestions up to `trials` (the new total)."""
+    from dnnlab.sweep import search
+
+    try:
+        if trials is not None:
+            sweep = replace(sweep, search=replace(sweep.search, trials=trials))
+        base = check_spec_mapping(sweep.spec, sweep.override_texts(), f"sweep spec {sweep.name}")
+        plan = search.plan(sweep, base)
+        record = folder.read_record()
+        if trials is not None:
+            folder.write_definition(sweep)
+            record.search = {**(record.search or {}), "trials": trials}
+        search.reopen(folder, record)
+        feed = search.SearchFeed(folder, sweep, record, plan, base)
+        feed.sync()  # what a killed driver decided and did not tell the study
+    except BaseException:
+        folder.unlock()
+        raise
+    if not feed.ready():  # nothing to train or suggest: no workers (nor a Ray instance) started
+        record.status = _final_status(record)
+        record.finished = record.finished or now()
+        try:
+            folder.write_record(record)
+        finally:
+            folder.unlock()
+        return SweepResult(folder.path, record)
+    workers = _search_workers(sweep, base, jobs if jobs is not None else sweep.jobs)
+    record.status, record.finished = "running", None
+    record.command = command
+    return _execute(folder, sweep, record, feed, None, workers, executor, progress, feed.finished)
 
 
 def _unfinished_on_disk(folder: SweepDir, trial: Trial) -> bool:
@@ -142,34 +242,43 @@ def _execute(
     folder: SweepDir,
     sweep: Sweep,
     record: SweepRecord,
-    todo: list[Trial],
+    todo,
+    count: int | None,
     workers: Workers,
     executor,
     show_progress: bool = True,
+    judge: Callable[[Trial], None] | None = None,
 ):
-    by_id = {t.id: t for t in record.trials}
-    progress = SweepProgress(record, len(todo), quiet=not show_progress)
+    """Run `todo` (sweep.json entries, or a search's feed; `count` trials, None: not known ahead)
+    on the executor, recording each start and outcome in sweep.json; `judge` (a search's) sees
+    each finished trial before it is recorded."""
+    progress = SweepProgress(record, count, quiet=not show_progress)
+    what = f"{count} trial(s)" if count is not None else _search_note(record)
     progress.note(
-        f"sweep {folder.path}: {len(todo)} trial(s) on {workers.jobs} {sweep.executor} worker(s) x "
+        f"sweep {folder.path}: {what} on {workers.jobs} {sweep.executor} worker(s) x "
         f"{workers.threads} TensorFlow thread(s) ({workers.reason})"
     )
+    if count is None and workers.jobs > 1:
+        progress.note(
+            "more than one worker: the order of results, and so the suggestions, may differ between runs"
+        )
 
     def report(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
-        trial = by_id[entry["id"]]
+        trial = next(t for t in record.trials if t.id == entry["id"])
         if event == "started":
             trial.status = "running"
             progress.started(trial)
         else:
             for key in ("status", "best", "epochs_done", "train_seconds", "wall_seconds", "error"):
                 setattr(trial, key, outcome.get(key))
+            if judge is not None:
+                judge(trial)
             progress.finished(trial)
         folder.write_record(record)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        executor(
-            folder.path, [t.to_dict() for t in todo], workers.jobs, workers.threads, sweep.address, report
-        )
+        executor(folder.path, todo, workers.jobs, workers.threads, sweep.address, report)
         record.status = _final_status(record)
     except KeyboardInterrupt:
         record.status = "interrupted"
@@ -187,9 +296,18 @@ def _execute(
     return SweepResult(folder.path, record)
 
 
+def _search_note(record: SweepRecord) -> str:
+    search = record.search or {}
+    trials, timeout = search.get("trials"), search.get("timeout")
+    budget = f"up to {trials} configuration(s)" if trials else f"configurations for {timeout:g} s"
+    return f"a {search.get('sampler')} search ({budget}, pruner {search.get('pruner')})"
+
+
 def _final_status(record: SweepRecord) -> str:
     statuses = {t.status for t in record.trials}
-    if statuses <= {"completed"}:
+    # A search's diverged trial is one of its results (a learning rate too high), as a pruned one is.
+    ended = {"completed", "paused", "pruned", "diverged"} if record.search else {"completed"}
+    if statuses <= ended and all(c.status != "failed" for c in record.configs):
         return "completed"
     if statuses & {"interrupted", "running", PENDING}:
         return "interrupted"

@@ -21,6 +21,7 @@ from dnnlab.sweep.definition import Sweep
 
 PENDING = "pending"
 FINAL = ("completed", "diverged", "failed")  # a run directory's statuses that training ends with
+# A search's trials may also be `paused` (at a rung, resumable) or `pruned` (stopped for good).
 MAX_NAME = 96
 
 
@@ -49,12 +50,16 @@ class Trial:
     train_seconds: float | None = None  # training, as run.json's wall_seconds
     wall_seconds: float | None = None  # the whole trial in its worker, set-up included
     error: str | None = None
+    config: int | None = None  # a search's: the configuration this run is a seed of
+    epochs: int | None = None  # a search's: the epochs it was given (a rung); None: the spec's
+    rungs: list[dict[str, Any]] | None = None  # a search's: [{epochs, value}] at each stop
 
     def overrides(self, sweep: Sweep) -> list[str]:
         """The `-o` overrides that turn the sweep's spec into this trial's."""
         return [*sweep.override_texts(), *(f"{k}={yaml_text(v)}" for k, v in self.params.items())]
 
     def to_dict(self) -> dict[str, Any]:
+        searched = {"config": self.config, "epochs": self.epochs, "rungs": self.rungs}
         return {
             "id": self.id,
             "params": self.params,
@@ -65,6 +70,7 @@ class Trial:
             "train_seconds": self.train_seconds,
             "wall_seconds": self.wall_seconds,
             "error": self.error,
+            **(searched if self.config is not None else {}),
         }
 
     @classmethod

@@ -25,7 +25,6 @@ import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -74,6 +73,7 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 
 
 def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
+    """Train the trial to its `epochs` (a search's rung; absent: the spec's training.epochs)."""
     from dnnlab.data.checked_spec import check_spec_mapping
     from dnnlab.sweep.trial_dirs import check_lock_file, remove_unstarted, trial_path
     from dnnlab.sweep.trials import FINAL, Trial, refused_write
@@ -81,22 +81,46 @@ def _train_trial(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any]:
 
     run_path = trial_path(sweep_dir, trial["run"])  # inside the sweep directory, not a link
     command = ["dnnlab", "sweep", str(sweep_dir), "--trial", str(trial["id"])]
+    epochs = trial.get("epochs")
     found = on_disk(run_path)
     if found and found["status"] in FINAL and not refused_write(trial.get("error")):
-        return found  # trained by an earlier driver that died before recording it
-    if found and (run_path / "state.json").is_file():
+        if not _goes_on(run_path, found, epochs):
+            return found  # trained by an earlier driver that died before recording it
+        check_lock_file(run_path)
+        lifecycle.resume(run_path, epochs, command, progress=False)  # promoted: on from its checkpoint
+    elif found and (run_path / "state.json").is_file():
         check_lock_file(run_path)
         _wait_for_lock(run_path)
-        lifecycle.resume(run_path, None, command, progress=False)
+        lifecycle.resume(run_path, epochs, command, progress=False)
     else:
         remove_unstarted(run_path)  # a start cut short (nothing trained); refuses what is not a run
         sweep = _definition(sweep_dir)
         overrides = Trial.from_dict(trial).overrides(sweep)
         checked = check_spec_mapping(sweep.spec, overrides, f"sweep spec {sweep.name}")
-        result = lifecycle.start(checked, sweep_dir, None, command, progress=False, run_path=run_path)
+        # The spec keeps its full epochs (one_cycle plans its cycle from them), so a trial started
+        # to a rung and promoted later equals one trained in one go.
+        result = lifecycle.start(
+            checked, sweep_dir, None, command, progress=False, run_path=run_path, epochs=epochs
+        )
         if result.message:  # a diverged trial: in which epoch which values went non-finite
             return {**(on_disk(run_path) or {}), "error": result.message}
     return on_disk(run_path)
+
+
+def _goes_on(run_path: Path, found: dict[str, Any], epochs: int | None) -> bool:
+    """Whether a finished run is a paused trial now given more epochs: it completed every epoch it
+    was given (early stopping did not end it) and fewer than `epochs`."""
+    if epochs is None or found["status"] != "completed" or found["epochs_done"] >= epochs:
+        return False
+    from dnnlab.rundir.directory import RunDir
+    from dnnlab.training.callbacks.early_stopping import ResumableEarlyStopping
+
+    run = RunDir(run_path)
+    record = run.read_record()
+    if record.epochs_planned is not None and record.epochs_done < record.epochs_planned:
+        return False
+    monitor = record.best.metric if record.best else "val_loss"
+    return not ResumableEarlyStopping.has_stopped(run.read_state(monitor).callbacks)
 
 
 def trial_on_disk(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any] | None:
@@ -112,7 +136,7 @@ def trial_on_disk(sweep_dir: Path, trial: dict[str, Any]) -> dict[str, Any] | No
 
 def on_disk(run_path: Path) -> dict[str, Any] | None:
     """A trial's outcome as its run.json records it, or None before run.json exists. A diverged
-    run's `error` is the message run.json records (see dnnlab.runs' divergence)."""
+    run's `error` is the message run.json records (see the run record's `divergence`)."""
     from dnnlab.errors import RunDirError
     from dnnlab.rundir.directory import RunDir
 
@@ -288,14 +312,17 @@ def _crashed(worker: _Worker) -> dict[str, Any]:
     }
 
 
-def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report: Report):
-    """Run `trials` on `jobs` warm worker processes, calling `report("started", trial, None)` and
-    `report("finished", trial, outcome)` from this thread. A worker that dies is replaced and its
-    trial reported failed. On KeyboardInterrupt every worker is stopped, the trials they were
-    training are reported (interrupted) once saved, and the KeyboardInterrupt is raised again."""
+def run(sweep_dir: Path, trials, jobs: int, threads: int, address, report: Report):
+    """Run `trials` (a list or an executors.Feed) on up to `jobs` warm worker processes, calling
+    `report("started", trial, None)` and `report("finished", trial, outcome)` from this thread.
+    A worker starts when a trial is ready for it. A worker that dies is replaced and its trial
+    reported failed. On KeyboardInterrupt every worker is stopped, the trials they were training
+    are reported (interrupted) once saved, and the KeyboardInterrupt is raised again."""
+    from dnnlab.sweep.executors import as_feed
+
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    pending = deque(trials)
+    feed = as_feed(trials)
     workers: list[_Worker] = []
     next_index = 0
 
@@ -323,18 +350,27 @@ def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, 
                     report("finished", trial, _crashed(worker))
                 workers.remove(worker)
 
+    def hand_out() -> None:
+        """Give a ready trial to each idle worker, starting workers (new, or replacing the dead)
+        up to `jobs`: all of them at once when the trials are there, so they warm up together."""
+        idle = [w for w in workers if w.trial is None]
+        while feed.ready() and (idle or len(workers) < jobs):
+            worker = idle.pop(0) if idle else spawn()
+            if worker not in workers:
+                workers.append(worker)
+            trial = feed.next()
+            if trial is None:
+                return
+            worker.give(trial)
+            report("started", trial, None)
+
     try:
-        workers.extend(spawn() for _ in range(min(jobs, len(pending))))
-        while pending or any(w.trial is not None for w in workers):
-            for worker in workers:
-                if worker.trial is None and pending:
-                    trial = pending.popleft()
-                    worker.give(trial)
-                    report("started", trial, None)
+        while True:
+            hand_out()
+            if not any(w.trial is not None for w in workers):
+                break
             collect(0.5)
             bury_dead()
-            while pending and len(workers) < jobs:  # replace the dead
-                workers.append(spawn())
     except KeyboardInterrupt:
         previous = signal.signal(
             signal.SIGINT, signal.SIG_IGN

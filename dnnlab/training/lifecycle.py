@@ -76,11 +76,13 @@ def start(
     command: list[str],
     progress: bool = True,
     run_path: Path | None = None,
+    epochs: int | None = None,
 ) -> TrainResult:
     """Train a new run. Everything that can be wrong with the input is found before the run
     directory is created, so a bad input (or an interrupt until then) leaves nothing behind. The
     directory appears with run.json in it (status `starting`), so a kill at any later instant
-    leaves a run that `--resume` continues."""
+    leaves a run that `--resume` continues. `epochs`: train only so many of the spec's
+    `training.epochs` now (a search's first rung); the rest of the plan still counts them all."""
     spec = checked.spec
     with sigterm_interrupts():
         if run_path is None:  # before the data and the model: a bad name or folder costs nothing
@@ -96,7 +98,7 @@ def start(
         else:
             run = RunDir.create(runs_dir, name or spec.name, record, spec_to_yaml(spec))
         try:
-            return _train(run, spec, prepared, None, spec.training.epochs, progress)
+            return _train(run, spec, prepared, None, epochs or spec.training.epochs, progress)
         finally:
             run.unlock()
 
