@@ -65,7 +65,7 @@ def test_reliability_bins_give_the_ece_of_mc_metrics():
     labels = rng.integers(0, 3, size=500)
     table = calibration.reliability(probabilities, labels)
     assert table["count"].sum() == 500 and len(table["count"]) == 15
-    expected = mc.classification_metrics(probabilities, labels)["ece"]
+    expected = calibration.classification_metrics(probabilities, labels)["ece"]
     assert calibration.expected_calibration_error(table) == pytest.approx(expected)
 
 
