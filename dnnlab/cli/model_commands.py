@@ -315,9 +315,9 @@ def predict(
     if as_json:
         print_json(result.to_json())
     elif out is None:
-        from dnnlab.inference.predict import csv_text
+        from dnnlab.files.array_csv import arrays_csv_text
 
-        sys.stdout.write(csv_text(result.arrays))
+        sys.stdout.write(arrays_csv_text(result.arrays))
     if result.written is not None:
         stderr_console().print(f"wrote {escape_markup(str(result.written))} ({result.instances:,} rows)")
 

@@ -20,8 +20,6 @@ Typical use (what ``dnnlab mc-predict`` does)::
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import weakref
@@ -33,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from dnnlab.errors import PredictError
+from dnnlab.files.array_csv import arrays_csv_text
 from dnnlab.files.atomic import atomic_write_bytes, npz_bytes
 from dnnlab.inference.calibration import class_probabilities, classification_metrics
 from dnnlab.model.keras_private import producer
@@ -167,7 +166,10 @@ def save(result: MCResult, path: str | os.PathLike, extra: dict[str, np.ndarray]
             f"cannot save MC predictions to {str(path)!r}: expected a file name ending in "
             f".npz or .csv; received suffix {path.suffix or '(none)'!r}"
         )
-    data = npz_bytes({**result.arrays(), **(extra or {})}) if path.suffix == ".npz" else _csv_bytes(result)
+    if path.suffix == ".npz":
+        data = npz_bytes({**result.arrays(), **(extra or {})})
+    else:  # mean_j and std_j for every output, even a single one
+        data = arrays_csv_text(result.arrays(), numbered=("mean", "std")).encode()
     atomic_write_bytes(path, data)  # a refused write: one line naming the file, exit 1
     return path
 
@@ -513,27 +515,3 @@ def _regression_targets(y, mean: np.ndarray) -> np.ndarray:
     if y.size != mean.size:
         raise PredictError(f"y must match the predictions' shape {mean.shape}; received shape {y.shape}")
     return y.reshape(mean.shape)
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def _csv_bytes(result: MCResult) -> bytes:
-    mean = result.mean.reshape(len(result.mean), -1)
-    std = result.std.reshape(len(result.std), -1)
-    header = [f"mean_{j}" for j in range(mean.shape[1])] + [f"std_{j}" for j in range(std.shape[1])]
-    columns = [mean, std]
-    if result.task == CLASSIFICATION:
-        header += ["predicted", "entropy", "mutual_information"]
-        columns += [result.predicted[:, None], result.entropy[:, None], result.mutual_information[:, None]]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    for row in zip(*(c.tolist() for c in columns)):
-        writer.writerow([_format(v) for part in row for v in part])
-    return text.getvalue().encode()
-
-
-def _format(value) -> str:
-    # 9 significant digits round-trip a float32.
-    return str(value) if isinstance(value, int) else f"{value:.9g}"
