@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -287,13 +288,7 @@ def test_help_check_and_schema_do_not_import_tensorflow(write_spec, images_data)
 def test_diagnose_and_report_of_a_finished_run_do_not_import_tensorflow(write_spec, tmp_path):
     """A run directory is read from disk: `diagnose RUN_DIR` takes its layers.csv and `report`
     its records, neither the model, so neither pays for TensorFlow's import."""
-    spec = {
-        "name": "tiny",
-        "seed": 1,
-        "data": {"dataset": "digits", "validation": 0.2},
-        "model": {"hidden": [8]},
-        "training": {"epochs": 1, "batch_size": 64, "diagnostics": {"every": 1}},
-    }
+    spec = tiny_spec(training={"epochs": 1, "diagnostics": {"every": 1}})
     trained = invoke("train", write_spec(spec), "--runs-dir", tmp_path / "runs", "-q")
     assert trained.exit_code == 0, trained.output
     run = trained.stdout.strip().splitlines()[-1]

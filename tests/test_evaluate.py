@@ -11,20 +11,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SPECIES, read_json, species_csv, train_run, write_spec
+from helpers import SPECIES, read_json, species_csv, tiny_spec, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
 from dnnlab.files.array_csv import arrays_csv_text
 
-SPEC = {
-    "name": "digits-eval",
-    "seed": 3,
-    "data": {"dataset": "digits", "validation": 0.15, "scaling": "standardize"},
-    "model": {"hidden": [24], "activation": "relu"},
-    "training": {"epochs": 2, "batch_size": 64},
-}
+SPEC = tiny_spec(
+    name="digits-eval",
+    data={"validation": 0.15, "scaling": "standardize"},
+    model={"hidden": [24], "activation": "relu"},
+)
 
 
 @pytest.fixture(scope="module")
