@@ -2,14 +2,41 @@
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from dnnlab.data.checked_spec import check_spec
 from dnnlab.training import lifecycle
+
+# The tiny spec most tests train: digits, 8 hidden units, 2 epochs of batches of 64 (seconds).
+TINY_SPEC = {
+    "name": "tiny",
+    "seed": 3,
+    "data": {"dataset": "digits", "validation": 0.2},
+    "model": {"hidden": [8]},
+    "training": {"epochs": 2, "batch_size": 64},
+}
+
+
+def tiny_spec(**overrides: Any) -> dict[str, Any]:
+    """A fresh copy of TINY_SPEC with `overrides` merged in: a mapping merges into the mapping of
+    the same name key by key, at any depth (`training={"epochs": 1}` keeps the batch size); any
+    other value replaces."""
+    return _merge(copy.deepcopy(TINY_SPEC), overrides)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = copy.deepcopy(value)
+    return base
 
 
 def write_spec(directory: Path, spec: dict, name: str = "spec.yaml") -> Path:

@@ -9,9 +9,11 @@ import json
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 import yaml
+from helpers import tiny_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -281,6 +283,41 @@ def test_help_check_and_schema_do_not_import_tensorflow(write_spec, images_data)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
+
+
+def test_diagnose_and_report_of_a_finished_run_do_not_import_tensorflow(write_spec, tmp_path):
+    """A run directory is read from disk: `diagnose RUN_DIR` takes its layers.csv and `report`
+    its records, neither the model, so neither pays for TensorFlow's import."""
+    spec = tiny_spec(training={"epochs": 1, "diagnostics": {"every": 1}})
+    trained = invoke("train", write_spec(spec), "--runs-dir", tmp_path / "runs", "-q")
+    assert trained.exit_code == 0, trained.output
+    run = trained.stdout.strip().splitlines()[-1]
+    out = tmp_path / "r.html"
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        from typer.testing import CliRunner
+        from dnnlab.cli.main import app
+        runner = CliRunner()
+        diagnosis = runner.invoke(app, ["diagnose", {run!r}, "--json"])
+        assert diagnosis.exit_code == 0, (diagnosis.output, diagnosis.exception)
+        layers = [layer["name"] for layer in json.loads(diagnosis.stdout)["layers"]]
+        report = runner.invoke(app, ["report", {run!r}, "--out", {str(out)!r}])
+        assert report.exit_code == 0, (report.output, report.exception)
+        heavy = sorted(m for m in ("tensorflow", "keras") if m in sys.modules)
+        assert not heavy, heavy
+        print(*layers)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["dense_1", "output"]
+    assert "Layer diagnostics" in out.read_text(encoding="utf-8")
+
+    assert_one_line_error(invoke("diagnose", run, "--steps", "3"), "-o and --steps apply to a spec")
+    layers_csv = Path(run) / "layers.csv"
+    layers_csv.write_text(layers_csv.read_text(encoding="utf-8") + "1,2,3\n", encoding="utf-8")
+    assert_one_line_error(invoke("diagnose", run), "layers.csv: line 6 has 3 cells, expected 13")
 
 
 def test_version_prints_the_package_version():

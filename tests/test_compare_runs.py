@@ -1,4 +1,4 @@
-"""`dnnlab compare` on real run directories written by `dnnlab train` (issue 4).
+"""`dnnlab compare` on real run directories written by `dnnlab train`.
 
 Five tiny runs are trained once for the module: three activations with seed 1 and two of them
 again with seed 2. The tests work out from the files themselves what compare should say (which
@@ -117,9 +117,14 @@ def test_json_differing_keys_are_exactly_what_differs_in_the_config_files(seed1)
 
 
 def test_initializer_default_follows_the_activation(seed1):
-    """Background for the test above: with defaults, selu runs get a different initializer."""
-    initializers = {config_value(d, "model.initializer")["type"] for d in seed1}
-    assert len(initializers) > 1, initializers
+    """Background for the test above: left to its default, the initializer follows the activation
+    (He for the ReLU family, LeCun for SELU), so it differs too and compare says so."""
+    initializers = {
+        config_value(d, "model.activation.type"): config_value(d, "model.initializer.type") for d in seed1
+    }
+    assert initializers == {"relu": "he_normal", "elu": "he_normal", "selu": "lecun_normal"}
+    out = json.loads(compare(*seed1, "--format", "json").stdout)
+    assert "model.initializer.type" in out["differing_keys"]
 
 
 def test_best_run_has_the_lowest_val_loss_in_metrics_csv(seed1):

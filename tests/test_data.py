@@ -138,9 +138,18 @@ def test_validation_fraction_and_none():
     assert none.x_val is None and none.y_val is None and len(none.x_train) == n
 
 
-def test_training_rows_are_shuffled_before_validation():
-    ds = load(spec(dataset="digits", validation=200))
-    assert len(np.unique(ds.y_val)) == 10  # sklearn's sets are sorted by class
+def test_training_rows_are_shuffled_before_validation(tmp_path):
+    """A source without a test split is shuffled (seeded) before the validation rows are taken,
+    so a file sorted by class still gives validation rows of every class, in no file order."""
+    y = np.repeat(np.arange(10), 40)  # sorted by class: an unshuffled slice holds two or three
+    x = np.arange(len(y), dtype=np.float64)[:, None]  # each row's position in the file
+    np.savez(tmp_path / "sorted.npz", x_train=x, y_train=y)
+    source = {"type": "npz", "path": str(tmp_path / "sorted.npz")}
+    ds = load(spec(dataset=source, validation=100, scaling="none"))
+    assert sorted(np.unique(ds.y_val)) == list(range(10))
+    rows = ds.x_val[:, 0]
+    assert np.all(y[rows.astype(int)] == ds.y_val)  # the labels travelled with their rows
+    assert not np.all(np.diff(rows) > 0)  # not a slice of the file, nor in its order
 
 
 def test_standardize_uses_training_statistics_only():

@@ -3,25 +3,26 @@ small digits run trained in this process."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import SPECIES, read_json, species_csv, train_run, write_spec
+from helpers import SPECIES, read_json, species_csv, tiny_spec, train_run, write_spec
 from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
+from dnnlab.files.array_csv import arrays_csv_text
 
-SPEC = {
-    "name": "digits-eval",
-    "seed": 3,
-    "data": {"dataset": "digits", "validation": 0.15, "scaling": "standardize"},
-    "model": {"hidden": [24], "activation": "relu"},
-    "training": {"epochs": 2, "batch_size": 64},
-}
+SPEC = tiny_spec(
+    name="digits-eval",
+    data={"validation": 0.15, "scaling": "standardize"},
+    model={"hidden": [24], "activation": "relu"},
+)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,20 @@ def test_the_end_line_prints_the_test_scores(capsys):
     best = BestRecord("val_loss", "min", 0.25, 1)
     report_run(TrainResult(Path("runs/x"), "completed", 2, best, test={"loss": 0.3, "accuracy": 0.91}))
     assert "test accuracy 0.91 loss 0.3" in capsys.readouterr().err
+
+
+def test_prediction_csv_quotes_labels_numbers_columns_and_round_trips_float32():
+    """The one writer of predict's and mc-predict's CSV: NAME for a one-value column, NAME_j for
+    a wider one or one named in `numbered`, labels quoted, floats that read back exactly."""
+    probabilities = np.array([[0.1, 0.9], [0.7, 0.3]], dtype=np.float32)
+    arrays = {
+        "predicted": np.array(["a", "b,c"]),
+        "predicted_index": np.array([0, 1]),
+        "probabilities": probabilities,
+        "mean": np.array([[1.5], [2.5]], dtype=np.float32),
+    }
+    rows = list(csv.reader(io.StringIO(arrays_csv_text(arrays, numbered=("mean",)))))
+    assert rows[0] == ["predicted", "predicted_index", "probabilities_0", "probabilities_1", "mean_0"]
+    assert rows[1] == ["a", "0", "0.100000001", "0.899999976", "1.5"]
+    assert rows[2][:2] == ["b,c", "1"]
+    assert np.array([row[2:4] for row in rows[1:]], dtype=np.float32).tolist() == probabilities.tolist()

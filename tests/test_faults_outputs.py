@@ -185,27 +185,25 @@ LAYERS_HEADER = "epoch,step,depth,layer,activation,gradient_norm\n"
 
 
 @pytest.mark.parametrize(
-    ("rows", "shown", "note"),
+    ("rows", "says"),
     [
-        ("0,10,1,dense,relu,0.5\n0,10,2,dense_1\n", "0.5", "1 damaged row(s) left out"),
-        ("x,10,1,dense,relu,0.5\n", "step 10", None),
-        ("²,10,1,dense,relu,0.5\n", "step 10", None),
-        ("0,٣,1,dense,relu,0.5\n0,2,1,dense,relu,0.25\n", "0.25", "1 damaged row(s) left out"),
-        ("0,10,1,dense,relu,0.5,extra\n", None, "1 damaged row(s) left out"),
+        ("0,10,1,dense,relu,0.5\n0,10,2,dense_1\n", "line 3 has 4 cells, expected 6"),
+        ("x,10,1,dense,relu,0.5\n", "line 2"),
+        ("²,10,1,dense,relu,0.5\n", "line 2"),
+        ("0,٣,1,dense,relu,0.5\n0,2,1,dense,relu,0.25\n", "line 2"),
+        ("0,10,1,dense,relu,0.5,extra\n", "line 2 has 7 cells, expected 6"),
     ],
     ids=["short row", "word epoch", "superscript epoch", "arabic step", "long row"],
 )
-def test_report_notes_a_damaged_layers_csv(tmp_path, rows, shown, note):
+def test_report_notes_a_damaged_layers_csv(tmp_path, rows, says):
+    """The one layers.csv reader refuses a damaged file; the report says so in a note and goes on."""
     run = write_run(tmp_path / "runs" / "diag", CURVES)
     (run / "layers.csv").write_text(LAYERS_HEADER + rows, encoding="utf-8")
     out = tmp_path / "report.html"
     result = invoke("report", run, "--out", out)
     assert result.exit_code == 0, (result.output, result.exception)
     page = out.read_text(encoding="utf-8")
-    if shown is not None:
-        assert shown in page
-    if note is not None:
-        assert note in page
+    assert "layers.csv unreadable" in page and says in page, page[-600:]
 
 
 # --- markdown ----------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from dnnlab.errors import DnnlabError, PredictError
+from dnnlab.inference import calibration
 from dnnlab.inference import mc_dropout as mc
 
 FEATURES = 6
@@ -208,7 +209,7 @@ def test_unknown_file_suffix_is_refused(tmp_path):
 def test_classification_metrics_on_a_hand_made_example():
     probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.5, 0.4], [0.3, 0.3, 0.4], [0.05, 0.05, 0.9]])
     y = np.array([0, 2, 2, 2])
-    metrics = mc.classification_metrics(probabilities, y)
+    metrics = calibration.classification_metrics(probabilities, y)
     assert metrics["accuracy"] == pytest.approx(3 / 4)
     assert metrics["nll"] == pytest.approx(
         -(math.log(0.7) + math.log(0.4) + math.log(0.4) + math.log(0.9)) / 4
@@ -222,7 +223,7 @@ def test_classification_metrics_on_a_hand_made_example():
 
 def test_ece_averages_within_a_bin():
     probabilities = np.array([[0.94, 0.06], [0.97, 0.03]])  # both in the bin (14/15, 1]
-    metrics = mc.classification_metrics(probabilities, [0, 1])
+    metrics = calibration.classification_metrics(probabilities, [0, 1])
     assert metrics["ece"] == pytest.approx(abs(0.5 - 0.955))
 
 

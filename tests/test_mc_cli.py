@@ -1,4 +1,4 @@
-"""`dnnlab mc-predict` end to end (issue 5): trained run directories in, JSON and files out.
+"""`dnnlab mc-predict` end to end: trained run directories in, JSON and files out.
 
 The runs are tiny (digits or diabetes, one hidden layer of 16 units, a few epochs) and trained
 once per module in process; each test then drives the real command through Typer's CliRunner,
@@ -22,6 +22,7 @@ from sklearn.datasets import load_digits
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
+from dnnlab.inference import calibration
 from dnnlab.inference import mc_dropout as mc
 from dnnlab.inference import mc_predict as mc_workflow
 from dnnlab.model.build import load_model
@@ -292,7 +293,7 @@ def test_a_file_of_raw_rows_is_scaled_as_in_training(dropout_run, tmp_path):
     # The contrast: the same model fed the raw pixels (0..16) without the run's scaling. How much
     # worse depends on the trained model (its dropout masks): 0.10 with dnnlab's seeded dropout.
     model = load_model(dropout_run / "model.keras", compile=False)
-    raw_accuracy = mc.classification_metrics(mc.deterministic_predict(model, x), y)["accuracy"]
+    raw_accuracy = calibration.classification_metrics(mc.deterministic_predict(model, x), y)["accuracy"]
     assert raw_accuracy < out["deterministic"]["accuracy"] - 0.05
 
 

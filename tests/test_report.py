@@ -234,3 +234,29 @@ def test_runs_without_epochs_still_get_a_page_but_no_plot(tmp_path):
     plot = runner.invoke(app, ["compare", str(run), "--plot", str(tmp_path / "c.png")])
     assert plot.exit_code == 2 and "Nothing to plot" in plot.stderr
     assert not (tmp_path / "c.png").exists()
+
+
+LAYERS_HEADER = (
+    "epoch,step,depth,layer,activation,units,gradient_norm,weight_norm,update_ratio,"
+    "activation_mean,activation_std,saturated_fraction,dead_fraction\n"
+)
+LAYERS_ROW = "0,10,1,dense,relu,300,0.5,1,0.001,0.2,0.3,0,0.1\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "note"),
+    [
+        (LAYERS_ROW + "0,20,1,dense\n", "line 3 has 4 cells, expected 13"),
+        ("one" + LAYERS_ROW[1:], "line 2: epoch is 'one', expected an integer"),
+        (LAYERS_ROW[:-4] + "lots\n", "line 2: dead_fraction is 'lots', expected a number"),
+    ],
+)
+def test_a_damaged_layers_csv_is_a_note_on_the_page(tmp_path, rows, note):
+    run = write_run(tmp_path, "relu", spec())
+    (run / "layers.csv").write_text(LAYERS_HEADER + rows)
+    out = tmp_path / "r.html"
+    result = runner.invoke(app, ["report", str(run), "--out", str(out)])
+    assert result.exit_code == 0, result.stderr
+    text = out.read_text(encoding="utf-8")
+    assert f'<p class="note">layers.csv unreadable: {note}</p>'.replace("'", "&#x27;") in text
+    assert "Layer diagnostics" not in text

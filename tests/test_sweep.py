@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import read_json, read_metrics, train_run
+from helpers import read_json, read_metrics, tiny_spec, train_run
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -23,13 +23,7 @@ from dnnlab.sweep.definition import build_sweep, read_sweep_file
 from dnnlab.sweep.trials import expand, expand_and_check, trial_dir_name
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"dataset": "digits", "validation": 0.2},
-    "model": {"hidden": [8]},
-    "training": {"epochs": 2, "batch_size": 64},
-}
+TINY = tiny_spec()
 
 
 def invoke(*args):

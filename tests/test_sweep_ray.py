@@ -13,16 +13,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import read_json, read_metrics, train_run
+from helpers import read_json, read_metrics, tiny_spec, train_run
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = {
-    "name": "tiny",
-    "seed": 3,
-    "data": {"dataset": "digits", "validation": 0.2},
-    "model": {"hidden": [8]},
-    "training": {"epochs": 1, "batch_size": 64},
-}
+TINY = tiny_spec(training={"epochs": 1})
 GRID = ["-g", "model.activation=relu,elu", "-g", "training.optimizer.learning_rate=0.01", "--seeds", "2"]
 NOT_INSTALLED = "--executor ray: Ray is not installed; pip install 'dnnlab[ray]'"
 

@@ -24,6 +24,7 @@ from dnnlab.cli.app import (
     user_errors,
 )
 from dnnlab.console import stderr_console, stdout_console
+from dnnlab.errors import DnnlabError
 
 
 class SampleChoice(str, enum.Enum):
@@ -214,9 +215,16 @@ def diagnose(
 ) -> None:
     """Per-layer gradients and activations on a fixed probe batch, and the notes' verdicts
     (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
-    from dnnlab.diagnostics.diagnose import diagnose as measure
+    if target.is_dir():  # a run's layers.csv: no TensorFlow
+        from dnnlab.diagnostics.verdicts import diagnose_run
 
-    result = measure(target, override, steps)
+        if override or steps:
+            raise DnnlabError("diagnose RUN_DIR reads layers.csv; -o and --steps apply to a spec")
+        result = diagnose_run(target)
+    else:
+        from dnnlab.diagnostics.diagnose import diagnose_spec
+
+        result = diagnose_spec(target, override, steps)
     print_warnings(result.warnings)
     if plot is not None:
         from dnnlab.diagnostics.plot import plot_diagnosis
@@ -315,9 +323,9 @@ def predict(
     if as_json:
         print_json(result.to_json())
     elif out is None:
-        from dnnlab.inference.predict import csv_text
+        from dnnlab.files.array_csv import arrays_csv_text
 
-        sys.stdout.write(csv_text(result.arrays))
+        sys.stdout.write(arrays_csv_text(result.arrays))
     if result.written is not None:
         stderr_console().print(f"wrote {escape_markup(str(result.written))} ({result.instances:,} rows)")
 

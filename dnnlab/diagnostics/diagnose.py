@@ -16,19 +16,15 @@ from dnnlab.errors import DnnlabError
 runtime.quiet_tensorflow()
 import tensorflow as tf  # noqa: E402
 
-from dnnlab.diagnostics.verdicts import Diagnosis, all_verdicts, diagnose_run  # noqa: E402
+from dnnlab.diagnostics.verdicts import Diagnosis, all_verdicts  # noqa: E402
 from dnnlab.model.probe import Prober, probe_batch  # noqa: E402
 from dnnlab.rundir.layers_csv import Measurement  # noqa: E402
 
 
-def diagnose(target: Path, overrides: list[str] | None = None, steps: int = 0) -> Diagnosis:
+def diagnose_spec(target: Path, overrides: list[str] | None = None, steps: int = 0) -> Diagnosis:
     """Measure a spec's model at initialization (and after `steps` training steps), writing
-    nothing; or read a run directory's layers.csv."""
+    nothing. A run directory is `verdicts.diagnose_run`'s, which needs no TensorFlow."""
     target = Path(target)
-    if target.is_dir():
-        if overrides or steps:
-            raise DnnlabError("diagnose RUN_DIR reads layers.csv; -o and --steps apply to a spec")
-        return diagnose_run(target)
     if not target.exists():
         raise DnnlabError(f"{target}: no such spec file or run directory")
     checked = check_spec(target, overrides)

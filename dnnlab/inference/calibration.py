@@ -6,9 +6,11 @@ validation split to minimise its NLL. T > 1 softens overconfident predictions, T
 underconfident ones; the predicted class never changes. For a softmax output the logits are the
 log-probabilities (softmax is shift-invariant, so that is exact up to the probability floor).
 
-A reliability diagram bins the predictions by confidence (15 equal-width bins, as the ECE of
-dnnlab.inference.mc_dropout) and plots each bin's accuracy against its mean confidence: a
-calibrated model lies on the diagonal.
+A reliability diagram bins the predictions by confidence (15 equal-width bins, those of the ECE)
+and plots each bin's accuracy against its mean confidence: a calibrated model lies on the diagonal.
+
+The classification metrics (accuracy, NLL, Brier score, ECE) of every prediction dnnlab scores
+live here, TensorFlow-free, so that `mc-predict` and `report` compute the same numbers.
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from typing import Any
 import numpy as np
 from scipy.optimize import minimize_scalar
 
-from dnnlab.errors import DnnlabError
+from dnnlab.errors import DnnlabError, PredictError
 from dnnlab.files.atomic import atomic_write_bytes
 from dnnlab.files.figures import png_bytes, pyplot
 
-ECE_BINS = 15  # as dnnlab.inference.mc_dropout.ECE_BINS; this module must not import TensorFlow
+ECE_BINS = 15
 # The search interval of T: wide enough for any network seen here, narrow enough to stay finite.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.05, 20.0
+# Keeps log(0) finite in the NLL: a probability below this counts as this.
 _PROB_FLOOR = 1e-12
 
 
@@ -38,6 +41,41 @@ def class_probabilities(probabilities) -> np.ndarray:
     return probabilities
 
 
+def class_labels(y, probabilities: np.ndarray) -> np.ndarray:
+    """Integer class labels, one per row of ``probabilities`` (one-hot rows become their index);
+    a label count or value that does not fit is a `PredictError`."""
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == probabilities.shape[1] and y.shape[1] > 1:
+        y = y.argmax(axis=1)  # one-hot labels
+    labels = y.reshape(-1).astype(int)
+    if len(labels) != len(probabilities):
+        raise PredictError(
+            f"y must have one label per instance: expected {len(probabilities)}, received {len(labels)}"
+        )
+    if len(labels) and (labels.min() < 0 or labels.max() >= probabilities.shape[1]):
+        raise PredictError(
+            f"class labels must lie in 0..{probabilities.shape[1] - 1}; "
+            f"received {labels.min()}..{labels.max()}"
+        )
+    return labels
+
+
+def classification_metrics(probabilities, y, bins: int = ECE_BINS) -> dict[str, float]:
+    """accuracy, nll (mean -log p of the true class), brier (mean over instances of the squared
+    distance to the one-hot label, summed over classes) and ece (``bins`` equal-width confidence
+    bins, weighted by their share of instances)."""
+    probabilities = class_probabilities(probabilities)
+    labels = class_labels(y, probabilities)
+    one_hot = np.zeros_like(probabilities)
+    one_hot[np.arange(len(labels)), labels] = 1.0
+    return {
+        "accuracy": float(np.mean(probabilities.argmax(axis=1) == labels)),
+        "nll": nll(probabilities, labels),
+        "brier": float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1))),
+        "ece": expected_calibration_error(reliability(probabilities, labels, bins)),
+    }
+
+
 def temperature_scale(probabilities, temperature: float) -> np.ndarray:
     """softmax(log(p) / T), row by row."""
     logits = np.log(np.maximum(class_probabilities(probabilities), _PROB_FLOOR)) / temperature
@@ -47,8 +85,9 @@ def temperature_scale(probabilities, temperature: float) -> np.ndarray:
 
 
 def nll(probabilities, labels) -> float:
+    """Mean -log p of the true class (a probability below 1e-12 counts as 1e-12)."""
     probabilities = class_probabilities(probabilities)
-    labels = np.asarray(labels).reshape(-1).astype(int)
+    labels = class_labels(labels, probabilities)
     return float(-np.mean(np.log(np.maximum(probabilities[np.arange(len(labels)), labels], _PROB_FLOOR))))
 
 
@@ -71,26 +110,33 @@ def fit_temperature(probabilities, labels) -> float:
 
 
 def reliability(probabilities, labels, bins: int = ECE_BINS) -> dict[str, np.ndarray]:
-    """Per confidence bin (b/bins, (b+1)/bins]: count, mean confidence and accuracy (NaN where
-    empty). The bins are those of dnnlab.inference.mc_dropout's ECE, which is
-    sum(count/n * |accuracy - confidence|)."""
+    """Per confidence bin (b/bins, (b+1)/bins] (a confidence of 0 goes to the first bin): count,
+    mean confidence and accuracy (NaN where empty); the ECE is sum(count/n * |accuracy -
+    confidence|)."""
     probabilities = class_probabilities(probabilities)
-    labels = np.asarray(labels).reshape(-1).astype(int)
+    labels = class_labels(labels, probabilities)
     predicted = probabilities.argmax(axis=1)
     confidence = probabilities[np.arange(len(labels)), predicted]
     correct = predicted == labels
     index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
     count = np.bincount(index, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_confidence = np.bincount(index, confidence, bins) / count
-        accuracy = np.bincount(index, correct.astype(float), bins) / count
+    mean_confidence = np.full(bins, np.nan)
+    accuracy = np.full(bins, np.nan)
+    for b in np.flatnonzero(count):
+        members = index == b
+        mean_confidence[b] = confidence[members].mean()
+        accuracy[b] = correct[members].mean()
     return {"count": count, "confidence": mean_confidence, "accuracy": accuracy}
 
 
 def expected_calibration_error(table: dict[str, np.ndarray]) -> float:
-    filled = table["count"] > 0
-    weights = table["count"][filled] / table["count"].sum()
-    return float(np.sum(weights * np.abs(table["accuracy"][filled] - table["confidence"][filled])))
+    """The ECE of a `reliability` table: each filled bin's |accuracy - confidence|, weighted by
+    its share of instances."""
+    total = table["count"].sum()
+    ece = 0.0
+    for b in np.flatnonzero(table["count"]):
+        ece += table["count"][b] / total * abs(table["accuracy"][b] - table["confidence"][b])
+    return float(ece)
 
 
 def reliability_curves(arrays: dict[str, Any], mc_description: str = "") -> dict[str, np.ndarray]:

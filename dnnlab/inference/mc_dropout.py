@@ -20,8 +20,6 @@ Typical use (what ``dnnlab mc-predict`` does)::
 
 from __future__ import annotations
 
-import csv
-import io
 import math
 import os
 import weakref
@@ -33,13 +31,14 @@ import numpy as np
 import tensorflow as tf
 
 from dnnlab.errors import PredictError
+from dnnlab.files.array_csv import arrays_csv_text
 from dnnlab.files.atomic import atomic_write_bytes, npz_bytes
+from dnnlab.inference.calibration import class_probabilities, classification_metrics
 from dnnlab.model.keras_private import producer
 from dnnlab.model.layers import SeededAlphaDropout, SeededDropout, alpha_dropout_affine, concrete_noise_shape
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-ECE_BINS = 15
 # Which dropout layers sample (the others run in inference mode, as in `model.predict`):
 # every one; those after the first dense layer (not the input's); only the last one.
 SAMPLE_CHOICES = ("all", "hidden", "last")
@@ -51,8 +50,6 @@ _MASK_LEVELS = 2**16
 # benchmarks/mc_predict.py.
 ROWS_PER_CALL = 25_000
 
-# Keeps log(0) finite in the NLL: a probability below this counts as this.
-_PROB_FLOOR = 1e-12
 # Keeps the Gaussian NLL finite when a predicted variance is zero (e.g. dropout rate 0).
 _VARIANCE_FLOOR = 1e-12
 
@@ -169,7 +166,10 @@ def save(result: MCResult, path: str | os.PathLike, extra: dict[str, np.ndarray]
             f"cannot save MC predictions to {str(path)!r}: expected a file name ending in "
             f".npz or .csv; received suffix {path.suffix or '(none)'!r}"
         )
-    data = npz_bytes({**result.arrays(), **(extra or {})}) if path.suffix == ".npz" else _csv_bytes(result)
+    if path.suffix == ".npz":
+        data = npz_bytes({**result.arrays(), **(extra or {})})
+    else:  # mean_j and std_j for every output, even a single one
+        data = arrays_csv_text(result.arrays(), numbered=("mean", "std")).encode()
     atomic_write_bytes(path, data)  # a refused write: one line naming the file, exit 1
     return path
 
@@ -177,10 +177,10 @@ def save(result: MCResult, path: str | os.PathLike, extra: dict[str, np.ndarray]
 def summary(model: keras.Model, x, y, result: MCResult) -> dict[str, dict[str, float]]:
     """Metrics of the deterministic prediction and of the MC mean, side by side.
 
-    Classification: accuracy, nll, brier, ece. Regression: rmse and Gaussian nll; the MC nll
-    uses the MC std of each instance, the deterministic nll (which has no std of its own) uses
-    the residual std of the deterministic predictions on these labels, one per output: the
-    maximum-likelihood constant std, hence an optimistic figure.
+    Classification: accuracy, nll, brier, ece (`calibration.classification_metrics`). Regression:
+    rmse and Gaussian nll; the MC nll uses the MC std of each instance, the deterministic nll
+    (which has no std of its own) uses the residual std of the deterministic predictions on these
+    labels, one per output: the maximum-likelihood constant std, hence an optimistic figure.
     """
     deterministic = deterministic_predict(model, x)
     if result.task == CLASSIFICATION:
@@ -193,33 +193,6 @@ def summary(model: keras.Model, x, y, result: MCResult) -> dict[str, dict[str, f
     return {
         "deterministic": regression_metrics(deterministic, y, np.broadcast_to(residual_std, y.shape)),
         "mc": regression_metrics(result.mean, y, result.std),
-    }
-
-
-def classification_metrics(probabilities, y, bins: int = ECE_BINS) -> dict[str, float]:
-    """accuracy, nll (mean -log p of the true class), brier (mean over instances of the squared
-    distance to the one-hot label, summed over classes) and ece (``bins`` equal-width confidence
-    bins, weighted by their share of instances)."""
-    probabilities = _class_probabilities(np.asarray(probabilities, dtype=np.float64))
-    labels = _class_labels(y, probabilities)
-    rows = np.arange(len(labels))
-    predicted = probabilities.argmax(axis=1)
-    correct = predicted == labels
-    one_hot = np.zeros_like(probabilities)
-    one_hot[rows, labels] = 1.0
-    confidence = probabilities[rows, predicted]
-    # Bin b holds confidences in (b/bins, (b+1)/bins]; a confidence of 0 goes to the first bin.
-    bin_index = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        members = bin_index == b
-        if members.any():
-            ece += members.mean() * abs(correct[members].mean() - confidence[members].mean())
-    return {
-        "accuracy": float(correct.mean()),
-        "nll": float(-np.mean(np.log(np.maximum(probabilities[rows, labels], _PROB_FLOOR)))),
-        "brier": float(np.mean(np.sum((probabilities - one_hot) ** 2, axis=1))),
-        "ece": float(ece),
     }
 
 
@@ -485,7 +458,7 @@ class _Moments:
             "std": np.sqrt(self.centred_squares / self.count).astype(np.float32),
         }
         if task == CLASSIFICATION:
-            probabilities = _class_probabilities(self.mean)
+            probabilities = class_probabilities(self.mean)
             entropy = -np.sum(_xlogx(probabilities), axis=1)
             # Mutual information is >= 0 by Jensen's inequality; clip rounding noise.
             information = np.clip(entropy - self.entropy_sum / self.count, 0.0, entropy)
@@ -497,13 +470,6 @@ class _Moments:
 
 def _xlogx(p):
     return np.where(p > 0, p * np.log(np.where(p > 0, p, 1.0)), 0.0)
-
-
-def _class_probabilities(probabilities: np.ndarray) -> np.ndarray:
-    probabilities = probabilities.reshape(len(probabilities), -1)
-    if probabilities.shape[1] == 1:
-        return np.concatenate([1.0 - probabilities, probabilities], axis=1)
-    return probabilities
 
 
 def _call_seeds(seed: int, batch_index: int, chunk_index: int, dropout_count: int):
@@ -544,49 +510,8 @@ def _model_input(model: keras.Model):
         return None
 
 
-def _class_labels(y, probabilities: np.ndarray) -> np.ndarray:
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] == probabilities.shape[1] and y.shape[1] > 1:
-        y = y.argmax(axis=1)  # one-hot labels
-    labels = y.reshape(-1).astype(int)
-    if len(labels) != len(probabilities):
-        raise PredictError(
-            f"y must have one label per instance: expected {len(probabilities)}, received {len(labels)}"
-        )
-    if labels.min() < 0 or labels.max() >= probabilities.shape[1]:
-        raise PredictError(
-            f"class labels must lie in 0..{probabilities.shape[1] - 1}; "
-            f"received {labels.min()}..{labels.max()}"
-        )
-    return labels
-
-
 def _regression_targets(y, mean: np.ndarray) -> np.ndarray:
     y = np.asarray(y, dtype=np.float64)
     if y.size != mean.size:
         raise PredictError(f"y must match the predictions' shape {mean.shape}; received shape {y.shape}")
     return y.reshape(mean.shape)
-
-
-# --- files ------------------------------------------------------------------------------------
-
-
-def _csv_bytes(result: MCResult) -> bytes:
-    mean = result.mean.reshape(len(result.mean), -1)
-    std = result.std.reshape(len(result.std), -1)
-    header = [f"mean_{j}" for j in range(mean.shape[1])] + [f"std_{j}" for j in range(std.shape[1])]
-    columns = [mean, std]
-    if result.task == CLASSIFICATION:
-        header += ["predicted", "entropy", "mutual_information"]
-        columns += [result.predicted[:, None], result.entropy[:, None], result.mutual_information[:, None]]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    for row in zip(*(c.tolist() for c in columns)):
-        writer.writerow([_format(v) for part in row for v in part])
-    return text.getvalue().encode()
-
-
-def _format(value) -> str:
-    # 9 significant digits round-trip a float32.
-    return str(value) if isinstance(value, int) else f"{value:.9g}"

@@ -136,7 +136,7 @@ def _temperature_baseline(
         return None, ["no validation split: the temperature-scaled baseline needs one to fit T"]
     temperature = calibration.fit_temperature(mc.deterministic_predict(model, validation.x), validation.y)
     scaled = calibration.temperature_scale(mc.deterministic_predict(model, dataset.x), temperature)
-    report["temperature_scaled"] = mc.classification_metrics(scaled, dataset.y)
+    report["temperature_scaled"] = calibration.classification_metrics(scaled, dataset.y)
     notes = []
     if dataset.source == "validation":
         notes.append("T was fitted on the validation split it is evaluated on: its figures are optimistic")

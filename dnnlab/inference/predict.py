@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from dnnlab.errors import PredictError
+from dnnlab.files.array_csv import arrays_csv_text
 from dnnlab.files.atomic import atomic_write_bytes, npz_bytes
 from dnnlab.files.folders import check_output_folder
 from dnnlab.inference.run_inputs import find_run, model_file, prediction_set
@@ -86,25 +85,5 @@ def output_arrays(outputs: np.ndarray, task: str, class_labels: list | None = No
 
 def write_predictions(arrays: dict[str, np.ndarray], path: Path) -> None:
     """`.npz` (one array per name) or `.csv` (one row per instance), written atomically."""
-    data = npz_bytes(arrays) if path.suffix.lower() == ".npz" else _csv_bytes(arrays)
+    data = npz_bytes(arrays) if path.suffix.lower() == ".npz" else arrays_csv_text(arrays).encode()
     atomic_write_bytes(path, data)  # a refused write: one line naming the file, exit 1
-
-
-def _csv_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    return csv_text(arrays).encode()
-
-
-def csv_text(arrays: dict[str, np.ndarray]) -> str:
-    """One header row, then one row per instance; 9 significant digits round-trip a float32."""
-    header: list[str] = []
-    columns: list[np.ndarray] = []
-    for name, array in arrays.items():
-        table = array.reshape(len(array), -1)
-        columns.append(table)
-        header += [name] if table.shape[1] == 1 else [f"{name}_{j}" for j in range(table.shape[1])]
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(header)
-    for row in zip(*(c.tolist() for c in columns)):
-        writer.writerow([f"{v:.9g}" if isinstance(v, float) else str(v) for part in row for v in part])
-    return text.getvalue()

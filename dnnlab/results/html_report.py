@@ -8,31 +8,27 @@ same `Comparison` as `dnnlab compare`, so it never imports TensorFlow.
 from __future__ import annotations
 
 import base64
-import csv
 import html
 import json
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from dnnlab import __version__
-from dnnlab.errors import ConfigError, DnnlabError, RunDirError
-from dnnlab.files import safe_yaml
+from dnnlab.errors import DnnlabError
 from dnnlab.files.atomic import atomic_write_text
 from dnnlab.files.folders import check_output_folder
 from dnnlab.results import compare as comparing
 from dnnlab.results import formats as fmt
 from dnnlab.rundir import loading
+from dnnlab.rundir.layers_csv import STATISTICS
 from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
-from dnnlab.rundir.reading import parse_json, read_run_file
+from dnnlab.rundir.reading import parse_json
 
 IMPORTANCE_MIN_RUNS = 10  # fewer runs than this say too little to rank the keys by
 IMPORTANCE_REPEATS = 20
-LAYERS_CSV = "layers.csv"
-LAYER_COLUMNS = ("gradient_norm", "activation_mean", "activation_std", "saturated_fraction", "dead_fraction")
 
 CSS = """
 body{font:14px/1.45 system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:2em auto;max-width:1400px;
@@ -290,16 +286,15 @@ def _run_details(run: loading.Run) -> str:
     ]
     if run.notes:
         parts.append(f'<p class="note">{_e("; ".join(run.notes))}</p>')
-    for name, title in (
-        (RUN_JSON, "run.json: execution, versions, host, command"),
-        (CONFIG_YAML, "config.yaml: the resolved spec"),
+    # What is missing or unreadable in run.json and config.yaml is among run.notes already.
+    run_json = loading.read_text(run.path / RUN_JSON, [])
+    for title, text in (
+        ("run.json: execution, versions, host, command", run_json and _pretty_json(run_json)),
+        ("config.yaml: the resolved spec", loading.read_yaml_text(run.path / CONFIG_YAML, [])),
     ):
-        text = _read_config(run.path / name) if name == CONFIG_YAML else _read(run.path / name)
-        if text is not None and name == RUN_JSON:
-            text = _pretty_json(text)
-        if text is not None:
+        if text:
             parts.append(f"<p><b>{_e(title)}</b></p><pre>{_e(text)}</pre>")
-    layers = _layers_table(run.path / LAYERS_CSV)
+    layers = _layers_table(run.path / "layers.csv")
     if layers:
         parts.append(layers)
     parts.append("</details>")
@@ -313,65 +308,29 @@ def _pretty_json(text: str) -> str:
         return text  # damaged: shown as it is
 
 
-def _read_config(path: Path) -> str | None:
-    """config.yaml's text with the checks of dnnlab's YAML reader: a FIFO, a device or a file
-    over 1 MiB is left out of the page instead of blocking or filling it."""
-    try:
-        return safe_yaml.read_text(path)
-    except ConfigError:
-        return None
-
-
-def _read(path: Path) -> str | None:
-    """The file's text; None when it is missing, not a regular file, too large or not UTF-8."""
-    try:
-        return read_run_file(path)
-    except (OSError, RunDirError):
-        return None
-
-
 def _layers_table(path: Path) -> str:
-    """The last measurement of each layer in layers.csv (written with training.diagnostics). A
-    damaged file is a note: rows with the wrong number of cells or a step that is not a whole
-    number are left out, and an epoch that is not one is not shown."""
-    text = _read(path)
-    if not text:
-        return ""
-    try:
-        lines = [cells for cells in csv.reader(text.splitlines()) if cells]
-    except csv.Error as exc:  # a field over csv's size limit, a NUL byte
-        return f'<p class="note">{LAYERS_CSV} not shown: not a readable CSV file ({_e(exc)})</p>'
-    if not lines or "step" not in lines[0]:
-        return ""
-    header, body = lines[0], lines[1:]
-    rows = [dict(zip(header, cells)) for cells in body if len(cells) == len(header)]
-    rows = [row for row in rows if _whole(row["step"]) is not None]
-    damaged = len(body) - len(rows)
-    note = f'<p class="note">{LAYERS_CSV}: {damaged} damaged row(s) left out</p>' if damaged else ""
+    """The last measurement of each layer in layers.csv (written with training.diagnostics); a
+    damaged file is a note."""
+    notes: list[str] = []
+    rows = loading.read_layers(path, notes)
+    if notes:
+        return f'<p class="note">{_e("; ".join(notes))}</p>'
     if not rows:
-        return note
-    last = max(_whole(r["step"]) for r in rows)
-    latest = [r for r in rows if _whole(r["step"]) == last]
-    columns = ["depth", "layer", "activation", *(c for c in LAYER_COLUMNS if c in header)]
+        return ""
+    last = max(r["step"] for r in rows)
+    latest = [r for r in rows if r["step"] == last]
+    columns = ["depth", "layer", "activation", *(c for c in STATISTICS if c in rows[0])]
     head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    table = "".join(
-        "<tr>" + "".join(f"<td>{_e(_short(r.get(c, '')))}</td>" for c in columns) + "</tr>" for r in latest
+    body = "".join(
+        "<tr>" + "".join(f"<td>{_e(_short(r.get(c)))}</td>" for c in columns) + "</tr>" for r in latest
     )
-    epoch = _whole(latest[0].get("epoch", ""))
-    when = f"epoch {epoch + 1}, " if epoch is not None and epoch >= 0 else ""
     return (
-        f"<p><b>Layer diagnostics</b> (layers.csv, {_e(when)}step {last})</p>{note}"
-        f"<table><thead><tr>{head}</tr></thead><tbody>{table}</tbody></table>"
+        f"<p><b>Layer diagnostics</b> (layers.csv, epoch {latest[0]['epoch'] + 1}, step {last})</p>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
-def _whole(text: str) -> int | None:
-    """A whole number written in ASCII digits (int() also takes "٣" and " 3 "), else None."""
-    return int(text) if re.fullmatch(r"-?[0-9]{1,18}", text) else None
-
-
-def _short(text: str) -> str:
-    try:
-        return f"{float(text):.4g}"
-    except ValueError:
-        return text
+def _short(value: Any) -> str:
+    if value is None:
+        return ""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -7,11 +7,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dnnlab.rundir.reading import RunFileUnreadable, read_run_file
 
 # Columns of layers.csv, in order; the statistics are also the keys of `diagnose --json`'s layers.
 STATISTICS = (
@@ -62,22 +65,51 @@ def layers_csv_text(rows: list[dict[str, Any]]) -> str:
     return buffer.getvalue()
 
 
+# How each column is parsed; a statistic's empty cell (not measured) is None.
+_INTEGERS = ("epoch", "step", "depth", "units")
+_TEXTS = ("layer", "activation")
+_REQUIRED = ("epoch", "step", "depth", "layer")
+
+
 def read_layers_rows(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
+    """The rows of a layers.csv, typed (none when the file is missing). The file is untrusted
+    input: unreadable (a FIFO, too large, not UTF-8) or damaged (a missing column, a short row, a
+    cell that is not a number) raises `RunFileUnreadable`, whose reason names the line."""
+    try:
+        text = read_run_file(path)
+    except FileNotFoundError:
         return []
-    with open(path, newline="", encoding="utf-8") as handle:
-        rows = []
-        for raw in csv.DictReader(handle):
-            row: dict[str, Any] = {}
-            for key, value in raw.items():
-                if key in ("epoch", "step", "depth", "units"):
-                    row[key] = int(value)
-                elif key in ("layer", "activation"):
-                    row[key] = value
-                else:
-                    row[key] = float(value) if value not in ("", None) else None
-            rows.append(row)
-        return rows
+    reader = csv.reader(io.StringIO(text, newline=""))
+    header = next(reader, [])
+    missing = [c for c in _REQUIRED if c not in header]
+    if missing:
+        raise RunFileUnreadable(path, f"no {', '.join(missing)} column in its header")
+    known = {i: name for i, name in enumerate(header) if name in COLUMNS}
+    rows = []
+    for cells in reader:
+        if not cells:
+            continue
+        line = reader.line_num
+        if len(cells) != len(header):
+            raise RunFileUnreadable(path, f"line {line} has {len(cells)} cells, expected {len(header)}")
+        rows.append({name: _parse(name, cells[i], line, path) for i, name in known.items()})
+    return rows
+
+
+def _parse(column: str, cell: str, line: int, path: Path) -> Any:
+    if column in _TEXTS:
+        return cell
+    try:
+        if column in _INTEGERS:  # ASCII digits only: int() also takes "٣" and " 3 "
+            if not re.fullmatch(r"-?[0-9]{1,18}", cell):
+                raise ValueError(cell)
+            return int(cell)
+        return float(cell) if cell else None
+    except ValueError:
+        expected = "an integer" if column in _INTEGERS else "a number"
+        raise RunFileUnreadable(
+            path, f"line {line}: {column} is {cell[:40]!r}, expected {expected}"
+        ) from None
 
 
 def read_layers_csv(path: Path) -> list[Measurement]:

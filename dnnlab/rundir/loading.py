@@ -13,6 +13,7 @@ from typing import Any
 
 from dnnlab.errors import ConfigError
 from dnnlab.files import safe_yaml
+from dnnlab.rundir.layers_csv import read_layers_rows
 from dnnlab.rundir.layout import CONFIG_YAML, METRICS_CSV, RUN_JSON, is_run_dir
 from dnnlab.rundir.reading import RunFileUnreadable, parse_json, read_run_file
 from dnnlab.rundir.records import BestRecord, RunRecord, int_or_none
@@ -124,7 +125,7 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     sections = {} if sections is None else sections
     info = RunRecord.from_dict(_read_mapping(path / RUN_JSON, parse_json, notes))
     config = _read_mapping(
-        path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=_read_yaml_text
+        path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=read_yaml_text
     )
     history = _read_metrics(path / METRICS_CSV, notes)
     if info.status == "diverged":  # its diverged epoch is never a row of metrics.csv: say what it was
@@ -167,7 +168,7 @@ def _read_mapping(
     path: Path, parse: Callable[[str], Any], notes: list[str], read: Callable | None = None
 ) -> dict[str, Any] | None:
     """The mapping `parse` makes of the file, or None with a note: missing, or unreadable."""
-    text = (read or _read_text)(path, notes)
+    text = (read or read_text)(path, notes)
     if text is None:
         return None
     try:
@@ -180,7 +181,8 @@ def _read_mapping(
     return value
 
 
-def _read_text(path: Path, notes: list[str]) -> str | None:
+def read_text(path: Path, notes: list[str]) -> str | None:
+    """A run file's text, or None with a note: missing, not a regular file, too large, not UTF-8."""
     try:
         return read_run_file(path)
     except FileNotFoundError:
@@ -190,7 +192,7 @@ def _read_text(path: Path, notes: list[str]) -> str | None:
     return None
 
 
-def _read_yaml_text(path: Path, notes: list[str]) -> str | None:
+def read_yaml_text(path: Path, notes: list[str]) -> str | None:
     """A YAML file through dnnlab's capped reader: a FIFO, a device or an oversized file is a
     note, never a hang."""
     if not path.exists():
@@ -201,6 +203,16 @@ def _read_yaml_text(path: Path, notes: list[str]) -> str | None:
     except ConfigError:
         notes.append(f"{path.name} unreadable")
     return None
+
+
+def read_layers(path: Path, notes: list[str]) -> list[dict[str, Any]]:
+    """The rows of a layers.csv (none when the run was trained without training.diagnostics),
+    or none with a note when it is unreadable or damaged (a short row, a cell not a number)."""
+    try:
+        return read_layers_rows(path)
+    except RunFileUnreadable as exc:
+        notes.append(f"{path.name} unreadable: {exc.reason}")
+        return []
 
 
 def parse_spec(text: str, sections: dict[str, Any]) -> Any:
@@ -234,7 +246,7 @@ def parse_spec(text: str, sections: dict[str, Any]) -> Any:
 
 def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
     """Parse metrics.csv into columns; a line with missing fields or bad numbers is dropped."""
-    text = _read_text(path, notes)
+    text = read_text(path, notes)
     if text is None:
         return {}
     lines = [line for line in text.splitlines() if line.strip()]

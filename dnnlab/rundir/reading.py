@@ -18,8 +18,9 @@ MAX_RUN_FILE_BYTES = 16 << 20
 
 
 class RunFileUnreadable(RunDirError):
-    """A run file that cannot be read: not a regular file, too large, or not UTF-8 text.
-    `reason` says why without the path, for the notes of compare and report."""
+    """A run file that cannot be read: not a regular file, too large, not UTF-8 text, or damaged
+    (a line that does not parse). `reason` says why without the path, for the notes of compare
+    and report."""
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")
