@@ -218,10 +218,12 @@ def _seed_values(group: SeedGroup, metric: str, at: str, label: str, notes: list
             f"{label}: runs share seed {', '.join(repeated)}: repeats of one run rather than independent "
             "seeds, so they are not paired and make the spread look smaller"
         )
-    return {
+    values = {
         (seed if seed is not None and counts[seed] == 1 else f"run:{run.path}"): tested_value(run, metric, at)
         for run, seed in zip(group.runs, seeds)
     }
+    # In seed order, not the ranking's: a bootstrap interval depends on the order of its values.
+    return dict(sorted(values.items(), key=lambda item: (isinstance(item[0], str), item[0])))
 
 
 def _seed(run: Run) -> int | str | None:
