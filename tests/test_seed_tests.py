@@ -34,15 +34,19 @@ ADAM = [v + d for v, d in zip(NADAM, (0.03, -0.01, 0.02, -0.015, 0.025))]
 SGD = [v + d for v, d in zip(NADAM, (0.10, 0.12, 0.09, 0.11, 0.105))]
 
 
-def optimizer(name: str, seed: int) -> dict:
-    return spec(seed=seed, **{"training.optimizer": {"type": name, "learning_rate": 0.001}})
-
-
-def write_group(root: Path, name: str, values, seeds=SEEDS, final_step: float = 0.05) -> list[Path]:
+def write_group(
+    root: Path, name: str, values, seeds=SEEDS, final_step: float = 0.05, **optimizer
+) -> list[Path]:
     """One run per seed whose val_loss is best at epoch 1 (the value) and `final_step` above it
-    at epoch 2, the last."""
+    at epoch 2, the last; the group's optimizer is `name` (learning rate 0.001 unless given)."""
+    optimizer = {"type": name, "learning_rate": 0.001, **optimizer}
     return [
-        write_run(root, f"{name}{seed}", optimizer(name, seed), [v + 0.2, v, v + final_step])
+        write_run(
+            root,
+            f"{name}{seed}",
+            spec(seed=seed, **{"training.optimizer": optimizer}),
+            [v + 0.2, v, v + final_step],
+        )
         for v, seed in zip(values, seeds)
     ]
 
@@ -234,6 +238,7 @@ def test_the_terminal_table_fits_80_columns_with_a_sentence_per_group(sweep):
     interval = t_interval(NADAM)
     assert f"[{interval[0]:.4g}, {interval[1]:.4g}]" in rows[0]
     joined = " ".join(li.strip() for li in table)
+    assert "ci_low" not in text and "difference_ci" not in text  # not as columns of the wide table
     assert "optimizer=adam vs optimizer=nadam:" in joined and "optimizer=sgd vs optimizer=nadam:" in joined
     assert "paired t on the seeds both ran, Welch t otherwise" in joined
 
@@ -261,6 +266,21 @@ def test_the_html_report_shows_intervals_verdicts_and_sentences(sweep, tmp_path)
 
 
 # ---------------------------------------------------------------- odd groups and bad input
+
+
+def test_labels_name_the_keys_groups_disagree_on(tmp_path):
+    write_group(tmp_path, "adam", NADAM, beta_1=0.9, beta_2=0.999)
+    write_group(tmp_path, "nadam", ADAM, beta_1=0.9, beta_2=0.999)
+    write_group(tmp_path, "sgd", SGD, learning_rate=0.01, momentum=0.9)
+    groups, _ = groups_json(tmp_path)
+    # Not adam's betas beside sgd's momentum: only these keys tell the groups apart.
+    assert list(groups) == [
+        "optimizer=adam, learning_rate=0.001",
+        "optimizer=nadam, learning_rate=0.001",
+        "optimizer=sgd, learning_rate=0.01",
+    ]
+    rows = list(csv.DictReader(io.StringIO(compare(tmp_path, "--group-seeds", "--format", "csv").stdout)))
+    assert "beta_1=0.9" in rows[0]["run"]  # the table's label keeps every differing key
 
 
 def test_a_repeated_seed_is_not_paired_and_gets_a_note(tmp_path):

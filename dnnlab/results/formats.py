@@ -285,7 +285,10 @@ def _md_align(header: str) -> str:
 
 
 NUMERIC_TEST_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high", "p_value", "difference")
-TEST_COLUMNS = (*NUMERIC_TEST_COLUMNS, "verdict", "test", "seeds_needed", "seeds_to_separate")
+TEST_COLUMNS = (
+    *NUMERIC_TEST_COLUMNS,
+    *("verdict", "test", "difference_ci_low", "difference_ci_high", "seeds_needed", "seeds_to_separate"),
+)
 
 
 def _is_numeric_column(header: str) -> bool:
@@ -355,9 +358,8 @@ def _tests_part(comparison: Comparison) -> list:
     from rich.text import Text
 
     tests = comparison.tests
-    where = {"best": "best epoch", "final": "last epoch", "test": "test split"}[tests.at]
     table = Table(
-        title=f"is the difference real? {comparison.metric} at each run's {where}",
+        title=f"is the difference real? {comparison.metric} {tests.where}",
         header_style="bold",
         box=box.SIMPLE_HEAD,
     )
@@ -508,11 +510,11 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
-def group_label(group: SeedGroup, comparison: Comparison) -> str:
+def group_label(group: SeedGroup, comparison: Comparison, keys: list[str] | None = None) -> str:
     """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
-    or the spec's name where nothing but the seed differs."""
+    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys."""
     run = group.runs[0]
-    keys = comparison.differing_keys
+    keys = comparison.differing_keys if keys is None else keys
     if run.config is None or not keys:
         return run.name
     return _label(keys, run.params, unused_keys(run.config))

@@ -25,7 +25,7 @@ from dnnlab.results.statistics import (
     compare_groups,
     seeds_needed,
 )
-from dnnlab.rundir.loading import TEST_PREFIX, Run
+from dnnlab.rundir.loading import MISSING, TEST_PREFIX, Run
 
 CI_CHOICES = {"t": "t", "bootstrap": "bca"}  # --ci: Student's t, or scipy's BCa bootstrap
 AT_CHOICES = ("best", "final")  # --at: each run's best epoch of the metric, or its last epoch
@@ -120,13 +120,21 @@ class SeedTests:
         return self.metric if self.at == "test" else f"{self.at}_{self.metric}"
 
     @property
+    def where(self) -> str:
+        """Which value of each run was tested, in words."""
+        return {
+            "best": "at each run's best epoch",
+            "final": "at each run's last epoch",
+            "test": "of each run's kept model on the test split",
+        }[self.at]
+
+    @property
     def method(self) -> str:
         """One line on how the numbers were made."""
-        what = {"best": "its best epoch", "final": "its last epoch", "test": "run.json's test score"}
         interval = "t" if self.ci == "t" else "BCa bootstrap"
         holm = f", Holm-adjusted over {self.comparisons} comparisons" if self.comparisons > 1 else ""
         return (
-            f"tests: {self.metric} of each run at {what[self.at]}; each group against the best by mean "
+            f"tests: {self.metric} {self.where}; each group against the best by mean "
             f"(paired t on the seeds both ran, Welch t otherwise){holm}; {CONFIDENCE:.0%} {interval} "
             "intervals of the mean"
         )
@@ -232,10 +240,22 @@ def _seed(run: Run) -> int | str | None:
 
 
 def _labels(comparison: Comparison) -> list[str]:
-    """Each group's label (what differs), made unique by its rank where two read the same."""
-    labels = [formats.group_label(g, comparison) or g.runs[0].name for g in comparison.groups]
+    """Each group's label, short enough for a sentence: the keys on which two groups that both
+    have them disagree (sgd against adam: `optimizer=sgd, learning_rate=0.01`, not adam's betas
+    beside sgd's momentum), all the differing keys where that leaves two groups alike, and the
+    rank where even those do."""
+    full = [formats.group_label(g, comparison) or g.runs[0].name for g in comparison.groups]
+    keys = [key for key in comparison.differing_keys if _disagree(comparison.groups, key)]
+    short = [formats.group_label(g, comparison, keys) or g.runs[0].name for g in comparison.groups]
+    labels = short if len(set(short)) == len(set(full)) else full
     counts = Counter(labels)
     return [f"{label} (#{i})" if counts[label] > 1 else label for i, label in enumerate(labels, 1)]
+
+
+def _disagree(groups: list[SeedGroup], key: str) -> bool:
+    """Whether two groups whose runs have `key` give it different values."""
+    values = {repr(g.runs[0].params.get(key, MISSING)) for g in groups if g.runs[0].config is not None}
+    return len(values - {repr(MISSING)}) > 1
 
 
 def _needed(result: GroupResult, delta: float | None) -> SeedsNeeded | None:
