@@ -376,7 +376,7 @@ def _tests_part(comparison: Comparison) -> list:
         )
         cells = [str(rank), r.name, str(r.n), format_value(Stat(r.mean, r.std, r.n)), interval, r.verdict]
         table.add_row(*map(Text, cells), style="bold green" if r.verdict == "best" else None)
-    parts: list = [table]
+    parts: list = [Text(""), table]  # a blank line after the tables above
     lines = Text()
     for line in test_lines(comparison):
         lines.append(f"{line}\n")

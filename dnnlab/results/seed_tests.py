@@ -288,7 +288,7 @@ def _notes(comparison: Comparison, at: str, results: list[GroupResult]) -> list[
         epoch = " and each run's best epoch" if at == "best" else ""
         notes.append(
             f"{metric} chose the best group{epoch}, so the best's validation score is optimistic; "
-            f"for an unbiased estimate of the winner compare on {split}"
+            f"for an unbiased estimate of the winner use {split}"
         )
     return notes
 
