@@ -283,6 +283,14 @@ def test_labels_name_the_keys_groups_disagree_on(tmp_path):
     assert "beta_1=0.9" in rows[0]["run"]  # the table's label keeps every differing key
 
 
+def test_groups_of_one_run_get_a_note_instead_of_a_table_of_untested_groups(tmp_path):
+    write_group(tmp_path, "nadam", NADAM[:1])
+    write_group(tmp_path, "adam", ADAM[:1])
+    out = compare(tmp_path, "--group-seeds").stdout
+    assert "one run per group: an interval or a test needs 2 seeds or more" in out
+    assert "is the difference real?" not in out and "too few seeds" not in out
+
+
 def test_a_repeated_seed_is_not_paired_and_gets_a_note(tmp_path):
     write_group(tmp_path / "a", "nadam", NADAM)
     write_group(tmp_path / "a", "adam", ADAM[2:], seeds=(3, 4, 5))

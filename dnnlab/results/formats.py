@@ -358,6 +358,8 @@ def _tests_part(comparison: Comparison) -> list:
     from rich.text import Text
 
     tests = comparison.tests
+    if all(len(group.runs) < 2 for group in comparison.groups):  # nothing to test: only the note
+        return [Text("".join(f"note: {note}\n" for note in tests.notes))]
     table = Table(
         title=f"is the difference real? {comparison.metric} {tests.where}",
         header_style="bold",
