@@ -276,7 +276,7 @@ def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
             cells[headers.index("run")] = f"**{cells[headers.index('run')]}**"
         lines.append("| " + " | ".join(cells) + " |")
     if comparison.tests is not None:
-        lines += ["", *(f"- {line}" for line in test_lines(comparison))]
+        lines += ["", *(f"- {line}" for line in group_sentences(comparison))]
     return "\n".join(lines) + "\n"
 
 
@@ -340,7 +340,7 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     return Group(*parts)
 
 
-def test_lines(comparison: Comparison) -> list[str]:
+def group_sentences(comparison: Comparison) -> list[str]:
     """A sentence per tested group but the best: the difference, its interval, p, the verdict."""
     delta = comparison.tests.delta
     return [
@@ -380,7 +380,7 @@ def _tests_part(comparison: Comparison) -> list:
         table.add_row(*map(Text, cells), style="bold green" if r.verdict == "best" else None)
     parts: list = [Text(""), table]  # a blank line after the tables above
     lines = Text()
-    for line in test_lines(comparison):
+    for line in group_sentences(comparison):
         lines.append(f"{line}\n")
     lines.append(tests.method + "\n", style="dim")
     for note in tests.notes:

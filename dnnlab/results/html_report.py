@@ -197,9 +197,11 @@ def _table(comparison: comparing.Comparison) -> str:
 
 def _tests_html(grouped: comparing.Comparison) -> str:
     """Each group against the best in words, how the numbers were made, and the notes on them."""
-    items = "".join(f"<li>{_e(line)}</li>" for line in fmt.test_lines(grouped))
-    notes = "".join(f'<p class="note">note: {_e(note)}</p>' for note in grouped.tests.notes)
-    return f"<ul>{items}</ul>" * bool(items) + f'<p class="note">{_e(grouped.tests.method)}</p>' + notes
+    sentences = fmt.group_sentences(grouped)
+    parts = ["<ul>" + "".join(f"<li>{_e(line)}</li>" for line in sentences) + "</ul>"] if sentences else []
+    parts.append(f'<p class="note">{_e(grouped.tests.method)}</p>')
+    parts += [f'<p class="note">note: {_e(note)}</p>' for note in grouped.tests.notes]
+    return "".join(parts)
 
 
 def _shared_keys(comparison: comparing.Comparison) -> str:

@@ -33,21 +33,6 @@ CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.8
 TO_SEPARATE_CAP = 100  # past this many seeds, "a difference this size needs more than 100 seeds"
-COLUMNS = (
-    "n",
-    "mean",
-    "std",
-    "ci_low",
-    "ci_high",
-    "p_value",
-    "verdict",
-    "test",
-    "difference",
-    "difference_ci_low",
-    "difference_ci_high",
-    "seeds_needed",
-    "seeds_to_separate",
-)
 
 
 @dataclass(frozen=True)
@@ -201,7 +186,7 @@ def attach(comparison: Comparison, ci: str = "t", at: str = "best", delta: float
     return comparison.tests
 
 
-def tested_value(run: Run, metric: str, at: str) -> float | None:
+def _tested_value(run: Run, metric: str, at: str) -> float | None:
     """The value of `metric` that the tests take from one run (None: the run has none)."""
     if at == "test":
         return run.test.get(metric.removeprefix(TEST_PREFIX))
@@ -227,7 +212,9 @@ def _seed_values(group: SeedGroup, metric: str, at: str, label: str, notes: list
             "seeds, so they are not paired and make the spread look smaller"
         )
     values = {
-        (seed if seed is not None and counts[seed] == 1 else f"run:{run.path}"): tested_value(run, metric, at)
+        (seed if seed is not None and counts[seed] == 1 else f"run:{run.path}"): _tested_value(
+            run, metric, at
+        )
         for run, seed in zip(group.runs, seeds)
     }
     # In seed order, not the ranking's: a bootstrap interval depends on the order of its values.
