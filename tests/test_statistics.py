@@ -157,6 +157,16 @@ def test_holm_adjusts_over_every_pair_when_the_best_is_picked_from_the_data():
     assert all(r.p_value >= n.p_value for r, n in zip(results[1:], narrow[1:]))
 
 
+def test_the_pairs_that_only_join_holm_s_family_have_scipy_s_p_values():
+    a = {1: 0.50, 2: 0.58, 3: 0.55, 4: 0.61}
+    b = {11: 0.40, 12: 0.52, 13: 0.47, 14: 0.44, 15: 0.49}
+    c = {21: 0.38, 22: 0.36, 23: 0.41}  # b - c then sets b's adjusted p: Holm's second step
+    results = by_name(compare_groups({"a": a, "b": b, "c": c}))
+    welch = [stats.ttest_ind(list(x.values()), list(y.values()), equal_var=False).pvalue for x, y in
+             ((b, a), (c, a), (b, c))]  # fmt: skip
+    assert [results["b"].p_value, results["c"].p_value] == pytest.approx(holm(welch)[:2], rel=1e-9)
+
+
 # ---------------------------------------------------------------- verdicts at the edges
 
 

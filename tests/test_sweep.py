@@ -162,6 +162,13 @@ def test_the_example_sweep_file_is_valid():
     assert sweep.spec["name"] == "quickstart"  # the spec: path is read relative to the sweep file
 
 
+def test_the_optimizer_sweep_of_the_readme_is_valid():
+    sweep = read_sweep_file(ROOT / "configs" / "sweeps" / "optimizers_digits.yaml")
+    trials = expand_and_check(sweep).trials
+    assert len(trials) == 15 and sweep.seeds == (0, 1, 2, 3, 4)
+    assert [t.params["training.optimizer"]["type"] for t in trials[::5]] == ["sgd", "adam", "nadam"]
+
+
 def test_a_sweep_file_with_an_unknown_key_is_one_line(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("spec: {}\ngird: {a: [1]}\n", encoding="utf-8")

@@ -11,6 +11,7 @@ import typer
 
 from dnnlab.cli.app import RankMetric, ReachOption, app, escape_markup, user_errors
 from dnnlab.console import stderr_console, stdout_console
+from dnnlab.errors import DnnlabError
 
 
 class Format(str, enum.Enum):
@@ -18,6 +19,16 @@ class Format(str, enum.Enum):
     csv = "csv"
     json = "json"
     markdown = "markdown"
+
+
+class Interval(str, enum.Enum):  # seed_tests.CI_CHOICES
+    t = "t"
+    bootstrap = "bootstrap"
+
+
+class At(str, enum.Enum):  # seed_tests.AT_CHOICES
+    best = "best"
+    final = "final"
 
 
 @app.command()
@@ -49,14 +60,51 @@ def compare(
     log_y: Annotated[bool, typer.Option("--log-y", help="Log scale on the --plot panels' y axes.")] = False,
     reach: ReachOption = None,
     group_seeds: Annotated[
-        bool, typer.Option("--group-seeds", help="One row per spec that differs only in seed: mean ± std.")
+        bool,
+        typer.Option(
+            "--group-seeds",
+            help="One row per spec that differs only in seed: mean ± std, a 95% CI, a test against the best.",
+        ),
     ] = False,
+    ci: Annotated[
+        Interval | None,
+        typer.Option("--ci", help="With --group-seeds: the interval of each group's mean (default: t)."),
+    ] = None,
+    at: Annotated[
+        At | None,
+        typer.Option(
+            "--at",
+            help="With --group-seeds: test each run's best epoch of the metric or its last (default: best).",
+        ),
+    ] = None,
+    seeds_needed: Annotated[
+        float | None,
+        typer.Option(
+            "--seeds-needed",
+            help="With --group-seeds: the seeds each comparison needs to detect this difference "
+            "(metric units, e.g. 0.01) with 80% power.",
+        ),
+    ] = None,
 ) -> None:
     """Compare run directories: which won, by how much, and what differed (leaf spec keys)."""
     from dnnlab.results import compare as comparing
     from dnnlab.results import formats as compare_format
 
+    given = [
+        name
+        for name, value in (("--ci", ci), ("--at", at), ("--seeds-needed", seeds_needed))
+        if value is not None
+    ]
+    if given and not group_seeds:
+        raise DnnlabError(f"{given[0]} tests seed groups against each other: add --group-seeds.")
+    tested = {"ci": (ci or Interval.t).value, "at": (at or At.best).value, "delta": seeds_needed}
+    if group_seeds:
+        from dnnlab.results import seed_tests
+
+        seed_tests.check_options(**tested, metric=metric)  # before any run is read
     result = comparing.compare(run_dirs, metric=metric, group_seeds=group_seeds, reach=reach)
+    if group_seeds:
+        seed_tests.attach(result, **tested)
     panels = plot_metrics.split(",") if plot_metrics else None
     if plot is not None:
         from dnnlab.results.plots import check_plot_target, plot_panels

@@ -224,6 +224,7 @@ def report_sweep(result) -> None:
     """The seed-grouped comparison of the trials on stderr, as `compare DIR --group-seeds` shows it."""
     from dnnlab.results import compare as comparing
     from dnnlab.results import formats as compare_format
+    from dnnlab.results import seed_tests
 
     console = stderr_console()
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.record.counts().items()))
@@ -233,4 +234,5 @@ def report_sweep(result) -> None:
         comparison = comparing.compare([result.path], group_seeds=True)
     except DnnlabError:
         return  # no trial has a run directory yet
+    seed_tests.attach(comparison)
     console.print(compare_format.render_table(comparison, True))

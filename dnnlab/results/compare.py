@@ -49,6 +49,7 @@ class SeedGroup:
     """Runs whose specs differ only in `seed`: one row with mean +- std over the seeds."""
 
     runs: list[Run]
+    test: Any = None  # seed_tests.GroupTest: its interval and test against the best, once attached
 
     @property
     def seeds(self) -> list[Any]:
@@ -89,6 +90,7 @@ class Comparison:
     notes: list[str]
     groups: list[SeedGroup] | None = None
     reach: Reach | None = None
+    tests: Any = None  # seed_tests.SeedTests: how the seed groups were tested (seed_tests.attach)
 
     @property
     def best_run(self) -> Run | None:

@@ -1,6 +1,10 @@
 """`dnnlab compare` output: the rows every format shares, and the table, csv, json and
 markdown renderings of a `Comparison`. Kept apart from `compare`, which finds, reads and
-ranks the runs, so each side can change without the other."""
+ranks the runs, so each side can change without the other.
+
+Seed groups tested by `seed_tests.attach` carry `group.test` and `comparison.tests`; this module
+reads them (their `cells`, `as_dict`, `line`) without importing seed_tests, which imports it for
+the groups' labels."""
 
 from __future__ import annotations
 
@@ -64,6 +68,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
                     "epochs": stat_of([r.epochs for r in runs]),
                     best_col: group.best,
                     "best_epoch": stat_of([r.best.epoch for r in runs]),
+                    **_test_cells(comparison, group),
                     **{f"final_{m}": stat_of([r.final.get(m) for r in runs]) for m in finals},
                     **{f"test_{m}": stat_of([r.test.get(m) for r in runs]) for m in tests},
                     **_reach_cells(comparison, runs),
@@ -76,6 +81,13 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     if "notes" in headers and not any(row["notes"] for row in rows):
         headers.remove("notes")
     return headers, rows
+
+
+def _test_cells(comparison: Comparison, group: SeedGroup) -> dict[str, Any]:
+    """The interval and test columns of a tested seed group (n, mean, std, ci_low, ..., verdict)."""
+    if comparison.tests is None or group.test is None:
+        return {}
+    return {k: _recorded(v) for k, v in group.test.cells(comparison.tests.delta).items()}
 
 
 def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
@@ -156,6 +168,8 @@ def render_json(comparison: Comparison) -> str:
     }
     if comparison.groups is not None:
         out["groups"] = [_group_json(g, comparison) for g in comparison.groups]
+    if comparison.tests is not None:
+        out["tests"] = comparison.tests.as_dict()
     if comparison.reach is not None:
         out["reach"] = {"metric": comparison.reach.metric, "threshold": comparison.reach.threshold}
     return json.dumps(_finite(out), indent=2, allow_nan=False)
@@ -191,6 +205,7 @@ def _group_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
         "params": {k: _json_value(group.params.get(k, MISSING)) for k in comparison.differing_keys}
         if group.runs[0].config
         else None,
+        **(group.test.as_dict() if group.test is not None else {}),
     }
 
 
@@ -263,6 +278,8 @@ def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
         if i == 0 and best:
             cells[headers.index("run")] = f"**{cells[headers.index('run')]}**"
         lines.append("| " + " | ".join(cells) + " |")
+    if comparison.tests is not None:
+        lines += ["", *(f"- {line}" for line in group_sentences(comparison))]
     return "\n".join(lines) + "\n"
 
 
@@ -276,9 +293,19 @@ def _md_align(header: str) -> str:
     return " ---: " if _is_numeric_column(header) else " --- "
 
 
+NUMERIC_TEST_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high", "p_value", "difference")
+TEST_COLUMNS = (
+    *NUMERIC_TEST_COLUMNS,
+    *("verdict", "test", "difference_ci_low", "difference_ci_high", "seeds_needed", "seeds_to_separate"),
+)
+
+
 def _is_numeric_column(header: str) -> bool:
-    return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
-        ("best_", "final_", "test_", "epochs_to_")
+    return (
+        header
+        in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds", "seeds_needed", "seeds_to_separate")
+        or header.startswith(("best_", "final_", "test_", "epochs_to_", "difference_"))
+        or header in NUMERIC_TEST_COLUMNS
     )
 
 
@@ -295,7 +322,7 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     headers, rows = table_rows(comparison, diff_only=True)
     rows = _counted_from_one(rows)
     spec_headers = [h for h in headers if "." in h]
-    result_headers = [h for h in headers if "." not in h]
+    result_headers = [h for h in headers if "." not in h and h not in TEST_COLUMNS]
     direction = "lower" if comparison.mode == "min" else "higher"
     results = _rich_table(
         rows,
@@ -317,7 +344,59 @@ def render_table(comparison: Comparison, diff_only: bool = False):
                 + ", ".join(f"{k}={format_value(shared.get(k, MISSING))}" for k in comparison.context_keys)
             )
         )
+    if comparison.tests is not None:
+        parts += _tests_part(comparison)
     return Group(*parts)
+
+
+def group_sentences(comparison: Comparison) -> list[str]:
+    """A sentence per tested group but the best: the difference, its interval, p, the verdict."""
+    delta = comparison.tests.delta
+    return [
+        g.test.line(delta)
+        for g in comparison.groups
+        if g.test is not None and g.test.result.verdict != "best"
+    ]
+
+
+def _tests_part(comparison: Comparison) -> list:
+    """The seed groups against the best for the terminal: a table narrow enough for 80 columns
+    (mean ± std, the interval, the verdict), a sentence per group under it, then the method."""
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
+    tests = comparison.tests
+    if all(len(group.runs) < 2 for group in comparison.groups):  # nothing to test: only the note
+        return [Text("".join(f"note: {note}\n" for note in tests.notes))]
+    table = Table(
+        title=f"is the difference real? {comparison.metric} {tests.where}",
+        header_style="bold",
+        box=box.SIMPLE_HEAD,
+    )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("group", overflow="fold")
+    table.add_column("n", justify="right", no_wrap=True)
+    table.add_column("mean ± std", justify="right", no_wrap=True)
+    table.add_column("95% CI", justify="right", no_wrap=True)
+    table.add_column("verdict", no_wrap=True)
+    for rank, group in enumerate(comparison.groups, 1):
+        r = group.test.result
+        interval = (
+            MISSING.label if r.ci_low is None else f"[{format_value(r.ci_low)}, {format_value(r.ci_high)}]"
+        )
+        cells = [str(rank), r.name, str(r.n), format_value(Stat(r.mean, r.std, r.n)), interval, r.verdict]
+        table.add_row(*map(Text, cells), style="bold green" if r.verdict == "best" else None)
+    parts: list = [Text(""), table]  # a blank line after the tables above
+    lines = Text()
+    for line in group_sentences(comparison):
+        lines.append(f"{line}\n")
+    lines.append(tests.method + "\n", style="dim")
+    for note in tests.notes:
+        lines.append("note: ", style="yellow")
+        lines.append(note + "\n")
+    parts.append(lines)
+    return parts
 
 
 MAX_DIFF_COLUMNS = 4  # beyond this a table of spec values folds every cell; list them instead
@@ -442,11 +521,11 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
-def group_label(group: SeedGroup, comparison: Comparison) -> str:
+def group_label(group: SeedGroup, comparison: Comparison, keys: list[str] | None = None) -> str:
     """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
-    or the spec's name where nothing but the seed differs."""
+    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys."""
     run = group.runs[0]
-    keys = comparison.differing_keys
+    keys = comparison.differing_keys if keys is None else keys
     if run.config is None or not keys:
         return run.name
     return _label(keys, run.params, unused_keys(run.config))

@@ -22,6 +22,7 @@ from dnnlab.files.atomic import atomic_write_text
 from dnnlab.files.folders import check_output_folder
 from dnnlab.results import compare as comparing
 from dnnlab.results import formats as fmt
+from dnnlab.results import seed_tests
 from dnnlab.rundir import loading
 from dnnlab.rundir.layers_csv import STATISTICS
 from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
@@ -93,11 +94,16 @@ def render_report(
         _shared_keys(comparison),
     ]
     if has_seed_groups:
+        seed_tests.attach(grouped)
         parts += [
             "<h2>Seed groups</h2>",
             "<p>Runs whose specs differ only in <code>seed</code>: mean ± sample std over the seeds; "
-            "<code>seeds</code> is their number.</p>",
+            "<code>seeds</code> is their number. <code>n</code>, <code>mean</code>, <code>std</code>, "
+            "<code>ci_low</code> and <code>ci_high</code> (the 95% interval of the mean) are of the "
+            "values tested; <code>p_value</code> and <code>verdict</code> compare each group with the "
+            "best.</p>",
             _table(grouped),
+            _tests_html(grouped),
         ]
     recorded = {
         k for run in comparison.runs for k, v in run.history.items() if v and k not in ("epoch", "seconds")
@@ -186,6 +192,15 @@ def _table(comparison: comparing.Comparison) -> str:
     return (
         f'<div class="wide"><table><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table></div>'
     )
+
+
+def _tests_html(grouped: comparing.Comparison) -> str:
+    """Each group against the best in words, how the numbers were made, and the notes on them."""
+    sentences = fmt.group_sentences(grouped)
+    parts = ["<ul>" + "".join(f"<li>{_e(line)}</li>" for line in sentences) + "</ul>"] if sentences else []
+    parts.append(f'<p class="note">{_e(grouped.tests.method)}</p>')
+    parts += [f'<p class="note">note: {_e(note)}</p>' for note in grouped.tests.notes]
+    return "".join(parts)
 
 
 def _shared_keys(comparison: comparing.Comparison) -> str:

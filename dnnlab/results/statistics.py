@@ -213,8 +213,8 @@ def compare_groups(
         for i, first in enumerate(candidates):
             for second in candidates[i + 1 :]:
                 if best not in (first, second):
-                    found = _test(clean[first], clean[second], paired_test, confidence)
-                    family += [found.p] if found is not None else []
+                    found = _family_p(clean[first], clean[second], paired_test)
+                    family += [found] if found is not None else []
     adjusted = dict(zip(tested, holm(family)))
     results = []
     for name in groups:
@@ -257,6 +257,33 @@ def _test(
     if len(group) >= 2 and len(best) >= 2:
         return _welch(np.array(list(group.values())), np.array(list(best.values())), confidence)
     return None
+
+
+def _family_p(group: dict[Any, float], other: dict[Any, float], paired_test: str) -> float | None:
+    """`_test(...).p` for a pair that only joins Holm's family, from the t formula: k groups make
+    k(k-1)/2 such pairs, and scipy's ttest_rel costs about 0.8 ms a call (150 groups: 9 s) where
+    this costs some 20 us. Wilcoxon keeps scipy's exact test."""
+    if paired_test == "wilcoxon":
+        found = _test(group, other, paired_test, 0.95)
+        return None if found is None else found.p
+    from scipy.special import stdtr  # Student's t cdf as a ufunc
+
+    shared = [s for s in other if s in group]
+    if len(shared) >= 2:
+        d = np.array([group[s] for s in shared]) - np.array([other[s] for s in shared])
+        if d.min() == d.max():
+            return 1.0 if d[0] == 0 else 0.0
+        t = np.mean(d) / (np.std(d, ddof=1) / math.sqrt(len(d)))
+        return float(2 * stdtr(len(d) - 1, -abs(t)))
+    if len(group) < 2 or len(other) < 2:
+        return None
+    g, b = np.array(list(group.values())), np.array(list(other.values()))
+    if g.min() == g.max() and b.min() == b.max():
+        return 1.0 if g[0] == b[0] else 0.0
+    vg, vb = np.var(g, ddof=1) / len(g), np.var(b, ddof=1) / len(b)
+    df = (vg + vb) ** 2 / (vg**2 / (len(g) - 1) + vb**2 / (len(b) - 1))
+    t = (np.mean(g) - np.mean(b)) / math.sqrt(vg + vb)
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def _paired(g: np.ndarray, b: np.ndarray, paired_test: str, confidence: float) -> _Tested:
