@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev,onnx,ray,mlflow,search]"
+	$(BIN)/pip install --quiet -e ".[dev,onnx,ray,mlflow,search,parquet]"
 	touch $@
 
 run: $(VENV)/.installed
