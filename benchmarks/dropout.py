@@ -1,6 +1,6 @@
 """Epoch time of a dropout model in `dnnlab train` against a plain `model.fit` (issue 11).
 
-The notes' dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> Dropout 0.2 -> Dense
+Géron's dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> Dropout 0.2 -> Dense
 100 elu he_normal -> Dropout 0.2 -> Dense 10 softmax; Nadam, sparse categorical cross-entropy,
 accuracy, batch 32) on dnnlab's synthetic data of 784 features, 55,000 training rows and no
 validation, the same rows on both sides, op determinism on both sides:
@@ -52,7 +52,7 @@ RATE = 0.2
 
 
 def spec_dict(epochs: int, train_size: int) -> dict:
-    """The notes' dropout model as a dnnlab spec, on synthetic data without validation."""
+    """Géron's dropout model as a dnnlab spec, on synthetic data without validation."""
     return {
         "name": "bench-dropout",
         "seed": SEED,
@@ -78,8 +78,8 @@ def spec_dict(epochs: int, train_size: int) -> dict:
     }
 
 
-def notes_model() -> keras.Model:
-    """The dropout model as the notes write it, with Keras's Dropout."""
+def geron_model() -> keras.Model:
+    """The dropout model as Géron writes it, with Keras's Dropout."""
     model = keras.Sequential(
         [
             keras.Input(shape=(784,)),
@@ -108,7 +108,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             tf.config.experimental.enable_op_determinism()
             loaded = datasets.load(checked.spec.data)
             timed = Epochs()
-            notes_model().fit(
+            geron_model().fit(
                 loaded.x_train, loaded.y_train, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0,
                 callbacks=[keras_timer(timed)],
             )  # fmt: skip
@@ -153,7 +153,7 @@ def report(
         [
             SECTION,
             "",
-            f"`{command}`: the notes' dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> "
+            f"`{command}`: Géron's dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> "
             "Dropout 0.2 -> Dense 100 elu he_normal -> Dropout 0.2 -> Dense 10 softmax; Nadam, sparse "
             f"categorical cross-entropy, accuracy, batch {BATCH}) on {args.train_size:,} synthetic rows of "
             "784 features, no validation, the same rows on both sides, op determinism on both, each fit in "

@@ -1,10 +1,10 @@
-"""Single-instance and 1,000-instance latency of the notes' batch-norm model, as Keras runs it and
+"""Single-instance and 1,000-instance latency of Géron's batch-norm model, as Keras runs it and
 as `dnnlab export` writes it.
 
     .venv/bin/python benchmarks/latency.py            # updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/latency.py --quick    # fewer repetitions, prints only
 
-The model is the notes' (Flatten 28x28, BN, Dense 300 elu, BN, Dense 100 elu, BN, Dense 10
+The model is Géron's (Flatten 28x28, BN, Dense 300 elu, BN, Dense 100 elu, BN, Dense 10
 softmax: batch norm after the activation), trained for 2 epochs by dnnlab on 5,000 synthetic
 rows so that its batch-norm statistics are not the identity. Every path runs in this one
 process on the same raw rows, after warm-up calls; the cases alternate round by round so that
@@ -24,18 +24,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import NOTES_BN_MODEL, machine, median_seconds, write_section  # noqa: E402
+from shared import GERON_BN_MODEL, machine, median_seconds, write_section  # noqa: E402
 
 SECTION = "## latency"
 SPEC = {
-    "name": "notes-bn",
+    "name": "geron-bn",
     "seed": 42,
     "data": {
         "dataset": {"type": "synthetic", "shape": [28, 28], "classes": 10, "train": 5000, "test": 1000},
         "validation": 0.1,
         "scaling": "unit",
     },
-    "model": NOTES_BN_MODEL,
+    "model": GERON_BN_MODEL,
     "training": {"epochs": 2, "batch_size": 32, "optimizer": "nadam"},
 }
 
@@ -139,7 +139,7 @@ def main() -> None:
         [
             SECTION,
             "",
-            "`python benchmarks/latency.py`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 "
+            "`python benchmarks/latency.py`: Géron's batch-norm model (Flatten 28x28, BN, Dense 300 "
             "elu, BN, Dense 100 elu, BN, Dense 10 softmax), trained 2 epochs by dnnlab on 5,000 "
             "synthetic rows; every export made by `dnnlab.inference.export.export` with `--fold-batch-norm` "
             "(each verified against the run's model on its 1,000 test rows: max abs diff and same "

@@ -222,8 +222,8 @@ def test_check_json_on_an_invalid_spec(write_spec, regression_data):
 # --- summary --json ------------------------------------------------------------------------
 
 
-def test_summary_json_counts_the_notes_batch_norm_model(write_spec, images_data):
-    """Fashion-MNIST with batch norm, as in the notes: 271,346 parameters, 2,368 non-trainable."""
+def test_summary_json_counts_gerons_batch_norm_model(write_spec, images_data):
+    """Fashion-MNIST with batch norm, as in Géron's chapter: 271,346 parameters, 2,368 non-trainable."""
     path = write_spec(
         {
             "data": images_data,

@@ -2,7 +2,7 @@
 initializers with a chosen scale, and the deep-sigmoid advice of `check`.
 
 Each diagnose call on a spec builds the model and measures it on digits in this process; the
-models are the notes' deep stacks with narrow layers, so the whole module stays fast.
+models are Géron's deep stacks with narrow layers, so the whole module stays fast.
 """
 
 from __future__ import annotations

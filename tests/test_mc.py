@@ -47,7 +47,7 @@ def _inputs(n=7, seed=0):
 
 
 def _slow_reference(model, x, samples):
-    """The notes' loop, done right: dropout layers in training mode, everything else inference."""
+    """Géron's loop, done right: dropout layers in training mode, everything else inference."""
     outputs = []
     for _ in range(samples):
         h = x

@@ -78,7 +78,7 @@ def test_power_follows_the_formula(unit):
 
 
 @pytest.mark.parametrize("unit", ["epoch", "step"])
-def test_exponential_follows_the_notes_formula(unit):
+def test_exponential_follows_gerons_formula(unit):
     opt = make_optimizer(
         optimizer_spec(type="nadam", learning_rate=0.01),
         schedule_spec(type="exponential", s=20, unit=unit),
@@ -102,7 +102,7 @@ def test_exponential_base():
     assert [lr_at_step(opt, t) for t in (0, 2, 4, 6)] == pytest.approx([1.0, 0.5, 0.25, 0.125])
 
 
-def test_piecewise_matches_the_notes_example():
+def test_piecewise_matches_gerons_example():
     opt = make_optimizer(
         optimizer_spec(type="sgd"),
         schedule_spec(type="piecewise", boundaries=[5, 15], values=[0.01, 0.005, 0.001]),

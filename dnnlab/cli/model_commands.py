@@ -212,7 +212,7 @@ def diagnose(
         typer.Option("--plot", help="Write activations and gradient norm per layer to this PNG."),
     ] = None,
 ) -> None:
-    """Per-layer gradients and activations on a fixed probe batch, and the notes' verdicts
+    """Per-layer gradients and activations on a fixed probe batch, and verdicts on them
     (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
     from dnnlab.diagnostics.diagnose import diagnose as measure
 

@@ -26,7 +26,7 @@ def check(
         typer.Option("--print-config", help="Print the resolved spec (what config.yaml records) on stdout."),
     ] = False,
 ) -> None:
-    """Validate a spec and print the notes' advice; trains nothing."""
+    """Validate a spec and print advice from Géron, Hands-On Machine Learning, ch. 11; trains nothing."""
     from dnnlab.data.checked_spec import check_spec
     from dnnlab.spec.loading import spec_to_dict, spec_to_yaml
 

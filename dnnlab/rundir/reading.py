@@ -19,7 +19,7 @@ MAX_RUN_FILE_BYTES = 16 << 20
 
 class RunFileUnreadable(RunDirError):
     """A run file that cannot be read: not a regular file, too large, or not UTF-8 text.
-    `reason` says why without the path, for the notes of compare and report."""
+    `reason` says why without the path, for compare's and report's notes on a run."""
 
     def __init__(self, path: Path, reason: str) -> None:
         super().__init__(f"{path}: {reason}")

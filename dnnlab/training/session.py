@@ -100,7 +100,7 @@ class Session:
         return self.fit_phase(model, epochs)
 
     def unfreeze(self, model: keras.Model) -> None:
-        """The notes' second phase: every layer trainable, a fresh optimizer at the fine-tuning
+        """Géron's second phase: every layer trainable, a fresh optimizer at the fine-tuning
         learning rate (Keras needs a new compile after `trainable` changes)."""
         transfer = self.spec.model.transfer
         set_frozen(model, self.state.transfer.layers, frozen=False)
