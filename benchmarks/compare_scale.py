@@ -1,4 +1,4 @@
-"""How `dnnlab compare` scales with the number of run directories (issue 4's speed target).
+"""How `dnnlab compare` scales with the number of run directories (against its speed target).
 
 Writes N fake run directories of 50 epochs each (a sweep over activation, learning rate and seed)
 into a temporary folder, then times the whole comparison, load + differing keys + ranking + the

@@ -1,4 +1,4 @@
-"""What `training.diagnostics: {every: 1}` costs an epoch (issue 10: at most 10%).
+"""What `training.diagnostics: {every: 1}` costs an epoch (target: at most 10%).
 
 Géron's batch-norm model (the one of train_throughput.py) on 55,000 synthetic 28x28 rows, batch
 32, no validation. Four sides, each fit in a fresh child process of one script run (dnnlab's

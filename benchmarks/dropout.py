@@ -1,4 +1,4 @@
-"""Epoch time of a dropout model in `dnnlab train` against a plain `model.fit` (issue 11).
+"""Epoch time of a dropout model in `dnnlab train` against a plain `model.fit`.
 
 Géron's dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> Dropout 0.2 -> Dense
 100 elu he_normal -> Dropout 0.2 -> Dense 10 softmax; Nadam, sparse categorical cross-entropy,

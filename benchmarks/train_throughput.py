@@ -1,4 +1,4 @@
-"""Epoch time of `dnnlab train` against its peers on the same model (issues 3 and 11).
+"""Epoch time of `dnnlab train` against its peers on the same model.
 
 Géron's batch-norm model (Flatten 28x28, BatchNormalization, Dense 300 elu he_normal, BN,
 Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy,
@@ -318,7 +318,7 @@ def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace
             "by XLA into one loop, best of 3 (benchmarks/peers.py): what TensorFlow reaches at the "
             "batch's matrix shapes. The CPU table has each process's CPU "
             "seconds over the same spans, less sensitive to other load. "
-            "Targets (issues 3, 11): at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
+            "Targets: at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
             "the floor, never slower than the TF fit at batch 256."
             + (f" Not measured: {', '.join(missing)} (not installed)." if missing else ""),
             "",

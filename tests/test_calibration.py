@@ -1,4 +1,4 @@
-"""Does MC dropout calibrate? (issue 10, part 6): `mc-predict --sample`, the temperature-scaled
+"""Does MC dropout calibrate? `mc-predict --sample`, the temperature-scaled
 baseline and reliability diagrams.
 
 Sampling is checked on small Keras models built here, whose dropout rates make the answer exact;

@@ -1,4 +1,4 @@
-"""`dnnlab compare` on real run directories written by `dnnlab train` (issue 4).
+"""`dnnlab compare` on real run directories written by `dnnlab train`.
 
 Five tiny runs are trained once for the module: three activations with seed 1 and two of them
 again with seed 2. The tests work out from the files themselves what compare should say (which

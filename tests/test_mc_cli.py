@@ -1,4 +1,4 @@
-"""`dnnlab mc-predict` end to end (issue 5): trained run directories in, JSON and files out.
+"""`dnnlab mc-predict` end to end: trained run directories in, JSON and files out.
 
 The runs are tiny (digits or diabetes, one hidden layer of 16 units, a few epochs) and trained
 once per module in process; each test then drives the real command through Typer's CliRunner,
