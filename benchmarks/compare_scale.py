@@ -151,7 +151,7 @@ def measure(sizes: tuple[int, ...]) -> list[tuple[int, str, float, float]]:
     return results
 
 
-def report(results: list[tuple[int, str, float, float]]) -> str:
+def results_section(results: list[tuple[int, str, float, float]]) -> str:
     lines = [
         SECTION,
         "",
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write the section into {RESULTS}")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args()
-    text = report(measure(tuple(args.sizes)))
+    text = results_section(measure(tuple(args.sizes)))
     print(text)
     if args.write:
         write_section(SECTION, text)

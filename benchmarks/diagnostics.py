@@ -107,13 +107,13 @@ def measure(epochs: int, train_size: int, rounds: int) -> dict[str, list[float]]
             command = [sys.executable, __file__, "--child", side, "--epochs", str(epochs)]
             command += ["--train-size", str(train_size)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            report = json.loads(out.strip().splitlines()[-1])
-            seconds = report["seconds"]
+            child = json.loads(out.strip().splitlines()[-1])
+            seconds = child["seconds"]
             print(f"round {r + 1} {side}: {[round(s, 2) for s in seconds]}", file=sys.stderr)
             found[side] += seconds[1:]
             # the measurements after epochs 2..E (the first two are at initialization and after
             # epoch 1, which include tracing)
-            found.setdefault("measurement", []).extend(report.get("measured", [])[2:])
+            found.setdefault("measurement", []).extend(child.get("measured", [])[2:])
     return found
 
 

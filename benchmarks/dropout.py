@@ -144,7 +144,7 @@ def measure(epochs: int, train_size: int, rounds: int) -> tuple[dict[str, list[f
     return seconds, execution
 
 
-def report(
+def results_section(
     seconds: dict[str, list[float]], execution: dict, args: argparse.Namespace, command: str, host: str
 ) -> str:
     plain, ours = statistics.median(seconds["plain"]), statistics.median(seconds["dnnlab"])
@@ -193,7 +193,7 @@ def main() -> None:
     command = shlex.join(["python", "benchmarks/dropout.py", *sys.argv[1:]])
     host = machine()  # the load at the start, before the fits add to it
     seconds, execution = measure(args.epochs, args.train_size, args.rounds)
-    text = report(seconds, execution, args, command, host)
+    text = results_section(seconds, execution, args, command, host)
     print(text)
     if args.write:
         write_section(SECTION, text)

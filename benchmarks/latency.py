@@ -72,10 +72,10 @@ def main() -> None:
         "TFLite int8 weights (folded)": (scratch / "i8.tflite", "tflite", ["--fold-batch-norm", "int8"]),
         "ONNX Runtime (folded)": (scratch / "m.onnx", "onnx", ["--fold-batch-norm"]),
     }
-    reports = {}
+    exports = {}
     for name, (path, fmt, options) in outputs.items():
         quantize = next((o for o in options if o in ("float16", "int8")), None)
-        reports[name] = exporting.export(run, fmt, path, fold_batch_norm=True, quantize=quantize)
+        exports[name] = exporting.export(run, fmt, path, fold_batch_norm=True, quantize=quantize)
 
     preprocessing = yaml.safe_load((run / "preprocessing.json").read_text())
     scaling = Scaling.from_dict(preprocessing["scaling"])
@@ -120,14 +120,14 @@ def main() -> None:
     rows = []
     for name in runners:
         one, thousand = statistics.median(single[name]), statistics.median(batch[name])
-        report = reports.get(name)
+        exported = exports.get(name)
         size = (
-            f"{report.export_bytes / 1024:,.0f}"
-            if report
+            f"{exported.export_bytes / 1024:,.0f}"
+            if exported
             else f"{(run / 'model.keras').stat().st_size / 1024:,.0f}"
         )
-        diff = f"{report.max_abs_diff:.2g}" if report else "-"
-        agree = f"{report.agreement:.1%}" if report and report.agreement is not None else "-"
+        diff = f"{exported.max_abs_diff:.2g}" if exported else "-"
+        agree = f"{exported.agreement:.1%}" if exported and exported.agreement is not None else "-"
         cells = [name, f"{one * 1e3:.3f}", f"{base / one:,.0f}x", f"{thousand * 1e3:.2f}", size, diff, agree]
         rows.append("| " + " | ".join(cells) + " |")
     exported = [n for n in runners if n not in keras_paths]

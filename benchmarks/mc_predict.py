@@ -1,4 +1,4 @@
-"""Time dnnlab.inference.mc_dropout.predict against Géron's MC dropout loop, and measure its peak memory.
+"""Time dnnlab.inference.mc_dropout.sample against Géron's MC dropout loop, and measure its peak memory.
 
     .venv/bin/python benchmarks/mc_predict.py            # all cases, updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/mc_predict.py --quick    # fewer repetitions, prints only
@@ -70,7 +70,7 @@ def time_cases(quick: bool) -> list[tuple[str, float, float]]:
         return np.stack([model(x, training=True) for _ in range(SAMPLES)])
 
     def ours(model, x):
-        return mc.predict(model, x, samples=SAMPLES, seed=0)
+        return mc.sample(model, x, samples=SAMPLES, seed=0)
 
     full, last_only = geron_model(True), geron_model(False)
     one, many = images(1), images(10_000)
@@ -124,9 +124,9 @@ def memory_child(n: int) -> None:
     from dnnlab.inference import mc_dropout as mc
 
     model, x = geron_model(True), images(n)
-    mc.predict(model, x[:10], samples=SAMPLES, seed=0)  # tracing happens at any size; count it out
+    mc.sample(model, x[:10], samples=SAMPLES, seed=0)  # tracing happens at any size; count it out
     before = peak_rss_mib()
-    mc.predict(model, x, samples=SAMPLES, seed=0)
+    mc.sample(model, x, samples=SAMPLES, seed=0)
     print(before, peak_rss_mib())
 
 
@@ -137,11 +137,11 @@ def versions() -> str:
     return f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
 
 
-def report(rows, memory) -> str:
+def results_section(rows, memory) -> str:
     lines = [
         SECTION,
         "",
-        "`benchmarks/mc_predict.py`: `dnnlab.inference.mc_dropout.predict(model, x, samples=100)`",
+        "`benchmarks/mc_predict.py`: `dnnlab.inference.mc_dropout.sample(model, x, samples=100)`",
         "against Géron's loop",
         "`np.stack([model(X, training=True) for _ in range(100)])`, both warmed up (graph tracing",
         "excluded), in one process; each case alternates loop and dnnlab calls so both meet the same load,",
@@ -192,7 +192,7 @@ def main() -> None:
         return
     rows = time_cases(args.quick)
     memory = None if args.no_memory else {n: peak_rss_child(n) for n in (10_000, 100_000)}
-    section = report(rows, memory)
+    section = results_section(rows, memory)
     print(section)
     if not args.quick:
         write_section(SECTION, section)

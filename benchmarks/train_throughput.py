@@ -290,7 +290,9 @@ def versions(sides: list[str]) -> str:
     return ", ".join(found)
 
 
-def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace, command: str, sides) -> str:
+def results_section(
+    results: dict[int, Measured], gflops: float, args: argparse.Namespace, command: str, sides
+) -> str:
     n = len(next(iter(results.values())).csv)
     missing = [s for s in SIDES if s not in sides]
     return "\n".join(
@@ -352,7 +354,7 @@ def main() -> None:
     results = measure(sides, batch_sizes, args.epochs, args.train_size, args.rounds)
     for b in batch_sizes:
         results[b].minimal = run_child("minimal", b, args.epochs, args.train_size)["seconds"]
-    text = report(results, gflops, args, command, sides)
+    text = results_section(results, gflops, args, command, sides)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

@@ -178,11 +178,11 @@ def test_check_json_lists_the_warnings(write_spec, regression_data):
     )
     result = invoke("check", path, "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)  # exactly one JSON document on stdout
-    assert report["valid"] is True
-    assert report["errors"] == []
-    assert [w["key"] for w in report["warnings"]] == ["model.hidden[0]"]
-    assert "He initialization" in report["warnings"][0]["message"]
+    payload = json.loads(result.stdout)  # exactly one JSON document on stdout
+    assert payload["valid"] is True
+    assert payload["errors"] == []
+    assert [w["key"] for w in payload["warnings"]] == ["model.hidden[0]"]
+    assert "He initialization" in payload["warnings"][0]["message"]
     assert "valid:" in result.stderr and "1 warning" in result.stderr
 
 
@@ -212,10 +212,10 @@ def test_check_json_on_a_valid_spec_without_advice(write_spec, images_data):
 def test_check_json_on_an_invalid_spec(write_spec, regression_data):
     path = write_spec(spec_with(regression_data, training={"epochs": 0}))
     result = invoke("check", path, "--json")
-    report = json.loads(result.stdout)
-    assert report["valid"] is False
-    assert len(report["errors"]) == 1 and "training.epochs" in report["errors"][0]
-    assert report["warnings"] == []
+    payload = json.loads(result.stdout)
+    assert payload["valid"] is False
+    assert len(payload["errors"]) == 1 and "training.epochs" in payload["errors"][0]
+    assert payload["warnings"] == []
     assert_one_line_error(result, "training.epochs")
 
 

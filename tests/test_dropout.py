@@ -185,10 +185,10 @@ def mc_models():
 def test_mc_dropout_samples_the_seeded_layers_like_keras_dropout():
     ours, theirs = mc_models()
     x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
-    first = mc.predict(ours, x, samples=20, seed=4)
+    first = mc.sample(ours, x, samples=20, seed=4)
     assert (first.std > 0).all()  # the samples differ
-    np.testing.assert_array_equal(first.mean, mc.predict(ours, x, samples=20, seed=4).mean)
-    assert not np.array_equal(first.mean, mc.predict(ours, x, samples=20, seed=5).mean)
-    reference = mc.predict(theirs, x, samples=20, seed=4)
+    np.testing.assert_array_equal(first.mean, mc.sample(ours, x, samples=20, seed=4).mean)
+    assert not np.array_equal(first.mean, mc.sample(ours, x, samples=20, seed=5).mean)
+    reference = mc.sample(theirs, x, samples=20, seed=4)
     np.testing.assert_array_equal(first.mean, reference.mean)
     np.testing.assert_array_equal(first.std, reference.std)

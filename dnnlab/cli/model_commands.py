@@ -74,12 +74,12 @@ def mc_predict(
 ) -> None:
     """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
     (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
-    from dnnlab.inference.mc_predict import mc_predict as predict
+    from dnnlab.inference.mc_predict import mc_predict as mc_predicting
 
     console = stderr_console()
     status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
     with status:
-        result = predict(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
+        result = mc_predicting(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape_markup(note)}")
     if not quiet:
@@ -97,15 +97,15 @@ def mc_predict(
                 f"temperature {result.temperature:.3g}, fitted on the validation split "
                 "(T > 1: the deterministic network is overconfident, T < 1: underconfident)"
             )
-    if result.report is not None:
-        console.print(mc_summary_table(result.report))
+    if result.scores is not None:
+        console.print(mc_scores_table(result.scores))
     elif not quiet:
         console.print("no labels: calibration metrics need y")
     if as_json:
         print_json(result.to_json())
 
 
-def mc_summary_table(report: dict):
+def mc_scores_table(scores: dict):
     from rich.table import Table
 
     # Title and caption shorter than the table: rich wraps them to its width.
@@ -115,12 +115,12 @@ def mc_summary_table(report: dict):
         "mc": "MC dropout",
         "temperature_scaled": "temperature-scaled",
     }
-    columns = {key: title for key, title in columns.items() if key in report}
+    columns = {key: title for key, title in columns.items() if key in scores}
     table.add_column("metric")
     for title in columns.values():
         table.add_column(title, justify="right")
-    for name in report["deterministic"]:
-        table.add_row(name, *(f"{report[key][name]:.4f}" for key in columns))
+    for name in scores["deterministic"]:
+        table.add_row(name, *(f"{scores[key][name]:.4f}" for key in columns))
     return table
 
 
@@ -160,14 +160,14 @@ def lr_find(
     for note in result.notes:
         print_warning(note)
     if not quiet:
-        report_lr_find(result, config, plot)
+        render_lr_find(result, config, plot)
     if as_json:
         print_json(result.to_json())
     elif result.suggestion is not None:
         print(f"{result.suggestion:.3g}")
 
 
-def report_lr_find(result, config: Path, plot: Path | None) -> None:
+def render_lr_find(result, config: Path, plot: Path | None) -> None:
     console = stderr_console()
     stops = {
         "exploded": "the smoothed loss passed 4x its minimum",
@@ -355,21 +355,21 @@ def export(
     """Export a run's model with its scaling built in; verified against the run's model first."""
     from dnnlab.inference.export import export as exporting
 
-    report = exporting(
+    result = exporting(
         run_dir, fmt.value, out, fold_batch_norm, quantize.value if quantize else None, prune_below
     )
-    stderr_console().print(export_table(report))
+    stderr_console().print(export_table(result))
     if as_json:
-        print_json(report.to_json())
+        print_json(result.to_json())
     else:
-        print(report.path)
+        print(result.path)
 
 
-def export_table(report):
+def export_table(result):
     from rich.table import Table
 
-    kind = report.format + (f" {report.quantize}" if report.quantize else "")
-    table = Table(title=f"{kind} vs run model", caption=f"on {report.instances:,} rows of {report.source}")
+    kind = result.format + (f" {result.quantize}" if result.quantize else "")
+    table = Table(title=f"{kind} vs run model", caption=f"on {result.instances:,} rows of {result.source}")
     table.add_column("")
     table.add_column("run model", justify="right")
     table.add_column(kind, justify="right")
@@ -377,19 +377,19 @@ def export_table(report):
     def score(value):
         return "-" if value is None else f"{value:.4f}"
 
-    table.add_row(report.metric, score(report.run_score), score(report.export_score))
-    table.add_row("size", f"{report.run_bytes / 1024:,.1f} KiB", f"{report.export_bytes / 1024:,.1f} KiB")
+    table.add_row(result.metric, score(result.run_score), score(result.export_score))
+    table.add_row("size", f"{result.run_bytes / 1024:,.1f} KiB", f"{result.export_bytes / 1024:,.1f} KiB")
     table.add_row(
-        "latency, 1 instance", f"{report.run_latency_ms:.3f} ms", f"{report.export_latency_ms:.3f} ms"
+        "latency, 1 instance", f"{result.run_latency_ms:.3f} ms", f"{result.export_latency_ms:.3f} ms"
     )
-    table.add_row("max |difference|", "", f"{report.max_abs_diff:.3g}")
-    if report.agreement is not None:
-        table.add_row("same class", "", f"{report.agreement:.2%}")
-    if report.folded:
-        table.add_row("folded batch norms", "", str(len(report.folded)))
-    if report.sparsity is not None:
-        table.add_row("sparsity", "", f"{report.sparsity:.1%}")
-    if report.int8_layers is not None:
-        layers = ", ".join(report.int8_layers) or "none (kernels under 1,024 weights stay float32)"
+    table.add_row("max |difference|", "", f"{result.max_abs_diff:.3g}")
+    if result.agreement is not None:
+        table.add_row("same class", "", f"{result.agreement:.2%}")
+    if result.folded:
+        table.add_row("folded batch norms", "", str(len(result.folded)))
+    if result.sparsity is not None:
+        table.add_row("sparsity", "", f"{result.sparsity:.1%}")
+    if result.int8_layers is not None:
+        layers = ", ".join(result.int8_layers) or "none (kernels under 1,024 weights stay float32)"
         table.add_row("int8 weights (float activations)", "", layers)
     return table

@@ -38,14 +38,14 @@ def check(
         raise
     warnings = [f for f in checked.warnings if f.level == "warning"]
     if as_json:
-        report = {
+        payload = {
             "valid": True,
             "errors": [],
             "warnings": [{"key": f.key, "message": f.message} for f in warnings],
         }
         if print_config:
-            report["config"] = spec_to_dict(checked.spec)
-        print_json(report)
+            payload["config"] = spec_to_dict(checked.spec)
+        print_json(payload)
     elif print_config:
         sys.stdout.write(spec_to_yaml(checked.spec))
     print_warnings(warnings)

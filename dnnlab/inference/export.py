@@ -7,7 +7,7 @@ Every export is verified before it is written: the exported model, loaded by its
 (TensorFlow, the TFLite interpreter, onnxruntime), runs on the test split (a seeded sample of
 the training split when there is none) in raw form and is compared with the run's model on the
 same rows scaled as in training. A float32 export that differs by more than 1e-5 (1e-4 with
-folded batch norm; relative to outputs larger than 1) is a bug and is not written. The report
+folded batch norm; relative to outputs larger than 1) is a bug and is not written. The result
 gives the maximum absolute difference, the accuracy (or RMSE) of both, the file sizes and the
 single-instance latency of both.
 """
@@ -55,7 +55,7 @@ class VerificationError(DnnlabError):
 
 
 @dataclass(frozen=True)
-class ExportReport:
+class ExportResult:
     run: Path
     path: Path
     format: str
@@ -86,7 +86,7 @@ def export(
     fold_batch_norm: bool = False,
     quantize: str | None = None,
     prune_below: float | None = None,
-) -> ExportReport:
+) -> ExportResult:
     """Export the run's final model in `fmt`, verify it, then write it atomically to `out`
     (default: RUN_DIR/export/...)."""
     check_options(fmt, quantize, prune_below)
@@ -132,18 +132,18 @@ def export(
             payload = _onnx_bytes(serve)
             runner = _onnx_runner(payload)
         outputs = runner(raw)
-        report = _compare(verify, reference, outputs)
+        figures = _compare(verify, reference, outputs)
         # relative to outputs larger than 1 (regression values): float32 spacing grows with them
-        tolerance = (FOLDED_TOLERANCE if folded else TOLERANCE) * max(1.0, report.pop("magnitude"))
-        if not report["max_abs_diff"] <= tolerance and (quantize is None and prune_below is None):
+        tolerance = (FOLDED_TOLERANCE if folded else TOLERANCE) * max(1.0, figures.pop("magnitude"))
+        if not figures["max_abs_diff"] <= tolerance and (quantize is None and prune_below is None):
             raise VerificationError(
                 f"export verification failed: the {fmt} model differs from the run's model by "
-                f"{report['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
+                f"{figures['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
             )
         export_latency = single_latency(lambda: runner(raw[:1]))
         run_latency = single_latency(lambda: model(verify.x[:1], training=False))
         written_bytes = _write(payload, target)
-    return ExportReport(
+    return ExportResult(
         run=run.path,
         path=target,
         format=fmt,
@@ -157,7 +157,7 @@ def export(
         export_bytes=written_bytes,
         run_latency_ms=run_latency * 1e3,
         export_latency_ms=export_latency * 1e3,
-        **report,
+        **figures,
     )
 
 
@@ -387,11 +387,11 @@ def _onnx_runner(content: bytes) -> Callable:
 
 
 def _run_outputs(model: Any, rows: _Rows) -> dict[str, np.ndarray]:
-    from dnnlab.inference.mc_dropout import deterministic_predict
+    from dnnlab.inference.mc_dropout import deterministic_outputs
     from dnnlab.inference.predict import output_arrays
 
     return output_arrays(
-        deterministic_predict(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
+        deterministic_outputs(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
     )
 
 

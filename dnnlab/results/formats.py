@@ -14,7 +14,7 @@ from typing import Any
 
 from dnnlab.errors import DnnlabError
 from dnnlab.results.compare import FORMATS, Comparison, SeedGroup, Stat, stat_of, unused_keys
-from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, Run
+from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
 
 # ---------------------------------------------------------------- rows shared by every format
 
@@ -78,7 +78,7 @@ def table_rows(comparison: Comparison, diff_only: bool = False) -> tuple[list[st
     return headers, rows
 
 
-def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
+def _reach_cells(comparison: Comparison, runs: list[LoadedRun]) -> dict[str, Any]:
     """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
     seed group the mean over the seeds that reached it, and n says how many did."""
     if comparison.reach is None:
@@ -104,7 +104,7 @@ def _plus_one(epoch: Any) -> Any:
     return epoch if isinstance(epoch, Absent) else epoch + 1
 
 
-def _spec_cells(run: Run, keys: list[str]) -> dict[str, Any]:
+def _spec_cells(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
     if run.config is None:
         return {k: UNKNOWN for k in keys}
     return {k: run.params.get(k, MISSING) for k in keys}
@@ -161,7 +161,7 @@ def render_json(comparison: Comparison) -> str:
     return json.dumps(_finite(out), indent=2, allow_nan=False)
 
 
-def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
+def _run_json(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
     return {
         "run": str(run.path),
         "name": run.name,

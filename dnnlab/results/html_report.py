@@ -280,7 +280,7 @@ def _importance_html(importance: Importance | None, comparison: comparing.Compar
 # ---------------------------------------------------------------- per-run details
 
 
-def _run_details(run: loading.Run) -> str:
+def _run_details(run: loading.LoadedRun) -> str:
     parts = [
         f"<details><summary>{_e(run.path.name)} ({_e(run.status)})</summary>",
         f"<p><code>{_e(run.path)}</code></p>",

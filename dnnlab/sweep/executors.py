@@ -1,10 +1,10 @@
 """Where trials run: a registry from executor name to the module whose `run` runs them.
 
-Every executor module provides `run(sweep_dir, trials, jobs, threads, address, report)`: it
+Every executor module provides `run(sweep_dir, trials, jobs, threads, address, on_event)`: it
 runs each trial (a sweep.json entry) by calling `dnnlab.sweep.worker.run_trial(sweep_dir,
-trial)` somewhere, calls `report("started", trial, None)` and `report("finished", trial,
+trial)` somewhere, calls `on_event("started", trial, None)` and `on_event("finished", trial,
 outcome)` in the calling thread, and on KeyboardInterrupt stops its trials (saved, marked
-interrupted), reports them and raises again. Adding an executor is adding one module here.
+interrupted), passes them to `on_event` and raises again. Adding an executor is adding one module here.
 """
 
 from __future__ import annotations

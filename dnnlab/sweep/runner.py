@@ -148,7 +148,7 @@ def _execute(
         f"{workers.threads} TensorFlow thread(s) ({workers.reason})"
     )
 
-    def report(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
+    def on_event(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
         trial = by_id[entry["id"]]
         if event == "started":
             trial.status = "running"
@@ -162,7 +162,7 @@ def _execute(
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         executor(
-            folder.path, [t.to_dict() for t in todo], workers.jobs, workers.threads, sweep.address, report
+            folder.path, [t.to_dict() for t in todo], workers.jobs, workers.threads, sweep.address, on_event
         )
         record.status = _final_status(record)
     except KeyboardInterrupt:

@@ -35,7 +35,7 @@ LOCK_WAIT_SECONDS = 60.0  # a dying worker may still be committing the epoch it 
 STOP_WAIT_SECONDS = 120.0  # how long the driver waits for interrupted workers to save
 _definitions: dict[Path, Any] = {}
 
-Report = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+EventHandler = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
 
 # ----------------------------------------------------------------------------- one trial
@@ -269,9 +269,11 @@ def _crashed(worker: _Worker) -> dict[str, Any]:
     }
 
 
-def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report: Report):
-    """Run `trials` on `jobs` warm worker processes, calling `report("started", trial, None)` and
-    `report("finished", trial, outcome)` from this thread. A worker that dies is replaced and its
+def run(
+    sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, on_event: EventHandler
+):
+    """Run `trials` on `jobs` warm worker processes, calling `on_event("started", trial, None)` and
+    `on_event("finished", trial, outcome)` from this thread. A worker that dies is replaced and its
     trial reported failed. On KeyboardInterrupt every worker is stopped, the trials they were
     training are reported (interrupted) once saved, and the KeyboardInterrupt is raised again."""
     context = multiprocessing.get_context("spawn")
@@ -293,7 +295,7 @@ def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, 
         for worker in workers:
             if worker.index == index and worker.trial is not None:
                 trial, worker.trial = worker.trial, None
-                report("finished", trial, outcome)
+                on_event("finished", trial, outcome)
 
     def bury_dead() -> None:
         for worker in list(workers):
@@ -301,7 +303,7 @@ def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, 
                 collect(0.2)  # a result it sent just before exiting
                 if worker.trial is not None:
                     trial, worker.trial = worker.trial, None
-                    report("finished", trial, _crashed(worker))
+                    on_event("finished", trial, _crashed(worker))
                 workers.remove(worker)
 
     try:
@@ -311,7 +313,7 @@ def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, 
                 if worker.trial is None and pending:
                     trial = pending.popleft()
                     worker.give(trial)
-                    report("started", trial, None)
+                    on_event("started", trial, None)
             collect(0.5)
             bury_dead()
             while pending and len(workers) < jobs:  # replace the dead
