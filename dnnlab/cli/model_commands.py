@@ -5,7 +5,6 @@ diagnose, lr-find.
 from __future__ import annotations
 
 import contextlib
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +16,7 @@ from dnnlab.cli.app import (
     Overrides,
     QuietFlag,
     app,
+    choices,
     escape_markup,
     print_json,
     print_warning,
@@ -24,12 +24,17 @@ from dnnlab.cli.app import (
     user_errors,
 )
 from dnnlab.console import stderr_console, stdout_console
+from dnnlab.inference.options import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_SAMPLE,
+    DEFAULT_SEED,
+    EXPORT_FORMATS,
+    QUANTIZATIONS,
+    SAMPLE_CHOICES,
+)
 
-
-class SampleChoice(str, enum.Enum):
-    all = "all"
-    hidden = "hidden"
-    last = "last"
+SampleChoice = choices("SampleChoice", SAMPLE_CHOICES)
 
 
 @app.command("mc-predict")
@@ -49,7 +54,7 @@ def mc_predict(
     seed: Annotated[
         int,
         typer.Option("--seed", min=0, help="Seed for the dropout masks: the same seed, the same results."),
-    ] = 0,  # prediction.DEFAULT_SEED, written out: importing prediction here would slow --help
+    ] = DEFAULT_SEED,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write per-instance results to FILE.npz or FILE.csv.")
     ] = None,
@@ -63,7 +68,7 @@ def mc_predict(
             help="Which dropout layers sample: all, hidden (not the input's) or last; the others "
             "act as in inference.",
         ),
-    ] = SampleChoice.all,
+    ] = SampleChoice[DEFAULT_SAMPLE],
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -262,10 +267,7 @@ def render_diagnosis(result) -> None:
         console.print("no verdict: gradients and activations look healthy on the probe batch")
 
 
-class Checkpoint(str, enum.Enum):
-    final = "final"
-    best = "best"
-    last = "last"
+Checkpoint = choices("Checkpoint", CHECKPOINTS)
 
 
 @app.command()
@@ -280,7 +282,7 @@ def evaluate(
         typer.Option(
             "--checkpoint", help="final: model.keras; best, last: checkpoints/best.keras, last.keras."
         ),
-    ] = Checkpoint.final,
+    ] = Checkpoint[DEFAULT_CHECKPOINT],
     as_json: JsonFlag = False,
 ) -> None:
     """Loss and metrics of a run's model on data, scaled as in training."""
@@ -322,15 +324,8 @@ def predict(
         stderr_console().print(f"wrote {escape_markup(str(result.written))} ({result.instances:,} rows)")
 
 
-class ExportFormat(str, enum.Enum):
-    savedmodel = "savedmodel"
-    tflite = "tflite"
-    onnx = "onnx"
-
-
-class Quantization(str, enum.Enum):
-    float16 = "float16"
-    int8 = "int8"
+ExportFormat = choices("ExportFormat", EXPORT_FORMATS)
+Quantization = choices("Quantization", QUANTIZATIONS)
 
 
 @app.command()

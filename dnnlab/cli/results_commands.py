@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dnnlab.cli.app import RankMetric, ReachOption, app, escape_markup, user_errors
+from dnnlab.cli.app import RankMetric, ReachOption, app, choices, escape_markup, user_errors
 from dnnlab.console import stderr_console, stdout_console
+from dnnlab.results.options import DEFAULT_FORMAT, FORMATS
 
-
-class Format(str, enum.Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
+Format = choices("Format", FORMATS)
 
 
 @app.command()
@@ -36,7 +31,7 @@ def compare(
             "--format",
             help="table and markdown count epochs from 1; csv and json keep metrics.csv's 0-based epoch.",
         ),
-    ] = Format.table,
+    ] = Format[DEFAULT_FORMAT],
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write learning curves of the metric to this PNG.")
     ] = None,

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dnnlab.cli.app import Overrides, QuietFlag, app, escape_markup, print_json, print_warnings, user_errors
+from dnnlab.cli.app import (
+    Overrides,
+    QuietFlag,
+    app,
+    choices,
+    escape_markup,
+    print_json,
+    print_warnings,
+    user_errors,
+)
 from dnnlab.console import stderr_console
 from dnnlab.errors import DnnlabError
+from dnnlab.sweep.executors import EXECUTORS
 
 
 @app.command()
@@ -98,9 +107,7 @@ def _test_text(test: dict[str, float] | None) -> str:
     return "; test " + " ".join(f"{escape_markup(name)} {value:.4g}" for name, value in ordered)
 
 
-class Executor(str, enum.Enum):
-    local = "local"
-    ray = "ray"
+Executor = choices("Executor", EXECUTORS)
 
 
 @app.command()

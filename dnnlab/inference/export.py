@@ -30,11 +30,10 @@ import numpy as np
 from dnnlab.errors import DataError, DnnlabError, WriteError
 from dnnlab.files.atomic import atomic_write_bytes
 from dnnlab.files.folders import check_output_folder
+from dnnlab.inference.options import EXPORT_FORMATS, QUANTIZATIONS
 from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set
 from dnnlab.rundir.directory import RunDir
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("float16", "int8")
 SUFFIXES = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 TOLERANCE, FOLDED_TOLERANCE = 1e-5, 1e-4
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -166,8 +165,8 @@ def export(
 
 def check_options(fmt: str, quantize: str | None, prune_below: float | None) -> None:
     """Refuse what cannot be exported before anything is loaded."""
-    if fmt not in FORMATS:
-        raise ExportError(f"--format: expected one of {', '.join(FORMATS)}; received {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"--format: expected one of {', '.join(EXPORT_FORMATS)}; received {fmt!r}")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}; received {quantize!r}")
     if quantize is not None and fmt != "tflite":

@@ -34,16 +34,13 @@ import tensorflow as tf
 
 from dnnlab.errors import PredictError
 from dnnlab.files.atomic import atomic_write_bytes, npz_bytes
+from dnnlab.inference.options import DEFAULT_SAMPLE, SAMPLE_CHOICES
 from dnnlab.model.keras_private import producer
 from dnnlab.model.layers import SeededAlphaDropout, SeededDropout, alpha_dropout_affine, concrete_noise_shape
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
 ECE_BINS = 15
-# Which dropout layers sample (the others run in inference mode, as in `model.predict`):
-# every one; those after the first dense layer (not the input's); only the last one.
-SAMPLE_CHOICES = ("all", "hidden", "last")
-DEFAULT_SAMPLE = "all"
 _MASK_LEVELS = 2**16
 
 # Rows (instances x samples) per graph call. Large enough that per-call overhead vanishes, small

@@ -13,13 +13,9 @@ import numpy as np
 from dnnlab.errors import DataError, PredictError
 from dnnlab.files.figures import check_plot_path
 from dnnlab.files.folders import check_output_folder
+from dnnlab.inference.options import DEFAULT_SAMPLE, DEFAULT_SEED
 from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, prediction_set
 from dnnlab.rundir.directory import RunDir
-
-DEFAULT_SEED = 0  # the same masks on every call unless asked otherwise: reruns give the same file
-
-
-DEFAULT_SAMPLE = "all"  # dnnlab.inference.mc_dropout.DEFAULT_SAMPLE: every dropout layer samples
 
 
 @dataclass(frozen=True)

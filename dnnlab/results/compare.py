@@ -31,7 +31,6 @@ from dnnlab.rundir.loading import (
 )
 from dnnlab.rundir.records import BestRecord, int_or_none
 
-FORMATS = ("table", "csv", "json", "markdown")
 # Spec keys that say most about how a network trains; shown even when every run agrees on them.
 TELLING_KEYS = (
     "model.activation",

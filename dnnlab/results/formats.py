@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import DnnlabError
-from dnnlab.results.compare import FORMATS, Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.results.compare import Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.results.options import FORMATS
 from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
 
 # ---------------------------------------------------------------- rows shared by every format

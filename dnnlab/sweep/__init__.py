@@ -3,10 +3,6 @@
 `axes` parses the `-g` grammar, `definition` the sweep file, `trials` expands and validates the
 trials, `record` keeps the sweep directory, `worker` runs trials (one, or a local pool of warm
 processes), `ray_executor` runs them as tasks of a Ray cluster, `executors` names where trials
-run, and `runner` ties them together.
+run, and `runner` ties them together. Nothing is imported here, so the command line can read
+`executors.EXECUTORS` without loading the rest.
 """
-
-from dnnlab.sweep.definition import Sweep, build_sweep
-from dnnlab.sweep.runner import SweepResult, resume_sweep, run_sweep
-
-__all__ = ["Sweep", "SweepResult", "build_sweep", "resume_sweep", "run_sweep"]
