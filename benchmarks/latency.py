@@ -92,10 +92,8 @@ def main() -> None:
     runners["folded SavedModel"] = lambda x: signature(x=tf.constant(x))
     for name in ("TFLite float32 (folded)", "TFLite float16 (folded)", "TFLite int8 weights (folded)"):
         content = outputs[name][0].read_bytes()
-        runners[name] = exporting._tflite_runner(content, tf)
-    runners["ONNX Runtime (folded)"] = exporting._onnx_runner(
-        outputs["ONNX Runtime (folded)"][0].read_bytes()
-    )
+        runners[name] = exporting.tflite_runner(content, tf)
+    runners["ONNX Runtime (folded)"] = exporting.onnx_runner(outputs["ONNX Runtime (folded)"][0].read_bytes())
     keras_paths = {"Keras `model.predict`", "Keras model called directly"}
 
     rounds = 3 if args.quick else 7

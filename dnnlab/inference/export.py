@@ -120,16 +120,16 @@ def export(
         saved = Path(scratch) / "savedmodel"
         _save(exported_model, serve, saved)
         if fmt == "savedmodel":
-            runner = _savedmodel_runner(saved, tf)
+            runner = savedmodel_runner(saved, tf)
             payload: bytes | Path = saved
         elif fmt == "tflite":
             payload = _tflite_bytes(saved, quantize, tf)
-            runner = _tflite_runner(payload, tf)
+            runner = tflite_runner(payload, tf)
             if quantize == "int8":
                 int8_layers = int8_dense_layers(payload, exported_model, tf)
         else:
             payload = _onnx_bytes(serve)
-            runner = _onnx_runner(payload)
+            runner = onnx_runner(payload)
         outputs = runner(raw)
         figures = _compare(verify, reference, outputs)
         # relative to outputs larger than 1 (regression values): float32 spacing grows with them
@@ -294,7 +294,8 @@ def _save(model: Any, serve: Callable, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _savedmodel_runner(path: Path, tf: Any) -> Callable:
+def savedmodel_runner(path: Path, tf: Any) -> Callable:
+    """Raw rows -> the SavedModel's outputs by name (its serving signature)."""
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     return lambda x: {k: v.numpy() for k, v in signature(x=tf.constant(x)).items()}
 
@@ -315,7 +316,7 @@ def _tflite_bytes(saved: Path, quantize: str | None, tf: Any) -> bytes:
         return converter.convert()
 
 
-def _tflite_runner(content: bytes, tf: Any) -> Callable:
+def tflite_runner(content: bytes, tf: Any) -> Callable:
     """The interpreter, resized to each batch's row count (its signature is for one row)."""
     from dnnlab.runtime import stderr_silenced
 
@@ -345,20 +346,19 @@ def _tflite_runner(content: bytes, tf: Any) -> Callable:
 def int8_dense_layers(content: bytes, model: Any, tf: Any) -> list[str]:
     """The Dense layers whose kernels the flat buffer holds as int8. The converter leaves a
     kernel under 1,024 weights in float32, so a small output layer stays float. Each Dense layer
-    is one FULLY_CONNECTED op, in the model's order (the interpreter's private op list is the
-    only record of which op reads which tensor)."""
+    is one FULLY_CONNECTED op, in the model's order."""
     import keras
 
+    from dnnlab.model.keras_private import tflite_dense_kernel_dtypes
     from dnnlab.runtime import stderr_silenced
 
     with warnings.catch_warnings(), stderr_silenced():
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_content=content)
-    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    kernels = tflite_dense_kernel_dtypes(interpreter)
     dense = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if len(ops) != len(dense):  # the converter merged or split some: name the ops instead
-        dense = [f"fully_connected_{i}" for i in range(len(ops))]
-    kernels = [interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"] for op in ops]
+    if len(kernels) != len(dense):  # the converter merged or split some: name the ops instead
+        dense = [f"fully_connected_{i}" for i in range(len(kernels))]
     return [name for name, dtype in zip(dense, kernels, strict=True) if dtype == np.int8]
 
 
@@ -369,7 +369,8 @@ def _onnx_bytes(serve: Callable) -> bytes:
     return proto.SerializeToString()
 
 
-def _onnx_runner(content: bytes) -> Callable:
+def onnx_runner(content: bytes) -> Callable:
+    """Raw rows -> the ONNX model's outputs by name, in an onnxruntime CPU session."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()

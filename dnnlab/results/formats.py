@@ -93,7 +93,7 @@ def _recorded(value: Any) -> Any:
     return MISSING if value is None else value
 
 
-def _counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for people: `best_epoch` counts from 1, as the progress lines do. csv and json keep
     metrics.csv's 0-based index, which programs join on."""
     return [{**row, "best_epoch": _plus_one(row["best_epoch"])} for row in rows]
@@ -253,7 +253,7 @@ def _csv_value(value: Any) -> Any:
 def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
     """The table as a GitHub markdown table; the best run's name is bold."""
     headers, rows = table_rows(comparison, diff_only)
-    rows = _counted_from_one(rows)
+    rows = counted_from_one(rows)
     best = comparison.best_run is not None
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(_md_align(h) for h in headers) + "|"]
     for i, row in enumerate(rows):
@@ -265,10 +265,11 @@ def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
 
 
 def _md_align(header: str) -> str:
-    return " ---: " if _is_numeric_column(header) else " --- "
+    return " ---: " if is_numeric_column(header) else " --- "
 
 
-def _is_numeric_column(header: str) -> bool:
+def is_numeric_column(header: str) -> bool:
+    """Whether a comparison column holds numbers (right-aligned in markdown and HTML tables)."""
     return header in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds") or header.startswith(
         ("best_", "final_", "test_", "epochs_to_")
     )
@@ -285,7 +286,7 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     from rich.console import Group
 
     headers, rows = table_rows(comparison, diff_only=True)
-    rows = _counted_from_one(rows)
+    rows = counted_from_one(rows)
     spec_headers = [h for h in headers if "." in h]
     result_headers = [h for h in headers if "." not in h]
     direction = "lower" if comparison.mode == "min" else "higher"
