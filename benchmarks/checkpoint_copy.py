@@ -4,7 +4,7 @@ when the epoch improves), and the hard link they replaced.
 
     python benchmarks/checkpoint_copy.py [--repeats 20] [--write]
 
-The model is train_throughput's (the notes' batch-norm model, Nadam), fitted one step so that the
+The model is train_throughput's (Géron's batch-norm model, Nadam), fitted one step so that the
 optimizer's slots exist: the file holds the weights and two slots per weight.
 """
 
@@ -16,7 +16,7 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from peers import notes_model
+from peers import geron_model
 from shared import machine, median_seconds, write_section
 
 from dnnlab.files.atomic import atomic_copy, atomic_save_model, fsync_dir
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help="update benchmarks/RESULTS.md")
     args = parser.parse_args()
     header = machine()
-    model = notes_model()
+    model = geron_model()
     model.fit(np.zeros((32, 28, 28), "float32"), np.zeros(32, "int64"), epochs=1, verbose=0)
     with tempfile.TemporaryDirectory() as folder:
         epoch, last = Path(folder) / "epoch-00001.keras", Path(folder) / "last.keras"
@@ -47,7 +47,7 @@ def main() -> None:
     text = (
         "## checkpoint_copy\n\n"
         f"`python benchmarks/checkpoint_copy.py --repeats {args.repeats}`: per-epoch checkpoint cost of the "
-        f"notes' batch-norm model with Nadam ({size / 1e6:.1f} MB `.keras` file), median of "
+        f"Géron's batch-norm model with Nadam ({size / 1e6:.1f} MB `.keras` file), median of "
         f"{args.repeats}, each write fsynced and renamed into place.\n\nMachine: {header}.\n\n"
         "| epoch `.keras` save ms | copy (last.keras; best.keras too when improved) ms | "
         "hard link it replaced ms | copy / save |\n| ---: | ---: | ---: | ---: |\n"

@@ -1,4 +1,4 @@
-"""How `dnnlab compare` scales with the number of run directories (issue 4's speed target).
+"""How `dnnlab compare` scales with the number of run directories (against its speed target).
 
 Writes N fake run directories of 50 epochs each (a sweep over activation, learning rate and seed)
 into a temporary folder, then times the whole comparison, load + differing keys + ranking + the
@@ -151,7 +151,7 @@ def measure(sizes: tuple[int, ...]) -> list[tuple[int, str, float, float]]:
     return results
 
 
-def report(results: list[tuple[int, str, float, float]]) -> str:
+def results_section(results: list[tuple[int, str, float, float]]) -> str:
     lines = [
         SECTION,
         "",
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write the section into {RESULTS}")
     parser.add_argument("--sizes", type=int, nargs="+", default=list(SIZES))
     args = parser.parse_args()
-    text = report(measure(tuple(args.sizes)))
+    text = results_section(measure(tuple(args.sizes)))
     print(text)
     if args.write:
         write_section(SECTION, text)

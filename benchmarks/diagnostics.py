@@ -1,10 +1,10 @@
-"""What `training.diagnostics: {every: 1}` costs an epoch (issue 10: at most 10%).
+"""What `training.diagnostics: {every: 1}` costs an epoch (target: at most 10%).
 
-The notes' batch-norm model (the one of train_throughput.py) on 55,000 synthetic 28x28 rows, batch
+Géron's batch-norm model (the one of train_throughput.py) on 55,000 synthetic 28x28 rows, batch
 32, no validation. Four sides, each fit in a fresh child process of one script run (dnnlab's
 thread settings are per process), rounds alternating their order:
 
-- plain: `model.fit` of the notes' model, TensorFlow's defaults;
+- plain: `model.fit` of Géron's model, TensorFlow's defaults;
 - plain + TB histograms: the same with `keras.callbacks.TensorBoard(histogram_freq=1)`, plain
   Keras's nearest feature (weight histograms every epoch);
 - dnnlab: `dnnlab.training.lifecycle.start` of the spec;
@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from peers import Epochs, keras_timer, notes_model  # noqa: E402
+from peers import Epochs, geron_model, keras_timer  # noqa: E402
 from shared import machine, write_section  # noqa: E402
 from train_throughput import spec_dict  # noqa: E402
 
@@ -60,7 +60,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             callbacks = [keras_timer(timer)]
             if side == "plain_tb_histograms":
                 callbacks.insert(0, keras.callbacks.TensorBoard(str(tmp / "tb"), histogram_freq=1))
-            notes_model().fit(
+            geron_model().fit(
                 dataset.x_train,
                 dataset.y_train,
                 batch_size=BATCH,
@@ -107,13 +107,13 @@ def measure(epochs: int, train_size: int, rounds: int) -> dict[str, list[float]]
             command = [sys.executable, __file__, "--child", side, "--epochs", str(epochs)]
             command += ["--train-size", str(train_size)]
             out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            report = json.loads(out.strip().splitlines()[-1])
-            seconds = report["seconds"]
+            child = json.loads(out.strip().splitlines()[-1])
+            seconds = child["seconds"]
             print(f"round {r + 1} {side}: {[round(s, 2) for s in seconds]}", file=sys.stderr)
             found[side] += seconds[1:]
             # the measurements after epochs 2..E (the first two are at initialization and after
             # epoch 1, which include tracing)
-            found.setdefault("measurement", []).extend(report.get("measured", [])[2:])
+            found.setdefault("measurement", []).extend(child.get("measured", [])[2:])
     return found
 
 
@@ -136,7 +136,7 @@ def main() -> None:
     lines = [
         SECTION,
         "",
-        f"`python benchmarks/diagnostics.py --epochs {args.epochs} --rounds {args.rounds}`: the notes' "
+        f"`python benchmarks/diagnostics.py --epochs {args.epochs} --rounds {args.rounds}`: Géron's "
         f"batch-norm model on {args.train_size:,} synthetic 28x28 rows, batch {BATCH}, no validation, "
         "each fit in a fresh child process of one script run, rounds alternating the order. "
         f"Medians of epochs 2..{args.epochs} over {args.rounds} round(s). dnnlab's seconds are "

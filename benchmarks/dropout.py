@@ -1,6 +1,6 @@
-"""Epoch time of a dropout model in `dnnlab train` against a plain `model.fit` (issue 11).
+"""Epoch time of a dropout model in `dnnlab train` against a plain `model.fit`.
 
-The notes' dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> Dropout 0.2 -> Dense
+Géron's dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> Dropout 0.2 -> Dense
 100 elu he_normal -> Dropout 0.2 -> Dense 10 softmax; Nadam, sparse categorical cross-entropy,
 accuracy, batch 32) on dnnlab's synthetic data of 784 features, 55,000 training rows and no
 validation, the same rows on both sides, op determinism on both sides:
@@ -52,7 +52,7 @@ RATE = 0.2
 
 
 def spec_dict(epochs: int, train_size: int) -> dict:
-    """The notes' dropout model as a dnnlab spec, on synthetic data without validation."""
+    """Géron's dropout model as a dnnlab spec, on synthetic data without validation."""
     return {
         "name": "bench-dropout",
         "seed": SEED,
@@ -78,8 +78,8 @@ def spec_dict(epochs: int, train_size: int) -> dict:
     }
 
 
-def notes_model() -> keras.Model:
-    """The dropout model as the notes write it, with Keras's Dropout."""
+def geron_model() -> keras.Model:
+    """The dropout model as Géron writes it, with Keras's Dropout."""
     model = keras.Sequential(
         [
             keras.Input(shape=(784,)),
@@ -108,7 +108,7 @@ def child(side: str, epochs: int, train_size: int) -> dict:
             tf.config.experimental.enable_op_determinism()
             loaded = datasets.load(checked.spec.data)
             timed = Epochs()
-            notes_model().fit(
+            geron_model().fit(
                 loaded.x_train, loaded.y_train, batch_size=BATCH, epochs=epochs, shuffle=True, verbose=0,
                 callbacks=[keras_timer(timed)],
             )  # fmt: skip
@@ -144,7 +144,7 @@ def measure(epochs: int, train_size: int, rounds: int) -> tuple[dict[str, list[f
     return seconds, execution
 
 
-def report(
+def results_section(
     seconds: dict[str, list[float]], execution: dict, args: argparse.Namespace, command: str, host: str
 ) -> str:
     plain, ours = statistics.median(seconds["plain"]), statistics.median(seconds["dnnlab"])
@@ -153,7 +153,7 @@ def report(
         [
             SECTION,
             "",
-            f"`{command}`: the notes' dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> "
+            f"`{command}`: Géron's dropout model (784 -> Dropout 0.2 -> Dense 300 elu he_normal -> "
             "Dropout 0.2 -> Dense 100 elu he_normal -> Dropout 0.2 -> Dense 10 softmax; Nadam, sparse "
             f"categorical cross-entropy, accuracy, batch {BATCH}) on {args.train_size:,} synthetic rows of "
             "784 features, no validation, the same rows on both sides, op determinism on both, each fit in "
@@ -193,7 +193,7 @@ def main() -> None:
     command = shlex.join(["python", "benchmarks/dropout.py", *sys.argv[1:]])
     host = machine()  # the load at the start, before the fits add to it
     seconds, execution = measure(args.epochs, args.train_size, args.rounds)
-    text = report(seconds, execution, args, command, host)
+    text = results_section(seconds, execution, args, command, host)
     print(text)
     if args.write:
         write_section(SECTION, text)

@@ -10,7 +10,7 @@ the test score dnnlab reports. With `--baseline PATH` a checkout of dnnlab (e.g.
 runs in the same rounds, for a before/after in one script run. `dnnlab check` and `dnnlab summary`
 of the spec are timed once per round as well.
 
-    PYTHONPATH=. python benchmarks/end_to_end.py [--rounds 3] [--baseline /work/main] [--write]
+    PYTHONPATH=. python benchmarks/end_to_end.py [--rounds 3] [--baseline ../dnnlab-main] [--write]
 """
 
 from __future__ import annotations
@@ -72,6 +72,13 @@ print(model.evaluate(x_test, y_test, verbose=0, return_dict=True))
 """
 
 
+def _commit(checkout: Path) -> str:
+    """A checkout's name in RESULTS.md: "commit 63991cb" for a git checkout, else its folder's name."""
+    command = ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    return f"commit {done.stdout.strip()}" if done.returncode == 0 else checkout.name
+
+
 def timed(command: list[str], checkout: Path = ROOT) -> float:
     """Wall seconds from the command's start to its exit; a failure stops the benchmark. It runs
     in `checkout` with it on PYTHONPATH: `python -m` puts the working folder first on sys.path."""
@@ -93,7 +100,7 @@ def main() -> None:
 
     contenders = {"dnnlab": ROOT}
     if args.baseline:
-        contenders[f"dnnlab at {args.baseline}"] = args.baseline.resolve()
+        contenders[f"dnnlab at {_commit(args.baseline)}"] = args.baseline.resolve()
     times: dict[str, list[float]] = {name: [] for name in [*contenders, "plain Keras script"]}
     starts: dict[str, list[float]] = {}
     setting, load_before = machine(), os.getloadavg()
@@ -129,10 +136,13 @@ def main() -> None:
         for name, values in starts.items()
     )
     ratio = medians["dnnlab"] / plain_median
-    options = f"--rounds {args.rounds}" + (f" --baseline {args.baseline}" if args.baseline else "")
+    # The baseline is named by its commit: its folder exists on one machine only.
+    options = f"--rounds {args.rounds}" + (
+        f" --baseline CHECKOUT` (CHECKOUT: a checkout of {_commit(args.baseline)})" if args.baseline else "`"
+    )
     text = f"""{HEADING}
 
-`python benchmarks/end_to_end.py {options}`:
+`python benchmarks/end_to_end.py {options}:
 `dnnlab train configs/quickstart.yaml --runs-dir TMP -q` against a plain Keras script doing the same
 work (import, digits, the same split and standardization, model, Nadam with per-epoch exponential
 decay, validation, 20 epochs, early stopping, ModelCheckpoint(save_best_only), test score), from

@@ -1,10 +1,10 @@
-"""Single-instance and 1,000-instance latency of the notes' batch-norm model, as Keras runs it and
+"""Single-instance and 1,000-instance latency of Géron's batch-norm model, as Keras runs it and
 as `dnnlab export` writes it.
 
     .venv/bin/python benchmarks/latency.py            # updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/latency.py --quick    # fewer repetitions, prints only
 
-The model is the notes' (Flatten 28x28, BN, Dense 300 elu, BN, Dense 100 elu, BN, Dense 10
+The model is Géron's (Flatten 28x28, BN, Dense 300 elu, BN, Dense 100 elu, BN, Dense 10
 softmax: batch norm after the activation), trained for 2 epochs by dnnlab on 5,000 synthetic
 rows so that its batch-norm statistics are not the identity. Every path runs in this one
 process on the same raw rows, after warm-up calls; the cases alternate round by round so that
@@ -24,18 +24,18 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared import NOTES_BN_MODEL, machine, median_seconds, write_section  # noqa: E402
+from shared import GERON_BN_MODEL, machine, median_seconds, write_section  # noqa: E402
 
 SECTION = "## latency"
 SPEC = {
-    "name": "notes-bn",
+    "name": "geron-bn",
     "seed": 42,
     "data": {
         "dataset": {"type": "synthetic", "shape": [28, 28], "classes": 10, "train": 5000, "test": 1000},
         "validation": 0.1,
         "scaling": "unit",
     },
-    "model": NOTES_BN_MODEL,
+    "model": GERON_BN_MODEL,
     "training": {"epochs": 2, "batch_size": 32, "optimizer": "nadam"},
 }
 
@@ -72,10 +72,10 @@ def main() -> None:
         "TFLite int8 weights (folded)": (scratch / "i8.tflite", "tflite", ["--fold-batch-norm", "int8"]),
         "ONNX Runtime (folded)": (scratch / "m.onnx", "onnx", ["--fold-batch-norm"]),
     }
-    reports = {}
+    exports = {}
     for name, (path, fmt, options) in outputs.items():
         quantize = next((o for o in options if o in ("float16", "int8")), None)
-        reports[name] = exporting.export(run, fmt, path, fold_batch_norm=True, quantize=quantize)
+        exports[name] = exporting.export(run, fmt, path, fold_batch_norm=True, quantize=quantize)
 
     preprocessing = yaml.safe_load((run / "preprocessing.json").read_text())
     scaling = Scaling.from_dict(preprocessing["scaling"])
@@ -92,10 +92,8 @@ def main() -> None:
     runners["folded SavedModel"] = lambda x: signature(x=tf.constant(x))
     for name in ("TFLite float32 (folded)", "TFLite float16 (folded)", "TFLite int8 weights (folded)"):
         content = outputs[name][0].read_bytes()
-        runners[name] = exporting._tflite_runner(content, tf)
-    runners["ONNX Runtime (folded)"] = exporting._onnx_runner(
-        outputs["ONNX Runtime (folded)"][0].read_bytes()
-    )
+        runners[name] = exporting.tflite_runner(content, tf)
+    runners["ONNX Runtime (folded)"] = exporting.onnx_runner(outputs["ONNX Runtime (folded)"][0].read_bytes())
     keras_paths = {"Keras `model.predict`", "Keras model called directly"}
 
     rounds = 3 if args.quick else 7
@@ -120,14 +118,14 @@ def main() -> None:
     rows = []
     for name in runners:
         one, thousand = statistics.median(single[name]), statistics.median(batch[name])
-        report = reports.get(name)
+        exported = exports.get(name)
         size = (
-            f"{report.export_bytes / 1024:,.0f}"
-            if report
+            f"{exported.export_bytes / 1024:,.0f}"
+            if exported
             else f"{(run / 'model.keras').stat().st_size / 1024:,.0f}"
         )
-        diff = f"{report.max_abs_diff:.2g}" if report else "-"
-        agree = f"{report.agreement:.1%}" if report and report.agreement is not None else "-"
+        diff = f"{exported.max_abs_diff:.2g}" if exported else "-"
+        agree = f"{exported.agreement:.1%}" if exported and exported.agreement is not None else "-"
         cells = [name, f"{one * 1e3:.3f}", f"{base / one:,.0f}x", f"{thousand * 1e3:.2f}", size, diff, agree]
         rows.append("| " + " | ".join(cells) + " |")
     exported = [n for n in runners if n not in keras_paths]
@@ -139,7 +137,7 @@ def main() -> None:
         [
             SECTION,
             "",
-            "`python benchmarks/latency.py`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 "
+            "`python benchmarks/latency.py`: Géron's batch-norm model (Flatten 28x28, BN, Dense 300 "
             "elu, BN, Dense 100 elu, BN, Dense 10 softmax), trained 2 epochs by dnnlab on 5,000 "
             "synthetic rows; every export made by `dnnlab.inference.export.export` with `--fold-batch-norm` "
             "(each verified against the run's model on its 1,000 test rows: max abs diff and same "

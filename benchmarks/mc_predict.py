@@ -1,9 +1,9 @@
-"""Time dnnlab.inference.mc_dropout.predict against the notes' MC dropout loop, and measure its peak memory.
+"""Time dnnlab.inference.mc_dropout.sample against Géron's MC dropout loop, and measure its peak memory.
 
     .venv/bin/python benchmarks/mc_predict.py            # all cases, updates benchmarks/RESULTS.md
     .venv/bin/python benchmarks/mc_predict.py --quick    # fewer repetitions, prints only
 
-The notes' loop is ``np.stack([model(X, training=True) for _ in range(100)])`` (it also puts batch
+Géron's loop is ``np.stack([model(X, training=True) for _ in range(100)])`` (it also puts batch
 norm in training mode; these models have none, so both compute the same thing). Every timing
 case runs in this one process, after a warm-up call of each side (tracing excluded), alternating
 the two sides so that both meet the same load on a shared machine; peak memory
@@ -29,8 +29,8 @@ SECTION = "## mc_predict"
 SAMPLES = 100
 
 
-def notes_model(dropout_everywhere: bool = True):
-    """The notes' Fashion-MNIST dropout model; or the same with dropout only before the output."""
+def geron_model(dropout_everywhere: bool = True):
+    """Géron's Fashion-MNIST dropout model; or the same with dropout only before the output."""
     import keras
 
     keras.utils.set_random_seed(42)
@@ -70,14 +70,14 @@ def time_cases(quick: bool) -> list[tuple[str, float, float]]:
         return np.stack([model(x, training=True) for _ in range(SAMPLES)])
 
     def ours(model, x):
-        return mc.predict(model, x, samples=SAMPLES, seed=0)
+        return mc.sample(model, x, samples=SAMPLES, seed=0)
 
-    full, last_only = notes_model(True), notes_model(False)
+    full, last_only = geron_model(True), geron_model(False)
     one, many = images(1), images(10_000)
     rows = []
     cases = [
-        ("1 instance x 100 samples, notes' dropout model", full, one, 3 if quick else 9),
-        ("10,000 instances x 100 samples, notes' dropout model", full, many, 1 if quick else 2),
+        ("1 instance x 100 samples, Géron's dropout model", full, one, 3 if quick else 9),
+        ("10,000 instances x 100 samples, Géron's dropout model", full, many, 1 if quick else 2),
         (
             "10,000 instances x 100 samples, dropout only before the output",
             last_only,
@@ -123,10 +123,10 @@ def peak_rss_mib() -> float:
 def memory_child(n: int) -> None:
     from dnnlab.inference import mc_dropout as mc
 
-    model, x = notes_model(True), images(n)
-    mc.predict(model, x[:10], samples=SAMPLES, seed=0)  # tracing happens at any size; count it out
+    model, x = geron_model(True), images(n)
+    mc.sample(model, x[:10], samples=SAMPLES, seed=0)  # tracing happens at any size; count it out
     before = peak_rss_mib()
-    mc.predict(model, x, samples=SAMPLES, seed=0)
+    mc.sample(model, x, samples=SAMPLES, seed=0)
     print(before, peak_rss_mib())
 
 
@@ -137,19 +137,19 @@ def versions() -> str:
     return f"TensorFlow {tf.__version__}, Keras {keras.__version__}"
 
 
-def report(rows, memory) -> str:
+def results_section(rows, memory) -> str:
     lines = [
         SECTION,
         "",
-        "`benchmarks/mc_predict.py`: `dnnlab.inference.mc_dropout.predict(model, x, samples=100)`",
-        "against the notes' loop",
+        "`benchmarks/mc_predict.py`: `dnnlab.inference.mc_dropout.sample(model, x, samples=100)`",
+        "against Géron's loop",
         "`np.stack([model(X, training=True) for _ in range(100)])`, both warmed up (graph tracing",
         "excluded), in one process; each case alternates loop and dnnlab calls so both meet the same load,",
         "and reports medians (9 pairs for one instance, 2 pairs for 10,000 instances).",
         f"Machine: {machine()}, {versions()}.",
         "The machine is shared with other work, so figures vary by tens of percent.",
         "",
-        "| case | notes' loop (s) | dnnlab (s) | speedup |",
+        "| case | Géron's loop (s) | dnnlab (s) | speedup |",
         "| --- | ---: | ---: | ---: |",
     ]
     lines += [
@@ -160,7 +160,7 @@ def report(rows, memory) -> str:
         input_growth = 90_000 * 28 * 28 * 4 / 2**20
         lines += [
             "",
-            "Peak memory (peak RSS, /proc VmHWM, of a fresh process per case, notes' dropout model,",
+            "Peak memory (peak RSS, /proc VmHWM, of a fresh process per case, Géron's dropout model,",
             "100 samples; 'before' is the peak after building the model and the input and one small",
             "warm-up prediction, so it includes the input):",
             "",
@@ -192,7 +192,7 @@ def main() -> None:
         return
     rows = time_cases(args.quick)
     memory = None if args.no_memory else {n: peak_rss_child(n) for n in (10_000, 100_000)}
-    section = report(rows, memory)
+    section = results_section(rows, memory)
     print(section)
     if not args.quick:
         write_section(SECTION, section)

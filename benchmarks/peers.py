@@ -1,4 +1,4 @@
-"""The notes' batch-norm model outside dnnlab, and the matmul floor of its epoch.
+"""Géron's batch-norm model outside dnnlab, and the matmul floor of its epoch.
 
 Each function runs in a fresh child process of train_throughput.py and imports its framework
 itself: the Keras backend is fixed when Keras is first imported (KERAS_BACKEND, set by the parent),
@@ -53,8 +53,8 @@ def keras_timer(epochs: Epochs):
     return Timer()
 
 
-def notes_model():
-    """The batch-norm model exactly as the notes write it (with keras.Input for Keras 3)."""
+def geron_model():
+    """The batch-norm model exactly as Géron writes it (with keras.Input for Keras 3)."""
     import keras
 
     model = keras.Sequential(
@@ -85,7 +85,7 @@ def keras_fit(x, y, batch_size: int, epochs: int) -> dict:
 
         tf.config.experimental.enable_op_determinism()
     timer = Epochs()
-    model = notes_model()
+    model = geron_model()
     timed = [keras_timer(timer)]
     model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=timed)
     return timer.to_dict()

@@ -1,5 +1,5 @@
 """The shared parts of the benchmark scripts: RESULTS.md sections, the machine they ran on, the
-notes' batch-norm model as a dnnlab spec section, and a median timer."""
+Géron's batch-norm model as a dnnlab spec section, and a median timer."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
-# The notes' batch-norm model (28x28 -> BN -> 300 elu -> BN -> 100 elu -> BN -> 10 softmax) as the
+# Géron's batch-norm model (28x28 -> BN -> 300 elu -> BN -> 100 elu -> BN -> 10 softmax) as the
 # `model:` section of a dnnlab spec; benchmarks/peers.py builds the same network in plain Keras.
-NOTES_BN_MODEL = {
+GERON_BN_MODEL = {
     "hidden": [300, 100],
     "activation": "elu",
     "initializer": "he_normal",

@@ -1,6 +1,6 @@
-"""Epoch time of `dnnlab train` against its peers on the same model (issues 3 and 11).
+"""Epoch time of `dnnlab train` against its peers on the same model.
 
-The notes' batch-norm model (Flatten 28x28, BatchNormalization, Dense 300 elu he_normal, BN,
+Géron's batch-norm model (Flatten 28x28, BatchNormalization, Dense 300 elu he_normal, BN,
 Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy,
 accuracy) on dnnlab's synthetic 28x28 data, 55,000 training rows and no validation, on every
 side: the peers train on the very arrays `dnnlab.data.datasets.load` returns for the spec.
@@ -10,7 +10,7 @@ in a fresh child process of this script, because dnnlab's execution settings inc
 TensorFlow's intra-op thread count, which is fixed per process once TensorFlow starts, and the
 Keras backend is fixed when Keras is first imported.
 
-- tensorflow: `keras.Sequential` built as the notes do, `model.fit(x, y, batch_size=B, epochs=E,
+- tensorflow: `keras.Sequential` built as Géron does, `model.fit(x, y, batch_size=B, epochs=E,
   shuffle=True, verbose=0)` with TensorFlow's default settings and op determinism, timed by a
   callback from `on_epoch_begin` to `on_epoch_end`.
 - jax: the same plain fit with KERAS_BACKEND=jax, no tuning.
@@ -48,13 +48,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import peers  # noqa: E402
-from shared import NOTES_BN_MODEL, RESULTS, machine, write_section  # noqa: E402
+from shared import GERON_BN_MODEL, RESULTS, machine, write_section  # noqa: E402
 
 SECTION = "## train_throughput"
 
 
 def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
-    """The notes' batch-norm model as a dnnlab spec, on synthetic 28x28 data without validation."""
+    """Géron's batch-norm model as a dnnlab spec, on synthetic 28x28 data without validation."""
     return {
         "name": f"bench-b{batch_size}",
         "seed": peers.SEED,
@@ -68,7 +68,7 @@ def spec_dict(batch_size: int, epochs: int, train_size: int) -> dict:
             },
             "validation": 0,
         },
-        "model": NOTES_BN_MODEL,
+        "model": GERON_BN_MODEL,
         "training": {
             "epochs": epochs,
             "batch_size": batch_size,
@@ -196,7 +196,7 @@ def child(side: str, batch_size: int, epochs: int, train_size: int) -> dict:
     if side == "floor":
         return {"gflops": peers.matmul_gflops()}
     if side == "minimal":
-        widths = [28 * 28, *NOTES_BN_MODEL["hidden"], 10]
+        widths = [28 * 28, *GERON_BN_MODEL["hidden"], 10]
         return {"seconds": peers.minimal_step_seconds(widths, batch_size, train_size)}
     if side == "dnnlab":
         with tempfile.TemporaryDirectory() as tmp:
@@ -290,14 +290,16 @@ def versions(sides: list[str]) -> str:
     return ", ".join(found)
 
 
-def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace, command: str, sides) -> str:
+def results_section(
+    results: dict[int, Measured], gflops: float, args: argparse.Namespace, command: str, sides
+) -> str:
     n = len(next(iter(results.values())).csv)
     missing = [s for s in SIDES if s not in sides]
     return "\n".join(
         [
             SECTION,
             "",
-            f"`{command}`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
+            f"`{command}`: Géron's batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
             "Dense 100 elu he_normal, BN, Dense 10 softmax; Nadam, sparse categorical cross-entropy, "
             f"accuracy) on {args.train_size:,} synthetic 28x28 rows, no validation, the same rows on every "
             "side, each fit in a fresh child process of one script run. "
@@ -318,7 +320,7 @@ def report(results: dict[int, Measured], gflops: float, args: argparse.Namespace
             "by XLA into one loop, best of 3 (benchmarks/peers.py): what TensorFlow reaches at the "
             "batch's matrix shapes. The CPU table has each process's CPU "
             "seconds over the same spans, less sensitive to other load. "
-            "Targets (issues 3, 11): at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
+            "Targets: at least 2x the TF fit and 1.2x Keras-on-JAX at batch 32, within 2x of "
             "the floor, never slower than the TF fit at batch 256."
             + (f" Not measured: {', '.join(missing)} (not installed)." if missing else ""),
             "",
@@ -352,7 +354,7 @@ def main() -> None:
     results = measure(sides, batch_sizes, args.epochs, args.train_size, args.rounds)
     for b in batch_sizes:
         results[b].minimal = run_child("minimal", b, args.epochs, args.train_size)["seconds"]
-    text = report(results, gflops, args, command, sides)
+    text = results_section(results, gflops, args, command, sides)
     print(text)
     if not args.no_write:
         write_section(SECTION, text)

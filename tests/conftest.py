@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-# Synthetic datasets of the notes' shapes: describing them needs no download and no TensorFlow.
+# Synthetic datasets of Géron's shapes: describing them needs no download and no TensorFlow.
 IMAGES_28X28 = {"dataset": {"type": "synthetic", "shape": [28, 28], "classes": 10}}
 REGRESSION_8 = {"dataset": {"type": "synthetic", "shape": [8], "task": "regression"}}
 

@@ -1,5 +1,5 @@
 """Hostile and nonsensical specs: one `error:` line, exit code 2, no traceback, no run directory,
-and never a hang or an exhausted memory (issue 12).
+and never a hang or an exhausted memory.
 
 Most cases run in-process through Typer's CliRunner; the ones that used to hang or exhaust
 memory (an alias bomb, /dev/zero, a FIFO) run `dnnlab` in a subprocess under a timeout.

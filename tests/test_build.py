@@ -1,4 +1,4 @@
-"""Spec -> Keras model: the notes' parameter counts, initializer variances and the RReLU layer."""
+"""Spec -> Keras model: Géron's parameter counts, initializer variances and the RReLU layer."""
 
 from __future__ import annotations
 
@@ -21,11 +21,11 @@ def params_of(write_spec, spec: dict) -> tuple[int, int]:
     return counts.total, counts.non_trainable
 
 
-# --- parameter counts from the notes' model summaries --------------------------------------
+# --- parameter counts from Géron's model summaries --------------------------------------
 
 
 def test_batch_norm_before_activation_drops_the_dense_biases(write_spec, images_data):
-    """Same model as the notes' 271,346 one, minus the 300 + 100 biases batch norm replaces."""
+    """Same model as Géron's 271,346 one, minus the 300 + 100 biases batch norm replaces."""
     model = {
         "hidden": [300, 100],
         "activation": "elu",
@@ -89,7 +89,7 @@ def test_dropout_adds_no_parameters(write_spec, images_data):
     assert params_of(write_spec, {"data": images_data, "model": model}) == (266_610, 0)
 
 
-# --- initializers: the notes' variance table -----------------------------------------------
+# --- initializers: Géron's variance table -----------------------------------------------
 
 
 def kernel(initializer, fan_in: int = 1000, units: int = 1000) -> np.ndarray:

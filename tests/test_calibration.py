@@ -1,4 +1,4 @@
-"""Does MC dropout calibrate? Tested with `mc-predict --sample`, the temperature-scaled
+"""Does MC dropout calibrate? `mc-predict --sample`, the temperature-scaled
 baseline and reliability diagrams.
 
 Sampling is checked on small Keras models built here, whose dropout rates make the answer exact;
@@ -92,21 +92,21 @@ X = np.random.default_rng(3).normal(size=(40, 6)).astype("float32")
 def test_sample_last_leaves_the_earlier_dropout_deterministic():
     """The input dropout drops 90% and the last one nothing: only `all` shows any spread."""
     model = chain(0.9, 0.0)
-    every = mc.predict(model, X, samples=20, seed=0, sample="all")
-    last = mc.predict(model, X, samples=20, seed=0, sample="last")
-    hidden = mc.predict(model, X, samples=20, seed=0, sample="hidden")
+    every = mc.sample(model, X, samples=20, seed=0, sample="all")
+    last = mc.sample(model, X, samples=20, seed=0, sample="last")
+    hidden = mc.sample(model, X, samples=20, seed=0, sample="hidden")
     assert every.std.max() > 0.01
     for result in (last, hidden):
         assert result.std.max() == 0.0
-        np.testing.assert_allclose(result.mean, mc.deterministic_predict(model, X), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(result.mean, mc.deterministic_outputs(model, X), rtol=1e-6, atol=1e-7)
 
 
 def test_sample_last_samples_the_last_dropout():
     model = chain(0.0, 0.5)
-    last = mc.predict(model, X, samples=20, seed=0, sample="last")
-    every = mc.predict(model, X, samples=20, seed=0, sample="all")
+    last = mc.sample(model, X, samples=20, seed=0, sample="last")
+    every = mc.sample(model, X, samples=20, seed=0, sample="all")
     assert last.std.max() > 0.01
-    assert not np.array_equal(last.mean, mc.predict(chain(0.9, 0.5), X, samples=20, seed=0).mean)
+    assert not np.array_equal(last.mean, mc.sample(chain(0.9, 0.5), X, samples=20, seed=0).mean)
     assert every.std.max() > 0.01
 
 
@@ -116,9 +116,9 @@ def test_sample_hidden_needs_a_dropout_after_the_first_dense_layer():
         [keras.Input(shape=(6,)), keras.layers.Dropout(0.2), keras.layers.Dense(3, activation="softmax")]
     )
     with pytest.raises(PredictError, match="hidden"):
-        mc.predict(model, X, samples=5, sample="hidden")
+        mc.sample(model, X, samples=5, sample="hidden")
     with pytest.raises(PredictError, match="sample must be one of all, hidden, last"):
-        mc.predict(model, X, samples=5, sample="first")
+        mc.sample(model, X, samples=5, sample="first")
 
 
 # --- the command end to end ---------------------------------------------------------------------

@@ -180,11 +180,11 @@ def test_check_json_lists_the_warnings(write_spec, regression_data):
     )
     result = invoke("check", path, "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)  # exactly one JSON document on stdout
-    assert report["valid"] is True
-    assert report["errors"] == []
-    assert [w["key"] for w in report["warnings"]] == ["model.hidden[0]"]
-    assert "He initialization" in report["warnings"][0]["message"]
+    payload = json.loads(result.stdout)  # exactly one JSON document on stdout
+    assert payload["valid"] is True
+    assert payload["errors"] == []
+    assert [w["key"] for w in payload["warnings"]] == ["model.hidden[0]"]
+    assert "He initialization" in payload["warnings"][0]["message"]
     assert "valid:" in result.stderr and "1 warning" in result.stderr
 
 
@@ -214,18 +214,18 @@ def test_check_json_on_a_valid_spec_without_advice(write_spec, images_data):
 def test_check_json_on_an_invalid_spec(write_spec, regression_data):
     path = write_spec(spec_with(regression_data, training={"epochs": 0}))
     result = invoke("check", path, "--json")
-    report = json.loads(result.stdout)
-    assert report["valid"] is False
-    assert len(report["errors"]) == 1 and "training.epochs" in report["errors"][0]
-    assert report["warnings"] == []
+    payload = json.loads(result.stdout)
+    assert payload["valid"] is False
+    assert len(payload["errors"]) == 1 and "training.epochs" in payload["errors"][0]
+    assert payload["warnings"] == []
     assert_one_line_error(result, "training.epochs")
 
 
 # --- summary --json ------------------------------------------------------------------------
 
 
-def test_summary_json_counts_the_notes_batch_norm_model(write_spec, images_data):
-    """Fashion-MNIST with batch norm, as in the notes: 271,346 parameters, 2,368 non-trainable."""
+def test_summary_json_counts_gerons_batch_norm_model(write_spec, images_data):
+    """Fashion-MNIST with batch norm, as in Géron's chapter: 271,346 parameters, 2,368 non-trainable."""
     path = write_spec(
         {
             "data": images_data,

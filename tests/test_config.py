@@ -1,4 +1,4 @@
-"""Specs: overrides, shorthand, and the notes' advice given as warnings by the checks."""
+"""Specs: overrides, shorthand, and Géron's advice given as warnings by the checks."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def test_invalid_override_is_a_one_line_config_error(write_spec, regression_data
     assert "\n" not in message
 
 
-# --- the notes' advice ---------------------------------------------------------------------
+# --- Géron's advice ---------------------------------------------------------------------
 
 
 def warnings_of(write_spec, spec: dict) -> dict[str, str]:
@@ -122,7 +122,7 @@ def warnings_of(write_spec, spec: dict) -> dict[str, str]:
         "tanh+he-fan-avg",
     ],
 )
-def test_the_notes_advice_is_a_warning(write_spec, regression_data, model, data_changes, key, fragment):
+def test_gerons_advice_is_a_warning(write_spec, regression_data, model, data_changes, key, fragment):
     spec = regression({**regression_data, **data_changes}, **model)
     found = warnings_of(write_spec, spec)
     assert key in found, found
@@ -141,11 +141,11 @@ def test_the_notes_advice_is_a_warning(write_spec, regression_data, model, data_
     ],
     ids=["selu", "selu+alpha-dropout", "relu", "elu+he-fan-avg", "sigmoid", "leaky_relu+bn"],
 )
-def test_the_notes_pairings_give_no_warning(write_spec, regression_data, model):
+def test_gerons_pairings_give_no_warning(write_spec, regression_data, model):
     assert warnings_of(write_spec, regression(regression_data, **model)) == {}
 
 
-# The notes' batch-norm-before-activation model, written out layer by layer.
+# Géron's batch-norm-before-activation model, written out layer by layer.
 BN_BEFORE_LAYERS = [
     {"type": "flatten"},
     {"type": "dense", "units": 300, "initializer": "he_normal"},

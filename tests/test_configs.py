@@ -1,4 +1,4 @@
-"""Every example in configs/ loads, validates and builds, and together they cover the notes.
+"""Every example in configs/ loads, validates and builds, and together they cover Géron's chapter.
 
 The examples are documentation: a renamed key or a broken builder must fail
 here, not in front of a reader. Nothing is trained and no data is loaded, so this stays fast.
@@ -35,7 +35,7 @@ SCIENCE = sorted((CONFIG_DIR / "science").glob("*.yaml"))
 
 @pytest.mark.parametrize("path", SCIENCE, ids=_ids(SCIENCE))
 def test_science_experiment_builds(path: Path):
-    """configs/science/ shows the notes' failures on purpose, so `check` may warn about them."""
+    """configs/science/ shows Géron's failures on purpose, so `check` may warn about them."""
     import keras
 
     from dnnlab.model.build import build_model
@@ -71,7 +71,7 @@ def test_example_builds(path: Path):
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=_ids(CONFIGS))
-def test_example_follows_the_notes_advice(path: Path, checked):
+def test_example_follows_gerons_advice(path: Path, checked):
     """An example shows good practice, so `dnnlab check` has nothing to warn about."""
     assert [str(w) for w in checked[path.name].warnings] == []
 
@@ -175,8 +175,8 @@ def test_examples_cover_every_technique(checked):
     assert sorted(REQUIRED - used) == []
 
 
-def test_default_dnn_is_the_notes_table(checked):
-    """The notes' default DNN configuration, row by row."""
+def test_default_dnn_is_gerons_table(checked):
+    """Géron's default DNN configuration, row by row."""
     spec = checked["default_dnn.yaml"].spec
     assert spec.model.initializer.type == "lecun_normal"
     assert spec.model.activation.type == "selu"

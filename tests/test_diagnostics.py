@@ -2,7 +2,7 @@
 initializers with a chosen scale, and the deep-sigmoid advice of `check`.
 
 Each diagnose call on a spec builds the model and measures it on digits in this process; the
-models are the notes' deep stacks with narrow layers, so the whole module stays fast.
+models are Géron's deep stacks with narrow layers, so the whole module stays fast.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ def diagnose_json(path: Path, *args: str) -> dict:
     return json.loads(result.stdout)
 
 
-def kinds(report: dict) -> set[str]:
-    return {verdict["kind"] for verdict in report["verdicts"]}
+def kinds(diagnosis: dict) -> set[str]:
+    return {verdict["kind"] for verdict in diagnosis["verdicts"]}
 
 
 def test_deep_sigmoid_stack_vanishes_and_relu_he_cures_it(tmp_path):
@@ -46,14 +46,14 @@ def test_deep_sigmoid_stack_vanishes_and_relu_he_cures_it(tmp_path):
     plot = tmp_path / "figure.png"
     result = runner.invoke(app, ["diagnose", str(spec), "--json", "--plot", str(plot)])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    names = [layer["name"] for layer in report["layers"]]
+    diagnosis = json.loads(result.stdout)
+    names = [layer["name"] for layer in diagnosis["layers"]]
     assert names == [*(f"dense_{i}" for i in range(1, 11)), "output"]  # depth order
-    vanishing = [v for v in report["verdicts"] if v["kind"] == "vanishing_gradients"]
+    vanishing = [v for v in diagnosis["verdicts"] if v["kind"] == "vanishing_gradients"]
     assert len(vanishing) == 1
     assert vanishing[0]["layers"][:2] == ["dense_1", "dense_2"]  # the lowest layers
     assert "He initialization" in vanishing[0]["message"]
-    grads = [layer["gradient_norm"] for layer in report["layers"]]
+    grads = [layer["gradient_norm"] for layer in diagnosis["layers"]]
     assert grads[0] < 1e-3 * grads[-1]
     assert plot.stat().st_size > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["figure.png", "spec.yaml"]  # no run
@@ -64,9 +64,9 @@ def test_deep_sigmoid_stack_vanishes_and_relu_he_cures_it(tmp_path):
 
 def test_selu_self_normalizes_over_30_layers_unless_he_initialized(tmp_path):
     spec = write_spec(tmp_path, stack(30, "selu", initializer="lecun_normal", hidden=[64] * 30))
-    report = diagnose_json(spec)
-    assert "self_normalizing" in kinds(report)
-    for layer in report["layers"][:-1]:
+    diagnosis = diagnose_json(spec)
+    assert "self_normalizing" in kinds(diagnosis)
+    for layer in diagnosis["layers"][:-1]:
         assert abs(layer["activation_mean"]) <= 0.1 and 0.8 <= layer["activation_std"] <= 1.25
 
     broken = diagnose_json(spec, "-o", "model.initializer=he_normal")
@@ -153,9 +153,9 @@ def test_training_writes_layers_csv_without_changing_the_run(tmp_path):
     assert len(rows) == 12
     assert read_json(run / "run.json")["epochs_done"] == 2
 
-    report = json.loads(runner.invoke(app, ["diagnose", str(run), "--json"]).stdout)
-    assert report["source"] == "run" and report["step"] == 2 * per_epoch
-    assert [layer["name"] for layer in report["layers"]] == ["dense_1", "dense_2", "dense_3", "output"]
+    diagnosis = json.loads(runner.invoke(app, ["diagnose", str(run), "--json"]).stdout)
+    assert diagnosis["source"] == "run" and diagnosis["step"] == 2 * per_epoch
+    assert [layer["name"] for layer in diagnosis["layers"]] == ["dense_1", "dense_2", "dense_3", "output"]
 
 
 def test_diagnose_refuses_bad_input_in_one_line(tmp_path):

@@ -97,17 +97,17 @@ def spec(model: dict, **training) -> Spec:
     return resolve(Spec.model_validate(raw), "classification", 10)
 
 
-NOTES_DROPOUT = {"hidden": [300, 100], "activation": "elu", "dropout": {"rate": 0.2}}
+GERON_DROPOUT = {"hidden": [300, 100], "activation": "elu", "dropout": {"rate": 0.2}}
 
 
 def test_the_builder_uses_the_seeded_layers_and_xla_takes_dropout_models():
-    model = build.build_model(spec(NOTES_DROPOUT), (28, 28))
+    model = build.build_model(spec(GERON_DROPOUT), (28, 28))
     assert [type(layer) for layer in model.layers if "dropout" in layer.name] == [SeededDropout] * 3
-    alpha = spec({**NOTES_DROPOUT, "activation": "selu", "dropout": {"type": "alpha_dropout", "rate": 0.1}})
+    alpha = spec({**GERON_DROPOUT, "activation": "selu", "dropout": {"type": "alpha_dropout", "rate": 0.1}})
     assert isinstance(build.build_model(alpha, (28, 28)).layers[1], SeededAlphaDropout)
-    assert plan(spec(NOTES_DROPOUT), (28, 28), 1719).jit_compile
+    assert plan(spec(GERON_DROPOUT), (28, 28), 1719).jit_compile
     assert plan(alpha, (28, 28), 1719).jit_compile
-    assert not plan(spec(NOTES_DROPOUT, epochs=2), (28, 28), 100).jit_compile  # too short to pay off
+    assert not plan(spec(GERON_DROPOUT, epochs=2), (28, 28), 100).jit_compile  # too short to pay off
     assert not plan(spec({"hidden": [30], "activation": "rrelu"}), (28, 28), 1719).jit_compile
 
 
@@ -153,7 +153,7 @@ def test_a_run_with_keras_dropout_from_an_older_dnnlab_still_resumes(resumable_s
 
 
 def test_epoch_seeder_reseeds_the_seeded_layers():
-    model = build.build_model(spec(NOTES_DROPOUT), (28, 28))
+    model = build.build_model(spec(GERON_DROPOUT), (28, 28))
     seeder = EpochSeeder(11, tf.Variable(0, dtype="int64"))
     seeder.set_model(model)
     seeder.on_epoch_begin(3)
@@ -185,10 +185,10 @@ def mc_models():
 def test_mc_dropout_samples_the_seeded_layers_like_keras_dropout():
     ours, theirs = mc_models()
     x = np.random.default_rng(0).normal(size=(5, 6)).astype("float32")
-    first = mc.predict(ours, x, samples=20, seed=4)
+    first = mc.sample(ours, x, samples=20, seed=4)
     assert (first.std > 0).all()  # the samples differ
-    np.testing.assert_array_equal(first.mean, mc.predict(ours, x, samples=20, seed=4).mean)
-    assert not np.array_equal(first.mean, mc.predict(ours, x, samples=20, seed=5).mean)
-    reference = mc.predict(theirs, x, samples=20, seed=4)
+    np.testing.assert_array_equal(first.mean, mc.sample(ours, x, samples=20, seed=4).mean)
+    assert not np.array_equal(first.mean, mc.sample(ours, x, samples=20, seed=5).mean)
+    reference = mc.sample(theirs, x, samples=20, seed=4)
     np.testing.assert_array_equal(first.mean, reference.mean)
     np.testing.assert_array_equal(first.std, reference.std)

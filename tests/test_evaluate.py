@@ -49,9 +49,9 @@ def test_the_test_record_equals_evaluate_on_the_test_split(run):
     assert set(test) == {"loss", "accuracy"}
     result = invoke("evaluate", run, "--data", "test", "--json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["checkpoint"] == "final" and report["instances"] > 0
-    assert (report["loss"], report["accuracy"]) == (test["loss"], test["accuracy"])
+    evaluation = json.loads(result.stdout)
+    assert evaluation["checkpoint"] == "final" and evaluation["instances"] > 0
+    assert (evaluation["loss"], evaluation["accuracy"]) == (test["loss"], test["accuracy"])
 
 
 def test_evaluate_other_data_and_checkpoints(run, raw_file):
@@ -145,12 +145,12 @@ def test_compare_shows_test_columns_and_ranks_by_test_only_when_asked(run):
 
 
 def test_the_end_line_prints_the_test_scores(capsys):
-    from dnnlab.cli.run_commands import report_run
+    from dnnlab.cli.run_commands import render_run
     from dnnlab.rundir.records import BestRecord
     from dnnlab.training.lifecycle import TrainResult
 
     best = BestRecord("val_loss", "min", 0.25, 1)
-    report_run(TrainResult(Path("runs/x"), "completed", 2, best, test={"loss": 0.3, "accuracy": 0.91}))
+    render_run(TrainResult(Path("runs/x"), "completed", 2, best, test={"loss": 0.3, "accuracy": 0.91}))
     assert "test accuracy 0.91 loss 0.3" in capsys.readouterr().err
 
 

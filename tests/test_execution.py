@@ -19,19 +19,19 @@ def spec(model: dict, **training) -> Spec:
     return resolve(Spec.model_validate(raw), "classification", 10)
 
 
-NOTES_BN = {"hidden": [300, 100], "activation": "elu", "normalization": "batch_norm"}
+GERON_BN = {"hidden": [300, 100], "activation": "elu", "normalization": "batch_norm"}
 
 
 def test_models_without_random_layers_get_xla_with_every_core():
-    chosen = plan(spec(NOTES_BN), (28, 28), 1719)
+    chosen = plan(spec(GERON_BN), (28, 28), 1719)
     assert chosen == Execution(
         steps_per_execution=191, jit_compile=True, intra_op_threads=0, inter_op_threads=0
     )
 
 
 DROPOUT_MODELS = [
-    {**NOTES_BN, "dropout": {"rate": 0.2}},
-    {**NOTES_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
+    {**GERON_BN, "dropout": {"rate": 0.2}},
+    {**GERON_BN, "dropout": {"type": "alpha_dropout", "rate": 0.1}},
     {
         "layers": [
             {"type": "dense", "units": 30},
@@ -74,7 +74,7 @@ def test_large_steps_keep_all_cores_without_xla():
 
 def test_the_spec_overrides_every_choice():
     chosen = plan(
-        spec(NOTES_BN, jit_compile=False, intra_op_threads=2, steps_per_execution=7), (28, 28), 1719
+        spec(GERON_BN, jit_compile=False, intra_op_threads=2, steps_per_execution=7), (28, 28), 1719
     )
     assert chosen == Execution(
         steps_per_execution=7, jit_compile=False, intra_op_threads=2, inter_op_threads=0
@@ -82,15 +82,15 @@ def test_the_spec_overrides_every_choice():
 
 
 def test_automatic_xla_is_left_to_keras_on_a_gpu_under_determinism():
-    assert not plan(spec(NOTES_BN), (28, 28), 1719, gpu=True).jit_compile
-    assert plan(spec(NOTES_BN, deterministic=False), (28, 28), 1719, gpu=True).jit_compile
+    assert not plan(spec(GERON_BN), (28, 28), 1719, gpu=True).jit_compile
+    assert plan(spec(GERON_BN, deterministic=False), (28, 28), 1719, gpu=True).jit_compile
 
 
 def test_a_short_run_is_not_worth_compiling_with_xla():
     """20 epochs of 36 steps: XLA's seconds of compiling would outweigh what it saves."""
-    assert not plan(spec(NOTES_BN, epochs=20), (64,), 36).jit_compile
-    assert plan(spec(NOTES_BN, epochs=20), (64,), 250).jit_compile  # 5,000 steps
-    assert plan(spec(NOTES_BN, epochs=20, jit_compile=True), (64,), 36).jit_compile
+    assert not plan(spec(GERON_BN, epochs=20), (64,), 36).jit_compile
+    assert plan(spec(GERON_BN, epochs=20), (64,), 250).jit_compile  # 5,000 steps
+    assert plan(spec(GERON_BN, epochs=20, jit_compile=True), (64,), 36).jit_compile
 
 
 @pytest.mark.parametrize(
@@ -102,7 +102,7 @@ def test_steps_per_execution_divides_the_epoch_when_it_can(steps, expected):
 
 
 def test_execution_round_trips_through_state_json():
-    chosen = plan(spec(NOTES_BN), (28, 28), 1719)
+    chosen = plan(spec(GERON_BN), (28, 28), 1719)
     assert Execution.from_dict(chosen.to_dict()) == chosen
 
 

@@ -129,11 +129,11 @@ def raw_and_expected(run) -> tuple[np.ndarray, np.ndarray]:
 
 
 def export(run: Path, out: Path, *options: str) -> dict:
-    result = CliRunner().invoke(app, ["export", str(run), "--out", str(out), "--json", *options])
-    assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
-    assert report["path"] == str(out) and out.exists()
-    return report
+    invoked = CliRunner().invoke(app, ["export", str(run), "--out", str(out), "--json", *options])
+    assert invoked.exit_code == 0, invoked.output
+    result = json.loads(invoked.stdout)
+    assert result["path"] == str(out) and out.exists()
+    return result
 
 
 def savedmodel_outputs(path: Path, raw: np.ndarray) -> dict[str, np.ndarray]:
@@ -168,18 +168,18 @@ def onnx_outputs(path: Path, raw: np.ndarray) -> dict[str, np.ndarray]:
 
 def test_savedmodel_on_raw_inputs_matches_the_run_model(run, raw_and_expected, tmp_path):
     raw, expected = raw_and_expected
-    report = export(run, tmp_path / "saved", "--format", "savedmodel")
+    result = export(run, tmp_path / "saved", "--format", "savedmodel")
     outputs = savedmodel_outputs(tmp_path / "saved", raw)
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-5)
     assert outputs["predicted"].tolist() == expected.argmax(axis=1).tolist()
-    assert report["max_abs_diff"] <= 1e-5 and report["run_score"] == report["export_score"]
-    assert report["export_bytes"] > 0 and report["export_latency_ms"] > 0
+    assert result["max_abs_diff"] <= 1e-5 and result["run_score"] == result["export_score"]
+    assert result["export_bytes"] > 0 and result["export_latency_ms"] > 0
 
 
 def test_folded_tflite_on_raw_inputs_matches_the_run_model(run, raw_and_expected, tmp_path):
     raw, expected = raw_and_expected
-    report = export(run, tmp_path / "m.tflite", "--format", "tflite", "--fold-batch-norm")
-    assert report["folded"] == ["input_batch_norm", "batch_norm_1", "batch_norm_2"]
+    result = export(run, tmp_path / "m.tflite", "--format", "tflite", "--fold-batch-norm")
+    assert result["folded"] == ["input_batch_norm", "batch_norm_1", "batch_norm_2"]
     outputs = tflite_outputs(tmp_path / "m.tflite", raw)
     np.testing.assert_allclose(outputs["probabilities"], expected, atol=1e-4)
 
@@ -194,22 +194,22 @@ def test_onnx_on_raw_inputs_matches_the_run_model(run, raw_and_expected, tmp_pat
 @pytest.mark.slow
 @pytest.mark.parametrize("fold", [[], ["--fold-batch-norm"]], ids=["plain", "folded"])
 def test_int8_tflite_keeps_the_class_of_nearly_every_standardized_test_row(run, tmp_path, fold):
-    report = export(run, tmp_path / "q.tflite", "--format", "tflite", "--quantize", "int8", *fold)
-    assert report["source"] == "the test split" and report["agreement"] >= 0.99
+    result = export(run, tmp_path / "q.tflite", "--format", "tflite", "--quantize", "int8", *fold)
+    assert result["source"] == "the test split" and result["agreement"] >= 0.99
     # the output layer's 24 x 10 kernel is under TFLite's 1,024-weight minimum: it stays float32
-    assert report["int8_layers"] == ["dense_1", "dense_2"]
-    float_report = export(run, tmp_path / "f.tflite", "--format", "tflite", *fold)
-    assert report["export_bytes"] < 0.6 * float_report["export_bytes"]
-    assert float_report["int8_layers"] is None
+    assert result["int8_layers"] == ["dense_1", "dense_2"]
+    float_result = export(run, tmp_path / "f.tflite", "--format", "tflite", *fold)
+    assert result["export_bytes"] < 0.6 * float_result["export_bytes"]
+    assert float_result["int8_layers"] is None
 
 
 @pytest.mark.slow
 @pytest.mark.skipif(not HAS_ONNX, reason="needs dnnlab[onnx]")
 def test_folded_pruned_onnx_reports_its_sparsity(run, tmp_path):
-    report = export(
+    result = export(
         run, tmp_path / "p.onnx", "--format", "onnx", "--fold-batch-norm", "--prune-below", "0.01"
     )
-    assert 0 < report["sparsity"] < 1 and report["agreement"] > 0.9
+    assert 0 < result["sparsity"] < 1 and result["agreement"] > 0.9
 
 
 def test_a_run_without_a_test_split_is_verified_on_a_sample_of_its_training_split(tmp_path):
@@ -223,9 +223,9 @@ def test_a_run_without_a_test_split_is_verified_on_a_sample_of_its_training_spli
         "training": {"epochs": 1, "batch_size": 64},
     }
     run = train_run(write_spec(tmp_path, spec), tmp_path / "runs")
-    report = export(run, tmp_path / "saved", "--format", "savedmodel")
-    assert report["source"] == "a sample of the training split (2,000 of 2,300 rows; no test split)"
-    assert report["instances"] == 2000 and report["max_abs_diff"] <= 1e-5
+    result = export(run, tmp_path / "saved", "--format", "savedmodel")
+    assert result["source"] == "a sample of the training split (2,000 of 2,300 rows; no test split)"
+    assert result["instances"] == 2000 and result["max_abs_diff"] <= 1e-5
 
 
 def test_exports_of_a_run_with_text_labels_predict_what_predict_does(tmp_path):
@@ -245,8 +245,8 @@ def test_exports_of_a_run_with_text_labels_predict_what_predict_does(tmp_path):
     exports += [("m.onnx", onnx_outputs)] if HAS_ONNX else []
     for name, outputs_of in exports:
         fmt = {".tflite": "tflite", ".onnx": "onnx", "": "savedmodel"}[Path(name).suffix]
-        report = export(run, tmp_path / name, "--format", fmt)
-        assert report["agreement"] == 1.0 and report["run_score"] == report["export_score"]
+        result = export(run, tmp_path / name, "--format", fmt)
+        assert result["agreement"] == 1.0 and result["run_score"] == result["export_score"]
         outputs = outputs_of(tmp_path / name, raw)
         labels = [v.decode() if isinstance(v, bytes) else v for v in outputs["predicted"].tolist()]
         assert labels == expected["predicted"], name

@@ -1,6 +1,7 @@
 """Checkpoints and metrics under damage (docs/faults.md, "Checkpoints and metrics").
 
-A tiny run is interrupted after 3 of 4 epochs, a file of it is damaged the way issue 12 did, and
+A tiny run is interrupted after 3 of 4 epochs, a file of it is damaged (truncated, replaced by
+another run's, cut mid-row, edited) as a crash, a full disk or a hand can leave it, and
 `--resume` must either finish with the same metrics.csv and final weights as an uninterrupted
 run, or refuse in one line (exit 2) without touching anything: never exit 0 with epochs missing.
 """

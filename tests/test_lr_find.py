@@ -1,4 +1,4 @@
-"""`dnnlab lr-find` (issue 10, part 3): the learning-rate range test that picks 1cycle's max_lr.
+"""`dnnlab lr-find`: the learning-rate range test that picks 1cycle's max_lr.
 
 The end-to-end checks run the real command in process on scikit-learn's digits (the quickstart
 spec itself), through Typer's CliRunner so stdout and stderr are separate.

@@ -48,7 +48,7 @@ def _inputs(n=7, seed=0):
 
 
 def _slow_reference(model, x, samples):
-    """The notes' loop, done right: dropout layers in training mode, everything else inference."""
+    """Géron's loop, done right: dropout layers in training mode, everything else inference."""
     outputs = []
     for _ in range(samples):
         h = x
@@ -68,9 +68,9 @@ def small_calls(monkeypatch):
 def test_rate_zero_equals_the_deterministic_prediction_exactly(dropout, small_calls):
     model = _classifier(rate=0.0, dropout=dropout)
     x = _inputs(9)
-    result = mc.predict(model, x, samples=13, seed=0)
+    result = mc.sample(model, x, samples=13, seed=0)
     np.testing.assert_array_equal(result.mean, model.predict(x, verbose=0))
-    np.testing.assert_array_equal(result.mean, mc.deterministic_predict(model, x))
+    np.testing.assert_array_equal(result.mean, mc.deterministic_outputs(model, x))
     np.testing.assert_array_equal(result.std, np.zeros_like(result.std))
     np.testing.assert_allclose(result.mutual_information, 0.0, atol=1e-6)
 
@@ -78,7 +78,7 @@ def test_rate_zero_equals_the_deterministic_prediction_exactly(dropout, small_ca
 def test_weights_and_moving_statistics_are_unchanged():
     model = _classifier()
     before = [w.copy() for w in model.get_weights()]
-    mc.predict(model, _inputs(), samples=50, seed=3)
+    mc.sample(model, _inputs(), samples=50, seed=3)
     for old, new in zip(before, model.get_weights()):
         np.testing.assert_array_equal(old, new)
 
@@ -89,7 +89,7 @@ def test_agrees_with_the_slow_reference_within_monte_carlo_error(dropout):
     x = _inputs(5)
     samples = 400
     reference = _slow_reference(model, x, samples)
-    result = mc.predict(model, x, samples=samples, seed=4)
+    result = mc.sample(model, x, samples=samples, seed=4)
     standard_error = np.sqrt(2 / samples) * np.maximum(reference.std(axis=0), result.std)
     assert np.all(np.abs(result.mean - reference.mean(axis=0)) <= 5 * standard_error + 1e-6)
     # The std of a std estimate is about std / sqrt(2 S); allow a wide margin.
@@ -101,8 +101,8 @@ def test_agrees_with_the_slow_reference_within_monte_carlo_error(dropout):
 def test_results_across_batches_and_sample_chunks_stay_correct(small_calls):
     model = _classifier()
     x = _inputs(6)
-    chunked = mc.predict(model, x, samples=300, seed=5)
-    whole = mc.predict(model, x, samples=300, seed=5, batch_size=6)
+    chunked = mc.sample(model, x, samples=300, seed=5)
+    whole = mc.sample(model, x, samples=300, seed=5, batch_size=6)
     standard_error = np.sqrt(2 / 300) * np.maximum(chunked.std, whole.std)
     assert np.all(np.abs(chunked.mean - whole.mean) <= 5 * standard_error + 1e-6)
     np.testing.assert_allclose(chunked.std, whole.std, rtol=0.3, atol=1e-3)
@@ -111,9 +111,9 @@ def test_results_across_batches_and_sample_chunks_stay_correct(small_calls):
 def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
     model = _classifier()
     x = _inputs()
-    first = mc.save(mc.predict(model, x, samples=20, seed=7), tmp_path / "a.npz")
-    second = mc.save(mc.predict(model, x, samples=20, seed=7), tmp_path / "b.npz")
-    other = mc.save(mc.predict(model, x, samples=20, seed=8), tmp_path / "c.npz")
+    first = mc.save(mc.sample(model, x, samples=20, seed=7), tmp_path / "a.npz")
+    second = mc.save(mc.sample(model, x, samples=20, seed=7), tmp_path / "b.npz")
+    other = mc.save(mc.sample(model, x, samples=20, seed=8), tmp_path / "c.npz")
     assert first.read_bytes() == second.read_bytes()
     assert first.read_bytes() != other.read_bytes()
     with np.load(first) as arrays:
@@ -123,12 +123,12 @@ def test_same_seed_gives_identical_files_and_another_seed_differs(tmp_path):
 def test_unseeded_result_records_a_seed_that_reproduces_it():
     model = _classifier()
     x = _inputs()
-    result = mc.predict(model, x, samples=10)
-    np.testing.assert_array_equal(result.mean, mc.predict(model, x, samples=10, seed=result.seed).mean)
+    result = mc.sample(model, x, samples=10)
+    np.testing.assert_array_equal(result.mean, mc.sample(model, x, samples=10, seed=result.seed).mean)
 
 
 def test_classification_arrays_shapes_and_information_bounds():
-    result = mc.predict(_classifier(rate=0.5), _inputs(7), samples=30, seed=9)
+    result = mc.sample(_classifier(rate=0.5), _inputs(7), samples=30, seed=9)
     assert result.task == "classification"
     assert result.mean.shape == result.std.shape == (7, CLASSES)
     assert result.predicted.shape == result.entropy.shape == result.mutual_information.shape == (7,)
@@ -143,7 +143,7 @@ def test_classification_arrays_shapes_and_information_bounds():
 def test_regression_has_mean_and_std_only(tmp_path):
     model = _regressor()
     x = _inputs(4)
-    result = mc.predict(model, x, samples=25, seed=0)
+    result = mc.sample(model, x, samples=25, seed=0)
     assert result.task == "regression"
     assert list(result.arrays()) == ["mean", "std"]
     assert result.mean.shape == result.std.shape == (4, 1)
@@ -151,13 +151,13 @@ def test_regression_has_mean_and_std_only(tmp_path):
     with np.load(mc.save(result, tmp_path / "r.npz")) as arrays:
         assert sorted(arrays.files) == ["mean", "std"]
     y = np.arange(4, dtype="float32")
-    report = mc.summary(model, x, y, result)
-    assert set(report) == {"deterministic", "mc"}
-    assert set(report["deterministic"]) == set(report["mc"]) == {"rmse", "nll"}
+    scores = mc.scores(model, x, y, result)
+    assert set(scores) == {"deterministic", "mc"}
+    assert set(scores["deterministic"]) == set(scores["mc"]) == {"rmse", "nll"}
 
 
 def test_csv_has_a_header_and_one_row_per_instance(tmp_path):
-    result = mc.predict(_classifier(), _inputs(5), samples=10, seed=1)
+    result = mc.sample(_classifier(), _inputs(5), samples=10, seed=1)
     with open(mc.save(result, tmp_path / "p.csv"), newline="") as file:
         rows = list(csv.reader(file))
     assert rows[0] == [f"mean_{j}" for j in range(CLASSES)] + [f"std_{j}" for j in range(CLASSES)] + [
@@ -175,13 +175,13 @@ def test_functional_chain_is_supported_and_branching_model_refused():
     inputs = keras.Input((FEATURES,))
     hidden = keras.layers.Dropout(0.2)(keras.layers.Dense(8)(inputs))
     chain = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(hidden))
-    assert mc.predict(chain, _inputs(3), samples=5, seed=0).mean.shape == (3, 2)
+    assert mc.sample(chain, _inputs(3), samples=5, seed=0).mean.shape == (3, 2)
 
     branch = keras.layers.Dense(8)(inputs)
     merged = keras.layers.Add()([keras.layers.Dropout(0.2)(branch), branch])
     branching = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(merged))
     with pytest.raises(PredictError, match="not a chain"):
-        mc.predict(branching, _inputs(3), samples=5, seed=0)
+        mc.sample(branching, _inputs(3), samples=5, seed=0)
 
 
 def test_model_without_dropout_is_refused():
@@ -191,17 +191,17 @@ def test_model_without_dropout_is_refused():
         + [layer for layer in model.layers if not isinstance(layer, keras.layers.Dropout)]
     )
     with pytest.raises(PredictError, match="no dropout layer"):
-        mc.predict(no_dropout, _inputs(), samples=10)
+        mc.sample(no_dropout, _inputs(), samples=10)
 
 
 @pytest.mark.parametrize("samples", [0, -3, 2.5, True])
 def test_invalid_sample_count_is_refused(samples):
     with pytest.raises(DnnlabError, match="samples must be a positive integer"):
-        mc.predict(_classifier(), _inputs(), samples=samples)
+        mc.sample(_classifier(), _inputs(), samples=samples)
 
 
 def test_unknown_file_suffix_is_refused(tmp_path):
-    result = mc.predict(_classifier(), _inputs(), samples=2, seed=0)
+    result = mc.sample(_classifier(), _inputs(), samples=2, seed=0)
     with pytest.raises(PredictError, match=r"\.npz or \.csv"):
         mc.save(result, tmp_path / "p.json")
 
@@ -238,10 +238,10 @@ def test_regression_metrics_on_a_hand_made_example():
 def test_summary_shape_for_classification():
     model = _classifier()
     x = _inputs(8)
-    result = mc.predict(model, x, samples=20, seed=2)
-    report = mc.summary(model, x, np.arange(8) % CLASSES, result)
-    assert set(report) == {"deterministic", "mc"}
-    for metrics in report.values():
+    result = mc.sample(model, x, samples=20, seed=2)
+    scores = mc.scores(model, x, np.arange(8) % CLASSES, result)
+    assert set(scores) == {"deterministic", "mc"}
+    for metrics in scores.values():
         assert set(metrics) == {"accuracy", "nll", "brier", "ece"}
         assert all(isinstance(value, float) for value in metrics.values())
 
@@ -250,7 +250,7 @@ def test_summary_shape_for_classification():
 def test_dropout_masks_keep_the_keras_distribution(width):
     """Mean and spread of Dropout(0.2) on ones: kept units are 1 / 0.8, dropped ones 0."""
     model = keras.Sequential([keras.Input((width,)), keras.layers.Dropout(0.2)])
-    result = mc.predict(model, np.ones((2, width), "float32"), samples=200, seed=0, task="regression")
+    result = mc.sample(model, np.ones((2, width), "float32"), samples=200, seed=0, task="regression")
     # 400,000 Bernoulli draws per statistic: the drop fraction is known to about 6e-4.
     drop_fraction = 1 - result.mean.mean() * 0.8
     assert drop_fraction == pytest.approx(0.2, abs=4e-3)
@@ -261,7 +261,7 @@ def test_alpha_dropout_keeps_mean_and_variance():
     """AlphaDropout is built so that zero-mean unit-variance inputs keep those moments."""
     x = np.random.default_rng(1).normal(size=(1, 20_000)).astype("float32")
     model = keras.Sequential([keras.Input((20_000,)), keras.layers.AlphaDropout(0.3)])
-    result = mc.predict(model, x, samples=50, seed=0, task="regression")
+    result = mc.sample(model, x, samples=50, seed=0, task="regression")
     second_moment = result.std**2 + result.mean**2  # per unit, over the samples
     assert result.mean.mean() == pytest.approx(x.mean(), abs=0.02)
     assert second_moment.mean() == pytest.approx(np.mean(x**2), rel=0.02)
@@ -269,4 +269,4 @@ def test_alpha_dropout_keeps_mean_and_variance():
 
 def test_input_of_the_wrong_shape_is_refused():
     with pytest.raises(PredictError, match=r"expected shape \(instances, 6\)"):
-        mc.predict(_classifier(), np.zeros((3, 5), "float32"), samples=2)
+        mc.sample(_classifier(), np.zeros((3, 5), "float32"), samples=2)

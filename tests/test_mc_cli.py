@@ -187,7 +187,7 @@ def test_the_library_function_returns_what_the_command_prints(dropout_run, tmp_p
     result = mc_workflow.mc_predict(dropout_run, samples=4, data="validation", seed=1, out=out)
     assert (result.run, result.source, result.instances, result.seed) == (dropout_run, "validation", 216, 1)
     assert result.written == out and len(read_csv(out)) == 217
-    assert_finite_metrics(result.report["mc"], CLASSIFICATION_METRICS)
+    assert_finite_metrics(result.scores["mc"], CLASSIFICATION_METRICS)
     cli = mc_json(dropout_run, "--samples", 4, "--data", "validation", "--seed", 1)
     assert cli == result.to_json()
 
@@ -293,7 +293,7 @@ def test_a_file_of_raw_rows_is_scaled_as_in_training(dropout_run, tmp_path):
     # The contrast: the same model fed the raw pixels (0..16) without the run's scaling. How much
     # worse depends on the trained model (its dropout masks): 0.10 with dnnlab's seeded dropout.
     model = load_model(dropout_run / "model.keras", compile=False)
-    raw_accuracy = calibration.classification_metrics(mc.deterministic_predict(model, x), y)["accuracy"]
+    raw_accuracy = calibration.classification_metrics(mc.deterministic_outputs(model, x), y)["accuracy"]
     assert raw_accuracy < out["deterministic"]["accuracy"] - 0.05
 
 
@@ -368,7 +368,7 @@ def test_mc_predict_leaves_batch_norm_statistics_unchanged(batch_norm_run):
     before = [(np.array(n.moving_mean), np.array(n.moving_variance)) for n in norms]
     weights = [w.copy() for w in model.get_weights()]
     x = np.random.default_rng(0).normal(size=(64, 64)).astype("float32") * 3 + 1  # far from training stats
-    mc.predict(model, x, samples=30, seed=5)
+    mc.sample(model, x, samples=30, seed=5)
     for norm, (mean, variance) in zip(norms, before):
         assert np.array_equal(np.array(norm.moving_mean), mean)
         assert np.array_equal(np.array(norm.moving_variance), variance)

@@ -78,7 +78,7 @@ def test_power_follows_the_formula(unit):
 
 
 @pytest.mark.parametrize("unit", ["epoch", "step"])
-def test_exponential_follows_the_notes_formula(unit):
+def test_exponential_follows_gerons_formula(unit):
     opt = make_optimizer(
         optimizer_spec(type="nadam", learning_rate=0.01),
         schedule_spec(type="exponential", s=20, unit=unit),
@@ -102,7 +102,7 @@ def test_exponential_base():
     assert [lr_at_step(opt, t) for t in (0, 2, 4, 6)] == pytest.approx([1.0, 0.5, 0.25, 0.125])
 
 
-def test_piecewise_matches_the_notes_example():
+def test_piecewise_matches_gerons_example():
     opt = make_optimizer(
         optimizer_spec(type="sgd"),
         schedule_spec(type="piecewise", boundaries=[5, 15], values=[0.01, 0.005, 0.001]),
@@ -485,14 +485,14 @@ def test_plateau_state_survives_a_restart():
     callback, _ = plateau(factor=0.5, patience=3, cooldown=2)
     feed(callback, [1.0, 0.9, 0.9, 0.9, 0.9])  # reduced at epoch 4, cooling down
     feed(callback, [0.9])
-    state = json.loads(json.dumps(callback.get_state()))
+    state = json.loads(json.dumps(callback.state_dict()))
     assert state == {"wait": 0, "best": 0.9, "cooldown_counter": 1}
 
     resumed, model = plateau(factor=0.5, patience=3, cooldown=2)
     model.optimizer.learning_rate = 0.5  # what last.keras restores
-    resumed.set_state(state)
+    resumed.load_state_dict(state)
     resumed.on_train_begin()  # a new fit() must not forget the restored state
-    assert resumed.get_state() == state
+    assert resumed.state_dict() == state
     # cooldown ends at epoch 6, then waits 3 epochs (a fresh callback would reduce at epoch 9)
     expected = [0.5, 0.5, 0.25, 0.25]
     assert feed(resumed, [0.9] * 4, start=6) == pytest.approx(expected)
@@ -501,9 +501,9 @@ def test_plateau_state_survives_a_restart():
 
 def test_plateau_state_of_a_fresh_callback_and_non_finite_best():
     callback, _ = plateau()
-    assert callback.get_state() == {"wait": 0, "best": None, "cooldown_counter": 0}
+    assert callback.state_dict() == {"wait": 0, "best": None, "cooldown_counter": 0}
     feed(callback, [float("nan")])
-    assert json.dumps(callback.get_state(), allow_nan=False)
+    assert json.dumps(callback.state_dict(), allow_nan=False)
 
 
 def test_plateau_in_fit_keeps_its_state_across_fit_calls():

@@ -244,10 +244,10 @@ def test_the_terminal_table_fits_80_columns_with_a_sentence_per_group(sweep):
 
 
 def test_the_sweep_ends_with_the_tested_groups(sweep, capsys):
-    from dnnlab.cli.run_commands import report_sweep
+    from dnnlab.cli.run_commands import render_sweep
 
     record = SimpleNamespace(status="completed", counts=lambda: {"completed": 15})
-    report_sweep(SimpleNamespace(record=record, path=sweep))
+    render_sweep(SimpleNamespace(record=record, path=sweep))
     err = capsys.readouterr().err
     assert "sweep completed" in err and "is the difference real?" in err
     assert "optimizer=sgd vs optimizer=nadam:" in err and ": worse" in err

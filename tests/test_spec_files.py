@@ -175,7 +175,7 @@ def test_print_config_keeps_warnings_on_stderr(write_spec):
 
 def test_print_config_with_json_puts_the_config_in_the_object(write_spec):
     path = write_spec({"data": {"dataset": "digits"}, "model": {"hidden": [16]}})
-    report = json.loads(invoke("check", path, "--print-config", "--json").stdout)
-    assert report["valid"] is True
-    assert report["config"] == spec_to_dict(check_spec(path).spec)
+    payload = json.loads(invoke("check", path, "--print-config", "--json").stdout)
+    assert payload["valid"] is True
+    assert payload["config"] == spec_to_dict(check_spec(path).spec)
     assert "config" not in json.loads(invoke("check", path, "--json").stdout)

@@ -235,15 +235,15 @@ def test_compare_of_a_sweep_lists_the_grid_keys_and_seed(grid_sweep):
     sweep_dir = Path(grid_sweep.stdout.strip())
     result = invoke("compare", sweep_dir, "--format", "json")
     assert result.exit_code == 0, result.output
-    report = json.loads(result.stdout)
+    comparison = json.loads(result.stdout)
     # Leaf keys: the activation axis is its type, and elu's alpha, which relu has not.
-    assert set(report["differing_keys"]) == {
+    assert set(comparison["differing_keys"]) == {
         "model.activation.type",
         "model.activation.alpha",
         "training.optimizer.learning_rate",
         "seed",
     }
-    assert len(report["runs"]) == 8
+    assert len(comparison["runs"]) == 8
     assert len(json.loads(invoke("compare", sweep_dir.parent, "--format", "json").stdout)["runs"]) == 8
 
 

@@ -401,8 +401,8 @@ def test_plateau_state_is_saved(schedule_run):
 
 
 @pytest.mark.slow
-def test_piecewise_of_the_notes(tiny_spec, tmp_path):
-    """The notes' example: 0.01 for epochs 0-4, 0.005 for 5-14, 0.001 from 15."""
+def test_piecewise_of_gerons_example(tiny_spec, tmp_path):
+    """Géron's example: 0.01 for epochs 0-4, 0.005 for 5-14, 0.001 from 15."""
     result = start(
         tiny_spec,
         tmp_path,

@@ -8,12 +8,13 @@ go to stderr through one console (dnnlab.console) that never hard-wraps off a te
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import json
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Annotated, Any
 
 import typer
@@ -62,6 +63,12 @@ def print_warnings(findings) -> None:
     for finding in findings:
         if finding.level == "warning":
             print_warning(str(finding))
+
+
+def choices(name: str, values: Iterable[str]) -> type[enum.Enum]:
+    """A str Enum of the values a library constant lists, for a typer option: the CLI offers
+    exactly what the library accepts, and `--help` and a bad value's one-line error list them."""
+    return enum.Enum(name, {value: value for value in values}, type=str)
 
 
 def user_errors(command: Callable) -> Callable:

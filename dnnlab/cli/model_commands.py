@@ -5,7 +5,6 @@ diagnose, lr-find.
 from __future__ import annotations
 
 import contextlib
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +16,7 @@ from dnnlab.cli.app import (
     Overrides,
     QuietFlag,
     app,
+    choices,
     escape_markup,
     print_json,
     print_warning,
@@ -25,12 +25,17 @@ from dnnlab.cli.app import (
 )
 from dnnlab.console import stderr_console, stdout_console
 from dnnlab.errors import DnnlabError
+from dnnlab.inference.options import (
+    CHECKPOINTS,
+    DEFAULT_CHECKPOINT,
+    DEFAULT_SAMPLE,
+    DEFAULT_SEED,
+    EXPORT_FORMATS,
+    QUANTIZATIONS,
+    SAMPLE_CHOICES,
+)
 
-
-class SampleChoice(str, enum.Enum):
-    all = "all"
-    hidden = "hidden"
-    last = "last"
+SampleChoice = choices("SampleChoice", SAMPLE_CHOICES)
 
 
 @app.command("mc-predict")
@@ -50,7 +55,7 @@ def mc_predict(
     seed: Annotated[
         int,
         typer.Option("--seed", min=0, help="Seed for the dropout masks: the same seed, the same results."),
-    ] = 0,  # prediction.DEFAULT_SEED, written out: importing prediction here would slow --help
+    ] = DEFAULT_SEED,
     out: Annotated[
         Path | None, typer.Option("--out", help="Write per-instance results to FILE.npz or FILE.csv.")
     ] = None,
@@ -64,7 +69,7 @@ def mc_predict(
             help="Which dropout layers sample: all, hidden (not the input's) or last; the others "
             "act as in inference.",
         ),
-    ] = SampleChoice.all,
+    ] = SampleChoice[DEFAULT_SAMPLE],
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -75,12 +80,12 @@ def mc_predict(
 ) -> None:
     """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
     (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
-    from dnnlab.inference.mc_predict import mc_predict as predict
+    from dnnlab.inference.mc_predict import mc_predict as mc_predicting
 
     console = stderr_console()
     status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
     with status:
-        result = predict(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
+        result = mc_predicting(run_dir, samples, data, batch_size, seed, out, sample.value, plot)
     for note in result.notes:
         console.print(f"[yellow]note:[/] {escape_markup(note)}")
     if not quiet:
@@ -98,15 +103,15 @@ def mc_predict(
                 f"temperature {result.temperature:.3g}, fitted on the validation split "
                 "(T > 1: the deterministic network is overconfident, T < 1: underconfident)"
             )
-    if result.report is not None:
-        console.print(mc_summary_table(result.report))
+    if result.scores is not None:
+        console.print(mc_scores_table(result.scores))
     elif not quiet:
         console.print("no labels: calibration metrics need y")
     if as_json:
         print_json(result.to_json())
 
 
-def mc_summary_table(report: dict):
+def mc_scores_table(scores: dict):
     from rich.table import Table
 
     # Title and caption shorter than the table: rich wraps them to its width.
@@ -116,12 +121,12 @@ def mc_summary_table(report: dict):
         "mc": "MC dropout",
         "temperature_scaled": "temperature-scaled",
     }
-    columns = {key: title for key, title in columns.items() if key in report}
+    columns = {key: title for key, title in columns.items() if key in scores}
     table.add_column("metric")
     for title in columns.values():
         table.add_column(title, justify="right")
-    for name in report["deterministic"]:
-        table.add_row(name, *(f"{report[key][name]:.4f}" for key in columns))
+    for name in scores["deterministic"]:
+        table.add_row(name, *(f"{scores[key][name]:.4f}" for key in columns))
     return table
 
 
@@ -161,14 +166,14 @@ def lr_find(
     for note in result.notes:
         print_warning(note)
     if not quiet:
-        report_lr_find(result, config, plot)
+        render_lr_find(result, config, plot)
     if as_json:
         print_json(result.to_json())
     elif result.suggestion is not None:
         print(f"{result.suggestion:.3g}")
 
 
-def report_lr_find(result, config: Path, plot: Path | None) -> None:
+def render_lr_find(result, config: Path, plot: Path | None) -> None:
     console = stderr_console()
     stops = {
         "exploded": "the smoothed loss passed 4x its minimum",
@@ -213,7 +218,7 @@ def diagnose(
         typer.Option("--plot", help="Write activations and gradient norm per layer to this PNG."),
     ] = None,
 ) -> None:
-    """Per-layer gradients and activations on a fixed probe batch, and the notes' verdicts
+    """Per-layer gradients and activations on a fixed probe batch, and verdicts on them
     (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
     if target.is_dir():  # a run's layers.csv: no TensorFlow
         from dnnlab.diagnostics.verdicts import diagnose_run
@@ -270,10 +275,7 @@ def render_diagnosis(result) -> None:
         console.print("no verdict: gradients and activations look healthy on the probe batch")
 
 
-class Checkpoint(str, enum.Enum):
-    final = "final"
-    best = "best"
-    last = "last"
+Checkpoint = choices("Checkpoint", CHECKPOINTS)
 
 
 @app.command()
@@ -288,7 +290,7 @@ def evaluate(
         typer.Option(
             "--checkpoint", help="final: model.keras; best, last: checkpoints/best.keras, last.keras."
         ),
-    ] = Checkpoint.final,
+    ] = Checkpoint[DEFAULT_CHECKPOINT],
     as_json: JsonFlag = False,
 ) -> None:
     """Loss and metrics of a run's model on data, scaled as in training."""
@@ -330,15 +332,8 @@ def predict(
         stderr_console().print(f"wrote {escape_markup(str(result.written))} ({result.instances:,} rows)")
 
 
-class ExportFormat(str, enum.Enum):
-    savedmodel = "savedmodel"
-    tflite = "tflite"
-    onnx = "onnx"
-
-
-class Quantization(str, enum.Enum):
-    float16 = "float16"
-    int8 = "int8"
+ExportFormat = choices("ExportFormat", EXPORT_FORMATS)
+Quantization = choices("Quantization", QUANTIZATIONS)
 
 
 @app.command()
@@ -366,7 +361,7 @@ def export(
     """Export a run's model with its scaling built in; verified against the run's model first."""
     from dnnlab.inference.export import export as exporting
 
-    report = exporting(
+    result = exporting(
         run_dir,
         fmt.value,
         out,
@@ -375,18 +370,18 @@ def export(
         prune_below,
         force=force,
     )
-    stderr_console().print(export_table(report))
+    stderr_console().print(export_table(result))
     if as_json:
-        print_json(report.to_json())
+        print_json(result.to_json())
     else:
-        print(report.path)
+        print(result.path)
 
 
-def export_table(report):
+def export_table(result):
     from rich.table import Table
 
-    kind = report.format + (f" {report.quantize}" if report.quantize else "")
-    table = Table(title=f"{kind} vs run model", caption=f"on {report.instances:,} rows of {report.source}")
+    kind = result.format + (f" {result.quantize}" if result.quantize else "")
+    table = Table(title=f"{kind} vs run model", caption=f"on {result.instances:,} rows of {result.source}")
     table.add_column("")
     table.add_column("run model", justify="right")
     table.add_column(kind, justify="right")
@@ -394,19 +389,19 @@ def export_table(report):
     def score(value):
         return "-" if value is None else f"{value:.4f}"
 
-    table.add_row(report.metric, score(report.run_score), score(report.export_score))
-    table.add_row("size", f"{report.run_bytes / 1024:,.1f} KiB", f"{report.export_bytes / 1024:,.1f} KiB")
+    table.add_row(result.metric, score(result.run_score), score(result.export_score))
+    table.add_row("size", f"{result.run_bytes / 1024:,.1f} KiB", f"{result.export_bytes / 1024:,.1f} KiB")
     table.add_row(
-        "latency, 1 instance", f"{report.run_latency_ms:.3f} ms", f"{report.export_latency_ms:.3f} ms"
+        "latency, 1 instance", f"{result.run_latency_ms:.3f} ms", f"{result.export_latency_ms:.3f} ms"
     )
-    table.add_row("max |difference|", "", f"{report.max_abs_diff:.3g}")
-    if report.agreement is not None:
-        table.add_row("same class", "", f"{report.agreement:.2%}")
-    if report.folded:
-        table.add_row("folded batch norms", "", str(len(report.folded)))
-    if report.sparsity is not None:
-        table.add_row("sparsity", "", f"{report.sparsity:.1%}")
-    if report.int8_layers is not None:
-        layers = ", ".join(report.int8_layers) or "none (kernels under 1,024 weights stay float32)"
+    table.add_row("max |difference|", "", f"{result.max_abs_diff:.3g}")
+    if result.agreement is not None:
+        table.add_row("same class", "", f"{result.agreement:.2%}")
+    if result.folded:
+        table.add_row("folded batch norms", "", str(len(result.folded)))
+    if result.sparsity is not None:
+        table.add_row("sparsity", "", f"{result.sparsity:.1%}")
+    if result.int8_layers is not None:
+        layers = ", ".join(result.int8_layers) or "none (kernels under 1,024 weights stay float32)"
         table.add_row("int8 weights (float activations)", "", layers)
     return table

@@ -2,33 +2,22 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dnnlab.cli.app import RankMetric, ReachOption, app, escape_markup, user_errors
+from dnnlab.cli.app import RankMetric, ReachOption, app, choices, escape_markup, user_errors
 from dnnlab.console import stderr_console, stdout_console
 from dnnlab.errors import DnnlabError
+from dnnlab.results.options import AT_CHOICES, CI_CHOICES, DEFAULT_FORMAT, FORMATS
+
+Format = choices("Format", FORMATS)
 
 
-class Format(str, enum.Enum):
-    table = "table"
-    csv = "csv"
-    json = "json"
-    markdown = "markdown"
-
-
-class Interval(str, enum.Enum):  # seed_tests.CI_CHOICES
-    t = "t"
-    bootstrap = "bootstrap"
-
-
-class At(str, enum.Enum):  # seed_tests.AT_CHOICES
-    best = "best"
-    final = "final"
+Interval = choices("Interval", CI_CHOICES)
+At = choices("At", AT_CHOICES)
 
 
 @app.command()
@@ -47,7 +36,7 @@ def compare(
             "--format",
             help="table and markdown count epochs from 1; csv and json keep metrics.csv's 0-based epoch.",
         ),
-    ] = Format.table,
+    ] = Format[DEFAULT_FORMAT],
     plot: Annotated[
         Path | None, typer.Option("--plot", help="Write learning curves of the metric to this PNG.")
     ] = None,

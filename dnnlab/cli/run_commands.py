@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
-import enum
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from dnnlab.cli.app import Overrides, QuietFlag, app, escape_markup, print_json, print_warnings, user_errors
+from dnnlab.cli.app import (
+    Overrides,
+    QuietFlag,
+    app,
+    choices,
+    escape_markup,
+    print_json,
+    print_warnings,
+    user_errors,
+)
 from dnnlab.console import stderr_console
 from dnnlab.errors import DnnlabError
+from dnnlab.sweep.executors import EXECUTORS
 
 
 @app.command()
@@ -58,7 +67,7 @@ def train(
                 result = lifecycle.start(checked, runs_dir, name, command, progress=not quiet)
         except KeyboardInterrupt:  # before the run directory existed (or before resuming wrote)
             interrupted("before the run started; nothing was written")
-    report_run(result, quiet)
+    render_run(result, quiet)
     raise typer.Exit(result.exit_code)
 
 
@@ -68,7 +77,7 @@ def interrupted(message: str) -> None:
     raise typer.Exit(130)
 
 
-def report_run(result, quiet: bool = False) -> None:
+def render_run(result, quiet: bool = False) -> None:
     """The end line on stderr (under --quiet only when the run did not complete), then the run
     directory alone on stdout."""
     if not quiet or result.status != "completed":
@@ -98,9 +107,7 @@ def _test_text(test: dict[str, float] | None) -> str:
     return "; test " + " ".join(f"{escape_markup(name)} {value:.4g}" for name, value in ordered)
 
 
-class Executor(str, enum.Enum):
-    local = "local"
-    ray = "ray"
+Executor = choices("Executor", EXECUTORS)
 
 
 @app.command()
@@ -212,7 +219,7 @@ def sweep(
         except KeyboardInterrupt:
             interrupted("before the sweep started; nothing was written")
     if not quiet or result.record.status != "completed":
-        report_sweep(result)
+        render_sweep(result)
     if as_json:
         print_json(result.record.to_dict())
     else:
@@ -220,7 +227,7 @@ def sweep(
     raise typer.Exit(result.exit_code)
 
 
-def report_sweep(result) -> None:
+def render_sweep(result) -> None:
     """The seed-grouped comparison of the trials on stderr, as `compare DIR --group-seeds` shows it."""
     from dnnlab.results import compare as comparing
     from dnnlab.results import formats as compare_format

@@ -26,7 +26,7 @@ def check(
         typer.Option("--print-config", help="Print the resolved spec (what config.yaml records) on stdout."),
     ] = False,
 ) -> None:
-    """Validate a spec and print the notes' advice; trains nothing."""
+    """Validate a spec and print advice from Géron, Hands-On Machine Learning, ch. 11; trains nothing."""
     from dnnlab.data.checked_spec import check_spec
     from dnnlab.spec.loading import spec_to_dict, spec_to_yaml
 
@@ -38,14 +38,14 @@ def check(
         raise
     warnings = [f for f in checked.warnings if f.level == "warning"]
     if as_json:
-        report = {
+        payload = {
             "valid": True,
             "errors": [],
             "warnings": [{"key": f.key, "message": f.message} for f in warnings],
         }
         if print_config:
-            report["config"] = spec_to_dict(checked.spec)
-        print_json(report)
+            payload["config"] = spec_to_dict(checked.spec)
+        print_json(payload)
     elif print_config:
         sys.stdout.write(spec_to_yaml(checked.spec))
     print_warnings(warnings)

@@ -1,6 +1,6 @@
 """`dnnlab lr-find`: the learning-rate range test that picks 1cycle's maximum rate.
 
-Smith's range test, as the notes describe it for 1cycle: train a throwaway copy of the spec's
+Smith's range test, as Géron describes it for 1cycle: train a throwaway copy of the spec's
 model (its layers, optimizer type and settings, loss, data and batch size) while the learning
 rate grows exponentially, one step at a time, from ``min_lr`` to ``max_lr``. The loss first
 falls, then flattens, then explodes; the test stops at the explosion, which is its expected end.

@@ -40,7 +40,7 @@ def _g(value: float) -> str:
 
 
 def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[str, Any]]:
-    """The notes' verdicts on one measurement (rows in depth order): each names the layers, the
+    """Géron's verdicts on one measurement (rows in depth order): each names the layers, the
     evidence and the remedy."""
     found: list[dict[str, Any]] = []
     grads = [r["gradient_norm"] for r in rows]
@@ -59,7 +59,7 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                         f"{names[-1]} {_g(last)} (about {per_layer:.1f}x smaller per layer); "
                         f"{', '.join(low)}, with less than {VANISHING_RATIO:g} of {names[-1]}'s "
                         "gradient, barely learn. "
-                        "Remedy (the notes): ReLU with He initialization, batch norm, or a "
+                        "Remedy (Géron, ch. 11): ReLU with He initialization, batch norm, or a "
                         "non-saturating activation"
                     ),
                 }
@@ -80,7 +80,7 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                     "kind": "exploding_gradients",
                     "layers": [n for n in names if n in grown or n in large],
                     "message": "; ".join(evidence)
-                    + ". Remedy (the notes): gradient clipping (training.optimizer.clipnorm), "
+                    + ". Remedy (Géron, ch. 11): gradient clipping (training.optimizer.clipnorm), "
                     "a lower learning rate, the initializer paired with the activation, or "
                     "fewer batch-norm layers in a deep stack",
                 }
@@ -91,7 +91,7 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
             {
                 "kind": "exploding_gradients",
                 "layers": bad,
-                "message": f"gradient norm not finite in {', '.join(bad)}. Remedy (the notes): "
+                "message": f"gradient norm not finite in {', '.join(bad)}. Remedy (Géron, ch. 11): "
                 "gradient clipping and a lower learning rate",
             }
         )
@@ -100,15 +100,15 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
         "saturated_fraction",
         "saturation",
         "more than half the activations saturated ({evidence}): their derivative is near zero, so "
-        "little gradient flows back. Remedy (the notes): Glorot initialization, a non-saturating "
+        "little gradient flows back. Remedy (Géron, ch. 11): Glorot initialization, a non-saturating "
         "activation (ReLU family, ELU, SELU), or batch norm",
     )
     found += _majority_verdict(
         rows,
         "dead_fraction",
         "dead_units",
-        "more than half the units output zero for every probe row ({evidence}). Remedy (the "
-        "notes): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
+        "more than half the units output zero for every probe row ({evidence}). Remedy (Géron, ch. "
+        "11): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
     )
     found += _selu_verdicts(rows, spec)
     return found
@@ -154,9 +154,10 @@ def _selu_verdicts(rows: list[dict[str, Any]], spec: Spec | None) -> list[dict[s
     more = f" and {len(out) - 3} more" if len(out) > 3 else ""
     conditions = _violated_selu_conditions(spec)
     cause = (
-        "conditions of the notes it violates: " + "; ".join(conditions)
+        "conditions for self-normalization it violates: " + "; ".join(conditions)
         if conditions
-        else "the spec meets the notes' conditions, so training moved it (try a lower learning rate)"
+        else "the spec meets the conditions for self-normalization, so training moved it "
+        "(try a lower learning rate)"
     )
     return [
         {
@@ -169,7 +170,7 @@ def _selu_verdicts(rows: list[dict[str, Any]], spec: Spec | None) -> list[dict[s
 
 
 def _violated_selu_conditions(spec: Spec | None) -> list[str]:
-    """The notes' conditions for self-normalization that the spec breaks (lecun_normal, standardized
+    """Géron's conditions for self-normalization that the spec breaks (lecun_normal, standardized
     input, a plain sequential stack, alpha dropout, no l1/l2 or max-norm, no batch norm)."""
     if spec is None:
         return []

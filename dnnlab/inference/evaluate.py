@@ -7,11 +7,10 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import DataError, RunDirError
+from dnnlab.inference.options import CHECKPOINTS, DEFAULT_CHECKPOINT
 from dnnlab.inference.run_inputs import find_run, model_file, prediction_set
 from dnnlab.rundir.directory import RunDir
 from dnnlab.spec.loading import read_run_spec
-
-CHECKPOINTS = ("final", "best", "last")
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def checkpoint_file(run: RunDir, checkpoint: str) -> Path:
     return path
 
 
-def evaluate(run_dir: Path, data: str = "test", checkpoint: str = "final") -> Evaluation:
+def evaluate(run_dir: Path, data: str = "test", checkpoint: str = DEFAULT_CHECKPOINT) -> Evaluation:
     """Loss and metrics of the run's model (`checkpoint`) on the test or validation split or on a
     labelled .npz/.csv file, scaled as in training."""
     run = find_run(run_dir)

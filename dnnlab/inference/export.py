@@ -7,7 +7,7 @@ Every export is verified before it is written: the exported model, loaded by its
 (TensorFlow, the TFLite interpreter, onnxruntime), runs on the test split (a seeded sample of
 the training split when there is none) in raw form and is compared with the run's model on the
 same rows scaled as in training. A float32 export that differs by more than 1e-5 (1e-4 with
-folded batch norm; relative to outputs larger than 1) is a bug and is not written. The report
+folded batch norm; relative to outputs larger than 1) is a bug and is not written. The result
 gives the maximum absolute difference, the accuracy (or RMSE) of both, the file sizes and the
 single-instance latency of both.
 """
@@ -31,11 +31,10 @@ import numpy as np
 from dnnlab.errors import DataError, DnnlabError, WriteError
 from dnnlab.files.atomic import atomic_write_bytes
 from dnnlab.files.folders import check_output_folder
+from dnnlab.inference.options import EXPORT_FORMATS, QUANTIZATIONS
 from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set
 from dnnlab.rundir.directory import RunDir
 
-FORMATS = ("savedmodel", "tflite", "onnx")
-QUANTIZATIONS = ("float16", "int8")
 SUFFIXES = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 TOLERANCE, FOLDED_TOLERANCE = 1e-5, 1e-4
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -56,7 +55,7 @@ class VerificationError(DnnlabError):
 
 
 @dataclass(frozen=True)
-class ExportReport:
+class ExportResult:
     run: Path
     path: Path
     format: str
@@ -88,7 +87,7 @@ def export(
     quantize: str | None = None,
     prune_below: float | None = None,
     force: bool = False,
-) -> ExportReport:
+) -> ExportResult:
     """Export the run's final model in `fmt`, verify it, then write it atomically to `out`
     (default: RUN_DIR/export/...). An existing `out` is replaced only when it is an export of
     this format and `force` is given; the default path's export is dnnlab's own and replaced."""
@@ -126,30 +125,30 @@ def export(
         saved = Path(scratch) / "savedmodel"
         _save(exported_model, serve, saved)
         if fmt == "savedmodel":
-            runner = _savedmodel_runner(saved, tf)
+            runner = savedmodel_runner(saved, tf)
             payload: bytes | Path = saved
         elif fmt == "tflite":
             payload = _tflite_bytes(saved, quantize, tf)
-            runner = _tflite_runner(payload, tf)
+            runner = tflite_runner(payload, tf)
             if quantize == "int8":
                 int8_layers = int8_dense_layers(payload, exported_model, tf)
         else:
             payload = _onnx_bytes(serve)
-            runner = _onnx_runner(payload)
+            runner = onnx_runner(payload)
         outputs = runner(raw)
-        report = _compare(verify, reference, outputs)
+        figures = _compare(verify, reference, outputs)
         # relative to outputs larger than 1 (regression values): float32 spacing grows with them
-        tolerance = (FOLDED_TOLERANCE if folded else TOLERANCE) * max(1.0, report.pop("magnitude"))
-        if not report["max_abs_diff"] <= tolerance and (quantize is None and prune_below is None):
+        tolerance = (FOLDED_TOLERANCE if folded else TOLERANCE) * max(1.0, figures.pop("magnitude"))
+        if not figures["max_abs_diff"] <= tolerance and (quantize is None and prune_below is None):
             raise VerificationError(
                 f"export verification failed: the {fmt} model differs from the run's model by "
-                f"{report['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
+                f"{figures['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
             )
         export_latency = single_latency(lambda: runner(raw[:1]))
         run_latency = single_latency(lambda: model(verify.x[:1], training=False))
         check_existing(target, fmt, replace)  # again: the verification took seconds
         written_bytes = _write(payload, target)
-    return ExportReport(
+    return ExportResult(
         run=run.path,
         path=target,
         format=fmt,
@@ -163,7 +162,7 @@ def export(
         export_bytes=written_bytes,
         run_latency_ms=run_latency * 1e3,
         export_latency_ms=export_latency * 1e3,
-        **report,
+        **figures,
     )
 
 
@@ -172,8 +171,8 @@ def export(
 
 def check_options(fmt: str, quantize: str | None, prune_below: float | None) -> None:
     """Refuse what cannot be exported before anything is loaded."""
-    if fmt not in FORMATS:
-        raise ExportError(f"--format: expected one of {', '.join(FORMATS)}; received {fmt!r}")
+    if fmt not in EXPORT_FORMATS:
+        raise ExportError(f"--format: expected one of {', '.join(EXPORT_FORMATS)}; received {fmt!r}")
     if quantize is not None and quantize not in QUANTIZATIONS:
         raise ExportError(f"--quantize: expected one of {', '.join(QUANTIZATIONS)}; received {quantize!r}")
     if quantize is not None and fmt != "tflite":
@@ -341,7 +340,8 @@ def _save(model: Any, serve: Callable, path: Path) -> None:
     archive.write_out(str(path), verbose=False)
 
 
-def _savedmodel_runner(path: Path, tf: Any) -> Callable:
+def savedmodel_runner(path: Path, tf: Any) -> Callable:
+    """Raw rows -> the SavedModel's outputs by name (its serving signature)."""
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
     return lambda x: {k: v.numpy() for k, v in signature(x=tf.constant(x)).items()}
 
@@ -362,7 +362,7 @@ def _tflite_bytes(saved: Path, quantize: str | None, tf: Any) -> bytes:
         return converter.convert()
 
 
-def _tflite_runner(content: bytes, tf: Any) -> Callable:
+def tflite_runner(content: bytes, tf: Any) -> Callable:
     """The interpreter, resized to each batch's row count (its signature is for one row)."""
     from dnnlab.runtime import stderr_silenced
 
@@ -392,20 +392,19 @@ def _tflite_runner(content: bytes, tf: Any) -> Callable:
 def int8_dense_layers(content: bytes, model: Any, tf: Any) -> list[str]:
     """The Dense layers whose kernels the flat buffer holds as int8. The converter leaves a
     kernel under 1,024 weights in float32, so a small output layer stays float. Each Dense layer
-    is one FULLY_CONNECTED op, in the model's order (the interpreter's private op list is the
-    only record of which op reads which tensor)."""
+    is one FULLY_CONNECTED op, in the model's order."""
     import keras
 
+    from dnnlab.model.keras_private import tflite_dense_kernel_dtypes
     from dnnlab.runtime import stderr_silenced
 
     with warnings.catch_warnings(), stderr_silenced():
         warnings.simplefilter("ignore")
         interpreter = tf.lite.Interpreter(model_content=content)
-    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    kernels = tflite_dense_kernel_dtypes(interpreter)
     dense = [layer.name for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    if len(ops) != len(dense):  # the converter merged or split some: name the ops instead
-        dense = [f"fully_connected_{i}" for i in range(len(ops))]
-    kernels = [interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"] for op in ops]
+    if len(kernels) != len(dense):  # the converter merged or split some: name the ops instead
+        dense = [f"fully_connected_{i}" for i in range(len(kernels))]
     return [name for name, dtype in zip(dense, kernels, strict=True) if dtype == np.int8]
 
 
@@ -416,7 +415,8 @@ def _onnx_bytes(serve: Callable) -> bytes:
     return proto.SerializeToString()
 
 
-def _onnx_runner(content: bytes) -> Callable:
+def onnx_runner(content: bytes) -> Callable:
+    """Raw rows -> the ONNX model's outputs by name, in an onnxruntime CPU session."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -433,11 +433,11 @@ def _onnx_runner(content: bytes) -> Callable:
 
 
 def _run_outputs(model: Any, rows: _Rows) -> dict[str, np.ndarray]:
-    from dnnlab.inference.mc_dropout import deterministic_predict
+    from dnnlab.inference.mc_dropout import deterministic_outputs
     from dnnlab.inference.predict import output_arrays
 
     return output_arrays(
-        deterministic_predict(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
+        deterministic_outputs(model, rows.x), rows.task, rows.preprocessing.get("class_labels")
     )
 
 

@@ -3,7 +3,7 @@ the adjacent Dense layer, small weights optionally zeroed (`dnnlab export`).
 
 At inference a batch norm is the per-unit affine map z -> s * z + t with
 s = gamma / sqrt(moving_variance + epsilon) and t = beta - moving_mean * s. It folds:
-- backwards into the Dense layer before it when nothing nonlinear sits between them (the notes'
+- backwards into the Dense layer before it when nothing nonlinear sits between them (Géron's
   "before the activation": Dense without bias -> BN -> activation): W' = W * s (per output unit),
   b' = b * s + t;
 - forwards into the next Dense layer's inputs when only dropout (identity at inference) sits

@@ -1,4 +1,4 @@
-"""Monte Carlo dropout prediction and its metrics.
+"""Monte Carlo dropout: sampling a model with dropout on, and the scores of its mean.
 
 MC dropout (Gal & Ghahramani, 2016) keeps dropout active at inference, predicts many times and
 averages; the spread of the samples measures how uncertain the model is. Only the dropout-family
@@ -13,9 +13,9 @@ so memory does not grow with instances x samples.
 
 Typical use (what ``dnnlab mc-predict`` does)::
 
-    result = mc.predict(model, x, samples=100, seed=42)
+    result = mc.sample(model, x, samples=100, seed=42)
     mc.save(result, "mc.npz")                  # or "mc.csv"
-    report = mc.summary(model, x, y, result)   # {"deterministic": {...}, "mc": {...}}
+    scores = mc.scores(model, x, y, result)   # {"deterministic": {...}, "mc": {...}}
 """
 
 from __future__ import annotations
@@ -34,15 +34,12 @@ from dnnlab.errors import PredictError
 from dnnlab.files.array_csv import arrays_csv_text
 from dnnlab.files.atomic import atomic_write_bytes, npz_bytes
 from dnnlab.inference.calibration import class_probabilities, classification_metrics
+from dnnlab.inference.options import DEFAULT_SAMPLE, SAMPLE_CHOICES
 from dnnlab.model.keras_private import producer
 from dnnlab.model.layers import SeededAlphaDropout, SeededDropout, alpha_dropout_affine, concrete_noise_shape
 
 CLASSIFICATION = "classification"
 REGRESSION = "regression"
-# Which dropout layers sample (the others run in inference mode, as in `model.predict`):
-# every one; those after the first dense layer (not the input's); only the last one.
-SAMPLE_CHOICES = ("all", "hidden", "last")
-DEFAULT_SAMPLE = "all"
 _MASK_LEVELS = 2**16
 
 # Rows (instances x samples) per graph call. Large enough that per-call overhead vanishes, small
@@ -81,7 +78,7 @@ class MCResult:
         return {name: getattr(self, name) for name in names}
 
 
-def predict(
+def sample(
     model: keras.Model,
     x,
     samples: int = 100,
@@ -90,7 +87,7 @@ def predict(
     task: str | None = None,
     sample: str = DEFAULT_SAMPLE,
 ) -> MCResult:
-    """Predict ``x`` ``samples`` times with dropout on and return the per-instance statistics.
+    """Run ``x`` through the model ``samples`` times with dropout on; the per-instance statistics.
 
     ``batch_size`` is the number of instances per graph call (None: chosen so a call holds about
     ``ROWS_PER_CALL`` rows). The same ``seed`` and ``batch_size`` give bit-identical results;
@@ -134,7 +131,7 @@ def predict(
     return MCResult(task=sampler.task, samples=samples, seed=seed, **columns)
 
 
-def deterministic_predict(model: keras.Model, x, batch_size: int = 4096) -> np.ndarray:
+def deterministic_outputs(model: keras.Model, x, batch_size: int = 4096) -> np.ndarray:
     """One pass in inference mode (dropout off, batch norm on moving statistics).
 
     Runs as a graph, like ``model.predict``: eager calls can differ from it in the last bit
@@ -174,15 +171,15 @@ def save(result: MCResult, path: str | os.PathLike, extra: dict[str, np.ndarray]
     return path
 
 
-def summary(model: keras.Model, x, y, result: MCResult) -> dict[str, dict[str, float]]:
-    """Metrics of the deterministic prediction and of the MC mean, side by side.
+def scores(model: keras.Model, x, y, result: MCResult) -> dict[str, dict[str, float]]:
+    """Scores of the deterministic outputs and of the MC mean on labels ``y``, side by side.
 
     Classification: accuracy, nll, brier, ece (`calibration.classification_metrics`). Regression:
     rmse and Gaussian nll; the MC nll uses the MC std of each instance, the deterministic nll
     (which has no std of its own) uses the residual std of the deterministic predictions on these
     labels, one per output: the maximum-likelihood constant std, hence an optimistic figure.
     """
-    deterministic = deterministic_predict(model, x)
+    deterministic = deterministic_outputs(model, x)
     if result.task == CLASSIFICATION:
         return {
             "deterministic": classification_metrics(deterministic, y),

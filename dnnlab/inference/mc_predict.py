@@ -13,26 +13,22 @@ import numpy as np
 from dnnlab.errors import DataError, PredictError
 from dnnlab.files.figures import check_plot_path
 from dnnlab.files.folders import check_output_folder
+from dnnlab.inference.options import DEFAULT_SAMPLE, DEFAULT_SEED
 from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, prediction_set
 from dnnlab.rundir.directory import RunDir
-
-DEFAULT_SEED = 0  # the same masks on every call unless asked otherwise: reruns give the same file
-
-
-DEFAULT_SAMPLE = "all"  # dnnlab.inference.mc_dropout.DEFAULT_SAMPLE: every dropout layer samples
 
 
 @dataclass(frozen=True)
 class MCPrediction:
     """What `mc_predict` did: which run and data, how many samples with which seed, the
-    calibration report (None without labels) and the file it wrote (None without `out`)."""
+    scores of each method (None without labels) and the file it wrote (None without `out`)."""
 
     run: Path
     source: str
     instances: int
     samples: int
     seed: int
-    report: dict[str, dict[str, float]] | None
+    scores: dict[str, dict[str, float]] | None
     written: Path | None
     sample: str = DEFAULT_SAMPLE  # which dropout layers sampled
     temperature: float | None = None  # fitted on the validation split (classification with labels)
@@ -40,7 +36,7 @@ class MCPrediction:
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
-        report = self.report or {}
+        scores = self.scores or {}
         return {
             "run": str(self.run),
             "data": self.source,
@@ -48,9 +44,9 @@ class MCPrediction:
             "samples": self.samples,
             "seed": self.seed,
             "sample": self.sample,
-            "deterministic": report.get("deterministic"),
-            "mc": report.get("mc"),
-            "temperature_scaled": report.get("temperature_scaled"),
+            "deterministic": scores.get("deterministic"),
+            "mc": scores.get("mc"),
+            "temperature_scaled": scores.get("temperature_scaled"),
             "temperature": self.temperature,
         }
 
@@ -87,17 +83,17 @@ def mc_predict(
     from dnnlab.model.build import load_model
 
     model = load_model(model_file(run), compile=False)
-    result = mc.predict(
+    result = mc.sample(
         model, dataset.x, samples=samples, batch_size=batch_size, seed=seed, task=dataset.task, sample=sample
     )
-    report = mc.summary(model, dataset.x, dataset.y, result) if dataset.y is not None else None
+    scores = mc.scores(model, dataset.x, dataset.y, result) if dataset.y is not None else None
     temperature, notes = None, []
-    if report is not None and result.task == mc.CLASSIFICATION:
-        temperature, notes = _temperature_baseline(run, model, dataset, report)
+    if scores is not None and result.task == mc.CLASSIFICATION:
+        temperature, notes = _temperature_baseline(run, model, dataset, scores)
     baselines: dict[str, np.ndarray] = {}
-    if report is not None and result.task == mc.CLASSIFICATION:
+    if scores is not None and result.task == mc.CLASSIFICATION:
         # what a reliability diagram needs beside the MC mean: the labels and the baselines
-        deterministic = mc.deterministic_predict(model, dataset.x)
+        deterministic = mc.deterministic_outputs(model, dataset.x)
         baselines = {"labels": np.asarray(dataset.y).reshape(-1), "deterministic": deterministic}
         if temperature is not None:
             baselines["temperature_scaled"] = calibration.temperature_scale(deterministic, temperature)
@@ -114,7 +110,7 @@ def mc_predict(
         len(dataset.x),
         samples,
         result.seed,
-        report,
+        scores,
         written,
         sample,
         temperature,
@@ -124,9 +120,9 @@ def mc_predict(
 
 
 def _temperature_baseline(
-    run: RunDir, model, dataset: PredictionSet, report: dict
+    run: RunDir, model, dataset: PredictionSet, scores: dict
 ) -> tuple[float | None, list]:
-    """Fit T on the run's validation split; add the scaled deterministic metrics to `report`."""
+    """Fit T on the run's validation split; add the scaled deterministic metrics to `scores`."""
     from dnnlab.inference import calibration
     from dnnlab.inference import mc_dropout as mc
 
@@ -134,9 +130,9 @@ def _temperature_baseline(
         validation = prediction_set(run, "validation")
     except DataError:
         return None, ["no validation split: the temperature-scaled baseline needs one to fit T"]
-    temperature = calibration.fit_temperature(mc.deterministic_predict(model, validation.x), validation.y)
-    scaled = calibration.temperature_scale(mc.deterministic_predict(model, dataset.x), temperature)
-    report["temperature_scaled"] = calibration.classification_metrics(scaled, dataset.y)
+    temperature = calibration.fit_temperature(mc.deterministic_outputs(model, validation.x), validation.y)
+    scaled = calibration.temperature_scale(mc.deterministic_outputs(model, dataset.x), temperature)
+    scores["temperature_scaled"] = calibration.classification_metrics(scaled, dataset.y)
     notes = []
     if dataset.source == "validation":
         notes.append("T was fitted on the validation split it is evaluated on: its figures are optimistic")

@@ -57,11 +57,11 @@ def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
     from dnnlab import runtime
 
     runtime.quiet_tensorflow()
-    from dnnlab.inference.mc_dropout import deterministic_predict
+    from dnnlab.inference.mc_dropout import deterministic_outputs
     from dnnlab.model.build import load_model
 
     model = load_model(model_file(run), compile=False)
-    outputs = deterministic_predict(model, dataset.x)
+    outputs = deterministic_outputs(model, dataset.x)
     labels = run.read_json(run.preprocessing).get("class_labels")
     arrays = output_arrays(outputs, dataset.task or "classification", labels)
     written = None

@@ -125,7 +125,7 @@ def batch_norm(spec: Any, name: str) -> keras.layers.BatchNormalization:
 
 
 def compact_layers(model: CompactModel, input_rank: int) -> list[keras.layers.Layer]:
-    """The notes' dense stack: [flatten] [input BN] [dropout] (dense act [BN] [dropout])* output."""
+    """Géron's dense stack: [flatten] [input BN] [dropout] (dense act [BN] [dropout])* output."""
     stack: list[keras.layers.Layer] = []
     if input_rank > 1:
         stack.append(keras.layers.Flatten(name="flatten"))

@@ -1,10 +1,11 @@
-"""Every use of Keras's private attributes, in one place.
+"""Every use of a private attribute of Keras or TensorFlow (Lite), in one place.
 
-Keras has no public way to do these few things dnnlab needs (each function says why). They were
-checked on Keras 3.15.1 with TensorFlow 2.21 (the TensorFlow backend); pyproject.toml keeps Keras
-below the next minor release for this reason. When Keras moves, this module is the one to check:
-tests/test_schedules.py compares the one-cycle optimizers step by step with Keras's own, and
-tests/test_execution.py, tests/test_mc.py and tests/test_train.py exercise the rest.
+Neither has a public way to do these few things dnnlab needs (each function says why). They were
+checked on Keras 3.15.1 with TensorFlow 2.21.0 (the TensorFlow backend); pyproject.toml keeps Keras
+below the next minor release for this reason. When Keras or TensorFlow moves, this module is the
+one to check: tests/test_schedules.py compares the one-cycle optimizers step by step with Keras's
+own, tests/test_export.py reads an int8 TFLite model's kernels, and tests/test_execution.py,
+tests/test_mc.py and tests/test_train.py exercise the rest.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 import keras
 
 KERAS_CHECKED = "3.15.1"
+TENSORFLOW_CHECKED = "2.21.0"
 
 
 def set_jit_compile(model: keras.Model, enabled: bool) -> None:
@@ -72,6 +74,17 @@ class NadamProductHook:
     def _backend_update_step(self, grads, trainable_variables, learning_rate):
         self.update_momentum_product(nadam_momentum_product(self))
         super(keras.optimizers.Nadam, self)._backend_update_step(grads, trainable_variables, learning_rate)
+
+
+# --- TensorFlow Lite --------------------------------------------------------------------------
+
+
+def tflite_dense_kernel_dtypes(interpreter: Any) -> list[Any]:
+    """The kernel's dtype of each FULLY_CONNECTED op of a `tf.lite.Interpreter`, in the flat
+    buffer's op order. The interpreter's private op list is the only record of which op reads
+    which tensor; its public `get_tensor_details` lists tensors without their ops."""
+    ops = [op for op in interpreter._get_ops_details() if op["op_name"] == "FULLY_CONNECTED"]
+    return [interpreter._get_tensor_details(op["inputs"][1], 0)["dtype"] for op in ops]
 
 
 # --- callbacks -------------------------------------------------------------------------------

@@ -82,7 +82,7 @@ class PowerDecay(_StepSchedule):
 
 @register
 class ExponentialDecay(_StepSchedule):
-    """lr0 * base^(t/s): divided by 1/base every s units (the notes' lr0 * 0.1^(t/s))."""
+    """lr0 * base^(t/s): divided by 1/base every s units (Géron's lr0 * 0.1^(t/s))."""
 
     def __init__(self, initial_learning_rate: float, s: float, base: float = 0.1, steps_per_unit: int = 1):
         super().__init__(steps_per_unit)

@@ -1,8 +1,8 @@
-"""Transfer learning: reuse the trained layers of an earlier run (the notes' model_B_on_A).
+"""Transfer learning: reuse the trained layers of an earlier run (Géron's model_B_on_A).
 
 The reused layers are copied (not shared), so training the new model never changes the
 earlier run's files. They can stay frozen for the first `freeze_epochs` epochs, then train
-on with a smaller learning rate, as the notes recommend.
+on with a smaller learning rate, as Géron recommends.
 """
 
 from __future__ import annotations

@@ -20,10 +20,17 @@ from typing import Any
 from dnnlab.errors import DnnlabError, RunDirError
 from dnnlab.rundir.better import is_better, metric_mode
 from dnnlab.rundir.layout import RUN_FILES_TEXT
-from dnnlab.rundir.loading import MISSING, NOT_METRICS, TEST_PREFIX, Absent, Run, find_run_dirs, load_runs
+from dnnlab.rundir.loading import (
+    MISSING,
+    NOT_METRICS,
+    TEST_PREFIX,
+    Absent,
+    LoadedRun,
+    find_run_dirs,
+    load_runs,
+)
 from dnnlab.rundir.records import BestRecord, int_or_none
 
-FORMATS = ("table", "csv", "json", "markdown")
 # Spec keys that say most about how a network trains; shown even when every run agrees on them.
 TELLING_KEYS = (
     "model.activation",
@@ -48,7 +55,7 @@ class Stat:
 class SeedGroup:
     """Runs whose specs differ only in `seed`: one row with mean +- std over the seeds."""
 
-    runs: list[Run]
+    runs: list[LoadedRun]
     test: Any = None  # seed_tests.GroupTest: its interval and test against the best, once attached
 
     @property
@@ -81,7 +88,7 @@ class Reach:
 class Comparison:
     """Runs ranked best first by `metric`, the spec keys that differ, and what was skipped."""
 
-    runs: list[Run]
+    runs: list[LoadedRun]
     metric: str
     mode: str
     differing_keys: list[str]
@@ -93,7 +100,7 @@ class Comparison:
     tests: Any = None  # seed_tests.SeedTests: how the seed groups were tested (seed_tests.attach)
 
     @property
-    def best_run(self) -> Run | None:
+    def best_run(self) -> LoadedRun | None:
         first = self.runs[0]
         return first if first.best and first.best.value is not None else None
 
@@ -104,7 +111,7 @@ class Comparison:
 # ---------------------------------------------------------------- metrics and ranking
 
 
-def best_of(run: Run, metric: str, mode: str) -> BestRecord:
+def best_of(run: LoadedRun, metric: str, mode: str) -> BestRecord:
     """The best epoch of `metric` in metrics.csv, or run.json's record when the csv lacks it."""
     values, epochs = run.history.get(metric), run.history.get("epoch")
     best: tuple[float, int] | None = None
@@ -122,7 +129,7 @@ def best_of(run: Run, metric: str, mode: str) -> BestRecord:
     return BestRecord(metric, mode)
 
 
-def _default_metric(runs: list[Run], notes: list[str]) -> str:
+def _default_metric(runs: list[LoadedRun], notes: list[str]) -> str:
     """The metric most runs monitor; val_loss or loss when no run.json says."""
     counts = Counter(r.monitored.metric for r in runs if r.monitored)
     if counts:
@@ -136,7 +143,7 @@ def _default_metric(runs: list[Run], notes: list[str]) -> str:
     return "val_loss" if any("val_loss" in r.history for r in runs) else "loss"
 
 
-def _available_metrics(runs: list[Run]) -> list[str]:
+def _available_metrics(runs: list[LoadedRun]) -> list[str]:
     names = {k for r in runs for k in r.history if k not in NOT_METRICS}
     names |= {r.monitored.metric for r in runs if r.monitored}
     names |= {TEST_PREFIX + k for r in runs for k in r.test}
@@ -281,7 +288,7 @@ def compare(
     return Comparison(runs, metric, mode, keys, context, skipped, notes, groups, target)
 
 
-def parse_reach(text: str, runs: list[Run]) -> Reach:
+def parse_reach(text: str, runs: list[LoadedRun]) -> Reach:
     """`val_accuracy=0.95` -> Reach; the metric must be one the runs record per epoch."""
     metric, sep, value = text.partition("=")
     metric = metric.strip()
@@ -299,7 +306,7 @@ def parse_reach(text: str, runs: list[Run]) -> Reach:
     return Reach(metric, threshold, _mode_for(runs, metric))
 
 
-def epochs_to_reach(run: Run, reach: Reach) -> int | None:
+def epochs_to_reach(run: LoadedRun, reach: Reach) -> int | None:
     """The number of epochs after which `reach.metric` first met the threshold, or None."""
     for index, value in enumerate(run.history.get(reach.metric) or ()):
         if value >= reach.threshold if reach.mode == "max" else value <= reach.threshold:
@@ -307,7 +314,7 @@ def epochs_to_reach(run: Run, reach: Reach) -> int | None:
     return None
 
 
-def _mode_for(runs: list[Run], metric: str) -> str:
+def _mode_for(runs: list[LoadedRun], metric: str) -> str:
     """The mode run.json records for `metric`, else the one its name implies."""
     for run in runs:
         if run.monitored and run.monitored.metric == metric and run.monitored.mode:
@@ -315,7 +322,7 @@ def _mode_for(runs: list[Run], metric: str) -> str:
     return metric_mode(metric)
 
 
-def group_by_seed(runs: list[Run], mode: str) -> list[SeedGroup]:
+def group_by_seed(runs: list[LoadedRun], mode: str) -> list[SeedGroup]:
     """Gather runs whose specs are equal but for `seed`; groups are ranked by their mean best."""
     groups: dict[str, SeedGroup] = {}
     for run in runs:

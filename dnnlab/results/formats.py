@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import DnnlabError
-from dnnlab.results.compare import FORMATS, Comparison, SeedGroup, Stat, stat_of, unused_keys
-from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, Run
+from dnnlab.results.compare import Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.results.options import FORMATS
+from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
 
 # ---------------------------------------------------------------- rows shared by every format
 
@@ -90,7 +91,7 @@ def _test_cells(comparison: Comparison, group: SeedGroup) -> dict[str, Any]:
     return {k: _recorded(v) for k, v in group.test.cells(comparison.tests.delta).items()}
 
 
-def _reach_cells(comparison: Comparison, runs: list[Run]) -> dict[str, Any]:
+def _reach_cells(comparison: Comparison, runs: list[LoadedRun]) -> dict[str, Any]:
     """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
     seed group the mean over the seeds that reached it, and n says how many did."""
     if comparison.reach is None:
@@ -104,7 +105,7 @@ def _recorded(value: Any) -> Any:
     return MISSING if value is None else value
 
 
-def _counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def counted_from_one(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Rows for people: `best_epoch` counts from 1, as the progress lines do. csv and json keep
     metrics.csv's 0-based index, which programs join on."""
     return [{**row, "best_epoch": _plus_one(row["best_epoch"])} for row in rows]
@@ -116,7 +117,7 @@ def _plus_one(epoch: Any) -> Any:
     return epoch if isinstance(epoch, Absent) else epoch + 1
 
 
-def _spec_cells(run: Run, keys: list[str]) -> dict[str, Any]:
+def _spec_cells(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
     if run.config is None:
         return {k: UNKNOWN for k in keys}
     return {k: run.params.get(k, MISSING) for k in keys}
@@ -175,7 +176,7 @@ def render_json(comparison: Comparison) -> str:
     return json.dumps(_finite(out), indent=2, allow_nan=False)
 
 
-def _run_json(run: Run, keys: list[str]) -> dict[str, Any]:
+def _run_json(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
     return {
         "run": str(run.path),
         "name": run.name,
@@ -267,7 +268,7 @@ def _csv_value(value: Any) -> Any:
 def render_markdown(comparison: Comparison, diff_only: bool = False) -> str:
     """The table as a GitHub markdown table; the best run's name is bold."""
     headers, rows = table_rows(comparison, diff_only)
-    rows = _counted_from_one(rows)
+    rows = counted_from_one(rows)
     best = comparison.best_run is not None
     lines = [
         "| " + " | ".join(map(_md_text, headers)) + " |",
@@ -290,7 +291,7 @@ def _md_text(text: str) -> str:
 
 
 def _md_align(header: str) -> str:
-    return " ---: " if _is_numeric_column(header) else " --- "
+    return " ---: " if is_numeric_column(header) else " --- "
 
 
 NUMERIC_TEST_COLUMNS = ("n", "mean", "std", "ci_low", "ci_high", "p_value", "difference")
@@ -300,7 +301,8 @@ TEST_COLUMNS = (
 )
 
 
-def _is_numeric_column(header: str) -> bool:
+def is_numeric_column(header: str) -> bool:
+    """Whether a comparison column holds numbers (right-aligned in markdown and HTML tables)."""
     return (
         header
         in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds", "seeds_needed", "seeds_to_separate")
@@ -320,7 +322,7 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     from rich.console import Group
 
     headers, rows = table_rows(comparison, diff_only=True)
-    rows = _counted_from_one(rows)
+    rows = counted_from_one(rows)
     spec_headers = [h for h in headers if "." in h]
     result_headers = [h for h in headers if "." not in h and h not in TEST_COLUMNS]
     direction = "lower" if comparison.mode == "min" else "higher"

@@ -177,14 +177,14 @@ def _e(value: Any) -> str:
 
 def _table(comparison: comparing.Comparison) -> str:
     headers, rows = fmt.table_rows(comparison, diff_only=True)
-    rows = fmt._counted_from_one(rows)
+    rows = fmt.counted_from_one(rows)
     head = "".join(f"<th>{_e(h)}</th>" for h in headers)
     body = []
     for i, row in enumerate(rows):
         best = ' class="best"' if i == 0 and comparison.best_run is not None else ""
         cells = "".join(
             f'<td class="num">{_e(fmt.format_value(row[h]))}</td>'
-            if fmt._is_numeric_column(h)
+            if fmt.is_numeric_column(h)
             else f"<td>{_e(fmt.format_value(row[h]))}</td>"
             for h in headers
         )
@@ -294,7 +294,7 @@ def _importance_html(importance: Importance | None, comparison: comparing.Compar
 # ---------------------------------------------------------------- per-run details
 
 
-def _run_details(run: loading.Run) -> str:
+def _run_details(run: loading.LoadedRun) -> str:
     parts = [
         f"<details><summary>{_e(run.path.name)} ({_e(run.status)})</summary>",
         f"<p><code>{_e(run.path)}</code></p>",

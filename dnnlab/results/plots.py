@@ -15,7 +15,7 @@ from dnnlab.files.figures import png_bytes, pyplot
 from dnnlab.files.folders import check_output_folder
 from dnnlab.results.compare import Comparison, SeedGroup
 from dnnlab.results.formats import group_label, run_labels
-from dnnlab.rundir.loading import NOT_METRICS, Run
+from dnnlab.rundir.loading import NOT_METRICS, LoadedRun
 
 # Room for a legend line at matplotlib's "small" font (8.33 pt): its height, and a character's width.
 LEGEND_ROW_INCHES = 0.19
@@ -122,7 +122,7 @@ def learning_curves_figure(comparison: Comparison, metrics: list[str] | None = N
     return fig
 
 
-def _series(comparison: Comparison) -> list[tuple[str, str, list[Run]]]:
+def _series(comparison: Comparison) -> list[tuple[str, str, list[LoadedRun]]]:
     """(identity, legend label, runs) per line: each run, or each seed group with its mean."""
     if comparison.groups is not None:
         return [
@@ -137,7 +137,7 @@ def _seeds(group: SeedGroup) -> str:
     return "1 seed" if len(group.runs) == 1 else f"{len(group.runs)} seeds, mean ± std"
 
 
-def _identity(runs: list[Run]) -> str:
+def _identity(runs: list[LoadedRun]) -> str:
     """What a line's colour follows: its run directory's name (for a group, its first)."""
     return min(run.path.name for run in runs)
 
@@ -146,7 +146,7 @@ def _wrap(label: str) -> str:
     return "\n".join(textwrap.wrap(label, LEGEND_WRAP, break_on_hyphens=False)) or label
 
 
-def _colors(plt, comparison: Comparison, series: list[tuple[str, str, list[Run]]]) -> dict[str, object]:
+def _colors(plt, comparison: Comparison, series: list[tuple[str, str, list[LoadedRun]]]) -> dict[str, object]:
     """A colour per line by the order of the run directories' names, not by rank: the same runs
     get the same colours in every plot, whichever metric ranks them."""
     identities = sorted(key for key, _, _ in series)
@@ -154,7 +154,7 @@ def _colors(plt, comparison: Comparison, series: list[tuple[str, str, list[Run]]
     return {key: cmap(i % cmap.N) for i, key in enumerate(identities)}
 
 
-def _draw(ax, panel: str, members: list[Run], color, comparison: Comparison) -> None:
+def _draw(ax, panel: str, members: list[LoadedRun], color, comparison: Comparison) -> None:
     names = [(LR, "-")] if panel == LR else [(f"val_{panel}", "-"), (panel, "--")]
     for name, style in names:
         epochs, mean, std = _mean_curve(members, name)
@@ -171,7 +171,7 @@ def _draw(ax, panel: str, members: list[Run], color, comparison: Comparison) -> 
         ax.plot([best.epoch + 1], [best.value], marker="o", color=color)
 
 
-def _mean_curve(runs: list[Run], name: str) -> tuple[list[int], list[float], list[float] | None]:
+def _mean_curve(runs: list[LoadedRun], name: str) -> tuple[list[int], list[float], list[float] | None]:
     """Epochs counted from 1, the mean over the runs at each epoch they all reached, and the
     sample std there (None for a single run)."""
     columns = [run.history.get(name) or [] for run in runs]

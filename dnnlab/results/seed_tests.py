@@ -17,6 +17,7 @@ from typing import Any
 from dnnlab.errors import DnnlabError
 from dnnlab.results import formats
 from dnnlab.results.compare import Comparison, SeedGroup
+from dnnlab.results.options import AT_CHOICES, CI_CHOICES
 from dnnlab.results.statistics import (
     SEEDS_CAP,
     WITHIN_NOISE,
@@ -25,10 +26,8 @@ from dnnlab.results.statistics import (
     compare_groups,
     seeds_needed,
 )
-from dnnlab.rundir.loading import MISSING, TEST_PREFIX, Run
+from dnnlab.rundir.loading import MISSING, TEST_PREFIX, LoadedRun
 
-CI_CHOICES = {"t": "t", "bootstrap": "bca"}  # --ci: Student's t, or scipy's BCa bootstrap
-AT_CHOICES = ("best", "final")  # --at: each run's best epoch of the metric, or its last epoch
 CONFIDENCE = 0.95
 ALPHA = 0.05
 POWER = 0.8
@@ -186,7 +185,7 @@ def attach(comparison: Comparison, ci: str = "t", at: str = "best", delta: float
     return comparison.tests
 
 
-def _tested_value(run: Run, metric: str, at: str) -> float | None:
+def _tested_value(run: LoadedRun, metric: str, at: str) -> float | None:
     """The value of `metric` that the tests take from one run (None: the run has none)."""
     if at == "test":
         return run.test.get(metric.removeprefix(TEST_PREFIX))
@@ -221,7 +220,7 @@ def _seed_values(group: SeedGroup, metric: str, at: str, label: str, notes: list
     return dict(sorted(values.items(), key=lambda item: (isinstance(item[0], str), item[0])))
 
 
-def _seed(run: Run) -> int | str | None:
+def _seed(run: LoadedRun) -> int | str | None:
     seed = run.config.get("seed") if run.config else None
     return seed if isinstance(seed, (int, str)) and not isinstance(seed, bool) else None
 

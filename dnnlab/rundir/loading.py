@@ -55,7 +55,7 @@ UNKNOWN = Absent("?")  # a spec value of a run whose config.yaml cannot be read
 
 
 @dataclass
-class Run:
+class LoadedRun:
     """What compare knows about one run directory; `notes` says what was damaged or missing."""
 
     path: Path
@@ -109,13 +109,13 @@ def _runs_in(folder: Path) -> list[Path]:
     return found
 
 
-def load_runs(paths: list[Path]) -> list[Run]:
+def load_runs(paths: list[Path]) -> list[LoadedRun]:
     """Load run directories, parsing each distinct section of their config.yaml files once."""
     sections: dict[str, Any] = {}
     return [load_run(p, sections) for p in paths]
 
 
-def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
+def load_run(path: Path, sections: dict[str, Any] | None = None) -> LoadedRun:
     """Read one run directory; whatever is missing or damaged becomes a note, never an error.
 
     `sections` memoizes parsed config sections across runs (see `parse_spec`); the configs it
@@ -138,7 +138,7 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> Run:
     if wall is None and history.get("seconds"):
         wall = sum(s for s in history["seconds"] if math.isfinite(s))
     name = info.name or (config or {}).get("name") or _TIMESTAMP_SUFFIX.sub("", path.name)
-    return Run(
+    return LoadedRun(
         path=path,
         name=str(name),
         status=info.status,

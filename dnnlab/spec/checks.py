@@ -1,4 +1,4 @@
-"""Rules that span several fields of a spec: errors that stop a run, and the notes' advice.
+"""Rules that span several fields of a spec: errors that stop a run, and Géron's advice.
 
 Each rule is a small `check_*` function taking the spec and returning findings with the dotted
 key they concern. Field-level rules live on the pydantic models in `models.py`. The same
@@ -78,7 +78,7 @@ def _init_family(init) -> str | None:
     if init.mode == "fan_avg" and init.scale == 1.0:
         return "glorot"
     if init.mode == "fan_avg" and init.scale == 2.0:
-        return "he"  # the notes: He init with fan_avg, variance_scaling(scale=2, mode=fan_avg)
+        return "he"  # Géron: He init with fan_avg, variance_scaling(scale=2, mode=fan_avg)
     return None
 
 
@@ -202,7 +202,7 @@ def check_transfer(spec: Spec) -> Iterator[Finding]:
         )
 
 
-# --- advice from the notes (warnings) ------------------------------------------------------
+# --- advice from Géron's chapter (warnings) ---------------------------------------------
 
 
 def check_initializer_matches_activation(spec: Spec) -> Iterator[Finding]:
@@ -231,7 +231,7 @@ def check_selu_self_normalization(spec: Spec) -> Iterator[Finding]:
             yield warning(
                 "model.layers",
                 "SELU self-normalizes only in a plain stack of dense layers; the compact form "
-                "(model.hidden) checks the rest of the notes' conditions",
+                "(model.hidden) checks SELU's other conditions for self-normalization",
             )
         return
     why = "breaks SELU's self-normalization"
@@ -255,7 +255,7 @@ DEEP_SIGMOID_LAYERS = 5
 
 
 def check_deep_sigmoid_stack(spec: Spec) -> Iterator[Finding]:
-    """Glorot initialization is the notes' pairing for sigmoid, yet a deep sigmoid stack without
+    """Glorot initialization is Géron's pairing for sigmoid, yet a deep sigmoid stack without
     batch norm still loses its gradient in the lower layers (about 4x less per layer)."""
     sigmoid = [key for key, activation, _ in _dense_layers(spec) if activation in ("sigmoid", "logistic")]
     if len(sigmoid) < DEEP_SIGMOID_LAYERS or uses_batch_norm(spec):

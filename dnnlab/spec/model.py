@@ -33,7 +33,9 @@ class VarianceScaling(Strict):
 
 
 class RandomNormal(Strict):
-    """Weights drawn from N(mean, stddev^2), whatever the layer's fan-in (the notes' "random init")."""
+    """Weights drawn from N(mean, stddev^2), whatever the layer's fan-in. The default stddev is
+    Keras's 0.05; the "random initialization" that vanishes in deep sigmoid stacks (Géron, ch. 11) is
+    N(0, 1): set stddev: 1.0."""
 
     type: Literal["random_normal"]
     mean: float = 0.0
@@ -112,7 +114,7 @@ RELU_FAMILY = frozenset({"relu", "leaky_relu", "rrelu", "prelu", "elu"})
 
 
 def recommended_initializer(activation: str) -> str:
-    """The notes' initialization table: He for ReLU and its variants, LeCun for SELU, else Glorot."""
+    """Géron's initialization table: He for ReLU and its variants, LeCun for SELU, else Glorot."""
     if activation in RELU_FAMILY:
         return "he_normal"
     if activation == "selu":
@@ -238,7 +240,7 @@ class Output(Strict):
 
 
 class Transfer(Strict):
-    """Reuse the trained layers of an earlier run (the notes' model_B_on_A)."""
+    """Reuse the trained layers of an earlier run (Géron's model_B_on_A)."""
 
     run: str = Field(description="run directory whose model.keras provides the weights")
     layers: int | None = Field(
@@ -261,7 +263,9 @@ class CompactModel(Strict):
     hidden: list[Annotated[int, Field(gt=0)]] = Field(min_length=0, max_length=MAX_LAYERS)
     activation: Activation = Field(default_factory=lambda: PlainActivation(type="relu"))
     initializer: Initializer | None = Field(
-        None, description="default: the one the notes pair with the activation"
+        None,
+        description="default: the one paired with the activation: he_normal for the ReLU family, "
+        "lecun_normal for SELU, else glorot_uniform (Géron, ch. 11)",
     )
     normalization: Normalization = Field(default_factory=lambda: NoNormalization(type="none"))
     input_normalization: Normalization = Field(default_factory=lambda: NoNormalization(type="none"))

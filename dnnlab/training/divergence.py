@@ -27,7 +27,7 @@ def divergence_message(spec: Spec, divergence: Divergence) -> str:
     activation, initializer = _first_hidden_layer(spec)
     if activation is not None and initializer != recommended_initializer(activation):
         paired = recommended_initializer(activation)
-        tips.append(f"the initializer the notes pair with {activation} (model.initializer: {paired})")
+        tips.append(f"the initializer paired with {activation} (model.initializer: {paired})")
     if not uses_batch_norm(spec):
         tips.append("batch norm (model.normalization: batch_norm)")
     advice = tips[0] if len(tips) == 1 else ", ".join(tips[:-1]) + " or " + tips[-1]

@@ -3,7 +3,7 @@
 The choices are made once per run from the spec (each can be overridden there), recorded in
 state.json, and reapplied on resume, so a resumed run executes exactly like the original and
 gives the same numbers bit for bit. Measurements behind the automatic choices are in
-benchmarks/RESULTS.md (2-core CPU, the notes' batch-norm model at batch 32):
+benchmarks/RESULTS.md (2-core CPU, Géron's batch-norm model at batch 32):
 
 - a few hundred steps per compiled call instead of one: the loop is dispatch-bound. The call
   trains a block of consecutive batches in a loop of its own (`block_train_step`) rather than
@@ -38,7 +38,7 @@ log = logging.getLogger("dnnlab")
 TARGET_STEPS_PER_EXECUTION = 200
 SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread is enough
 # Optimizer steps in a run below which XLA's compile time outweighs what it saves (about 1 ms a
-# step on the notes' batch-norm model, a few seconds of compiling).
+# step on Géron's batch-norm model, a few seconds of compiling).
 XLA_MIN_STEPS = 5_000
 
 
@@ -167,7 +167,7 @@ def apply_to_model(model: Any, execution: Execution, batch_size: int, train_rows
     The training data comes in blocks of that many consecutive batches (train.make_train_dataset)
     and the train step loops over a block's batches inside the compiled call (`block_train_step`).
     Keras's own `steps_per_execution` loop launches the compiled step once per batch, passing
-    every model and optimizer variable in and out each time; on the notes' batch-norm model at
+    every model and optimizer variable in and out each time; on Géron's batch-norm model at
     batch 32 that launch cost a quarter of the epoch. Keras therefore sees one step per block.
 
     Keras turns XLA off whenever op determinism is on, because some ops have no deterministic
@@ -191,7 +191,7 @@ def block_train_step(model: Any, batch_size: int, jit_compile: bool, last_batch_
 
     Every block of an epoch has the same number of rows (the last one padded, see
     train.make_train_dataset), so the step is traced once and XLA compiles it once: a last block
-    of its own shape cost a second compile, 4 s of the notes' batch-norm model's first epoch.
+    of its own shape cost a second compile, 4 s of Géron's batch-norm model's first epoch.
     Without XLA one loop takes every batch, the last one shorter, so Keras's step is traced once
     (0.5 s of the quick start); XLA needs each slice's size known when it compiles, so there the
     loop takes the full batches and a branch of its own the short last one.

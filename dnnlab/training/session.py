@@ -80,7 +80,7 @@ class Session:
         state.previous = self.committed
         state.epochs_done = epochs_done
         state.checkpoint = checkpoint.name
-        state.callbacks = {cb.state_key: cb.get_state() for cb in self.resumables}
+        state.callbacks = {cb.state_key: cb.state_dict() for cb in self.resumables}
         state.wall_seconds += seconds
         run.write_state(state)  # commit
         self.committed = state.without_previous()
@@ -105,7 +105,7 @@ class Session:
         return self.fit_phase(model, epochs)
 
     def unfreeze(self, model: keras.Model) -> None:
-        """The notes' second phase: every layer trainable, a fresh optimizer at the fine-tuning
+        """Géron's second phase: every layer trainable, a fresh optimizer at the fine-tuning
         learning rate (Keras needs a new compile after `trainable` changes)."""
         transfer = self.spec.model.transfer
         set_frozen(model, self.state.transfer.layers, frozen=False)
@@ -195,7 +195,7 @@ class Session:
             )
         for callback in found:
             if callback.state_key in self.state.callbacks:
-                callback.set_state(self.state.callbacks[callback.state_key])
+                callback.load_state_dict(self.state.callbacks[callback.state_key])
         return found
 
 

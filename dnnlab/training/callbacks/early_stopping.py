@@ -61,7 +61,7 @@ class ResumableEarlyStopping(SharedImprovementRule, keras.callbacks.EarlyStoppin
         if self.restore_best_weights and self.best_epoch == epoch and self.best_weights is not None:
             self.saver.save(self.model, epoch, self.best_weights_file)
 
-    def get_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         return {
             "wait": int(self.wait),
             "best": finite_or_none(self.best),
@@ -74,7 +74,7 @@ class ResumableEarlyStopping(SharedImprovementRule, keras.callbacks.EarlyStoppin
         """Whether the callback states of a run (state.json's `callbacks`) say it stopped early."""
         return (states.get(cls.state_key) or {}).get("stopped_epoch", 0) > 0
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         super().on_train_begin()
         self.wait = state["wait"]
         self.best = state["best"] if state["best"] is not None else self.best

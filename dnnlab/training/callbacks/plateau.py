@@ -14,7 +14,7 @@ class PlateauScheduler(SharedImprovementRule, keras.callbacks.ReduceLROnPlateau)
     """ReduceLROnPlateau (performance scheduling) whose wait / best / cooldown survive a restart.
 
     A new instance starts fresh (its constructor does that) and `fit` never resets it; a resumed
-    run calls set_state with what get_state returned at the checkpoint. The learning rate itself
+    run calls load_state_dict with what state_dict returned at the checkpoint. The learning rate itself
     is the optimizer's variable, saved in the .keras file.
     """
 
@@ -27,7 +27,7 @@ class PlateauScheduler(SharedImprovementRule, keras.callbacks.ReduceLROnPlateau)
     def on_train_begin(self, logs=None):
         pass
 
-    def get_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """wait, best and cooldown_counter, JSON-serializable (a non-finite best is null)."""
         return {
             "wait": int(self.wait),
@@ -35,7 +35,7 @@ class PlateauScheduler(SharedImprovementRule, keras.callbacks.ReduceLROnPlateau)
             "cooldown_counter": int(self.cooldown_counter),
         }
 
-    def set_state(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:
         self.wait = int(state["wait"])
         self.best = None if state["best"] is None else float(state["best"])
         self.cooldown_counter = int(state["cooldown_counter"])

@@ -13,16 +13,19 @@ from dnnlab.rundir.better import is_better
 
 @runtime_checkable
 class Resumable(Protocol):
-    """A callback whose state is saved in state.json under `state_key` and restored on resume."""
+    """A callback whose state is saved in state.json under `state_key` and restored on resume.
+
+    The names are PyTorch Lightning's (`Callback.state_key`, `state_dict`, `load_state_dict`), so a
+    reader who knows Lightning knows them; state.json keys are the `state_key` values."""
 
     state_key: ClassVar[str]
 
-    def get_state(self) -> dict[str, Any]:
+    def state_dict(self) -> dict[str, Any]:
         """The state as plain JSON values (a non-finite number as null)."""
         ...
 
-    def set_state(self, state: dict[str, Any]) -> None:
-        """Continue from what get_state returned, before the next `fit` starts."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from what state_dict returned, before the next `fit` starts."""
         ...
 
 
