@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dnnlab.bounded_files import Refused, read_capped
-from dnnlab.data_files import MAX_CSV_BYTES
+from dnnlab.data.user_files import MAX_CSV_BYTES
 from dnnlab.errors import DataError
+from dnnlab.files.bounded import Refused, read_capped
 
 MISSING_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?")
 MAX_TABLE_BYTES = MAX_CSV_BYTES  # the file; a Parquet file's data, uncompressed, may be 4x that
