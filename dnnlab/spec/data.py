@@ -64,21 +64,25 @@ class ColumnSpec(Strict):
     indicator: bool = Field(False, description="add a 0/1 column that is 1 where the cell was missing")
 
 
-class TableColumns(Strict):
-    """The keys a table source shares: which columns are features and how each is encoded."""
+Features = Annotated[
+    list[str] | None,
+    Field(
+        min_length=1, description="the feature columns, in this order (default: every column but the target)"
+    ),
+]
+Dropped = Annotated[list[str] | None, Field(description="columns left out (exclusive with features)")]
+Columns = Annotated[
+    dict[str, ColumnSpec] | None,
+    Field(description="per feature column: type, missing, indicator (the resolved spec lists every one)"),
+]
 
-    features: list[str] | None = Field(
-        None,
-        min_length=1,
-        description="the feature columns, in this order (default: every column but the target)",
-    )
-    drop: list[str] | None = Field(None, description="columns left out (exclusive with features)")
-    columns: dict[str, ColumnSpec] | None = Field(
-        None, description="per feature column: type, missing, indicator (the resolved spec lists every one)"
-    )
+
+class TableSource(Strict):
+    """What a table source shares (its fields follow each source's own): which columns are
+    features (`features` or `drop`) and how each is encoded (`columns`)."""
 
     @model_validator(mode="after")
-    def _features_or_drop(self) -> TableColumns:
+    def _features_or_drop(self) -> TableSource:
         if self.features is not None and self.drop is not None:
             raise PydanticCustomError(
                 "table_keys", "set only one of features, drop; features lists the columns to keep"
@@ -90,17 +94,23 @@ class TableColumns(Strict):
         return self.features is not None or self.drop is not None or self.columns is not None
 
 
-class CsvSource(TableColumns):
+class CsvSource(TableSource):
     type: Literal["csv"]
     path: str
     target: str = Field(description="name of the label column")
+    features: Features = None
+    drop: Dropped = None
+    columns: Columns = None
 
 
-class PenguinsSource(TableColumns):
+class PenguinsSource(TableSource):
     """The Palmer penguins table packaged with dnnlab; `dataset: penguins` is this with its defaults."""
 
     type: Literal["penguins"]
     target: str = Field("species", description="species (3 classes); body_mass_g for a regression")
+    features: Features = None
+    drop: Dropped = None
+    columns: Columns = None
 
 
 class SyntheticSource(Strict):
