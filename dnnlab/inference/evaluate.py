@@ -54,6 +54,9 @@ def evaluate(run_dir: Path, data: str = "test", checkpoint: str = "final") -> Ev
     dataset = prediction_set(run, data)
     if dataset.y is None:
         raise DataError(f"--data {data}: no labels (y, target or label) to evaluate against")
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()  # before Keras: without it, TensorFlow's start-up lines reach stderr
     from dnnlab.model.build import load_model
     from dnnlab.training import pipeline
 
