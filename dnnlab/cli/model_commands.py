@@ -369,7 +369,8 @@ def export_table(report):
     from rich.table import Table
 
     kind = report.format + (f" {report.quantize}" if report.quantize else "")
-    table = Table(title=f"{kind} vs run model", caption=f"on {report.instances:,} rows of {report.source}")
+    caption = f"on {report.instances:,} rows of {report.source}\ninputs: {report.inputs}"
+    table = Table(title=f"{kind} vs run model", caption=escape_markup(caption))
     table.add_column("")
     table.add_column("run model", justify="right")
     table.add_column(kind, justify="right")

@@ -340,7 +340,7 @@ def _is_table(source: Any) -> bool:
     return isinstance(source, CsvSource) and source.is_table()
 
 
-def _table_rows(spec: DataSpec) -> tuple[Table, dict[str, np.ndarray]]:
+def table_rows(spec: DataSpec) -> tuple[Table, dict[str, np.ndarray]]:
     """The table and the positions of its training, validation and test rows, drawn as for
     every other source: the seeded hold-out of `data.test` (stratified on the target for
     classification), the first `validation` training rows, the first `train_size` of the rest."""
@@ -367,7 +367,7 @@ def describe_table(spec: DataSpec) -> DatasetInfo:
     """A table's facts: its rows read and split, the encoding fitted on the training rows (the
     input width counts their categories), and the labels of the validation and test rows
     checked against the training rows' classes."""
-    table, rows = _table_rows(spec)
+    table, rows = table_rows(spec)
     encoding = table.fit(rows["train"])
     for part in ("validation", "test"):
         encoding.encode_target(table.rows(rows[part]))
@@ -379,7 +379,7 @@ def describe_table(spec: DataSpec) -> DatasetInfo:
 def _load_table(spec: DataSpec) -> Dataset:
     """A table's Dataset: encoded, then scaled (numeric columns only) with the statistics of the
     training rows."""
-    table, rows = _table_rows(spec)
+    table, rows = table_rows(spec)
     encoding = table.fit(rows["train"])
     x = {part: encoding.transform(table.rows(positions)) for part, positions in rows.items()}
     y = {part: encoding.encode_target(table.rows(positions)) for part, positions in rows.items()}

@@ -74,6 +74,29 @@ def read_source(source: CsvSource | PenguinsSource, task: str | None) -> Table:
     return Table(frame, columns, fit_target(frame, source.target, task), name)
 
 
+def cells_as_text(column: pd.Series) -> np.ndarray:
+    """A column's cells as a CSV would spell them, for an exported model that takes text: numbers
+    in Python's shortest round-trip form (they parse back to the same float64), missing cells
+    empty."""
+    missing = column.isna().to_numpy()
+    return np.where(missing, "", column.astype(str).to_numpy(dtype=object)).astype(str)
+
+
+def with_probe_rows(frame: pd.DataFrame, encoding: TablePreprocessing) -> pd.DataFrame:
+    """`frame` and after it copies of its first row that test the encoding's edges: for each
+    column, the cell missing (unless the run drops such rows), and for each categorical column,
+    a value the training rows never had (an all-zero one-hot row)."""
+    probes = []
+    first = frame.iloc[:1]
+    for column in encoding.columns:
+        if column.missing != "drop":
+            probes.append(first.assign(**{column.name: np.nan}))
+        if column.type == CATEGORICAL:
+            unseen = "(unseen)" + "_" * max((len(str(c)) for c in column.categories), default=0)
+            probes.append(first.assign(**{column.name: unseen}))
+    return pd.concat([frame, *probes]) if probes else frame
+
+
 def column_report(encoding: TablePreprocessing) -> list[dict[str, Any]]:
     """Each feature column as `check` shows it: type, missing policy, indicator, and the encoded
     columns it becomes (one-hot categories, the binary value that reads 1)."""
@@ -85,7 +108,7 @@ def column_report(encoding: TablePreprocessing) -> list[dict[str, Any]]:
             "indicator": column.indicator,
             "fill": column.fill,
             "encoded": column.feature_names(),
-            "categories": list(column.categories) if column.type == CATEGORICAL else None,
+            "categories": list(column.categories) or None,  # one-hot categories; binary: the 0 and 1 values
         }
         for column in encoding.columns
     ]
