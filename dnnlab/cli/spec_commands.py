@@ -70,12 +70,13 @@ def columns_table(columns: list[dict], source: str):
     for heading in ("column", "type", "missing", "becomes"):
         table.add_column(heading)
     for column in columns:
-        missing = column["missing"] + (" + indicator" if column["indicator"] else "")
+        missing = column["missing"]
         fill = column["fill"]
         if column["type"] == "binary" and fill in (0.0, 1.0):
             fill = column["categories"][int(fill)]  # the value a missing cell becomes
         if fill is not None:
             missing += f" ({fill:.4g})" if isinstance(fill, float) else f" ({fill})"
+        missing += " + indicator" if column["indicator"] else ""
         if column["type"] == "categorical":
             becomes = f"{len(column['categories'])} one-hot: {', '.join(column['categories'])}"
         else:
