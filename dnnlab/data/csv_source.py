@@ -41,7 +41,7 @@ def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str
         _check_width(path, number, row, header, PATH_KEY)
         column.append((number, row[index]))
         if no_number:
-            no_number = {i for i in no_number if not is_number(row[i])}
+            no_number = {i for i in no_number if not _may_be_number(row[i])}
     if not column:
         raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
     return header, column, [header[i] for i in sorted(no_number)]
@@ -133,6 +133,15 @@ def split_csv(
     positions = [i + 1 for i in range(len(header)) if i != label]
     features = [(n, cells[:label] + cells[label + 1 :]) for n, cells in data]
     return _to_floats(path, positions, features, key), [(n, cells[label]) for n, cells in data]
+
+
+def _may_be_number(cell: str) -> bool:
+    """`is_number`, without its exception for the usual text cell: empty, or a letter first
+    (but i and n: inf, nan). A tenth of the time on columns of words."""
+    first = cell[:1]
+    if not first or (first.isalpha() and first not in "iInN"):
+        return False
+    return is_number(cell)
 
 
 def is_number(text: str) -> bool:
