@@ -392,3 +392,18 @@ def test_summary_counts_the_encoded_width(tmp_path):
     result = invoke("summary", tmp_path / "spec.yaml", "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["total_params"] == (5 * 8 + 8) + (8 * 3 + 3)
+
+
+def test_column_names_become_mlflow_param_names_it_accepts():
+    """config.yaml lists a table's columns by name; MLflow refuses `(` in a param's name."""
+    validation = pytest.importorskip("mlflow.utils.validation")
+    from dnnlab.training.mlflow_tracking import spec_params
+
+    columns = {"size (cm)": {"type": "numeric"}, "size [cm]": {"type": "binary"}}
+    params = spec_params({"data": {"dataset": {"columns": columns}}})
+    assert params == {
+        "data.dataset.columns.size _cm_.type": "numeric",
+        "data.dataset.columns.size _cm_.type_2": "binary",
+    }
+    for name in params:
+        validation._validate_param_name(name)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +36,22 @@ PARAM_BATCH = 100  # MLflow's limit of params per call
 
 
 PARAM_LENGTH = 500  # the longest param value every MLflow store accepts
+
+
+_PARAM_CHARACTER = re.compile(r"[^/\w.\- ]")  # what MLflow refuses in a param's name
+
+
+def spec_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened spec with names MLflow accepts: a table's column names (keys under
+    data.dataset.columns) may hold any character; those MLflow refuses become `_`, made unique."""
+    named: dict[str, Any] = {}
+    for key, value in flatten_spec(config).items():
+        name = _PARAM_CHARACTER.sub("_", key)
+        unique, n = name, 2
+        while unique in named:
+            unique, n = f"{name}_{n}", n + 1
+        named[unique] = value
+    return named
 
 
 def import_mlflow():
@@ -125,7 +142,7 @@ class LiveRun:
             return cls(client, run_id, path)
         tags = {**run_tags(path, record, config, "running"), IDENTITY_TAG: identity}
         run_id = client.create_run(experiment_id, start_time=millis(record.started), tags=tags).info.run_id
-        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(config).items()]
+        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in spec_params(config).items()]
         for i in range(0, len(params), PARAM_BATCH):
             client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
         return cls(client, run_id, path)
