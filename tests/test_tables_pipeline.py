@@ -138,6 +138,19 @@ def test_a_numeric_csv_keeps_its_array_path(tmp_path):
     assert set(np.unique(dataset.x_train[:, 1])) == {0.0, 1.0, 2.0, 3.0}
 
 
+def test_a_parquet_file_is_a_table(tmp_path):
+    pytest.importorskip("pyarrow")
+    import pandas as pd
+
+    csv_path = write_csv(tmp_path / "t.csv", table_rows())
+    pd.read_csv(csv_path, keep_default_na=False, na_values=["", "NA"]).to_parquet(tmp_path / "t.parquet")
+    from_csv = describe(DataSpec(dataset={"type": "csv", "path": str(csv_path), "target": "label"}))
+    parquet = describe(
+        DataSpec(dataset={"type": "csv", "path": str(tmp_path / "t.parquet"), "target": "label"})
+    )
+    assert parquet.table.to_json() == from_csv.table.to_json() and parquet.input_shape == (5,)
+
+
 def test_check_shows_the_columns_and_print_config_resolves_them(tmp_path):
     source = {"type": "csv", "path": str(write_csv(tmp_path / "t.csv", table_rows())), "target": "label"}
     spec = write_spec(tmp_path, spec_for(source))
@@ -340,6 +353,11 @@ def bad_tables(tmp_path: Path) -> dict[str, tuple[dict, dict, list[str]]]:
             {},
             ["data.dataset.columns.'colour'", "has no such column"],
         ),
+        "classes": (
+            source("classes.csv", rows),
+            {"classes": [0, 1]},
+            ["data.classes: not available for a table"],
+        ),
         "numbers with a gap": (  # no text column: the array path, which says how to fill the gap
             source(
                 "gap.csv",
@@ -361,6 +379,7 @@ def bad_tables(tmp_path: Path) -> dict[str, tuple[dict, dict, list[str]]]:
         "declared numeric",
         "features and drop",
         "no such column",
+        "classes",
         "numbers with a gap",
     ],
 )

@@ -31,6 +31,8 @@ from dnnlab.data.synthetic import describe_synthetic, load_synthetic
 from dnnlab.errors import DataError
 from dnnlab.spec.data import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, PenguinsSource, SyntheticSource
 
+PARQUET_SUFFIXES = (".parquet", ".pq")  # table_files reads them (pyarrow); only as a table
+
 if TYPE_CHECKING:
     from dnnlab.data.table_source import Table
     from dnnlab.data.tables import TablePreprocessing
@@ -276,10 +278,12 @@ def check_values(spec: DataSpec) -> None:
     """Read a file source's values once and drop them, so that a NaN fails before a sweep starts
     trials that would each fail on it; named and synthetic sets need no such check."""
     source = spec.dataset
-    if _is_table(source) or (isinstance(source, CsvSource) and describe(spec).table is not None):
-        _load_table(spec)
-    elif isinstance(source, (NpzSource, CsvSource)):
-        reader(source).load(source, spec.split_seed, describe(spec).task)
+    if isinstance(source, (NpzSource, CsvSource)):
+        info = describe(spec)
+        if info.table is not None:
+            _load_table(spec)  # a cell a table's encoding refuses (a third value of a binary column)
+        else:
+            reader(source).load(source, spec.split_seed, info.task)
 
 
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
@@ -333,11 +337,12 @@ def _hold_out(
 
 
 def _is_table(source: Any) -> bool:
-    """A table that the spec alone tells (penguins, a CSV with chosen columns); a CSV whose
-    cells are text is one too, which only its reader can tell."""
+    """A table that the spec alone tells (penguins, a CSV with chosen columns, a Parquet file);
+    a CSV whose cells are text is one too, which only its reader can tell."""
     if isinstance(source, PenguinsSource):
         return True
-    return isinstance(source, CsvSource) and source.is_table()
+    parquet = isinstance(source, CsvSource) and source.path.lower().endswith(PARQUET_SUFFIXES)
+    return isinstance(source, CsvSource) and (source.is_table() or parquet)
 
 
 def table_rows(spec: DataSpec) -> tuple[Table, dict[str, np.ndarray]]:

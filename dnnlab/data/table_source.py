@@ -55,12 +55,6 @@ class Table:
         return TablePreprocessing.fit(self.rows(positions), self.columns, self.target.name, self.target.task)
 
 
-def is_table(source: Any) -> bool:
-    """Whether the spec makes its source a table without reading it: penguins, or a CSV whose
-    spec chooses columns. (A CSV with a column of text is one too; describe_csv finds that.)"""
-    return isinstance(source, PenguinsSource) or (isinstance(source, CsvSource) and source.is_table())
-
-
 def read_source(source: CsvSource | PenguinsSource, task: str | None) -> Table:
     """The table a source names, its columns settled and checked, the target's task decided."""
     declared = {name: rule.model_dump(exclude_none=True) for name, rule in (source.columns or {}).items()}

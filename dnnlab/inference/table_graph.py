@@ -1,6 +1,6 @@
 """A run's table encoding (data.tables.TablePreprocessing) as TensorFlow ops, so that the SavedModel
 of `dnnlab export` takes a table's raw rows: one text input per feature column, each cell as a
-CSV has it, and computes what `prepare.transform` computes in Python.
+CSV has it, and computes what `TablePreprocessing.transform` computes in Python.
 
 Cell by cell, as table_files reads a CSV: leading spaces are skipped, a cell in MISSING_MARKERS
 is missing, and text is compared without its surrounding spaces; True/TRUE/true and
