@@ -2,6 +2,6 @@
 
 `run_inputs` (a run's model file, preprocessing and data splits), `mc_dropout` (sampling),
 `mc_predict` (the `dnnlab mc-predict` workflow), `calibration` (TensorFlow-free), `evaluate`,
-`predict`, `folding` (the inference copy of a model), `export`. May import `dnnlab.training` and
-everything below it.
+`predict`, `folding` (the inference copy of a model), `export`, `table_graph` (a table's encoding
+as TensorFlow ops, for the SavedModel). May import `dnnlab.training` and everything below it.
 """
