@@ -225,7 +225,7 @@ def test_evaluate_and_mc_predict_read_the_raw_labels(run, tmp_path):
     assert mc.exit_code == 0, mc.output
     assert json.loads(mc.stdout)["instances"] == 5 and json.loads(mc.stdout)["mc"] is not None
     unlabelled = write_csv(tmp_path / "x.csv", [row[:3] for row in NEW_ROWS], HEADER[:3])
-    one_line_error(invoke("evaluate", run, "--data", unlabelled), "no labels")
+    one_line_error(invoke("evaluate", run, "--data", unlabelled), "no labels (column 'label')")
 
 
 def test_a_raw_csv_missing_a_column_or_holding_bad_cells_is_refused_in_one_line(run, tmp_path):
