@@ -42,6 +42,8 @@ EXPECTED = {
     "wine": ((13,), "classification", 3),
     "breast_cancer": ((30,), "classification", 2),
     "diabetes": ((10,), "regression", None),
+    # a table: 3 one-hot island columns, 4 measurements, sex as 0/1, year
+    "penguins": ((9,), "classification", 3),
 }
 
 
@@ -60,12 +62,12 @@ def test_describe_named_sets(name, tmp_path, monkeypatch):
 def test_describe_imports_no_framework_and_is_fast(tmp_path):
     code = (
         "import sys, time\n"
-        "from dnnlab.spec.data import DataSpec, NAMED_DATASETS\n"
+        "from dnnlab.spec.data import DataSpec, NAMED_DATASETS, TABLE_DATASETS\n"
         "from dnnlab.data.datasets import describe\n"
         "t = time.perf_counter()\n"
-        "[describe(DataSpec(dataset=n)) for n in NAMED_DATASETS]\n"
+        "[describe(DataSpec(dataset=n)) for n in NAMED_DATASETS if n not in TABLE_DATASETS]\n"
         "assert time.perf_counter() - t < 0.5\n"
-        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn') if m in sys.modules]\n"
+        "heavy = [m for m in ('tensorflow', 'keras', 'sklearn', 'pandas') if m in sys.modules]\n"
         "assert not heavy, heavy\n"
     )
     env = {**os.environ, "KERAS_HOME": str(tmp_path)}
@@ -105,7 +107,7 @@ def test_describe_classes_and_task():
             "12 is not a class of digits; allowed: 0..9",
         ),
         ({"dataset": "digits", "classes": [5, 5]}, "data.classes", "listed twice"),
-        ({"dataset": "diabetes", "classes": [1]}, "data.classes", "regression"),
+        ({"dataset": "diabetes", "classes": [0, 1]}, "data.classes", "regression"),
         ({"dataset": "diabetes", "task": "classification"}, "data.task", "regression set"),
     ],
 )
@@ -301,7 +303,7 @@ def test_npz_float_labels_infer_regression(tmp_path):
         ({"x_train": np.ones((3, 2))}, {}, "data.dataset.path", "needs arrays x_train and y_train"),
         (
             {"x_train": np.ones((3, 2)), "y_train": np.array([0, 1, 1])},
-            {"classes": [2]},
+            {"classes": [0, 2]},
             "data.classes",
             "allowed: 0..1",
         ),
@@ -342,10 +344,10 @@ def test_csv_text_target_becomes_classes(tmp_path):
     path = write_csv(tmp_path / "t.csv", ["setosa", "virginica", "versicolor"] * 10)
     source = {"type": "csv", "path": str(path), "target": "species"}
     assert describe(spec(dataset=source)).num_classes == 3
-    ds = load(spec(dataset=source, classes=[2]))
-    assert ds.class_labels == ["virginica"] and set(np.unique(ds.y_train)) == {0}
+    ds = load(spec(dataset=source, classes=[2, 0]))
+    assert ds.class_labels == ["virginica", "setosa"] and set(np.unique(ds.y_train)) == {0, 1}
     with pytest.raises(DataError, match=r"data.classes: 3 is not a class .*0 \(setosa\)"):
-        describe(spec(dataset=source, classes=[3]))
+        describe(spec(dataset=source, classes=[0, 3]))
 
 
 @pytest.mark.parametrize(

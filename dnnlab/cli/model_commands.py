@@ -381,7 +381,8 @@ def export_table(result):
     from rich.table import Table
 
     kind = result.format + (f" {result.quantize}" if result.quantize else "")
-    table = Table(title=f"{kind} vs run model", caption=f"on {result.instances:,} rows of {result.source}")
+    caption = f"on {result.instances:,} rows of {result.source}\ninputs: {result.inputs}"
+    table = Table(title=f"{kind} vs run model", caption=escape_markup(caption))
     table.add_column("")
     table.add_column("run model", justify="right")
     table.add_column(kind, justify="right")

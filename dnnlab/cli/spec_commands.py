@@ -37,19 +37,52 @@ def check(
             print_json({"valid": False, "errors": [str(exc)], "warnings": []})
         raise
     warnings = [f for f in checked.warnings if f.level == "warning"]
+    columns = None
+    if checked.info.table is not None:
+        from dnnlab.data.table_source import column_report
+
+        columns = column_report(checked.info.table)
     if as_json:
         payload = {
             "valid": True,
             "errors": [],
             "warnings": [{"key": f.key, "message": f.message} for f in warnings],
         }
+        if columns is not None:
+            payload["columns"] = columns
         if print_config:
             payload["config"] = spec_to_dict(checked.spec)
         print_json(payload)
     elif print_config:
         sys.stdout.write(spec_to_yaml(checked.spec))
+    if columns is not None and not as_json:
+        stderr_console().print(columns_table(columns, checked.info.name))
     print_warnings(warnings)
     stderr_console().print(f"[green]valid:[/] {escape_markup(str(config))} ({len(warnings)} warning(s))")
+
+
+def columns_table(columns: list[dict], source: str):
+    """A table's feature columns as inferred or declared, and what each becomes."""
+    from rich.table import Table
+
+    width = sum(len(column["encoded"]) for column in columns)
+    table = Table(title=f"{escape_markup(source)}: {len(columns)} columns, {width} encoded features")
+    for heading in ("column", "type", "missing", "becomes"):
+        table.add_column(heading)
+    for column in columns:
+        missing = column["missing"]
+        fill = column["fill"]
+        if column["type"] == "binary" and fill in (0.0, 1.0):
+            fill = column["categories"][int(fill)]  # the value a missing cell becomes
+        if fill is not None:
+            missing += f" ({fill:.4g})" if isinstance(fill, float) else f" ({fill})"
+        missing += " + indicator" if column["indicator"] else ""
+        if column["type"] == "categorical":
+            becomes = f"{len(column['categories'])} one-hot: {', '.join(column['categories'])}"
+        else:
+            becomes = ", ".join(column["encoded"])
+        table.add_row(*(escape_markup(str(v)) for v in (column["name"], column["type"], missing, becomes)))
+    return table
 
 
 @app.command()

@@ -6,7 +6,8 @@ module per source (`named_sets` with `bundled_sets` and `keras_datasets`, `synth
 points at as untrusted input, `input_files` the files of `--data FILE`, `holdout` draws the seeded
 test hold-out, and `checked_spec` resolves a spec against its dataset's facts. Tables: `table_files`
 (CSV/Parquet read by pandas), `table_columns` (column types and selection), `table_cells`, `tables`
-(the fitted encoding recorded in preprocessing.json), `penguins` (the Palmer penguins table).
+(the fitted encoding recorded in preprocessing.json), `table_source` (a table as a data source,
+which `datasets` splits like any other), `penguins` (the Palmer penguins table).
 May import `dnnlab.spec`, `dnnlab.files`, `dnnlab.errors`, `dnnlab.runtime`; no TensorFlow at
 import.
 """

@@ -64,7 +64,13 @@ def check_spec_mapping(raw: dict, overrides: list[str], source: str) -> CheckedS
 
 def _checked(spec: Spec, path: Path | str) -> CheckedSpec:
     info = datasets.describe(spec.data)
-    resolved = resolve(spec, info.task, info.num_classes)
+    columns = None
+    if info.table is not None:  # what was inferred, so that config.yaml records every column's type
+        columns = {
+            c.name: {"type": c.type, "missing": c.missing, "indicator": c.indicator}
+            for c in info.table.columns
+        }
+    resolved = resolve(spec, info.task, info.num_classes, columns)
     try:
         for finding in check_output_covers_classes(resolved, info.num_classes):
             raise ConfigError(str(finding))

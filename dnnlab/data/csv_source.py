@@ -1,5 +1,7 @@
 """`{type: csv, path, target}`: a table of numbers with a target column, read as untrusted
-input.
+input. A CSV with a feature column that holds no number at all (text categories), or whose spec
+chooses columns (features, drop, columns), is a table instead: `describe_csv` says so and
+datasets reads it through `table_source`.
 """
 
 from __future__ import annotations
@@ -23,8 +25,9 @@ def _target_index(path: Path, header: list[str], target: str) -> int:
     return header.index(target)
 
 
-def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str]]]:
-    """The header and the target column's (line number, cell), without keeping the features."""
+def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str]], list[str]]:
+    """The header, the target column's (line number, cell), without keeping the features, and
+    the feature columns in which no cell is a number (text: the file is a table)."""
     rows = csv_rows(path, PATH_KEY)
     _, header = next(rows, (0, []))
     if not header:
@@ -33,12 +36,15 @@ def _csv_column(path: Path, target: str) -> tuple[list[str], list[tuple[int, str
     if len(header) < 2:
         raise DataError(f"{PATH_KEY}: {path} has no feature columns besides '{target}'")
     column = []
+    no_number = set(range(len(header))) - {index}  # after a row or two, empty for a file of numbers
     for number, row in rows:
         _check_width(path, number, row, header, PATH_KEY)
         column.append((number, row[index]))
+        if no_number:
+            no_number = {i for i in no_number if not _may_be_number(row[i])}
     if not column:
         raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
-    return header, column
+    return header, column, [header[i] for i in sorted(no_number)]
 
 
 def _check_width(path: Path, number: int, row: list[str], header: list[str], key: str) -> None:
@@ -73,15 +79,29 @@ def _to_floats(path: Path, positions: list[int], rows: list[tuple[int, list[str]
         for row, (_, cells) in enumerate(rows):
             for column, cell in enumerate(cells):
                 if not is_number(cell):
-                    raise DataError(f"{key}: {where(row, column)} is not a number") from None
+                    raise DataError(
+                        f"{key}: {where(row, column)} is not a number{_as_table_hint(key)}"
+                    ) from None
         raise
     require_finite(x, key, where)
     return x
 
 
+def _as_table_hint(key: str) -> str:
+    """For the spec's file: how to have it read as a table (missing cells filled, text one-hot)."""
+    if key != PATH_KEY:
+        return ""
+    return (
+        "; to fill missing cells or encode text, declare the column under data.dataset.columns "
+        "(type and missing) and the file is read as a table"
+    )
+
+
 def describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
-    header, column = _csv_column(path, source.target)
+    header, column, text = _csv_column(path, source.target)
+    if text:  # categories as text: a table, read by pandas (table_source)
+        return SourceFacts((len(header) - 1,), CLASSIFICATION, f"csv:{source.path}", table=True)
     labels, names = csv_labels(path, column, header.index(source.target) + 1, PATH_KEY)
     if names is not None and task == REGRESSION:
         raise DataError(
@@ -113,6 +133,15 @@ def split_csv(
     positions = [i + 1 for i in range(len(header)) if i != label]
     features = [(n, cells[:label] + cells[label + 1 :]) for n, cells in data]
     return _to_floats(path, positions, features, key), [(n, cells[label]) for n, cells in data]
+
+
+def _may_be_number(cell: str) -> bool:
+    """`is_number`, without its exception for the usual text cell: empty, or a letter first
+    (but i and n: inf, nan). A tenth of the time on columns of words."""
+    first = cell[:1]
+    if not first or (first.isalpha() and first not in "iInN"):
+        return False
+    return is_number(cell)
 
 
 def is_number(text: str) -> bool:

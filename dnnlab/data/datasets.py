@@ -2,14 +2,16 @@
 
 One reader per source kind (named sets, npz, csv, synthetic) describes itself cheaply (for
 `check`) and loads its arrays; filters, hold-out, validation split and scaling are applied here
-the same way for every source.
+the same way for every source. A table (penguins, a CSV with text columns or chosen columns) is
+split by row position the same way before its encoding is fitted on the training rows (see
+table_source); its width depends on the training rows' categories, so describing it reads it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,7 +29,13 @@ from dnnlab.data.source import (
 )
 from dnnlab.data.synthetic import describe_synthetic, load_synthetic
 from dnnlab.errors import DataError
-from dnnlab.spec.data import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, SyntheticSource
+from dnnlab.spec.data import KERAS_DATASETS, CsvSource, DataSpec, NpzSource, PenguinsSource, SyntheticSource
+
+PARQUET_SUFFIXES = (".parquet", ".pq")  # table_files reads them (pyarrow); only as a table
+
+if TYPE_CHECKING:
+    from dnnlab.data.table_source import Table
+    from dnnlab.data.tables import TablePreprocessing
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,7 @@ class DatasetInfo:
     task: str
     num_classes: int | None
     name: str
+    table: TablePreprocessing | None = None  # a table's encoding, fitted on its training rows
 
 
 @dataclass
@@ -71,9 +80,23 @@ class Scaling:
             return cls("none")
         raise DataError(f"data.scaling: unknown method {method!r}; expected one of: none, unit, standardize")
 
-    def apply(self, x: np.ndarray) -> np.ndarray:
-        """The transformed copy of `x`, float32."""
-        out = np.array(x, dtype=np.float32, copy=True)
+    @classmethod
+    def fit_columns(cls, method: str, x_train: np.ndarray, marked: np.ndarray) -> Scaling:
+        """Per-column statistics fitted on the `marked` columns of a 2-D matrix only; the others
+        keep offset 0 and scale 1 (a table's one-hot and 0/1 columns, see tables.py)."""
+        if method == "none":
+            return cls("none")
+        offset = np.zeros(x_train.shape[1], dtype=np.float32)
+        scale = np.ones(x_train.shape[1], dtype=np.float32)
+        if marked.any():
+            fitted = cls.fit(method, x_train[:, marked])
+            offset[marked], scale[marked] = fitted.offset, fitted.scale
+        return cls(method, offset, scale)
+
+    def apply(self, x: np.ndarray, copy: bool = True) -> np.ndarray:
+        """The transformed copy of `x`, float32; with `copy=False`, `x` itself when it is float32
+        (a matrix made for this call, which a large table need not hold twice)."""
+        out = np.array(x, dtype=np.float32, copy=True) if copy else np.asarray(x, dtype=np.float32)
         if self.method == "none":
             return out
         if self.offset.ndim and out.shape[1:] != self.offset.shape:
@@ -119,10 +142,11 @@ class Dataset:
     y_test: np.ndarray | None
     scaling: Scaling
     class_labels: list | None
+    table: TablePreprocessing | None = None  # a table's encoding, applied before the scaling
 
     def preprocessing(self) -> dict[str, Any]:
         """What preprocessing.json records, so prediction applies the same transform."""
-        return {
+        record = {
             "scaling": self.scaling.to_dict(),
             "input_shape": list(self.info.input_shape),
             "task": self.info.task,
@@ -130,15 +154,23 @@ class Dataset:
             "class_labels": self.class_labels,
             "dataset": self.info.name,
         }
+        if self.table is not None:
+            record["table"] = self.table.to_json()
+        return record
 
 
 def describe(spec: DataSpec) -> DatasetInfo:
     """Shape, task and class count without loading the examples (offline, no TensorFlow).
 
     Named and synthetic sets come from tables and fields; an npz file gives its array headers
-    and labels, a csv file its header and label column. Also checks `task` and `classes`.
+    and labels, a csv file its header and label column. Also checks `task` and `classes`. A
+    table is read, split and its encoding fitted (see `describe_table`).
     """
+    if _is_table(spec.dataset):
+        return describe_table(spec)
     found = reader(spec.dataset).describe(spec.dataset, spec.task)
+    if found.table:
+        return describe_table(spec)
     task = spec.task or found.task
     if task == REGRESSION:
         if spec.classes is not None:
@@ -186,7 +218,11 @@ def load(spec: DataSpec) -> Dataset:
     `validation` training rows (or that fraction); `train_size` keeps the first N training rows
     left after that; scaling is fitted on those rows only.
     """
+    if _is_table(spec.dataset):  # a resolved spec's table: its columns are listed
+        return _load_table(spec)
     info = describe(spec)
+    if info.table is not None:
+        return _load_table(spec)
     raw = reader(spec.dataset).load(spec.dataset, spec.split_seed, info.task)
     if raw.x_test is None:
         raw.x_train, raw.x_test, raw.y_train, raw.y_test = _hold_out(
@@ -211,12 +247,7 @@ def load(spec: DataSpec) -> Dataset:
         x_val, y_val = x_train[:n_val], y_train[:n_val]
         x_train, y_train = x_train[n_val:], y_train[n_val:]
     if spec.train_size is not None:
-        if spec.train_size > len(x_train):
-            raise DataError(
-                f"data.train_size: {spec.train_size} is more than the {len(x_train)} training rows "
-                f"left{' after data.classes' if spec.classes else ''} and data.validation; "
-                f"allowed: 1..{len(x_train)}"
-            )
+        _check_train_size(spec, len(x_train))
         x_train, y_train = x_train[: spec.train_size], y_train[: spec.train_size]
 
     scaling = Scaling.fit(spec.scaling, x_train)
@@ -234,12 +265,25 @@ def load(spec: DataSpec) -> Dataset:
     )
 
 
+def _check_train_size(spec: DataSpec, n_train: int) -> None:
+    if spec.train_size is not None and spec.train_size > n_train:
+        raise DataError(
+            f"data.train_size: {spec.train_size} is more than the {n_train} training rows "
+            f"left{' after data.classes' if spec.classes else ''} and data.validation; "
+            f"allowed: 1..{n_train}"
+        )
+
+
 def check_values(spec: DataSpec) -> None:
     """Read a file source's values once and drop them, so that a NaN fails before a sweep starts
     trials that would each fail on it; named and synthetic sets need no such check."""
     source = spec.dataset
     if isinstance(source, (NpzSource, CsvSource)):
-        reader(source).load(source, spec.split_seed, describe(spec).task)
+        info = describe(spec)
+        if info.table is not None:
+            _load_table(spec)  # a cell a table's encoding refuses (a third value of a binary column)
+        else:
+            reader(source).load(source, spec.split_seed, info.task)
 
 
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:
@@ -287,6 +331,87 @@ def _hold_out(
         # Too few examples of some class to stratify: a plain seeded split still works.
         train, test = holdout.split_indices(y, fraction, seed, stratify=False)
     return x[train], x[test], y[train], y[test]
+
+
+# --- tables -------------------------------------------------------------------------------
+
+
+def _is_table(source: Any) -> bool:
+    """A table that the spec alone tells (penguins, a CSV with chosen columns, a Parquet file);
+    a CSV whose cells are text is one too, which only its reader can tell."""
+    if isinstance(source, PenguinsSource):
+        return True
+    parquet = isinstance(source, CsvSource) and source.path.lower().endswith(PARQUET_SUFFIXES)
+    return isinstance(source, CsvSource) and (source.is_table() or parquet)
+
+
+def table_rows(spec: DataSpec) -> tuple[Table, dict[str, np.ndarray]]:
+    """The table and the positions of its training, validation and test rows, drawn as for
+    every other source: the seeded hold-out of `data.test` (stratified on the target for
+    classification), the first `validation` training rows, the first `train_size` of the rest."""
+    from dnnlab.data import table_source
+
+    if spec.classes is not None:
+        raise DataError(
+            "data.classes: not available for a table; leave the rows of the other classes out of the file"
+        )
+    table = table_source.read_source(spec.dataset, spec.task)
+    classification = table.target.task == CLASSIFICATION
+    train, test, _, _ = _hold_out(
+        np.arange(len(table.frame)), table.strata(), spec.test, spec.split_seed, classification
+    )
+    n_val = _validation_rows(spec.validation, len(train), False)
+    validation, train = train[:n_val], train[n_val:]
+    _check_train_size(spec, len(train))
+    if spec.train_size is not None:
+        train = train[: spec.train_size]
+    return table, {"train": train, "validation": validation, "test": test}
+
+
+def describe_table(spec: DataSpec) -> DatasetInfo:
+    """A table's facts: its rows read and split, the encoding fitted on the training rows (the
+    input width counts their categories), and the labels of the validation and test rows
+    checked against the training rows' classes."""
+    table, rows = table_rows(spec)
+    encoding = table.fit(rows["train"])
+    for part in ("validation", "test"):
+        encoding.encode_target(table.rows(rows[part]))
+    target = encoding.target
+    num_classes = len(target.classes) if target.classes is not None else None
+    return DatasetInfo((encoding.width,), target.task, num_classes, table.name, encoding)
+
+
+def _load_table(spec: DataSpec) -> Dataset:
+    """A table's Dataset: encoded, then scaled (numeric columns only) with the statistics of the
+    training rows."""
+    table, rows = table_rows(spec)
+    encoding = table.fit(rows["train"])
+    x = {part: encoding.transform(table.rows(positions)) for part, positions in rows.items()}
+    y = {part: encoding.encode_target(table.rows(positions)) for part, positions in rows.items()}
+    scaling = Scaling.fit_columns(spec.scaling, x["train"], encoding.scaled_features())
+    x = {part: scaling.apply(matrix, copy=False) for part, matrix in x.items()}
+    target = encoding.target
+    classes = target.classes
+    info = DatasetInfo(
+        (encoding.width,), target.task, None if classes is None else len(classes), table.name, encoding
+    )
+    return Dataset(
+        info=info,
+        x_train=x["train"],
+        y_train=y["train"],
+        x_val=x["validation"] if len(rows["validation"]) else None,
+        y_val=y["validation"] if len(rows["validation"]) else None,
+        x_test=x["test"],
+        y_test=y["test"],
+        scaling=scaling,
+        class_labels=None if classes is None else [_class_label(c) for c in classes],
+        table=encoding,
+    )
+
+
+def _class_label(value: Any) -> Any:
+    """A class as predict names it: 3 rather than 3.0 for whole numbers, else as the file has it."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 # --- one reader per source ----------------------------------------------------------------

@@ -7,6 +7,7 @@ is CC0; PENGUINS-LICENSE.txt beside this file says where it comes from.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
@@ -17,6 +18,6 @@ PATH = Path(__file__).with_name("penguins.csv")
 TARGET = "species"
 
 
-def load_penguins() -> pd.DataFrame:
+def load_penguins(text_columns: Iterable[str] = ()) -> pd.DataFrame:
     """The table as `read_table` reads any CSV: 344 rows, 8 columns, NaN where the file says NA."""
-    return read_table(PATH, key="data.dataset")
+    return read_table(PATH, key="data.dataset", text_columns=text_columns)

@@ -29,6 +29,7 @@ class SourceFacts:
     num_classes: int | None = None  # known without reading labels (named and synthetic sets)
     labels: np.ndarray | None = None  # the labels present, for file sources
     label_names: list[str] | None = None  # text labels of a csv target, index = label
+    table: bool = False  # a CSV with text columns: read as a table (table_source), not as numbers
 
 
 def infer_task(labels: np.ndarray) -> str:

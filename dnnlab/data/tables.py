@@ -59,6 +59,7 @@ __all__ = [
     "TargetEncoding",
     "declared_text_columns",
     "drop_missing_rows",
+    "fit_target",
     "infer_columns",
 ]
 
@@ -127,7 +128,7 @@ class TablePreprocessing:
     ) -> TablePreprocessing:
         """Learn categories, fill values and classes from `frame`, the training rows only."""
         encoded = tuple(_fit_column(frame, rule) for rule in columns)
-        fitted = None if target is None else _fit_target(frame, target, task)
+        fitted = None if target is None else fit_target(frame, target, task)
         return cls(encoded, fitted)
 
     @property
@@ -321,7 +322,9 @@ def _binary(column: EncodedColumn, frame: pd.DataFrame) -> np.ndarray:
 # --- the target ----------------------------------------------------------------------------
 
 
-def _fit_target(frame: pd.DataFrame, name: str, task: str | None) -> TargetEncoding:
+def fit_target(frame: pd.DataFrame, name: str, task: str | None) -> TargetEncoding:
+    """The target of `frame`'s rows: its task (`task`, else classification for text or whole
+    numbers) and classes; every row needs a label, and classification two classes or more."""
     source = source_of(frame)
     if name not in frame.columns:
         raise DataError(f"{source}: no target column {quoted(name)}")

@@ -8,7 +8,7 @@ from typing import Any
 
 from dnnlab.errors import DataError, RunDirError
 from dnnlab.inference.options import CHECKPOINTS, DEFAULT_CHECKPOINT
-from dnnlab.inference.run_inputs import find_run, model_file, prediction_set
+from dnnlab.inference.run_inputs import find_run, model_file, prediction_set, table_encoding
 from dnnlab.rundir.directory import RunDir
 from dnnlab.spec.loading import read_run_spec
 
@@ -52,7 +52,14 @@ def evaluate(run_dir: Path, data: str = "test", checkpoint: str = DEFAULT_CHECKP
     path = checkpoint_file(run, checkpoint)
     dataset = prediction_set(run, data)
     if dataset.y is None:
-        raise DataError(f"--data {data}: no labels (y, target or label) to evaluate against")
+        table = table_encoding(run)
+        where = (
+            "y, target or label" if table is None or table.target is None else f"column {table.target.name!r}"
+        )
+        raise DataError(f"--data {data}: no labels ({where}) to evaluate against")
+    from dnnlab import runtime
+
+    runtime.quiet_tensorflow()  # before Keras: without it, TensorFlow's start-up lines reach stderr
     from dnnlab.model.build import load_model
     from dnnlab.training import pipeline
 

@@ -10,6 +10,13 @@ same rows scaled as in training. A float32 export that differs by more than 1e-5
 folded batch norm; relative to outputs larger than 1) is a bug and is not written. The result
 gives the maximum absolute difference, the accuracy (or RMSE) of both, the file sizes and the
 single-instance latency of both.
+
+A run on a table: the SavedModel takes the raw rows, one text input per feature column (the
+table's encoding is in the graph, see table_graph); TFLite's built-in ops and ONNX have no
+conversion of text to numbers, so those take the encoded vector (preprocessing.json's
+`table.features`, in that order, unscaled). The report's `inputs` says which. Verification of a
+table adds to the test rows a copy of the first row with each column missing in turn and one
+with each categorical column's value unseen, so that the graph's fills are checked too.
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,9 +39,11 @@ from dnnlab.errors import DataError, DnnlabError, WriteError
 from dnnlab.files.atomic import atomic_write_bytes
 from dnnlab.files.folders import check_output_folder
 from dnnlab.inference.options import EXPORT_FORMATS, QUANTIZATIONS
-from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set
+from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set, table_encoding
 from dnnlab.rundir.directory import RunDir
 
+if TYPE_CHECKING:
+    from dnnlab.data.tables import TablePreprocessing
 SUFFIXES = {"savedmodel": "", "tflite": ".tflite", "onnx": ".onnx"}
 TOLERANCE, FOLDED_TOLERANCE = 1e-5, 1e-4
 FLOAT32_MAX = float(np.finfo(np.float32).max)
@@ -74,6 +83,7 @@ class ExportResult:
     export_bytes: int
     run_latency_ms: float  # one instance: the Keras model called directly
     export_latency_ms: float  # one instance in the exported model's runtime
+    inputs: str = "x: raw rows (unscaled)"  # what the exported model takes
 
     def to_json(self) -> dict[str, Any]:
         return {k: str(v) if isinstance(v, Path) else v for k, v in self.__dict__.items()}
@@ -116,8 +126,14 @@ def export(
     if prune_below is not None:
         zeros, total = prune(exported_model, prune_below)
         sparsity = zeros / total if total else 0.0
-    serve = serving_function(exported_model, verify.preprocessing, tf, keep_scaling_apart=quantize == "int8")
-    raw = verify.raw
+    if fmt == "savedmodel" and verify.table is not None:
+        serve = table_serving_function(exported_model, verify.preprocessing, verify.table, tf)
+        raw, inputs = verify.cells, _columns_description(verify.table)
+    else:
+        serve = serving_function(
+            exported_model, verify.preprocessing, tf, keep_scaling_apart=quantize == "int8"
+        )
+        raw, inputs = verify.raw, _vector_description(verify)
     reference = _run_outputs(model, verify)
 
     int8_layers = None
@@ -144,7 +160,7 @@ def export(
                 f"export verification failed: the {fmt} model differs from the run's model by "
                 f"{figures['max_abs_diff']:.3g} (more than {tolerance:g}) on {source}; nothing written"
             )
-        export_latency = single_latency(lambda: runner(raw[:1]))
+        export_latency = single_latency(lambda: runner(_first(raw)))
         run_latency = single_latency(lambda: model(verify.x[:1], training=False))
         check_existing(target, fmt, replace)  # again: the verification took seconds
         written_bytes = _write(payload, target)
@@ -157,12 +173,36 @@ def export(
         sparsity=sparsity,
         int8_layers=int8_layers,
         source=source,
-        instances=len(raw),
+        instances=len(verify.x),
         run_bytes=source_model.stat().st_size,
         export_bytes=written_bytes,
         run_latency_ms=run_latency * 1e3,
         export_latency_ms=export_latency * 1e3,
+        inputs=inputs,
         **figures,
+    )
+
+
+def _first(raw: np.ndarray | dict[str, np.ndarray]) -> np.ndarray | dict[str, np.ndarray]:
+    """The first row: of a matrix, or of every column of a table's cells."""
+    return {k: v[:1] for k, v in raw.items()} if isinstance(raw, dict) else raw[:1]
+
+
+def _columns_description(table: TablePreprocessing) -> str:
+    from dnnlab.inference.table_graph import input_names
+
+    names = [
+        name if name == column else f"{name} ({column!r})" for column, name in input_names(table).items()
+    ]
+    return f"raw rows: one text input per column ({len(names)}): {', '.join(names)}"
+
+
+def _vector_description(rows: _Rows) -> str:
+    if rows.table is None:
+        return "x: raw rows (unscaled)"
+    return (
+        f"x: the table's encoded vector of {rows.table.width} features (unscaled), in preprocessing.json's "
+        "table.features order; the SavedModel export takes the raw columns"
     )
 
 
@@ -252,16 +292,21 @@ def check_existing(target: Path, fmt: str, replace: bool) -> None:
 @dataclass(frozen=True)
 class _Rows:
     x: np.ndarray  # scaled, for the run's model
-    raw: np.ndarray  # as a user would feed the exported model
-    y: np.ndarray | None
+    raw: np.ndarray  # as a user would feed the exported model (a table's: the encoded vector)
+    y: np.ndarray | None  # the labels of the first len(y) rows (a table's probe rows have none)
     task: str
     preprocessing: dict[str, Any]
+    table: TablePreprocessing | None = None
+    cells: dict[str, np.ndarray] | None = None  # a table's rows as text, per feature column
 
 
 def _verification_set(run: RunDir) -> tuple[_Rows, str]:
     """The test split's first VERIFY_ROWS rows; without a test split, VERIFY_ROWS training rows
     drawn with a fixed seed (the validation split is often small or absent, and the training
     split is what the model fits: a wrong export shows there just as well)."""
+    table = table_encoding(run)
+    if table is not None:
+        return _table_rows(run, table)
     try:
         rows = split_set(run, "test")
     except DataError:
@@ -290,7 +335,48 @@ def _rows(run: RunDir, rows: PredictionSet, picked: np.ndarray) -> _Rows:
     return _Rows(scaling.apply(raw), raw, y, rows.task or "classification", preprocessing)
 
 
+def _table_rows(run: RunDir, table: TablePreprocessing) -> tuple[_Rows, str]:
+    """A table's test rows (the first VERIFY_ROWS) as its file has them, and the probe rows
+    (table_source.probe_rows), encoded by the run's recorded encoding and scaling."""
+    from dnnlab.data import datasets, table_source
+    from dnnlab.spec.loading import read_run_spec
+
+    preprocessing = run.read_json(run.preprocessing)
+    spec, _ = read_run_spec(run.config)
+    source, rows = datasets.table_rows(spec.data)
+    test = source.rows(rows["test"][:VERIFY_ROWS])
+    y = table.encode_target(test)
+    frame = table_source.with_probe_rows(test, table)
+    raw = table.transform(frame)
+    scaling = datasets.Scaling.from_dict(preprocessing["scaling"])
+    from dnnlab.inference.table_graph import input_names
+
+    cells = {name: table_source.cells_as_text(frame[column]) for column, name in input_names(table).items()}
+    first = f" (first {VERIFY_ROWS:,} rows)" if len(rows["test"]) > VERIFY_ROWS else ""
+    where = (
+        f"the test split{first} and {len(frame) - len(test)} probe rows (missing cells, unseen categories)"
+    )
+    task = table.target.task if table.target is not None else preprocessing.get("task", "classification")
+    return _Rows(scaling.apply(raw), raw, y, task, preprocessing, table, cells), where
+
+
 # --- the exported graph ----------------------------------------------------------------------
+
+
+def table_serving_function(
+    model: Any, preprocessing: dict[str, Any], table: TablePreprocessing, tf: Any
+) -> Callable:
+    """raw table cells, one text input per feature column -> the table's encoding (table_graph)
+    -> the scaling -> model -> predict's outputs."""
+    from dnnlab.inference import table_graph
+
+    outputs = _outputs(model, preprocessing, tf)
+
+    @tf.function(input_signature=[table_graph.input_signature(table, tf)])
+    def serve(cells):
+        return outputs(table_graph.encode(cells, table, tf))
+
+    return serve
 
 
 def serving_function(
@@ -305,16 +391,28 @@ def serving_function(
     Dense layer's weights. Folded, a near-constant feature's tiny standard deviation makes its
     weight row several times larger than the others, and that row sets the int8 scale of every
     output unit (95% of digits test rows kept their class; 100% kept apart)."""
+    shape = [None, *preprocessing["input_shape"]]
+    outputs = _outputs(model, preprocessing, tf, keep_scaling_apart)
+
+    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
+    def serve(x):
+        return outputs(x)
+
+    return serve
+
+
+def _outputs(
+    model: Any, preprocessing: dict[str, Any], tf: Any, keep_scaling_apart: bool = False
+) -> Callable:
+    """Unscaled x -> the run's scaling -> model -> predict's outputs, traced inside a serving function."""
     scaling = preprocessing["scaling"]
     offset = np.asarray(scaling.get("offset", 0.0), dtype=np.float32)
     scale = np.asarray(scaling.get("scale", 1.0), dtype=np.float32)
     scaled = scaling.get("method", "none") != "none"
     classification = preprocessing.get("task", "classification") == "classification"
     labels = np.asarray(preprocessing.get("class_labels") or [])
-    shape = [None, *preprocessing["input_shape"]]
 
-    @tf.function(input_signature=[tf.TensorSpec(shape, tf.float32, name="x")])
-    def serve(x):
+    def outputs(x):
         inputs = (x - offset) / scale if scaled else x
         if keep_scaling_apart:
             inputs = tf.clip_by_value(inputs, -FLOAT32_MAX, FLOAT32_MAX)
@@ -326,7 +424,7 @@ def serving_function(
             return {"probabilities": outputs, "predicted": tf.argmax(outputs, axis=-1)}
         return {"values": tf.reshape(outputs, [-1]) if outputs.shape[-1] == 1 else outputs}
 
-    return serve
+    return outputs
 
 
 def _save(model: Any, serve: Callable, path: Path) -> None:
@@ -343,7 +441,12 @@ def _save(model: Any, serve: Callable, path: Path) -> None:
 def savedmodel_runner(path: Path, tf: Any) -> Callable:
     """Raw rows -> the SavedModel's outputs by name (its serving signature)."""
     signature = tf.saved_model.load(str(path)).signatures["serving_default"]
-    return lambda x: {k: v.numpy() for k, v in signature(x=tf.constant(x)).items()}
+
+    def run(x: np.ndarray | dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        feed = x if isinstance(x, dict) else {"x": x}  # a table's cells by input name
+        return {k: v.numpy() for k, v in signature(**{k: tf.constant(v) for k, v in feed.items()}).items()}
+
+    return run
 
 
 def _tflite_bytes(saved: Path, quantize: str | None, tf: Any) -> bytes:
@@ -447,6 +550,7 @@ def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, A
     key = "probabilities" if classification else "values"
     ours = np.asarray(reference[key], dtype=np.float64)
     theirs = np.asarray(outputs[key], dtype=np.float64).reshape(ours.shape)
+    labelled = len(rows.y) if rows.y is not None else 0  # the rows after them are probes
     result: dict[str, Any] = {
         "max_abs_diff": float(np.max(np.abs(ours - theirs))) if len(ours) else 0.0,
         "metric": "accuracy" if classification else "rmse",
@@ -462,15 +566,15 @@ def _compare(rows: _Rows, reference: dict[str, np.ndarray], outputs: dict[str, A
         ]
         result["agreement"] = float(np.mean(np.asarray(predicted) == reference["predicted"]))
         if rows.y is not None:
-            index = np.asarray(outputs.get("predicted_index", outputs["predicted"])).reshape(-1)
-            ours_index = reference.get("predicted_index", reference["predicted"])
+            index = np.asarray(outputs.get("predicted_index", outputs["predicted"])).reshape(-1)[:labelled]
+            ours_index = np.asarray(reference.get("predicted_index", reference["predicted"]))[:labelled]
             labels = np.asarray(rows.y).reshape(-1)
             result["run_score"] = float(np.mean(ours_index == labels))
             result["export_score"] = float(np.mean(index == labels))
     elif rows.y is not None:
-        labels = np.asarray(rows.y, dtype=np.float64).reshape(ours.shape)
-        result["run_score"] = float(np.sqrt(np.mean((ours - labels) ** 2)))
-        result["export_score"] = float(np.sqrt(np.mean((theirs - labels) ** 2)))
+        labels = np.asarray(rows.y, dtype=np.float64).reshape(ours[:labelled].shape)
+        result["run_score"] = float(np.sqrt(np.mean((ours[:labelled] - labels) ** 2)))
+        result["export_score"] = float(np.sqrt(np.mean((theirs[:labelled] - labels) ** 2)))
     return result
 
 

@@ -53,7 +53,7 @@ def predict(run_dir: Path, data: Path, out: Path | None = None) -> Prediction:
     if out is not None:
         check_output_folder(out, "--out")
     run = find_run(run_dir)
-    dataset = prediction_set(run, str(data))
+    dataset = prediction_set(run, str(data), labelled=False)
     from dnnlab import runtime
 
     runtime.quiet_tensorflow()

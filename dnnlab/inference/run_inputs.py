@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from dnnlab.errors import DataError, RunDirError
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.discovery import latest_completed
 from dnnlab.spec.loading import read_run_spec
+
+if TYPE_CHECKING:
+    from dnnlab.data.tables import TablePreprocessing
 
 SPLITS = ("test", "validation")
 
@@ -46,18 +49,49 @@ def model_file(run: RunDir) -> Path:
     raise RunDirError(f"{run.path}: no model.keras or checkpoint to predict with")
 
 
-def prediction_set(run: RunDir, which: str) -> PredictionSet:
-    """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file."""
+def prediction_set(run: RunDir, which: str, labelled: bool = True) -> PredictionSet:
+    """`test` or `validation` split of the run's dataset, or the examples of a .npz/.csv file
+    (for a run on a table, a raw table with its columns). `labelled=False`: a file's labels are
+    not read (predict needs none, and a table's rows to predict may miss them)."""
     if which in SPLITS:
         return split_set(run, which)
     preprocessing = run.read_json(run.preprocessing)
     path = Path(which)
+    encoding = table_encoding(run, preprocessing)
+    if encoding is not None:
+        return _table_file(encoding, preprocessing, path, labelled)
     x, y = load_array_file(path)
     expected = tuple(preprocessing["input_shape"])
     x = _reshape(x, expected, path)
     scaling = datasets.Scaling.from_dict(preprocessing["scaling"])
     labels = _known_labels(y, preprocessing, path)
     return PredictionSet(scaling.apply(x), labels, str(path), preprocessing.get("task"))
+
+
+def table_encoding(run: RunDir, preprocessing: dict[str, Any] | None = None) -> TablePreprocessing | None:
+    """The run's table encoding (preprocessing.json's `table`), checked; None for other data."""
+    preprocessing = run.read_json(run.preprocessing) if preprocessing is None else preprocessing
+    if not isinstance(preprocessing, dict) or "table" not in preprocessing:
+        return None
+    from dnnlab.data.tables import TablePreprocessing
+
+    return TablePreprocessing.from_json(preprocessing["table"], where=str(run.preprocessing))
+
+
+def _table_file(
+    encoding: TablePreprocessing, preprocessing: dict[str, Any], path: Path, labelled: bool
+) -> PredictionSet:
+    """A raw table encoded as in training: its feature columns by name (others ignored, a missing
+    one refused), then the run's scaling; labels when it has the target column."""
+    from dnnlab.data.table_files import read_table
+
+    frame = read_table(path, "--data", encoding.text_columns())
+    x = datasets.Scaling.from_dict(preprocessing["scaling"]).apply(encoding.transform(frame), copy=False)
+    target = encoding.target
+    y = None
+    if labelled and target is not None and target.name in frame.columns:
+        y = encoding.encode_target(frame)
+    return PredictionSet(x, y, str(path), preprocessing.get("task"))
 
 
 def split_set(run: RunDir, which: str) -> PredictionSet:

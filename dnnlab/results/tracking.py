@@ -19,7 +19,6 @@ from dnnlab.results.plots import learning_curves_png
 from dnnlab.rundir.layout import RUN_FILES_TEXT, RUN_JSON
 from dnnlab.rundir.loading import NOT_METRICS, find_run_dirs, load_run
 from dnnlab.rundir.records import RunRecord
-from dnnlab.training.hparams import flatten_spec
 from dnnlab.training.mlflow_tracking import (
     BATCH,
     IDENTITY_TAG,
@@ -35,6 +34,7 @@ from dnnlab.training.mlflow_tracking import (
     read_json,
     run_identity,
     run_tags,
+    spec_params,
     store_errors,
 )
 
@@ -89,7 +89,7 @@ def _log_one(client, experiment_id: str, path: Path) -> Logged:
     tags = {**run_tags(path, record, run.config, run.status), "mlflow.runName": run.name}
     created = client.create_run(experiment_id, start_time=millis(record.started), tags=tags)
     run_id = created.info.run_id
-    params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(run.config).items()]
+    params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in spec_params(run.config).items()]
     for i in range(0, len(params), PARAM_BATCH):
         client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
     metrics = _metrics(run, millis(record.started) or 0, Metric)

@@ -10,6 +10,7 @@ from pydantic import (
     Field,
     Tag,
     field_validator,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -30,7 +31,10 @@ KERAS_DATASETS: tuple[str, ...] = typing.get_args(KerasDataset)
 SKLEARN_DATASETS: tuple[str, ...] = typing.get_args(SklearnDataset)
 
 
-NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS
+TABLE_DATASETS: tuple[str, ...] = ("penguins",)  # packaged tables: `penguins` means `{type: penguins}`
+
+
+NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS + TABLE_DATASETS
 
 
 class NpzSource(Strict):
@@ -38,10 +42,75 @@ class NpzSource(Strict):
     path: str = Field(description="file with x_train, y_train and optionally x_test, y_test")
 
 
-class CsvSource(Strict):
+ColumnType = Literal["numeric", "categorical", "binary"]
+
+
+MissingPolicy = Literal["mean", "median", "most_frequent", "constant", "drop"]
+
+
+class ColumnSpec(Strict):
+    """How one feature column of a table becomes numbers; what is left out is inferred."""
+
+    type: ColumnType | None = Field(
+        None,
+        description="default: inferred: a column of text is categorical, of numbers numeric, with "
+        "exactly two distinct values binary",
+    )
+    missing: MissingPolicy | None = Field(
+        None,
+        description="what a missing cell becomes; default: numeric mean, binary most_frequent, "
+        "categorical constant (an all-zero one-hot row); drop: the row is left out",
+    )
+    indicator: bool = Field(False, description="add a 0/1 column that is 1 where the cell was missing")
+
+
+Features = Annotated[
+    list[str] | None,
+    Field(
+        min_length=1, description="the feature columns, in this order (default: every column but the target)"
+    ),
+]
+Dropped = Annotated[list[str] | None, Field(description="columns left out (exclusive with features)")]
+Columns = Annotated[
+    dict[str, ColumnSpec] | None,
+    Field(description="per feature column: type, missing, indicator (the resolved spec lists every one)"),
+]
+
+
+class TableSource(Strict):
+    """What a table source shares (its fields follow each source's own): which columns are
+    features (`features` or `drop`) and how each is encoded (`columns`)."""
+
+    @model_validator(mode="after")
+    def _features_or_drop(self) -> TableSource:
+        if self.features is not None and self.drop is not None:
+            raise PydanticCustomError(
+                "table_keys", "set only one of features, drop; features lists the columns to keep"
+            )
+        return self
+
+    def is_table(self) -> bool:
+        """Whether the spec chose columns (which makes a CSV a table whatever its cells hold)."""
+        return self.features is not None or self.drop is not None or self.columns is not None
+
+
+class CsvSource(TableSource):
     type: Literal["csv"]
     path: str
     target: str = Field(description="name of the label column")
+    features: Features = None
+    drop: Dropped = None
+    columns: Columns = None
+
+
+class PenguinsSource(TableSource):
+    """The Palmer penguins table packaged with dnnlab; `dataset: penguins` is this with its defaults."""
+
+    type: Literal["penguins"]
+    target: str = Field("species", description="species (3 classes); body_mass_g for a regression")
+    features: Features = None
+    drop: Dropped = None
+    columns: Columns = None
 
 
 class SyntheticSource(Strict):
@@ -53,7 +122,7 @@ class SyntheticSource(Strict):
     task: Literal["classification", "regression"] = "classification"
 
 
-FileSource = Annotated[NpzSource | CsvSource | SyntheticSource, Field(discriminator="type")]
+FileSource = Annotated[NpzSource | CsvSource | PenguinsSource | SyntheticSource, Field(discriminator="type")]
 
 
 def _named_dataset(value: str) -> str:
@@ -61,7 +130,7 @@ def _named_dataset(value: str) -> str:
         raise PydanticCustomError(
             "unknown_dataset",
             "unknown dataset '{value}'{hint}; expected one of: {allowed}, "
-            "or a mapping with type npz, csv or synthetic",
+            "or a mapping with type npz, csv, penguins or synthetic",
             {
                 "value": value if len(value) <= 60 else value[:57] + "...",
                 "hint": did_you_mean(value, NAMED_DATASETS),
@@ -99,4 +168,6 @@ class DataSpec(Strict):
     @field_validator("dataset", mode="before")
     @classmethod
     def _check_named(cls, value: Any) -> Any:
+        if isinstance(value, str) and value in TABLE_DATASETS:
+            return {"type": value}  # a table's columns are resolved into the mapping
         return _named_dataset(value) if isinstance(value, str) else value

@@ -4,12 +4,14 @@ metrics). Its sections live in `data`, `model` and `training`.
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import (
     Field,
 )
 
 from dnnlab.spec.base import NAME_PATTERN, Strict
-from dnnlab.spec.data import DataSpec
+from dnnlab.spec.data import ColumnSpec, DataSpec
 from dnnlab.spec.model import (
     CompactModel,
     DenseLayer,
@@ -34,13 +36,18 @@ class Spec(Strict):
 # --- what the dataset decides --------------------------------------------------------------
 
 
-def resolve(spec: Spec, task: str, num_classes: int | None) -> Spec:
-    """Fill in what the dataset decides: output units and activation, loss, metrics.
+def resolve(
+    spec: Spec, task: str, num_classes: int | None, columns: dict[str, dict[str, Any]] | None = None
+) -> Spec:
+    """Fill in what the dataset decides: output units and activation, loss, metrics, and for a
+    table every feature column's type and missing policy (`columns`, as inferred).
 
     Classification gets a softmax output with one unit per class, sparse categorical
     cross-entropy and accuracy; regression a single linear unit and mse.
     """
     spec = spec.model_copy(deep=True)
+    if columns is not None:
+        spec.data.dataset.columns = {name: ColumnSpec(**rule) for name, rule in columns.items()}
     classification = task == "classification"
     units = num_classes if classification else 1
     activation = PlainActivation(type="softmax" if classification else "linear")

@@ -51,9 +51,11 @@ def _walk(loc: Key, root: type[BaseModel]) -> tuple[Key, type[BaseModel] | None]
     """
     models: list[type[BaseModel]] = [root]
     parts: list[Any] = []
+    mapping_key = False  # the part after a `dict[str, Model]` field is a key the user chose
     for part in loc:
-        if isinstance(part, int):
+        if isinstance(part, int) or mapping_key:
             parts.append(part)
+            mapping_key = False
             continue
         if part in _FORM_TAGS:
             models = [m for m in models if m.__name__ == _FORM_TAGS[part]] or models
@@ -65,10 +67,17 @@ def _walk(loc: Key, root: type[BaseModel]) -> tuple[Key, type[BaseModel] | None]
             models = tagged
             continue
         parts.append(part)
-        models = [
-            c for m in models if part in m.model_fields for c in members(m.model_fields[part].annotation)
-        ]
+        fields = [m.model_fields[part].annotation for m in models if part in m.model_fields]
+        mapping_key = any(_is_mapping(annotation) for annotation in fields)
+        models = [c for annotation in fields for c in members(annotation)]
     return tuple(parts), (models[0] if len(models) == 1 else None)
+
+
+def _is_mapping(annotation: Any) -> bool:
+    """Whether an annotation (through Optional and Annotated) is a dict."""
+    if typing.get_origin(annotation) is dict:
+        return True
+    return any(_is_mapping(arg) for arg in typing.get_args(annotation))
 
 
 def error_key(loc: Key, root: type[BaseModel]) -> Key:
@@ -127,7 +136,7 @@ def describe_error(error: dict[str, Any], root: type[BaseModel]) -> str:
         return f"{where}: missing key 'type'"
     if kind == "missing":
         return f"{where}: required key is missing"
-    if kind in ("unknown_dataset",):
+    if kind in ("unknown_dataset", "table_keys"):
         return f"{where}: {error['msg']}"
     message = error["msg"]
     return f"{where}: {message[0].lower() + message[1:]}; received {short(received)}"

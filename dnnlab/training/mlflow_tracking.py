@@ -9,6 +9,7 @@ import contextlib
 import logging
 import math
 import os
+import re
 import socket
 import tempfile
 from collections.abc import Iterator
@@ -46,6 +47,22 @@ PROBE_SECONDS = 3.0  # a tracking server that does not take a connection in this
 # minutes before an error. Used unless the environment sets them.
 HTTP_DEFAULTS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_TIMEOUT": "30"}
 MAX_REASON = 300  # characters of MLflow's error message quoted in the one line
+
+
+_PARAM_CHARACTER = re.compile(r"[^/\w.\- ]")  # what MLflow refuses in a param's name
+
+
+def spec_params(config: dict[str, Any]) -> dict[str, Any]:
+    """The flattened spec with names MLflow accepts: a table's column names (keys under
+    data.dataset.columns) may hold any character; those MLflow refuses become `_`, made unique."""
+    named: dict[str, Any] = {}
+    for key, value in flatten_spec(config).items():
+        name = _PARAM_CHARACTER.sub("_", key)
+        unique, n = name, 2
+        while unique in named:
+            unique, n = f"{name}_{n}", n + 1
+        named[unique] = value
+    return named
 
 
 def import_mlflow():
@@ -212,7 +229,7 @@ class LiveRun:
             return cls(client, run_id, path)
         tags = {**run_tags(path, record, config, "running"), IDENTITY_TAG: identity}
         run_id = client.create_run(experiment_id, start_time=millis(record.started), tags=tags).info.run_id
-        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in flatten_spec(config).items()]
+        params = [Param(k, str(v)[:PARAM_LENGTH]) for k, v in spec_params(config).items()]
         for i in range(0, len(params), PARAM_BATCH):
             client.log_batch(run_id, params=params[i : i + PARAM_BATCH])
         return cls(client, run_id, path)
