@@ -41,9 +41,10 @@ TINY = {
     "model": {"hidden": [16], "dropout": {"rate": 0.2, "where": "hidden"}},
     "training": {"epochs": EPOCHS, "batch_size": 16},
 }
-# run.json is written when the run is created, when its setup is committed, at each epoch's end
-# and by the finalisation: the last of these is write number 2 + EPOCHS + 1.
-FINAL_RUN_JSON = 2 + EPOCHS + 1
+# run.json is written when the run is created, when its setup records the loss at initialization,
+# when the setup is committed, at each epoch's end and by the finalisation: the last of these is
+# write number 3 + EPOCHS + 1.
+FINAL_RUN_JSON = 3 + EPOCHS + 1
 INJECTOR = str(Path(__file__).with_name("fault_injection.py"))
 runner = CliRunner()
 

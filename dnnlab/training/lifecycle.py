@@ -46,7 +46,7 @@ from dnnlab.training.divergence import divergence_message, divergence_record  # 
 from dnnlab.training.execution import Execution, apply_to_model  # noqa: E402
 from dnnlab.training.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.training.pipeline import evaluation_batch_size, score  # noqa: E402
-from dnnlab.training.session import Session  # noqa: E402
+from dnnlab.training.session import Session, initial_loss  # noqa: E402
 from dnnlab.training.setup import Prepared, new_record, prepare  # noqa: E402
 
 log = logging.getLogger("dnnlab")
@@ -125,6 +125,10 @@ def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainSt
         metrics_rows=0,
         metrics_sha256=metrics_sha256,
     )
+    # The loss at initialization, for the collapse rule of every session of the run (measured
+    # before the commit, so a run whose setup is committed always has it).
+    loss = initial_loss(prepared.model, spec, prepared.dataset)
+    run.update_record(extra={**run.read_record().extra, "initial_loss": loss})
     run.write_state(state)
     run.update_record(status="running", epochs_planned=epochs)
     return state

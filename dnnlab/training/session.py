@@ -132,7 +132,7 @@ class Session:
         )
         self.saver = EpochSaver()  # early stopping's best weights and the checkpoint: one serialization
         self.resumables = self.make_resumable_callbacks()
-        recorder = Recorder(self.record_epoch, self.steps_per_epoch, self.collapse_rule(model))
+        recorder = Recorder(self.record_epoch, self.steps_per_epoch, self.collapse_rule())
         from dnnlab.training.callbacks.progress import progress_callback
 
         callbacks = [
@@ -165,16 +165,12 @@ class Session:
             return "diverged"
         return "completed"
 
-    def collapse_rule(self, model: keras.Model) -> CollapseRule | None:
-        """The rule that calls a finite but exploded run diverged; its loss at initialization is
-        measured once, before the first epoch, and kept in run.json for every later session."""
-        record = self.run.read_record()
-        initial = record.extra.get("initial_loss")
+    def collapse_rule(self) -> CollapseRule | None:
+        """The rule that calls a finite but exploded run diverged, with the loss at initialization
+        the run's setup measured and kept in run.json (none for a run begun before the rule)."""
+        initial = self.run.read_record().extra.get("initial_loss")
         if not isinstance(initial, (int, float)) or isinstance(initial, bool):
-            if self.state.epochs_done > 0:
-                return None  # a run begun before the rule: no loss at initialization to compare with
-            initial = initial_loss(model, self.spec, self.dataset)
-            self.run.update_record(extra={**record.extra, "initial_loss": initial})
+            return None
         return CollapseRule(float(initial), chance_accuracy(self.dataset.y_train, self.dataset.info.task))
 
     def make_resumable_callbacks(self) -> list[Resumable]:
