@@ -3,11 +3,15 @@ trials a local run gives; without Ray installed, one line and exit 2."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -163,3 +167,135 @@ def test_a_ray_worker_that_dies_fails_its_trial_and_stdout_stays_clean(spec, tmp
     record = json.loads(result.stdout)  # Ray's message about the dead worker went to stderr
     assert [t["status"] for t in record["trials"]] == ["completed", "failed", "completed"]
     assert "its Ray worker process died" in record["trials"][1]["error"]
+
+
+# ----------------------------------------------------------------------------- a cluster of two nodes
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def ray_node(temp_dir: str, *role: str) -> subprocess.Popen:
+    """`ray start --block` in a session of its own: the node's processes (GCS, raylet, workers)
+    stay in its process group, which the test ends by id. `ray stop` would end every Ray process of
+    this user on the machine, other people's clusters included."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    ports = ["--node-manager-port", "--object-manager-port", "--metrics-export-port"]
+    ports += ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port"]
+    command = [str(ray_cli), "start", "--block", *role, "--node-ip-address=127.0.0.1", "--num-cpus=1"]
+    command += [f"--temp-dir={temp_dir}", "--disable-usage-stats"]
+    command += [f"{flag}={free_port()}" for flag in ports]
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+
+
+def stop_node(node: subprocess.Popen) -> None:
+    """SIGTERM to the node's process group (a node drains for up to 30 s), SIGKILL to whatever of
+    it is left after 45 s."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGTERM)
+    deadline = time.monotonic() + 45
+    while time.monotonic() < deadline and group_alive(node.pid):
+        node.poll()
+        time.sleep(0.2)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGKILL)
+    node.wait(timeout=30)
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def wait_listening(port: int, node: subprocess.Popen, timeout: float = 120) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert node.poll() is None, "ray start exited"
+        with contextlib.suppress(OSError):
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no Ray head on 127.0.0.1:{port} after {timeout} s")
+
+
+def wait_for_nodes(port: int, count: int, timeout: float = 120) -> None:
+    """Until the cluster has `count` live nodes (a node that starts joins seconds later)."""
+    script = (
+        "import logging, sys, time, ray\n"
+        f"ray.init(address='127.0.0.1:{port}', logging_level=logging.ERROR, log_to_driver=False)\n"
+        f"deadline = time.monotonic() + {timeout}\n"
+        f"while sum(n['Alive'] for n in ray.nodes()) < {count} and time.monotonic() < deadline:\n"
+        "    time.sleep(0.5)\n"
+        f"sys.exit(sum(n['Alive'] for n in ray.nodes()) < {count})\n"
+    )
+    env = {**os.environ, "RAY_ADDRESS": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"the cluster never had {count} nodes: {done.stderr[-2000:]}"
+
+
+@pytest.mark.slow
+def test_a_search_on_a_two_node_cluster_runs_trials_on_both_and_stops_every_process(
+    spec, tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    # Ray turns token authentication on for `ray start --head` when ~/.ray/auth_token exists but
+    # not for a driver that connects: the nodes and the sweep share this test's own token.
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    port = free_port()
+    # Short temp folders: Ray's socket paths must fit in 107 characters.
+    temps = [tempfile.mkdtemp(prefix="dnnlab-ray-") for _ in range(2)]
+    nodes: list[subprocess.Popen] = []
+    try:
+        head = ray_node(
+            temps[0], "--head", f"--port={port}", "--include-dashboard=false",
+            f"--ray-client-server-port={free_port()}",
+        )  # fmt: skip
+        nodes.append(head)
+        wait_listening(port, head)
+        nodes.append(ray_node(temps[1], f"--address=127.0.0.1:{port}"))
+        wait_for_nodes(port, 2)
+        runs = tmp_path / "runs"
+        args = ["-o", "training.epochs=3", "-g", "model.activation=relu,elu,selu,tanh"]
+        args += ["-g", "training.optimizer.learning_rate=0.003,0.01,0.03"]
+        result = dnnlab(
+            "sweep", spec, *args, "--search", "random", "--trials", "4", "--jobs", "2", "--executor", "ray",
+            "--address", f"127.0.0.1:{port}", "--runs-dir", runs, "--json",
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert (
+            f"ray: the Ray cluster at 127.0.0.1:{port}, 2 CPU(s): up to 2 trial(s) at a time" in result.stderr
+        )
+        (sweep_dir,) = runs.iterdir()
+        record = json.loads(result.stdout)
+        assert record == read_json(sweep_dir / "sweep.json") and record["status"] == "completed"
+        assert len(record["trials"]) == 4
+        assert (sweep_dir / "study.journal").stat().st_size > 0
+        for trial in record["trials"]:
+            assert trial["status"] == "completed", trial
+            assert read_json(sweep_dir / trial["run"] / "run.json")["status"] == "completed"
+            assert len(read_metrics(sweep_dir / trial["run"])) == 3
+        nodes_used = {trial["node"] for trial in record["trials"]}
+        assert len(nodes_used) == 2, nodes_used  # one CPU a node, two trials at a time: both nodes ran
+    finally:
+        for node in reversed(nodes):
+            stop_node(node)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+    assert not any(group_alive(node.pid) for node in nodes)

@@ -30,6 +30,7 @@ from dnnlab.rundir.loading import (
     load_runs,
 )
 from dnnlab.rundir.records import BestRecord, int_or_none
+from dnnlab.rundir.search_trials import STOPPED_EARLY, read_search
 
 # Spec keys that say most about how a network trains; shown even when every run agrees on them.
 TELLING_KEYS = (
@@ -265,7 +266,16 @@ def compare(
     mode = _mode_for(runs, metric)
     for run in runs:
         run.best = best_of(run, metric, mode)
+    stopped = _mark_stopped_early(runs)
+    # A trial a search stopped early had fewer epochs to reach its best: it ranks after the
+    # trials that ran their full budget, as sweep.json's best does.
     runs = _ranked(runs, lambda r: r.best.value, mode)
+    runs = [r for r in runs if r.status not in STOPPED_EARLY] + [r for r in runs if r.status in STOPPED_EARLY]
+    if stopped:
+        notes.append(
+            f"{stopped} trial(s) a search stopped early (status paused or pruned: fewer epochs) are "
+            "ranked after the trials that ran their full budget"
+        )
 
     readable = [r for r in runs if r.config is not None]
     ignore = ("name", "seed") if group_seeds else ("name",)
@@ -286,6 +296,23 @@ def compare(
     for run in runs:
         run.reached = epochs_to_reach(run, target) if target else None
     return Comparison(runs, metric, mode, keys, context, skipped, notes, groups, target)
+
+
+def _mark_stopped_early(runs: list[LoadedRun]) -> int:
+    """Give each run a search paused or pruned that status (its run.json says completed); the
+    number of such runs."""
+    searches: dict[Path, dict[str, str]] = {}
+    count = 0
+    for run in runs:
+        folder = run.path.parent
+        if folder not in searches:
+            search = read_search(folder)
+            searches[folder] = {t.run: t.status for t in search.trials} if search else {}
+        status = searches[folder].get(run.path.name)
+        if status in STOPPED_EARLY and run.status == "completed":
+            run.status = status
+            count += 1
+    return count
 
 
 def parse_reach(text: str, runs: list[LoadedRun]) -> Reach:

@@ -22,7 +22,7 @@ from dnnlab.files.atomic import atomic_write_text
 from dnnlab.files.folders import check_output_folder
 from dnnlab.results import compare as comparing
 from dnnlab.results import formats as fmt
-from dnnlab.results import seed_tests
+from dnnlab.results import search_report, seed_tests
 from dnnlab.rundir import loading
 from dnnlab.rundir.layers_csv import STATISTICS
 from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
@@ -125,6 +125,8 @@ def render_report(
         parts += ["<h2>Test metrics</h2>", tests]
     if mc_sections:
         parts += ["<h2>MC dropout calibration</h2>", *mc_sections]
+    for search in search_report.find_searches(paths):
+        parts += _search_html(search)
     importance = hyperparameter_importance(comparison)
     parts += ["<h2>Hyperparameter importance</h2>", _importance_html(importance, comparison)]
     parts += ["<h2>Runs</h2>", *(_run_details(run) for run in comparison.runs)]
@@ -231,6 +233,34 @@ def _test_table(comparison: comparing.Comparison) -> str:
 
 def _img(png: bytes, alt: str) -> str:
     return f'<p><img alt="{_e(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode("ascii")}"></p>'
+
+
+# ---------------------------------------------------------------- a search sweep
+
+
+def _search_html(search) -> list[str]:
+    stopped = sum(t.status in ("paused", "pruned") for t in search.trials)
+    parts = [
+        f"<h2>Search: {_e(search.path.name)}</h2>",
+        f"<p>{len(search.trials)} trials of a <code>{_e(search.sampler)}</code> search with pruner "
+        f"<code>{_e(search.pruner)}</code>, {_e(search.goal)} <b>{_e(search.metric)}</b>; {stopped} "
+        "stopped early (paused or pruned), ranked after the full-budget trials above.</p>",
+        _img(search_report.best_so_far_png(search), "best so far against trials and epochs spent"),
+    ]
+    importances, note = search_report.optuna_importance(search)
+    parts.append(f'<p class="note">{_e(note)}</p>')
+    if importances:
+        rows = "".join(
+            f'<tr><td><code>{_e(k)}</code></td><td class="num">{v:.3f}</td></tr>'
+            for k, v in importances.items()
+        )
+        parts.append(
+            f"<table><thead><tr><th>parameter</th><th>importance</th></tr></thead><tbody>{rows}</tbody></table>"
+        )
+    figure = search_report.parallel_coordinates_png(search)
+    if figure is not None:
+        parts.append(_img(figure, "parallel coordinates of the trials"))
+    return parts
 
 
 # ---------------------------------------------------------------- hyperparameter importance

@@ -48,13 +48,14 @@ def _start_tensorflow(threads: int) -> None:
 
 @ray.remote(max_retries=0)  # a crashed trial is recorded failed, as on the local pool; --resume retries it
 def _trial_task(sweep_dir: str, trial: dict[str, Any], threads: int) -> tuple[dict[str, Any], str]:
-    """Run one trial; returns its outcome and what Python wrote to stderr (a bug's traceback),
-    which the driver prints: the worker's own output goes to Ray's log files."""
+    """Run one trial; returns its outcome, with the id of the node it ran on, and what Python wrote
+    to stderr (a bug's traceback), which the driver prints: the worker's own output goes to Ray's
+    log files."""
     _start_tensorflow(threads)
     captured = io.StringIO()
     with contextlib.redirect_stderr(captured):
         outcome = worker.run_trial(sweep_dir, trial)
-    return outcome, captured.getvalue()
+    return {**outcome, "node": ray.get_runtime_context().get_node_id()}, captured.getvalue()
 
 
 # ----------------------------------------------------------------------------- the driver

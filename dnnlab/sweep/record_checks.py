@@ -131,6 +131,7 @@ def _check_trial(trial: Any, where: str) -> None:
         if trial.get(key) is not None and not _is_number(trial[key]):
             raise _Refused(f"{where}.{key}", f"expected null or a number; received {short(trial[key])}")
     _optional(trial, "error", str, where)
+    _optional(trial, "node", str, where)
     for key in ("config", "epochs"):  # a search's: the configuration it runs, the epochs it is given
         if trial.get(key) is not None and not (_is_int(trial[key]) and trial[key] >= 0):
             raise _Refused(f"{where}.{key}", f"expected null or a count; received {short(trial[key])}")

@@ -269,7 +269,7 @@ def _execute(
             trial.status = "running"
             progress.started(trial)
         else:
-            for key in ("status", "best", "epochs_done", "train_seconds", "wall_seconds", "error"):
+            for key in ("status", "best", "epochs_done", "train_seconds", "wall_seconds", "error", "node"):
                 setattr(trial, key, outcome.get(key))
             if judge is not None:
                 judge(trial)

@@ -53,6 +53,7 @@ class Trial:
     config: int | None = None  # a search's: the configuration this run is a seed of
     epochs: int | None = None  # a search's: the epochs it was given (a rung); None: the spec's
     rungs: list[dict[str, Any]] | None = None  # a search's: [{epochs, value}] at each stop
+    node: str | None = None  # the Ray node it ran on (--executor ray); None: this machine
 
     def overrides(self, sweep: Sweep) -> list[str]:
         """The `-o` overrides that turn the sweep's spec into this trial's."""
@@ -71,6 +72,7 @@ class Trial:
             "wall_seconds": self.wall_seconds,
             "error": self.error,
             **(searched if self.config is not None else {}),
+            **({"node": self.node} if self.node is not None else {}),
         }
 
     @classmethod
