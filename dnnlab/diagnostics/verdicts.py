@@ -208,7 +208,23 @@ def all_verdicts(measurements: list[Measurement], spec: Spec | None) -> list[dic
     """Verdicts at initialization and, when training happened, at the last measurement; each
     says when (`at`)."""
     chosen = [measurements[0]] if len(measurements) == 1 else [measurements[0], measurements[-1]]
-    return [{**verdict, "at": m.label, "step": m.step} for m in chosen for verdict in verdicts(m.rows, spec)]
+    return [
+        {**verdict, "at": m.label, "step": m.step, "remedies": suggested(verdict["kind"], spec)}
+        for m in chosen
+        for verdict in verdicts(m.rows, spec)
+    ]
+
+
+def suggested(kind: str, spec: Spec | None) -> list[dict[str, Any]]:
+    """The concrete remedies a verdict names, untested (`diagnose --try-remedies` tests them)."""
+    if spec is None:
+        return []
+    from dnnlab.diagnostics.remedies import remedies_for
+
+    return [
+        {"remedy": r.label, "overrides": r.overrides, "status": "suggested"}
+        for r in remedies_for([kind], spec)
+    ]
 
 
 def diagnose_run(path: Path) -> Diagnosis:
