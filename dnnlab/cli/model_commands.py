@@ -171,7 +171,7 @@ def lr_find(
 def report_lr_find(result, config: Path, plot: Path | None) -> None:
     console = stderr_console()
     stops = {
-        "exploded": "the smoothed loss passed 4x its minimum",
+        "exploded": "the running loss (moving average) passed 4x its minimum",
         "non_finite": "the loss was no longer finite",
         "max_lr": "every step ran without the loss exploding (try a larger --max)",
     }
@@ -189,7 +189,8 @@ def report_lr_find(result, config: Path, plot: Path | None) -> None:
         console.print("[yellow]no suggestion:[/] the loss did not fall; try a smaller --min or more --steps")
     else:
         console.print(
-            f"[green]suggestion:[/] {result.suggestion:.3g} (steepest descent of the smoothed loss)"
+            f"[green]suggestion:[/] {result.suggestion:.3g} (the largest rate at which the smoothed loss "
+            f"still falls clearly; steepest descent at {result.steepest_rate:.3g})"
         )
         console.print(
             f"train with 1cycle at that maximum rate: "
