@@ -379,6 +379,18 @@ def check_plateau_before_early_stopping(spec: Spec) -> Iterator[Finding]:
         )
 
 
+DATA_LOSS = "data_loss"
+
+
+def has_weight_penalty(spec: Spec) -> bool:
+    """Whether an l1/l2 regularizer adds a penalty to the loss Keras logs: the run then also logs
+    `data_loss` (the loss function alone), the figure two differently regularized runs share."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        return model.regularizer is not None
+    return any(getattr(layer, "regularizer", None) is not None for layer in model.layers)
+
+
 def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
     """Each monitor must name a value the run logs: loss, a metric, or their val_ forms when there
     is a validation split; anything else would never pick a best epoch or stop training."""
@@ -388,7 +400,7 @@ def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
         monitors["training.early_stopping.monitor"] = training.early_stopping.monitor
     if training.schedule.type == "plateau":
         monitors["training.schedule.monitor"] = training.schedule.monitor
-    logged = ["loss", *(training.metrics or [])]
+    logged = ["loss", *([DATA_LOSS] if has_weight_penalty(spec) else []), *(training.metrics or [])]
     if spec.data.validation != 0:
         logged += [f"val_{name}" for name in logged]
     for key, monitor in monitors.items():
