@@ -102,8 +102,9 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                 "kind": "exploding_gradients",
                 "layers": diverged,
                 "message": f"weights or activations not finite in {', '.join(diverged)}: training "
-                "diverged, so no verdict on saturation or dead units is drawn from them. Remedy (the "
-                "notes): gradient clipping (training.optimizer.clipnorm) and a lower learning rate",
+                "diverged, so no verdict on saturation or dead units is drawn from them. Remedy (Géron, "
+                "Hands-On Machine Learning, ch. 11): gradient clipping (training.optimizer.clipnorm) and a "
+                "lower learning rate",
             }
         )
     if not diverged:
