@@ -84,6 +84,8 @@ def test_a_remedy_that_diverges_is_worse_and_never_called_a_fix(tmp_path):
     )
     assert trial.sweep_dir.parent == tmp_path / "runs" and trial.sweep_dir.name.startswith("tiny-remedies")
     assert len(list(trial.sweep_dir.glob("0*"))) == 4  # 2 groups x 2 seeds, seeds innermost
+    record = json.loads((trial.sweep_dir / "sweep.json").read_text(encoding="utf-8"))
+    assert [t["status"] for t in record["trials"]] == ["completed", "completed", "diverged", "diverged"]
     baseline, tried = trial.groups
     assert baseline.verdict == BASELINE and baseline.diverged == 0
     assert tried.diverged == 2 and tried.verdict == WORSE

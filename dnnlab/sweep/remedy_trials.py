@@ -163,18 +163,27 @@ def analyse(result: SweepResult, remedies: list[Remedy]) -> RemedyTrial:
         )
     }
     by_label = {BASELINE_LABEL: None} | {r.label: r for r in remedies}
+    diverged = {
+        label: sum(1 for _, run, bad in runs[label] if _diverged(run, bad, metric)) for label in labels
+    }
     groups = []
     for label in labels:
-        diverged = sum(1 for seed, run, bad in runs[label] if bad or not _finite(values[label].get(seed)))
         verdict = tested[label].verdict
-        if label != BASELINE_LABEL and diverged > sum(
-            1
-            for seed, run, bad in runs[BASELINE_LABEL]
-            if bad or not _finite(values[BASELINE_LABEL].get(seed))
-        ):
+        if label != BASELINE_LABEL and diverged[label] > diverged[BASELINE_LABEL]:
             verdict = WORSE  # broke training on some seed: never a fix, whatever the mean says
-        groups.append(TestedRemedy(label, by_label[label], values[label], diverged, tested[label], verdict))
+        groups.append(
+            TestedRemedy(label, by_label[label], values[label], diverged[label], tested[label], verdict)
+        )
     return RemedyTrial(result.path, result.record.status, metric, mode, groups)
+
+
+def _diverged(run: Any, recorded_diverged: bool, metric: str) -> bool:
+    """A run the sweep recorded as diverged, or whose last value is NaN or infinite; a trial that
+    failed (its worker crashed, no run to read) is missing, not diverged."""
+    if recorded_diverged:
+        return True
+    value = _final(run, metric)
+    return run is not None and value is not None and not _finite(value)
 
 
 def _key(params: dict[str, Any]) -> str:
