@@ -115,3 +115,19 @@ def test_diagnose_try_remedies_reports_each_remedy_against_the_unchanged_spec(tm
             assert "made it worse" in remedy["text"]
     text = CliRunner().invoke(app, ["diagnose", str(spec)])
     assert "suggested, untested" in text.stdout and "-o training.optimizer.learning_rate=0.01" in text.stdout
+
+
+def test_diagnose_lists_each_verdicts_remedies_as_suggested_until_tested(tmp_path):
+    spec = tmp_path / "deep.yaml"
+    spec.write_text(yaml.safe_dump(VANISHING, sort_keys=False), encoding="utf-8")
+    out = json.loads(CliRunner().invoke(app, ["diagnose", str(spec), "--json"]).stdout)
+    (verdict,) = out["verdicts"]
+    assert verdict["kind"] == "vanishing_gradients" and "remedy_trial" not in out
+    assert {r["status"] for r in verdict["remedies"]} == {"suggested"}
+    assert verdict["remedies"][2] == {
+        "remedy": "batch norm",
+        "overrides": ["model.normalization={type: batch_norm}"],
+        "status": "suggested",
+    }
+    text = CliRunner().invoke(app, ["diagnose", str(spec)]).stdout
+    assert "suggested, untested" in text and "tested:" not in text
