@@ -67,8 +67,26 @@ def test_one_loss_per_growing_rate(quickstart):
     ratios = np.diff(np.log(rates))
     assert np.all(ratios > 0) and np.allclose(ratios, math.log(10 / 1e-7) / 299)  # exponential, per step
     assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] > lr_finder.EXPLOSION_FACTOR * min(losses)  # stopped where it exploded
-    assert max(losses[:-1]) <= lr_finder.EXPLOSION_FACTOR * min(losses[:-1])
+    running = payload["running_losses"]  # the moving average the stop rule watches
+    assert running[-1] > lr_finder.EXPLOSION_FACTOR * min(running)  # stopped where it exploded
+    assert max(running[:-1]) <= lr_finder.EXPLOSION_FACTOR * min(running[:-1])
+
+
+def _half_fall_rate(rates, values, start, low):
+    """The first rate from which the loss (median of 5 steps, looking ahead) is at most halfway
+    from its start to its low."""
+    middle = (start + low) / 2
+    return next(r for i, r in enumerate(rates) if np.median(values[i : i + 5]) <= middle)
+
+
+def test_the_smoothed_curve_falls_where_the_batch_losses_do(quickstart):
+    payload = quickstart[0]
+    rates, raw, smoothed = payload["learning_rates"], payload["raw_losses"], payload["losses"]
+    start, low = float(np.median(raw[:10])), min(smoothed)
+    ratio = _half_fall_rate(rates, smoothed, start, low) / _half_fall_rate(rates, raw, start, low)
+    assert 0.5 <= ratio <= 2.0, ratio  # the moving average alone lagged about 7x
+    assert payload["steepest_rate"] <= payload["suggestion"] < payload["min_loss_rate"]
+    assert "falls clearly" in payload["method"]
 
 
 def test_writes_the_plot_and_no_run_directory(quickstart):
@@ -129,15 +147,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, monkeypatch, 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["spec.yaml"]
 
 
-def test_suggestion_is_the_steepest_descent_before_the_minimum():
+def test_suggestion_is_the_largest_rate_still_falling_clearly_before_the_minimum():
     rates = lr_finder.rates(1e-6, 1.0, 200)
     x = np.log10(rates)
     # A loss that falls fastest at 1e-3 (a logistic step in log10 of the rate), then blows up.
     losses = 1.0 + 2.0 / (1.0 + np.exp(4 * (x + 3))) + np.where(x > -1, 50 * (x + 1) ** 2, 0.0)
-    steepest, minimum = lr_finder.suggest(list(rates), list(losses))
+    suggestion, minimum, steepest = lr_finder.suggest(list(rates), list(losses))
     assert steepest == pytest.approx(1e-3, rel=0.1)
+    # the logistic's slope is half its steepest where 4|x + 3| = 1.76: x = -2.56
+    assert math.log10(suggestion) == pytest.approx(-2.56, abs=0.05)
     assert -1.2 < math.log10(minimum) < -0.8
-    assert lr_finder.suggest([1e-3, 1e-2], [1.0, 2.0]) == (None, 1e-3)  # no descent: no suggestion
+    assert lr_finder.suggest([1e-3, 1e-2], [1.0, 2.0]) == (None, 1e-3, None)  # no descent: no suggestion
+
+
+def test_centred_smoothing_does_not_shift_a_step():
+    values = [2.0] * 50 + [1.0] * 50
+    curve = lr_finder.centred(values, 10)
+    assert curve[49] > 1.5 > curve[50] and curve[0] == 2.0 and curve[-1] == 1.0
+    assert curve[39] == pytest.approx(2.0) and curve[60] == pytest.approx(1.0)  # blurred only within 10 steps
 
 
 def test_science_experiment_spec_is_valid():

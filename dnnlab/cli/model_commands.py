@@ -176,7 +176,7 @@ def lr_find(
 def render_lr_find(result, config: Path, plot: Path | None) -> None:
     console = stderr_console()
     stops = {
-        "exploded": "the smoothed loss passed 4x its minimum",
+        "exploded": "the running loss (moving average) passed 4x its minimum",
         "non_finite": "the loss was no longer finite",
         "max_lr": "every step ran without the loss exploding (try a larger --max)",
     }
@@ -194,7 +194,8 @@ def render_lr_find(result, config: Path, plot: Path | None) -> None:
         console.print("[yellow]no suggestion:[/] the loss did not fall; try a smaller --min or more --steps")
     else:
         console.print(
-            f"[green]suggestion:[/] {result.suggestion:.3g} (steepest descent of the smoothed loss)"
+            f"[green]suggestion:[/] {result.suggestion:.3g} (the largest rate at which the smoothed loss "
+            f"still falls clearly; steepest descent at {result.steepest_rate:.3g})"
         )
         console.print(
             f"train with 1cycle at that maximum rate: "
@@ -217,30 +218,128 @@ def diagnose(
         Path | None,
         typer.Option("--plot", help="Write activations and gradient norm per layer to this PNG."),
     ] = None,
+    try_remedies: Annotated[
+        bool,
+        typer.Option(
+            "--try-remedies",
+            help="Train the spec unchanged and with each remedy the verdicts name (one sweep), and "
+            "test each remedy against the unchanged spec.",
+        ),
+    ] = False,
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="With --try-remedies: N (seeds 0..N-1) or A,B,C.")
+    ] = "3",
+    epochs: Annotated[
+        int | None,
+        typer.Option("--epochs", min=1, help="With --try-remedies: epochs per run (default: the spec's)."),
+    ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="With --try-remedies: sweep workers.")
+    ] = None,
+    runs_dir: Annotated[
+        Path, typer.Option("--runs-dir", help="With --try-remedies: where the sweep directory goes.")
+    ] = Path("runs"),
+    quiet: QuietFlag = False,
 ) -> None:
-    """Per-layer gradients and activations on a fixed probe batch, and verdicts on them
-    (vanishing or exploding gradients, saturation, dead units, SELU self-normalization)."""
+    """Per-layer gradients and activations on a fixed probe batch, and the verdicts of Géron,
+    Hands-On Machine Learning, ch. 11 (vanishing or exploding gradients, saturation, dead units,
+    SELU self-normalization), each with its remedies: suggested, or tested with --try-remedies."""
     if target.is_dir():  # a run's layers.csv: no TensorFlow
         from dnnlab.diagnostics.verdicts import diagnose_run
 
         if override or steps:
             raise DnnlabError("diagnose RUN_DIR reads layers.csv; -o and --steps apply to a spec")
         result = diagnose_run(target)
+        source = target / "config.yaml"
     else:
         from dnnlab.diagnostics.diagnose import diagnose_spec
 
         result = diagnose_spec(target, override, steps)
+        source = target
     print_warnings(result.warnings)
+    trial = (
+        _try_remedies(result, source, override, seeds, epochs, jobs, runs_dir, quiet)
+        if try_remedies
+        else None
+    )
     if plot is not None:
         from dnnlab.diagnostics.plot import plot_diagnosis
 
         written = plot_diagnosis(result, plot)
     if as_json:
-        print_json(result.to_dict())
+        print_json({**result.to_dict(), **({"remedy_trial": trial.as_dict()} if trial else {})})
     else:
         render_diagnosis(result)
+        if trial is not None:
+            render_remedy_trial(trial)
     if plot is not None:
         stderr_console().print(f"wrote {escape_markup(str(written))}")
+    if trial is not None and trial.status != "completed":
+        raise typer.Exit(1)
+
+
+def _try_remedies(result, source, override, seeds, epochs, jobs, runs_dir, quiet):
+    """Train and test the remedies the verdicts name; each verdict's remedies marked tested."""
+    from dnnlab.sweep import remedy_trials
+
+    kinds = list(dict.fromkeys(v["kind"] for v in result.verdicts))
+    remedies = remedy_trials.plan(source, kinds, override or [])
+    if not remedies:
+        stderr_console().print("no remedy to try: no verdict names one this spec does not already have")
+        return None
+    command = ["dnnlab", *sys.argv[1:]]
+    trial = remedy_trials.try_remedies(
+        source, remedies, runs_dir, command, override or [], seeds, epochs, jobs, progress=not quiet
+    )
+    for verdict in result.verdicts:
+        for entry in verdict.get("remedies", []):
+            group = trial.tested(entry["remedy"])
+            if group is not None:
+                numbers = group.as_dict()
+                entry.update(
+                    status="tested",
+                    verdict=group.verdict,
+                    text=trial.phrase(group),
+                    mean=numbers["mean"],
+                    baseline_mean=trial.baseline.as_dict()["mean"],
+                    difference=numbers["difference"],
+                    p_value=numbers["p_value"],
+                    seeds=numbers["seeds"],
+                    metric=trial.metric,
+                )
+    return trial
+
+
+def render_remedy_trial(trial) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"remedies against the unchanged spec: {trial.metric} at the last epoch")
+    for column in ("Remedy", "Seeds", "Mean ± std", "Difference [95% CI]", "p", "Verdict"):
+        table.add_column(column, justify="left" if column in ("Remedy", "Verdict") else "right")
+
+    def num(value, fmt="{:.3g}"):
+        return "-" if value is None else fmt.format(value)
+
+    for group in trial.groups:
+        d = group.as_dict()
+        diff = (
+            f"{num(d['difference'], '{:+.3g}')} "
+            f"[{num(d['difference_ci_low'])}, {num(d['difference_ci_high'])}]"
+            if d["difference"] is not None
+            else "-"
+        )
+        diverged = f" ({d['diverged']} diverged)" if d["diverged"] else ""
+        table.add_row(
+            escape_markup(group.label),
+            str(d["seeds"]),
+            f"{num(d['mean'])} ± {num(d['std'])}",
+            diff,
+            num(d["p_value"], "{:.2g}"),
+            group.verdict + diverged,
+        )
+    console = stdout_console()
+    console.print(table)
+    console.print(f"sweep: {escape_markup(str(trial.sweep_dir))}")
 
 
 def render_diagnosis(result) -> None:
@@ -271,6 +370,19 @@ def render_diagnosis(result) -> None:
     console.print(table)
     for verdict in result.verdicts:
         console.print(f"[bold]{verdict['kind']}[/] ({verdict['at']}): {escape_markup(verdict['message'])}")
+        remedies = verdict.get("remedies") or []
+        tested = [r["text"] for r in remedies if r["status"] == "tested"]
+        untested = [
+            f"{r['remedy']} ({' '.join('-o ' + o for o in r['overrides'])})"
+            for r in remedies
+            if r["status"] != "tested"
+        ]
+        if tested:
+            console.print(f"  tested: {escape_markup('; '.join(tested))}")
+        if untested:
+            console.print(
+                f"  suggested, untested (--try-remedies tests them): {escape_markup('; '.join(untested))}"
+            )
     if not result.verdicts:
         console.print("no verdict: gradients and activations look healthy on the probe batch")
 

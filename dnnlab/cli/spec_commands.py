@@ -101,14 +101,30 @@ def summary(
         return
     from rich.table import Table
 
+    transfer = result.get("transfer")
     table = Table(title=result["name"])
-    for column in ("Layer", "Type", "Output shape", "Params"):
+    columns = ("Layer", "Type", "Output shape", "Params") + (("Transfer",) if transfer else ())
+    for column in columns:
         table.add_column(column, justify="right" if column == "Params" else "left")
     for layer in result["layers"]:
         shape = "(" + ", ".join("None" if d is None else str(d) for d in layer["output_shape"]) + ")"
-        table.add_row(layer["name"], layer["type"], shape, f"{layer['params']:,}")
+        row = [layer["name"], layer["type"], shape, f"{layer['params']:,}"]
+        if transfer:
+            epochs = transfer["freeze_epochs"]
+            mark = f"transferred, frozen {epochs} epoch(s)" if layer["frozen"] else "transferred"
+            row.append(mark if layer["transferred"] else "")
+        table.add_row(*row)
     console = stdout_console()
     console.print(table)
+    if transfer:
+        console.print(
+            f"{len(transfer['layers'])} layer(s) transferred from {escape_markup(str(transfer['run']))}"
+            + (
+                f"; counts below are of the first {transfer['freeze_epochs']} epoch(s)"
+                if transfer["freeze_epochs"]
+                else ""
+            )
+        )
     console.print(f"Total params: {result['total_params']:,}")
     console.print(f"Trainable params: {result['trainable_params']:,}")
     console.print(f"Non-trainable params: {result['non_trainable_params']:,}")

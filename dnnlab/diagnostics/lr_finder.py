@@ -8,16 +8,22 @@ falls, then flattens, then explodes; the test stops at the explosion, which is i
 - The rate of step i is ``min_lr * (max_lr / min_lr) ** (i / (steps - 1))``, set on the
   optimizer's learning-rate variable before each ``train_on_batch`` (one step per call, so the
   rate changes on every step exactly). The spec's schedule is not used.
-- The recorded loss is an exponential moving average of the batch losses with bias correction,
-  as Adam corrects its moments: ``avg = beta * avg + (1 - beta) * loss``, reported as
-  ``avg / (1 - beta ** (i + 1))`` with ``beta = 0.98``.
-- The test stops after the first step whose smoothed loss exceeds 4x the lowest so far (fastai's
-  rule), or whose loss is not finite (that step is not recorded), or at ``max_lr``.
-- The suggestion is the rate where the smoothed loss falls fastest: the most negative slope of
-  the smoothed loss against log10(rate), each slope taken across a window of about a fifteenth
-  of the recorded steps, looked for before the loss reaches its minimum and after the first 10
-  steps (whose averages hold too few batches to be steady). The rate
-  of the minimum divided by 10 (the older rule of thumb) is reported beside it.
+- The test stops after the first step whose running loss exceeds 4x the lowest so far (fastai's
+  rule), or whose loss is not finite (that step is not recorded), or at ``max_lr``. The running
+  loss is an exponential moving average of the batch losses (``beta = 0.98``, bias-corrected as
+  Adam corrects its moments): it only looks back, as a stop rule must, and so it lags: on the
+  quick start it made half of its fall at about 7x the rate where the batch losses did.
+- The reported curve (``losses``) is therefore smoothed afterwards, without lag: the mean of the
+  batch losses in a centred window of ``2 * (steps // 30) + 1`` steps (narrower near the ends, so
+  it stays centred), about half a decade of rates at the defaults.
+- The suggestion for 1cycle's ``max_lr`` follows Smith (2018): the largest rate at which the loss
+  still falls clearly. On the centred curve, the slope at each step is taken across the same
+  window against log10(rate); the suggestion is the largest rate before the minimum whose slope
+  is still at least half the steepest one (``FALLING_FRACTION``). Past it the loss flattens into
+  its minimum, where training is on the edge of instability; 1cycle's rising phase then passes
+  through the steep part, so the peak goes at its end. The rate of the steepest descent (the
+  older, more cautious choice) and the minimum / 10 (fastai's rule of thumb) are reported beside it.
+- Only steps after the first 10 count for the slopes (fastai skips the same number).
 
 Nothing is written but the optional plot: no run directory.
 """
@@ -44,7 +50,8 @@ MIN_STEPS = 10
 # The first smoothed values average only a few batches and jump about; the steepest descent is
 # looked for after them (fastai skips the same number).
 SKIP_START = 10
-SLOPE_WINDOW_DIVISOR = 30  # the slope is taken across 2 * (steps // 30) steps
+SLOPE_WINDOW_DIVISOR = 30  # smoothing and slopes use a centred window of 2 * (steps // 30) + 1 steps
+FALLING_FRACTION = 0.5  # the suggestion: the largest rate whose slope is still this share of the steepest
 
 
 @dataclass(frozen=True)
@@ -56,10 +63,12 @@ class LRFindResult:
     """
 
     learning_rates: list[float]
-    losses: list[float]  # smoothed, one per rate
+    losses: list[float]  # smoothed by a centred window, one per rate
     raw_losses: list[float]
-    suggestion: float | None  # the steepest descent of the smoothed loss
+    running_losses: list[float]  # the bias-corrected moving average the stop rule watches
+    suggestion: float | None  # the largest rate at which the smoothed loss still falls clearly
     min_loss_rate: float | None
+    steepest_rate: float | None  # where the smoothed loss falls fastest
     stop: str
     planned_steps: int
     batch_size: int
@@ -82,10 +91,20 @@ class LRFindResult:
             "learning_rates": self.learning_rates,
             "losses": self.losses,
             "suggestion": self.suggestion,
-            "method": "steepest descent of the smoothed loss (in log10 of the rate)",
+            "method": (
+                "the largest rate before the minimum at which the smoothed loss still falls at least "
+                f"{FALLING_FRACTION:g}x as fast (per decade of rate) as at its steepest (Smith: the largest "
+                "rate at which the loss still falls clearly)"
+            ),
+            "smoothing": (
+                f"mean of the batch losses in a centred window of 2 * (steps // {SLOPE_WINDOW_DIVISOR}) + 1 "
+                "steps, narrower near the ends: no lag"
+            ),
+            "steepest_rate": self.steepest_rate,
             "min_loss_rate": self.min_loss_rate,
             "min_loss_rate_over_10": self.min_loss_rate_over_10,
             "raw_losses": self.raw_losses,
+            "running_losses": self.running_losses,
             "steps": len(self.learning_rates),
             "planned_steps": self.planned_steps,
             "stop": self.stop,
@@ -188,37 +207,64 @@ def range_test(model, x: np.ndarray, y: np.ndarray, batch_size: int, learning_ra
         if value > EXPLOSION_FACTOR * best:
             stop = "exploded"
             break
-    suggestion, min_loss_rate = suggest(recorded_rates, smoothed)
+    half = max(1, len(learning_rates) // SLOPE_WINDOW_DIVISOR)
+    curve = centred(raw, half)
+    suggestion, min_loss_rate, steepest = suggest(recorded_rates, curve, half)
     return {
         "learning_rates": recorded_rates,
-        "losses": smoothed,
+        "losses": curve,
         "raw_losses": raw,
+        "running_losses": smoothed,
         "suggestion": suggestion,
         "min_loss_rate": min_loss_rate,
+        "steepest_rate": steepest,
         "stop": stop,
     }
 
 
-def suggest(learning_rates: list[float], losses: list[float]) -> tuple[float | None, float | None]:
-    """(rate of the steepest descent of the smoothed loss before its minimum, rate of the minimum).
+def centred(values: list[float], half: int) -> list[float]:
+    """The mean of `values` over a window of up to `half` steps on each side, as many on each side
+    (fewer near the ends): a smoothing that does not shift the curve towards later steps."""
+    x = np.asarray(values, dtype=float)
+    sums = np.concatenate([[0.0], np.cumsum(x)])
+    out = []
+    for i in range(len(x)):
+        w = min(half, i, len(x) - 1 - i)
+        out.append(float((sums[i + w + 1] - sums[i - w]) / (2 * w + 1)))
+    return out
 
-    The slope at step i is the difference of the smoothed loss across steps i - w and i + w over
-    that of log10(rate), with w = recorded steps // 30 (at least 1): one noisy batch moves the smoothed
-    loss by a step, and a slope over a single step would pick that batch rather than the
-    descent. It is looked for from step ``SKIP_START`` to the minimum; where no such step has a
-    full window there is no descent to find, and the first value is None.
+
+def suggest(
+    learning_rates: list[float], losses: list[float], half: int | None = None
+) -> tuple[float | None, float | None, float | None]:
+    """(suggestion, rate of the minimum, rate of the steepest descent) of a smoothed curve.
+
+    The slope at step i is the difference of the loss across steps i - half and i + half over
+    that of log10(rate) (half: recorded steps // 30, at least 1). Slopes are looked at from step
+    ``SKIP_START`` to the minimum; the suggestion is the last of them (the largest rate) still at
+    least ``FALLING_FRACTION`` of the steepest. Where no step has a full window, or the loss never
+    falls, there is no descent to find and the first and last values are None.
     """
     if not losses:
-        return None, None
+        return None, None, None
     lowest = int(np.argmin(losses))
     min_loss_rate = learning_rates[lowest]
-    half = max(1, len(losses) // SLOPE_WINDOW_DIVISOR)
+    half = half or max(1, len(losses) // SLOPE_WINDOW_DIVISOR)
     steps = np.arange(SKIP_START + half, lowest - half + 1)
     if len(steps) == 0:
-        return None, min_loss_rate
+        return None, min_loss_rate, None
     loss, log_rate = np.asarray(losses), np.log10(learning_rates)
     slopes = (loss[steps + half] - loss[steps - half]) / (log_rate[steps + half] - log_rate[steps - half])
-    return float(learning_rates[int(steps[np.argmin(slopes)])]), min_loss_rate
+    steepest = int(np.argmin(slopes))
+    if slopes[steepest] >= 0:
+        return None, min_loss_rate, None
+    falling = np.flatnonzero(slopes <= FALLING_FRACTION * slopes[steepest])
+    chosen = int(falling[-1])
+    return (
+        float(learning_rates[int(steps[chosen])]),
+        min_loss_rate,
+        float(learning_rates[int(steps[steepest])]),
+    )
 
 
 def _batches(n: int, batch_size: int, seed: int):
@@ -241,7 +287,7 @@ def plot_lr_find(result: LRFindResult, path: Path) -> Path:
     ax.plot(result.learning_rates, result.losses, color="C0", label="smoothed loss")
     if result.suggestion is not None:
         ax.axvline(
-            result.suggestion, color="C3", label=f"suggestion (steepest descent) {result.suggestion:.3g}"
+            result.suggestion, color="C3", label=f"suggestion (still falling clearly) {result.suggestion:.3g}"
         )
     if result.min_loss_rate_over_10 is not None:
         ax.axvline(

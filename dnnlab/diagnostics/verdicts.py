@@ -95,7 +95,33 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                 "gradient clipping and a lower learning rate",
             }
         )
-    found += _majority_verdict(
+    diverged = _diverged(rows)
+    if diverged and not any(v["kind"] == "exploding_gradients" for v in found):
+        found.append(
+            {
+                "kind": "exploding_gradients",
+                "layers": diverged,
+                "message": f"weights or activations not finite in {', '.join(diverged)}: training "
+                "diverged, so no verdict on saturation or dead units is drawn from them. Remedy (Géron, "
+                "Hands-On Machine Learning, ch. 11): gradient clipping (training.optimizer.clipnorm) and a "
+                "lower learning rate",
+            }
+        )
+    if not diverged:
+        found += _activation_verdicts(rows)
+    found += _selu_verdicts(rows, spec)
+    return found
+
+
+def _diverged(rows: list[dict[str, Any]]) -> list[str]:
+    """The layers whose weight norm or activation statistics are NaN or infinite: a diverged
+    network, whose zero outputs are overflow, not dead units."""
+    keys = ("weight_norm", "activation_mean", "activation_std")
+    return [r["layer"] for r in rows if any(r.get(k) is not None and not math.isfinite(r[k]) for k in keys)]
+
+
+def _activation_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    found = _majority_verdict(
         rows,
         "saturated_fraction",
         "saturation",
@@ -110,7 +136,6 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
         "more than half the units output zero for every probe row ({evidence}). Remedy (Géron, ch. "
         "11): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
     )
-    found += _selu_verdicts(rows, spec)
     return found
 
 
@@ -209,7 +234,23 @@ def all_verdicts(measurements: list[Measurement], spec: Spec | None) -> list[dic
     """Verdicts at initialization and, when training happened, at the last measurement; each
     says when (`at`)."""
     chosen = [measurements[0]] if len(measurements) == 1 else [measurements[0], measurements[-1]]
-    return [{**verdict, "at": m.label, "step": m.step} for m in chosen for verdict in verdicts(m.rows, spec)]
+    return [
+        {**verdict, "at": m.label, "step": m.step, "remedies": suggested(verdict["kind"], spec)}
+        for m in chosen
+        for verdict in verdicts(m.rows, spec)
+    ]
+
+
+def suggested(kind: str, spec: Spec | None) -> list[dict[str, Any]]:
+    """The concrete remedies a verdict names, untested (`diagnose --try-remedies` tests them)."""
+    if spec is None:
+        return []
+    from dnnlab.diagnostics.remedies import remedies_for
+
+    return [
+        {"remedy": r.label, "overrides": r.overrides, "status": "suggested"}
+        for r in remedies_for([kind], spec)
+    ]
 
 
 def diagnose_run(path: Path) -> Diagnosis:

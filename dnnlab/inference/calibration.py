@@ -159,8 +159,14 @@ def plot_reliability(curves: dict[str, np.ndarray], labels, path: Path, title: s
 
 
 def reliability_png(curves: dict[str, np.ndarray], labels, title: str = "") -> bytes:
+    """The figure of `reliability_figure` as PNG bytes."""
+    return png_bytes(reliability_figure(curves, labels, title))
+
+
+def reliability_figure(curves: dict[str, np.ndarray], labels, title: str = ""):
     """One panel per method (name -> class probabilities): bin accuracy as bars against mean
-    confidence, the diagonal of perfect calibration, and the ECE in the legend."""
+    confidence, each bar labelled at its foot with its count of instances (a bar of 3 says
+    little), the diagonal of perfect calibration, and the ECE in the legend."""
     plt = pyplot()
 
     edges = np.linspace(0.0, 1.0, ECE_BINS + 1)
@@ -179,14 +185,25 @@ def reliability_png(curves: dict[str, np.ndarray], labels, title: str = "") -> b
             label=f"accuracy (ECE {ece:.3f})",
         )
         ax.plot(table["confidence"][filled], table["accuracy"][filled], "o", color="C3", markersize=3)
+        for b in np.flatnonzero(filled):
+            ax.text(
+                edges[b] + 0.5 / ECE_BINS,
+                0.02,
+                str(int(table["count"][b])),
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                rotation=90,
+                color="white" if table["accuracy"][b] > 0.12 else "black",
+            )
         ax.plot([0, 1], [0, 1], "--", color="0.4", label="perfect calibration")
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
-        ax.set_xlabel("confidence")
+        ax.set_xlabel("confidence (bar labels: instances per bin)")
         ax.set_title(name)
         ax.legend(loc="upper left", fontsize="small")
     axes[0][0].set_ylabel("accuracy")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    return png_bytes(fig)
+    return fig

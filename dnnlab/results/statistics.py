@@ -25,6 +25,7 @@ PAIRED_TESTS = ("t", "wilcoxon")
 HOLM_FAMILIES = ("pairs", "best")
 TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "welch": "Welch t"}
 BEST, WORSE, BETTER, WITHIN_NOISE, TOO_FEW = "best", "worse", "better", "within noise", "too few seeds"
+BASELINE = "baseline"  # the reference group of compare_groups(..., reference=NAME)
 SEEDS_CAP = 1000
 
 
@@ -170,6 +171,7 @@ def compare_groups(
     seed: int = 0,
     points: bool | None = None,
     holm_family: str = "pairs",
+    reference: str | None = None,
 ) -> list[GroupResult]:
     """Each group ({seed: value}) against the best by mean, best first, then by mean.
 
@@ -183,6 +185,10 @@ def compare_groups(
     comparisons shown: the best is the largest of several noisy means, so testing the others
     against it alone calls equal groups `worse` more often than alpha says (measured with 5-10
     seeds: 6-9% for 3-5 equal groups at alpha 0.05, with `holm_family="best"`; 2 groups: the same).
+
+    `reference` names a group fixed before the data (a baseline, the unchanged spec): each other
+    group is tested against it instead of the best, its row's verdict is `baseline`, and Holm's
+    family is those comparisons alone (nothing was picked from the data).
     """
     _check_choice("mode", mode, ("max", "min"))
     _check_choice("holm_family", holm_family, HOLM_FAMILIES)
@@ -201,7 +207,11 @@ def compare_groups(
     candidates = [name for name in groups if summaries[name].n > 0]
     if not candidates:
         return [_untested(name, summaries[name], None) for name in groups]
-    best = max(candidates, key=lambda name: sign * summaries[name].mean)  # ties: the first
+    if reference is not None and reference not in groups:
+        raise ValueError(f"reference {reference!r} is not one of the groups")
+    if reference is not None and reference not in candidates:  # no finite value to test against
+        return [_untested(name, summaries[name], None) for name in groups]
+    best = reference or max(candidates, key=lambda name: sign * summaries[name].mean)  # ties: the first
     tested: dict[str, _Tested] = {}
     for name in candidates:
         if name != best:
@@ -209,7 +219,9 @@ def compare_groups(
             if found is not None:
                 tested[name] = found
     family = [t.p for t in tested.values()]
-    if holm_family == "pairs":  # the best was picked from the data: its rivals are every pair
+    if (
+        holm_family == "pairs" and reference is None
+    ):  # the best was picked from the data: its rivals are every pair
         for i, first in enumerate(candidates):
             for second in candidates[i + 1 :]:
                 if best not in (first, second):
@@ -220,7 +232,7 @@ def compare_groups(
     for name in groups:
         summary = summaries[name]
         if name == best:
-            results.append(_best_result(name, summary, style))
+            results.append(_best_result(name, summary, style, BASELINE if reference else BEST))
         elif name in tested:
             results.append(
                 _tested_result(
@@ -229,7 +241,9 @@ def compare_groups(
             )
         else:
             results.append(_untested(name, summary, (best, summaries[best], clean)))
-    return sorted(results, key=lambda r: (r.verdict != BEST, r.mean is None, -sign * (r.mean or 0.0)))
+    return sorted(
+        results, key=lambda r: (r.verdict not in (BEST, BASELINE), r.mean is None, -sign * (r.mean or 0.0))
+    )
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -356,14 +370,14 @@ class _Style:
         return f"{self.confidence * 100:g}% CI"
 
 
-def _best_result(name: str, s: Summary, style: _Style) -> GroupResult:
+def _best_result(name: str, s: Summary, style: _Style, verdict: str = BEST) -> GroupResult:
     mean = style.num(s.mean) + ("%" if style.points else "")
     if s.ci_low is None:
         detail = "1 seed, no interval" if s.n == 1 else s.note
     else:
         detail = f"{style.ci} [{style.num(s.ci_low)}, {style.num(s.ci_high)}], {s.n} seeds"
-    sentence = f"{name}: best, mean {mean} ({detail}{_excluded(s)})"
-    return _result(name, s, BEST, None, sentence)
+    sentence = f"{name}: {verdict}, mean {mean} ({detail}{_excluded(s)})"
+    return _result(name, s, verdict, None, sentence)
 
 
 def _tested_result(

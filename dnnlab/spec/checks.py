@@ -269,6 +269,73 @@ def check_deep_sigmoid_stack(spec: Spec) -> Iterator[Finding]:
     )
 
 
+DEEP_RELU_LAYERS = 5
+LARGE_NORMAL_STDDEV = 0.5
+
+
+def check_relu_with_unit_normal_weights(spec: Spec) -> Iterator[Finding]:
+    """Géron, Hands-On Machine Learning, ch. 11: with weights from N(0, 1) the variance of each
+    layer's outputs is far above its inputs', so a deep stack's activations explode. Warned from
+    stddev 0.5 and 5 ReLU-family layers: each layer then multiplies the variance by about
+    fan_in * stddev^2 / 2 (8 for 64 inputs), some 10^4 over 5 layers; He's stddev is sqrt(2 /
+    fan_in), 0.18 for 64 inputs."""
+    hit = [
+        (key, init)
+        for key, activation, init in _dense_layers(spec)
+        if activation in RELU_FAMILY
+        and init is not None
+        and init.type in ("random_normal", "truncated_normal")
+        and init.stddev >= LARGE_NORMAL_STDDEV
+    ]
+    if len(hit) < DEEP_RELU_LAYERS:
+        return
+    key = "model.initializer" if isinstance(spec.model, CompactModel) else hit[0][0]
+    stddev = max(init.stddev for _, init in hit)
+    yield warning(
+        key,
+        f"{len(hit)} ReLU layers with {hit[0][1].type} weights of stddev {stddev:g}: each layer multiplies "
+        "the activations' variance by about fan_in * stddev^2 / 2, so they explode with depth "
+        "(Géron, Hands-On Machine Learning, ch. 11); use he_normal",
+    )
+
+
+DEEP_BATCH_NORM_LAYERS = 10
+SMALL_LEARNING_RATE = 0.01
+
+
+def check_deep_batch_norm_stack(spec: Spec) -> Iterator[Finding]:
+    """A deep stack with batch norm after every layer: in training mode each divides by its batch's
+    own std, and through 10 or more of them the gradient grows towards the input (configs/science/
+    deep_batch_norm_exploding.yaml: dense_1's gradient some 300x the output's). Warned at a learning
+    rate of 0.01 or less, where that spec trained to val accuracy 0.29 against 0.82 without batch
+    norm: the upper layers barely move while the lower ones take the large steps."""
+    model = spec.model
+    if not isinstance(model, CompactModel) or model.normalization.type != "batch_norm":
+        return
+    rate = getattr(spec.training.optimizer, "learning_rate", None)
+    if len(model.hidden) < DEEP_BATCH_NORM_LAYERS or not isinstance(rate, (int, float)):
+        return
+    if rate <= SMALL_LEARNING_RATE:
+        yield warning(
+            "model.normalization",
+            f"batch norm after each of {len(model.hidden)} layers at learning rate {rate:g}: the gradient "
+            "grows towards the input through the stack (see `dnnlab diagnose`); use batch norm on fewer "
+            "layers, or none with he_normal, or clip gradients (training.optimizer.clipnorm)",
+        )
+
+
+def check_fine_tune_rate_used(spec: Spec) -> Iterator[Finding]:
+    """fine_tune_learning_rate applies when the reused layers are unfrozen; with freeze_epochs 0
+    they are never frozen, so there is no unfreezing and the rate is ignored."""
+    transfer = spec.model.transfer
+    if transfer and transfer.fine_tune_learning_rate is not None and transfer.freeze_epochs == 0:
+        yield warning(
+            "model.transfer.fine_tune_learning_rate",
+            f"{transfer.fine_tune_learning_rate:g} is ignored with freeze_epochs 0 (the reused layers are "
+            "never frozen, so never unfrozen); set freeze_epochs, or training.optimizer.learning_rate",
+        )
+
+
 def uses_batch_norm(spec: Spec) -> bool:
     """Whether the model has a batch-norm layer anywhere (input, hidden or explicit)."""
     model = spec.model
@@ -312,6 +379,18 @@ def check_plateau_before_early_stopping(spec: Spec) -> Iterator[Finding]:
         )
 
 
+DATA_LOSS = "data_loss"
+
+
+def has_weight_penalty(spec: Spec) -> bool:
+    """Whether an l1/l2 regularizer adds a penalty to the loss Keras logs: the run then also logs
+    `data_loss` (the loss function alone), the figure two differently regularized runs share."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        return model.regularizer is not None
+    return any(getattr(layer, "regularizer", None) is not None for layer in model.layers)
+
+
 def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
     """Each monitor must name a value the run logs: loss, a metric, or their val_ forms when there
     is a validation split; anything else would never pick a best epoch or stop training."""
@@ -321,7 +400,7 @@ def check_monitors_are_logged(spec: Spec) -> Iterator[Finding]:
         monitors["training.early_stopping.monitor"] = training.early_stopping.monitor
     if training.schedule.type == "plateau":
         monitors["training.schedule.monitor"] = training.schedule.monitor
-    logged = ["loss", *(training.metrics or [])]
+    logged = ["loss", *([DATA_LOSS] if has_weight_penalty(spec) else []), *(training.metrics or [])]
     if spec.data.validation != 0:
         logged += [f"val_{name}" for name in logged]
     for key, monitor in monitors.items():
@@ -418,6 +497,9 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_initializer_matches_activation,
     check_selu_self_normalization,
     check_deep_sigmoid_stack,
+    check_relu_with_unit_normal_weights,
+    check_deep_batch_norm_stack,
+    check_fine_tune_rate_used,
     check_plain_dropout_with_alpha,
     check_bias_before_batch_norm,
     check_plateau_before_early_stopping,

@@ -72,12 +72,18 @@ def choose_workers(jobs: int | None, trials: int, macs: int, cores: int | None =
     return Workers(jobs, threads, f"{cores} core(s), {why}")
 
 
-def run_sweep(sweep: Sweep, runs_dir: Path, command: list[str], progress: bool = True) -> SweepResult:
+def run_sweep(
+    sweep: Sweep,
+    runs_dir: Path,
+    command: list[str],
+    progress: bool = True,
+    combos: list[dict[str, Any]] | None = None,
+) -> SweepResult:
     """Validate every trial, then create the sweep directory and run them all. `progress`: lines
-    on stderr as trials finish."""
+    on stderr as trials finish. `combos`: parameter sets in place of the axes (trials.expand)."""
     if sweep.search is not None:
         return _run_search(sweep, runs_dir, command, progress)
-    expansion = expand_and_check(sweep)
+    expansion = expand_and_check(sweep, combos)
     executor = executors.get(sweep.executor)  # Ray missing is one line, before anything is written
     ensure_folder(runs_dir)  # before the data is read: a bad folder costs nothing
     sources = {repr(c.spec.data.dataset): c.spec.data for c in expansion.checked}

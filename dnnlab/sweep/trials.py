@@ -117,9 +117,13 @@ def combinations(sweep: Sweep) -> list[dict[str, Any]]:
     return [{a.key: a.draw(rng) for a in sweep.axes} for _ in range(sweep.random_trials)]
 
 
-def expand(sweep: Sweep, spec_seed: int) -> tuple[list[Trial], list[str]]:
-    """Every trial with its id, parameters and directory name; and the keys that differ."""
-    combos = combinations(sweep)
+def expand(
+    sweep: Sweep, spec_seed: int, combos: list[dict[str, Any]] | None = None
+) -> tuple[list[Trial], list[str]]:
+    """Every trial with its id, parameters and directory name; and the keys that differ.
+    `combos`: parameter sets given in place of the sweep's axes (one trial per set and seed:
+    `diagnose --try-remedies`'s remedies, each touching other keys)."""
+    combos = combinations(sweep) if combos is None else combos
     seeds = sweep.seeds if sweep.seeds is not None else (None,)
     params = []
     for combo in combos:
@@ -188,10 +192,10 @@ def check_trials(sweep: Sweep, trials: list[Trial]) -> list[CheckedSpec]:
     return checked
 
 
-def expand_and_check(sweep: Sweep) -> Expansion:
-    """Expand the sweep and validate every trial (nothing is written)."""
+def expand_and_check(sweep: Sweep, combos: list[dict[str, Any]] | None = None) -> Expansion:
+    """Expand the sweep (or `combos`, see `expand`) and validate every trial (nothing is written)."""
     base = check_spec_mapping(sweep.spec, sweep.override_texts(), f"sweep spec {sweep.name}")
-    trials, varying = expand(sweep, base.spec.seed)
+    trials, varying = expand(sweep, base.spec.seed, combos)
     if not trials:
         raise ConfigError("the sweep has no trials")
     return Expansion(trials, varying, check_trials(sweep, trials))

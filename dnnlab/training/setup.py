@@ -12,6 +12,7 @@ from dnnlab import __version__, runtime
 from dnnlab.data import datasets
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.records import BestRecord, RunRecord, TrainState, host, now
+from dnnlab.spec.checks import DATA_LOSS, has_weight_penalty
 from dnnlab.spec.loading import spec_hash
 from dnnlab.spec.models import Spec
 
@@ -41,10 +42,13 @@ def compile_model(
     if learning_rate is not None:
         optimizer = optimizer.model_copy(update={"learning_rate": learning_rate})
     steps = steps_per_epoch(spec, dataset)
+    metrics: list = list(training.metrics or [])
+    if has_weight_penalty(spec):  # `loss` includes the l1/l2 penalty; `data_loss` is the loss alone
+        metrics.append(keras.metrics.MeanMetricWrapper(keras.losses.get(training.loss), name=DATA_LOSS))
     model.compile(
         optimizer=make_optimizer(optimizer, training.schedule, steps, training.epochs),
         loss=training.loss,
-        metrics=list(training.metrics or []),
+        metrics=metrics,
     )
     apply_to_model(model, execution, training.batch_size, len(dataset.x_train))
 
