@@ -16,6 +16,9 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
 
+AUTOENCODER = "autoencoder"  # the target is the input: labels are not read
+
+
 # --- describe ------------------------------------------------------------------------------
 
 

@@ -83,7 +83,14 @@ class DataSpec(Strict):
         0.2, description="test fraction for sources that ship no test split"
     )
     scaling: Literal["none", "unit", "standardize"] = "standardize"
-    task: Literal["classification", "regression"] | None = None
+    task: Literal["classification", "regression", "autoencoder"] | None = Field(
+        None, description="autoencoder: the target is the input itself (labels are not read)"
+    )
+    unlabeled: Literal["rest"] | None = Field(
+        None,
+        description="rest: the training rows beyond train_size serve pretraining without their labels "
+        "(an autoencoder trains on them too); scaling is fitted on all of them",
+    )
     classes: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, min_length=2, description="keep only these classes (two or more), relabelled 0..k-1"
     )
