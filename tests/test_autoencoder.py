@@ -195,3 +195,43 @@ def test_unlabeled_rest_in_a_classifier_keeps_train_size_labels_and_fits_scaling
     assert len(data.x_unlabeled) == len(plain.x_train) - 100
     np.testing.assert_allclose(data.scaling.offset, plain.scaling.offset, rtol=1e-6)
     np.testing.assert_allclose(np.concatenate([data.x_train, data.x_unlabeled]), plain.x_train, rtol=1e-5)
+
+
+# --- reusing an autoencoder's encoder --------------------------------------------------------
+
+
+def test_a_classifier_of_100_labelled_digits_reuses_an_encoder_and_records_its_source(tmp_path):
+    """Unsupervised pretraining (Géron, ch. 11): an autoencoder on every training row, then a
+    classifier of the first 100 labelled rows that starts from its encoder (batch norm included)."""
+    shared = {"model": {"hidden": [16, 8], "normalization": "batch_norm"}}
+    data = {"train_size": 100, "unlabeled": "rest"}
+    ae = start(write_spec(tmp_path, autoencoder_spec(data=data, **shared), "ae.yaml"), tmp_path / "runs")
+    assert ae.status == "completed"
+    transfer = {"run": str(ae.run_dir), "freeze_epochs": 3}
+    classifier = tiny_spec(
+        name="clf", data=data, training={"epochs": 3}, model={**shared["model"], "transfer": transfer}
+    )
+    result = start(write_spec(tmp_path, classifier, "clf.yaml"), tmp_path / "runs")
+    assert result.status == "completed"
+    state = read_json(result.run_dir / "state.json")["transfer"]
+    reused = ["dense_1", "batch_norm_1", "dense_2", "batch_norm_2"]
+    assert state["layers"] == reused
+    assert state["source"]["run"] == str(ae.run_dir)
+    assert state["source"]["task"] == "autoencoder" and state["source"]["name"] == "ae"
+    assert read_json(result.run_dir / "run.json")["transfer"]["layers"] == reused
+    trained, encoder = load_model(result.run_dir / "model.keras"), load_model(ae.run_dir / "model.keras")
+    for name in reused:  # frozen for every epoch: the encoder's weights, batch norm's statistics too
+        for a, b in zip(
+            trained.get_layer(name).get_weights(), encoder.get_layer(name).get_weights(), strict=True
+        ):
+            np.testing.assert_array_equal(a, b)
+    assert len(read_metrics(result.run_dir)) == 3 and "accuracy" in read_metrics(result.run_dir)[0]
+
+
+def test_reusing_more_layers_than_the_encoder_has_is_one_line(tmp_path):
+    ae = start(write_spec(tmp_path, autoencoder_spec(training={"epochs": 1}), "ae.yaml"), tmp_path / "runs")
+    classifier = tiny_spec(model={"hidden": [16, 8, 4], "transfer": {"run": str(ae.run_dir)}})
+    with pytest.raises(ConfigError, match="dense_3") as raised:
+        start(write_spec(tmp_path, classifier, "clf.yaml"), tmp_path / "runs", name="deeper")
+    assert "\n" not in str(raised.value)
+    assert not (tmp_path / "runs" / "deeper").exists()
