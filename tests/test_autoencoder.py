@@ -235,3 +235,41 @@ def test_reusing_more_layers_than_the_encoder_has_is_one_line(tmp_path):
         start(write_spec(tmp_path, classifier, "clf.yaml"), tmp_path / "runs", name="deeper")
     assert "\n" not in str(raised.value)
     assert not (tmp_path / "runs" / "deeper").exists()
+
+
+# --- unlabelled files ------------------------------------------------------------------------
+
+
+def unlabelled_files(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((200, 6))
+    npz = tmp_path / "inputs.npz"
+    np.savez(npz, x_train=x)
+    csv = tmp_path / "inputs.csv"
+    csv.write_text("a,b,c,d,e,f\n" + "".join(",".join(f"{v:.4f}" for v in row) + "\n" for row in x))
+    return {
+        "npz": {"type": "npz", "path": str(npz)},
+        "csv": {"type": "csv", "path": str(csv), "target": None},
+    }
+
+
+@pytest.mark.parametrize("kind", ["npz", "csv"])
+def test_an_autoencoder_trains_on_a_file_without_labels(tmp_path, kind):
+    source = unlabelled_files(tmp_path)[kind]
+    spec = autoencoder_spec(data={"dataset": source}, model={"hidden": [4]}, training={"epochs": 3})
+    result = start(write_spec(tmp_path, spec), tmp_path / "runs")
+    assert result.status == "completed"
+    losses = [float(row["loss"]) for row in read_metrics(result.run_dir)]
+    assert losses[-1] < losses[0]
+    assert result.test is not None  # 20% held out for test, as for a labelled file
+
+
+@pytest.mark.parametrize("kind", ["npz", "csv"])
+def test_a_classifier_of_a_file_without_labels_is_one_line_and_writes_nothing(tmp_path, kind):
+    source = unlabelled_files(tmp_path)[kind]
+    spec_path = write_spec(tmp_path, tiny_spec(data={"dataset": source}))
+    out = runner.invoke(app, ["train", str(spec_path), "--runs-dir", str(tmp_path / "runs")])
+    assert out.exit_code == 2, out.output
+    assert "has no labels" in out.output and "data.task: autoencoder" in out.output
+    assert len(out.output.strip().splitlines()) == 1
+    assert not (tmp_path / "runs").exists()

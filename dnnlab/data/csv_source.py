@@ -8,7 +8,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnlab.data.source import CLASSIFICATION, PATH_KEY, REGRESSION, RawArrays, SourceFacts, infer_task
+from dnnlab.data.source import (
+    CLASSIFICATION,
+    PATH_KEY,
+    REGRESSION,
+    UNLABELED,
+    RawArrays,
+    SourceFacts,
+    infer_task,
+    no_labels,
+)
 from dnnlab.data.user_files import csv_rows, require_finite
 from dnnlab.errors import DataError
 from dnnlab.spec.data import CsvSource
@@ -81,6 +90,11 @@ def _to_floats(path: Path, positions: list[int], rows: list[tuple[int, list[str]
 
 def describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
+    if source.target is None:  # every column is a feature: inputs an autoencoder can train on
+        _, header = next(csv_rows(path, PATH_KEY), (0, []))
+        if not header:
+            raise DataError(f"{PATH_KEY}: {path} is empty; expected a header row and data rows")
+        return SourceFacts((len(header),), UNLABELED, f"csv:{source.path}")
     header, column = _csv_column(path, source.target)
     labels, names = csv_labels(path, column, header.index(source.target) + 1, PATH_KEY)
     if names is not None and task == REGRESSION:
@@ -96,6 +110,11 @@ def load_csv(source: CsvSource, seed: int, task: str) -> RawArrays:
     path, target = Path(source.path), source.target
     rows = list(csv_rows(path, PATH_KEY))
     header = rows[0][1]
+    if target is None:
+        if len(rows) < 2:
+            raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
+        x, _ = split_csv(path, header, rows[1:], None, PATH_KEY)
+        return RawArrays(x, no_labels(x), None, None)
     index = _target_index(path, header, target)
     x, column = split_csv(path, header, rows[1:], index, PATH_KEY)
     labels, names = csv_labels(path, column, index + 1, PATH_KEY)

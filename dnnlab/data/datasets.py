@@ -21,6 +21,7 @@ from dnnlab.data.source import (
     AUTOENCODER,
     CLASSIFICATION,
     REGRESSION,
+    UNLABELED,
     RawArrays,
     SourceFacts,
     check_class_labels,
@@ -144,6 +145,11 @@ def describe(spec: DataSpec) -> DatasetInfo:
         found = reader(spec.dataset).describe(spec.dataset, None)
         return DatasetInfo(found.shape, AUTOENCODER, None, found.name)
     found = reader(spec.dataset).describe(spec.dataset, spec.task)
+    if found.task == UNLABELED:
+        raise DataError(
+            f"data.dataset: {found.name} has no labels (csv target: null, or an npz without y_train); "
+            "only data.task: autoencoder trains on such inputs"
+        )
     task = spec.task or found.task
     if task == REGRESSION:
         if spec.classes is not None:

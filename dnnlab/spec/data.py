@@ -35,13 +35,18 @@ NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS
 
 class NpzSource(Strict):
     type: Literal["npz"]
-    path: str = Field(description="file with x_train, y_train and optionally x_test, y_test")
+    path: str = Field(
+        description="file with x_train, y_train and optionally x_test, y_test; x_train (and x_test) "
+        "alone: inputs without labels, for data.task: autoencoder"
+    )
 
 
 class CsvSource(Strict):
     type: Literal["csv"]
     path: str
-    target: str = Field(description="name of the label column")
+    target: str | None = Field(
+        description="name of the label column; null: no labels (inputs for data.task: autoencoder)"
+    )
 
 
 class SyntheticSource(Strict):
