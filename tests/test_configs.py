@@ -98,6 +98,8 @@ def techniques(spec: Spec) -> set[str]:
         used.add("data:classes")
     if spec.data.train_size is not None:
         used.add("data:train_size")
+    if spec.data.unlabeled is not None:
+        used.add(f"data:unlabeled:{spec.data.unlabeled}")
     model = spec.model
     if model.transfer is not None:
         used.add("transfer")
@@ -117,6 +119,9 @@ def techniques(spec: Spec) -> set[str]:
             used.add(f"constraint:{model.constraint.type}")
         if model.dropout is not None:
             used |= {f"dropout:{model.dropout.type}", f"dropout_where:{model.dropout.where}"}
+        if model.autoencoder is not None:
+            used |= {"autoencoder:tied"} if model.autoencoder.tied else set()
+            used |= {f"noise:{model.autoencoder.noise.type}"} if model.autoencoder.noise else set()
         return used
     used.add("form:explicit")
     for layer in model.layers:
@@ -167,6 +172,10 @@ REQUIRED = {
     "data:train_size",
     "task:regression",
     "task:classification",
+    "task:autoencoder",
+    "autoencoder:tied",
+    "noise:gaussian",
+    "data:unlabeled:rest",
 }
 
 
@@ -186,6 +195,17 @@ def test_default_dnn_is_gerons_table(checked):
     assert spec.training.optimizer.type == "nadam"
     assert spec.training.schedule.type == "plateau"
     assert spec.data.scaling == "standardize"
+
+
+def test_pretrain_example_reuses_the_autoencoder(checked):
+    """pretrain_classifier sees the autoencoder's rows and scaling and reuses its encoder's widths."""
+    encoder = checked["pretrain_autoencoder.yaml"].spec
+    classifier = checked["pretrain_classifier.yaml"].spec
+    assert encoder.data.task == "autoencoder" and classifier.data.task == "classification"
+    assert classifier.model.hidden == encoder.model.hidden
+    assert classifier.model.transfer.run.startswith(f"runs/{encoder.name}-")
+    same = ("dataset", "validation", "train_size", "unlabeled", "scaling", "split_seed", "test")
+    assert all(getattr(classifier.data, key) == getattr(encoder.data, key) for key in same)
 
 
 def test_transfer_example_uses_task_a(checked):

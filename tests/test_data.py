@@ -300,7 +300,8 @@ def test_npz_float_labels_infer_regression(tmp_path):
     ("arrays", "fields", "key", "fragment"),
     [
         (None, {}, "data.dataset.path", "no such file"),
-        ({"x_train": np.ones((3, 2))}, {}, "data.dataset.path", "needs arrays x_train and y_train"),
+        ({"x_train": np.ones((3, 2))}, {}, "data.dataset", "has no labels"),  # inputs for an autoencoder
+        ({"y_train": np.ones(3)}, {}, "data.dataset.path", "needs arrays x_train and y_train"),
         (
             {"x_train": np.ones((3, 2)), "y_train": np.array([0, 1, 1])},
             {"classes": [0, 2]},

@@ -10,7 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnlab.data.source import CLASSIFICATION, PATH_KEY, REGRESSION, RawArrays, SourceFacts, infer_task
+from dnnlab.data.source import (
+    CLASSIFICATION,
+    PATH_KEY,
+    REGRESSION,
+    UNLABELED,
+    RawArrays,
+    SourceFacts,
+    infer_task,
+    no_labels,
+)
 from dnnlab.data.user_files import csv_rows, require_finite
 from dnnlab.errors import DataError
 from dnnlab.spec.data import CsvSource
@@ -99,6 +108,11 @@ def _as_table_hint(key: str) -> str:
 
 def describe_csv(source: CsvSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
+    if source.target is None:  # every column is a feature: inputs an autoencoder can train on
+        _, header = next(csv_rows(path, PATH_KEY), (0, []))
+        if not header:
+            raise DataError(f"{PATH_KEY}: {path} is empty; expected a header row and data rows")
+        return SourceFacts((len(header),), UNLABELED, f"csv:{source.path}")
     header, column, text = _csv_column(path, source.target)
     if text:  # categories as text: a table, read by pandas (table_source)
         return SourceFacts((len(header) - 1,), CLASSIFICATION, f"csv:{source.path}", table=True)
@@ -116,6 +130,11 @@ def load_csv(source: CsvSource, seed: int, task: str) -> RawArrays:
     path, target = Path(source.path), source.target
     rows = list(csv_rows(path, PATH_KEY))
     header = rows[0][1]
+    if target is None:
+        if len(rows) < 2:
+            raise DataError(f"{PATH_KEY}: {path} has a header but no data rows")
+        x, _ = split_csv(path, header, rows[1:], None, PATH_KEY)
+        return RawArrays(x, no_labels(x), None, None)
     index = _target_index(path, header, target)
     x, column = split_csv(path, header, rows[1:], index, PATH_KEY)
     labels, names = csv_labels(path, column, index + 1, PATH_KEY)

@@ -20,8 +20,10 @@ from dnnlab.data.csv_source import describe_csv, load_csv
 from dnnlab.data.named_sets import describe_named, load_keras, load_sklearn
 from dnnlab.data.npz_source import describe_npz, load_npz
 from dnnlab.data.source import (
+    AUTOENCODER,
     CLASSIFICATION,
     REGRESSION,
+    UNLABELED,
     RawArrays,
     SourceFacts,
     check_class_labels,
@@ -143,6 +145,7 @@ class Dataset:
     scaling: Scaling
     class_labels: list | None
     table: TablePreprocessing | None = None  # a table's encoding, applied before the scaling
+    x_unlabeled: np.ndarray | None = None  # data.unlabeled: scaled inputs for pretraining only
 
     def preprocessing(self) -> dict[str, Any]:
         """What preprocessing.json records, so prediction applies the same transform."""
@@ -168,9 +171,17 @@ def describe(spec: DataSpec) -> DatasetInfo:
     """
     if _is_table(spec.dataset):
         return describe_table(spec)
+    if spec.task == AUTOENCODER:  # the labels are not read: only the inputs' shape matters
+        found = reader(spec.dataset).describe(spec.dataset, None)
+        return DatasetInfo(found.shape, AUTOENCODER, None, found.name)
     found = reader(spec.dataset).describe(spec.dataset, spec.task)
     if found.table:
         return describe_table(spec)
+    if found.task == UNLABELED:
+        raise DataError(
+            f"data.dataset: {found.name} has no labels (csv target: null, or an npz without y_train); "
+            "only data.task: autoencoder trains on such inputs"
+        )
     task = spec.task or found.task
     if task == REGRESSION:
         if spec.classes is not None:
@@ -223,13 +234,16 @@ def load(spec: DataSpec) -> Dataset:
     info = describe(spec)
     if info.table is not None:
         return _load_table(spec)
-    raw = reader(spec.dataset).load(spec.dataset, spec.split_seed, info.task)
+    # An autoencoder holds out the rows a classifier of the same data holds out, so that a
+    # classifier reusing its encoder was never pretrained on its validation or test rows.
+    label_task = _label_task(spec, info)
+    raw = reader(spec.dataset).load(spec.dataset, spec.split_seed, label_task)
     if raw.x_test is None:
         raw.x_train, raw.x_test, raw.y_train, raw.y_test = _hold_out(
-            raw.x_train, raw.y_train, spec.test, spec.split_seed, info.task == CLASSIFICATION
+            raw.x_train, raw.y_train, spec.test, spec.split_seed, label_task == CLASSIFICATION
         )
-    y_train = _labels(raw.y_train, info.task)
-    y_test = _labels(raw.y_test, info.task)
+    y_train = _labels(raw.y_train, label_task)
+    y_test = _labels(raw.y_test, label_task)
     x_train, x_test = raw.x_train, raw.x_test
 
     class_labels: list | None = list(raw.label_names) if raw.label_names else None
@@ -248,10 +262,54 @@ def load(spec: DataSpec) -> Dataset:
         x_train, y_train = x_train[n_val:], y_train[n_val:]
     if spec.train_size is not None:
         _check_train_size(spec, len(x_train))
+        if spec.unlabeled == "rest":
+            return _with_unlabeled(spec, info, x_train, y_train, x_val, y_val, x_test, y_test, class_labels)
         x_train, y_train = x_train[: spec.train_size], y_train[: spec.train_size]
 
     scaling = Scaling.fit(spec.scaling, x_train)
+    return _finished(info, scaling, x_train, y_train, x_val, y_val, x_test, y_test, class_labels)
+
+
+def _with_unlabeled(
+    spec: DataSpec, info: DatasetInfo, x_all, y_all, x_val, y_val, x_test, y_test, class_labels
+):
+    """`data.unlabeled: rest`: the first `train_size` rows keep their labels, the rest are inputs
+    for pretraining only (an autoencoder trains on all of them); scaling is fitted on all of them,
+    so a classifier and the autoencoder it reuses see the same transform."""
+    if spec.train_size >= len(x_all):
+        raise DataError(
+            f"data.unlabeled: rest is empty: data.train_size {spec.train_size} keeps all "
+            f"{len(x_all)} training rows; use a smaller train_size"
+        )
+    scaling = Scaling.fit(spec.scaling, x_all)
+    if info.task == AUTOENCODER:
+        return _finished(info, scaling, x_all, y_all, x_val, y_val, x_test, y_test, class_labels)
+    n = spec.train_size
+    unlabeled = scaling.apply(x_all[n:])
+    return _finished(
+        info, scaling, x_all[:n], y_all[:n], x_val, y_val, x_test, y_test, class_labels, unlabeled
+    )
+
+
+def _finished(
+    info: DatasetInfo,
+    scaling: Scaling,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray | None,
+    y_val: np.ndarray | None,
+    x_test: np.ndarray | None,
+    y_test: np.ndarray | None,
+    class_labels: list | None,
+    x_unlabeled: np.ndarray | None = None,
+) -> Dataset:
+    """The scaled dataset; an autoencoder's targets are its scaled inputs."""
     info = DatasetInfo(tuple(x_train.shape[1:]), info.task, info.num_classes, info.name)
+    if info.task == AUTOENCODER:
+        x_train = scaling.apply(x_train)
+        x_val = None if x_val is None else scaling.apply(x_val)
+        x_test = None if x_test is None or not len(x_test) else scaling.apply(x_test)
+        return Dataset(info, x_train, x_train, x_val, x_val, x_test, x_test, scaling, None)
     return Dataset(
         info=info,
         x_train=scaling.apply(x_train),
@@ -262,6 +320,7 @@ def load(spec: DataSpec) -> Dataset:
         y_test=None if x_test is None or not len(x_test) else y_test,
         scaling=scaling,
         class_labels=class_labels,
+        x_unlabeled=x_unlabeled,
     )
 
 
@@ -283,7 +342,14 @@ def check_values(spec: DataSpec) -> None:
         if info.table is not None:
             _load_table(spec)  # a cell a table's encoding refuses (a third value of a binary column)
         else:
-            reader(source).load(source, spec.split_seed, info.task)
+            reader(source).load(source, spec.split_seed, _label_task(spec, info))
+
+
+def _label_task(spec: DataSpec, info: DatasetInfo) -> str:
+    """The task a source's labels are read for: an autoencoder's are the source's own."""
+    if info.task == AUTOENCODER:
+        return reader(spec.dataset).describe(spec.dataset, None).task
+    return info.task
 
 
 def _labels(y: np.ndarray | None, task: str) -> np.ndarray | None:

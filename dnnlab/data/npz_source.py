@@ -7,7 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dnnlab.data.source import CLASSIFICATION, PATH_KEY, RawArrays, SourceFacts, infer_task
+from dnnlab.data.source import (
+    CLASSIFICATION,
+    PATH_KEY,
+    UNLABELED,
+    RawArrays,
+    SourceFacts,
+    infer_task,
+    no_labels,
+)
 from dnnlab.data.user_files import ArrayHeader, npz_headers, read_npz, require_finite
 from dnnlab.errors import DataError
 from dnnlab.spec.data import NpzSource
@@ -26,6 +34,8 @@ def _npz_labels(path: Path) -> np.ndarray:
 def describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
     path = Path(source.path)
     headers = npz_headers(path, PATH_KEY)
+    if "x_train" in headers and "y_train" not in headers and "y_test" not in headers:
+        return _describe_unlabeled(path, headers, source)
     if "x_train" not in headers or "y_train" not in headers:
         raise DataError(
             f"{PATH_KEY}: {path} needs arrays x_train and y_train; it has: {', '.join(headers) or 'none'}"
@@ -45,6 +55,17 @@ def describe_npz(source: NpzSource, task: str | None) -> SourceFacts:
             "classification needs class indices of shape (n,), e.g. the argmax of one-hot labels"
         )
     return SourceFacts(shape, inferred, f"npz:{source.path}", labels=labels)
+
+
+def _describe_unlabeled(path: Path, headers: dict[str, ArrayHeader], source: NpzSource) -> SourceFacts:
+    """x_train (and x_test) without labels: inputs an autoencoder can train on."""
+    shape = headers["x_train"].shape[1:]
+    if not headers["x_train"].shape or headers["x_train"].shape[0] == 0 or not shape:
+        raise DataError(f"{PATH_KEY}: x_train in {path} needs shape (n, features...) with n >= 1")
+    test = headers.get("x_test")
+    if test is not None and test.shape[1:] != shape:
+        raise DataError(f"{PATH_KEY}: x_test in {path} has rows of shape {test.shape[1:]}, x_train {shape}")
+    return SourceFacts(shape, UNLABELED, f"npz:{source.path}")
 
 
 def _check_npz_rows(path: Path, headers: dict[str, ArrayHeader]) -> None:
@@ -71,6 +92,11 @@ def load_npz(source: NpzSource, seed: int, task: str) -> RawArrays:
         if part in found:
             where = functools.partial(npz_cell, path, part)
             require_finite(found[part], PATH_KEY, where)
+    if "y_train" not in found:  # inputs only: placeholder labels that no autoencoder reads
+        test = found.get("x_test")
+        return RawArrays(
+            found["x_train"], no_labels(found["x_train"]), test, None if test is None else no_labels(test)
+        )
     return RawArrays(found["x_train"], found["y_train"], found.get("x_test"), found.get("y_test"))
 
 

@@ -16,6 +16,17 @@ CLASSIFICATION = "classification"
 REGRESSION = "regression"
 
 
+AUTOENCODER = "autoencoder"  # the target is the input: labels are not read
+
+
+UNLABELED = "unlabeled"  # what a source without labels (csv target: null, npz of x only) tells
+
+
+def no_labels(x: np.ndarray) -> np.ndarray:
+    """Placeholder labels of an unlabelled source's rows, for the splits; nothing trains on them."""
+    return np.zeros(len(x), dtype=np.int32)
+
+
 # --- describe ------------------------------------------------------------------------------
 
 

@@ -39,7 +39,14 @@ from dnnlab.errors import DataError, DnnlabError, WriteError
 from dnnlab.files.atomic import atomic_write_bytes
 from dnnlab.files.folders import check_output_folder
 from dnnlab.inference.options import EXPORT_FORMATS, QUANTIZATIONS
-from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, split_set, table_encoding
+from dnnlab.inference.run_inputs import (
+    PredictionSet,
+    find_run,
+    model_file,
+    refuse_autoencoder,
+    split_set,
+    table_encoding,
+)
 from dnnlab.rundir.directory import RunDir
 
 if TYPE_CHECKING:
@@ -103,6 +110,7 @@ def export(
     this format and `force` is given; the default path's export is dnnlab's own and replaced."""
     check_options(fmt, quantize, prune_below)
     run = find_run(run_dir)
+    refuse_autoencoder(run, "export")
     source_model = model_file(run)
     target = Path(out) if out is not None else default_path(run, fmt, fold_batch_norm, quantize, prune_below)
     replace = force or out is None

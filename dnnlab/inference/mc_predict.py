@@ -14,7 +14,13 @@ from dnnlab.errors import DataError, PredictError
 from dnnlab.files.figures import check_plot_path
 from dnnlab.files.folders import check_output_folder
 from dnnlab.inference.options import DEFAULT_SAMPLE, DEFAULT_SEED
-from dnnlab.inference.run_inputs import PredictionSet, find_run, model_file, prediction_set
+from dnnlab.inference.run_inputs import (
+    PredictionSet,
+    find_run,
+    model_file,
+    prediction_set,
+    refuse_autoencoder,
+)
 from dnnlab.rundir.directory import RunDir
 
 
@@ -73,6 +79,7 @@ def mc_predict(
     if out is not None:
         check_output_folder(out, "--out")
     run = find_run(run_dir)
+    refuse_autoencoder(run, "mc-predict")
     dataset = prediction_set(run, data)
     if plot is not None and (dataset.y is None or dataset.task != "classification"):
         raise PredictError(f"--plot {plot}: a reliability diagram needs class labels (a classification run)")

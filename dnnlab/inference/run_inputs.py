@@ -12,7 +12,7 @@ import numpy as np
 
 from dnnlab.data import datasets
 from dnnlab.data.input_files import load_array_file
-from dnnlab.errors import DataError, RunDirError
+from dnnlab.errors import DataError, PredictError, RunDirError
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.discovery import latest_completed
 from dnnlab.spec.loading import read_run_spec
@@ -39,6 +39,16 @@ def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:
     if latest is None:
         raise RunDirError(f"{runs_root}: no completed run found; train one or pass RUN_DIR")
     return RunDir(latest)
+
+
+def refuse_autoencoder(run: RunDir, command: str) -> None:
+    """An autoencoder's output is a reconstruction, not classes or a target: `command` needs those."""
+    preprocessing = run.read_json(run.preprocessing) if run.preprocessing.is_file() else {}
+    if isinstance(preprocessing, dict) and preprocessing.get("task") == "autoencoder":
+        raise PredictError(
+            f"{run.path}: an autoencoder run (data.task: autoencoder) reconstructs its input; {command} "
+            "needs a classifier or regressor: reuse its encoder with model.transfer.run"
+        )
 
 
 def model_file(run: RunDir) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import keras
 
 from dnnlab.errors import ModelFileError
-from dnnlab.model.layers import RReLU, SeededAlphaDropout, SeededDropout
+from dnnlab.model.layers import DenseTranspose, RReLU, SeededAlphaDropout, SeededDropout, tie
 from dnnlab.spec.model import (
     ActivationLayer,
     BatchNormLayer,
@@ -126,6 +127,17 @@ def batch_norm(spec: Any, name: str) -> keras.layers.BatchNormalization:
 
 def compact_layers(model: CompactModel, input_rank: int) -> list[keras.layers.Layer]:
     """Géron's dense stack: [flatten] [input BN] [dropout] (dense act [BN] [dropout])* output."""
+    stack = input_layers(model, input_rank)
+    stack += hidden_layers(model, "dense", model.hidden)
+    out = model.output
+    inline = inline_activation(out.activation)
+    stack.append(dense(out.units, "output", activation=inline, initializer=out.initializer))
+    if inline is None:
+        stack.append(activation_layer(out.activation, "output_activation"))
+    return stack
+
+
+def input_layers(model: CompactModel, input_rank: int) -> list[keras.layers.Layer]:
     stack: list[keras.layers.Layer] = []
     if input_rank > 1:
         stack.append(keras.layers.Flatten(name="flatten"))
@@ -134,38 +146,89 @@ def compact_layers(model: CompactModel, input_rank: int) -> list[keras.layers.La
     drop = model.dropout
     if drop and drop.rate > 0 and drop.where in ("all", "input"):
         stack.append(DROPOUTS[drop.type](drop.rate, "input_dropout"))
+    return stack
+
+
+def hidden_layers(
+    model: CompactModel, prefix: str, widths: list[int], tied: list[keras.layers.Dense] | None = None
+) -> list[keras.layers.Layer]:
+    """(dense act [BN] [dropout]) per width, named `{prefix}_1`...; with `tied`, each dense layer
+    is the transpose of the matching encoder layer (an autoencoder's tied decoder)."""
+    stack: list[keras.layers.Layer] = []
+    drop = model.dropout
     norm = model.normalization
-    last = len(model.hidden)
-    for index, units in enumerate(model.hidden, start=1):
+    last = len(widths)
+    tag = "" if prefix == "dense" else f"{prefix}_"
+    for index, units in enumerate(widths, start=1):
         bn_before = norm.type == "batch_norm" and norm.position == "before"
         inline = None if bn_before else inline_activation(model.activation)
-        stack.append(
-            dense(
-                units,
-                f"dense_{index}",
-                activation=inline,
-                initializer=model.initializer,
-                use_bias=not bn_before,  # batch norm's beta replaces the bias
-                source=model,
+        name = f"{prefix}_{index}"
+        if tied is not None:
+            stack.append(tied_layer(units, name, inline, tied[index - 1]))
+        else:
+            stack.append(
+                dense(
+                    units,
+                    name,
+                    activation=inline,
+                    initializer=model.initializer,
+                    use_bias=not bn_before,  # batch norm's beta replaces the bias
+                    source=model,
+                )
             )
-        )
         if bn_before:
-            stack.append(batch_norm(norm, f"batch_norm_{index}"))
+            stack.append(batch_norm(norm, f"{tag}batch_norm_{index}"))
         if inline is None:
-            stack.append(activation_layer(model.activation, f"{model.activation.type}_{index}"))
+            stack.append(activation_layer(model.activation, f"{tag}{model.activation.type}_{index}"))
         if norm.type == "batch_norm" and not bn_before:
-            stack.append(batch_norm(norm, f"batch_norm_{index}"))
+            stack.append(batch_norm(norm, f"{tag}batch_norm_{index}"))
         if (
             drop
             and drop.rate > 0
             and (drop.where in ("all", "hidden") or (drop.where == "last" and index == last))
         ):
-            stack.append(DROPOUTS[drop.type](drop.rate, f"dropout_{index}"))
+            stack.append(DROPOUTS[drop.type](drop.rate, f"{tag}dropout_{index}"))
+    return stack
+
+
+def tied_layer(units: int, name: str, activation: str | None, encoder: keras.layers.Dense) -> DenseTranspose:
+    layer = DenseTranspose(units, tied_to=encoder.name, activation=activation, name=name)
+    layer.attach(encoder)
+    return layer
+
+
+NOISE: dict[str, Callable[[Any], keras.layers.Layer]] = {
+    "gaussian": lambda s: keras.layers.GaussianNoise(s.stddev, name="noise"),
+    "dropout": lambda s: SeededDropout(s.rate, name="noise"),
+}
+
+
+def autoencoder_layers(model: CompactModel, input_shape: tuple[int, ...]) -> list[keras.layers.Layer]:
+    """Géron's stacked autoencoder (Hands-On Machine Learning, ch. 17): [noise] the hidden stack
+    as the encoder, then a decoder of the widths in reverse ending at the input's width (with
+    `tied`, each decoder kernel the transpose of its encoder's), reshaped to the input's shape.
+    The noise layers act in training only."""
+    settings = model.autoencoder
+    stack = input_layers(model, len(input_shape))
+    if settings is not None and settings.noise is not None:
+        stack.append(make(NOISE, settings.noise, "noise"))
+    encoder = hidden_layers(model, "dense", model.hidden)
+    stack += encoder
+    widths = [*reversed(model.hidden[:-1])]
+    encoder_dense = [layer for layer in encoder if isinstance(layer, keras.layers.Dense)]
+    tied = settings is not None and settings.tied
+    stack += hidden_layers(model, "decoder", widths, list(reversed(encoder_dense[1:])) if tied else None)
     out = model.output
     inline = inline_activation(out.activation)
-    stack.append(dense(out.units, "output", activation=inline, initializer=out.initializer))
+    width = math.prod(input_shape)
+    if tied:
+        stack.append(tied_layer(width, "output", inline, encoder_dense[0]))
+    else:
+        stack.append(dense(width, "output", activation=inline, initializer=out.initializer))
     if inline is None:
         stack.append(activation_layer(out.activation, "output_activation"))
+    if len(input_shape) > 1:
+        stack.append(keras.layers.Reshape(tuple(input_shape), name="output_reshape"))
     return stack
 
 
@@ -205,7 +268,9 @@ def explicit_layers(model: ExplicitModel) -> list[keras.layers.Layer]:
 def build_model(spec: Spec, input_shape: tuple[int, ...]) -> keras.Model:
     """The uncompiled model for a resolved spec (see `dnnlab.spec.models.resolve`)."""
     model_spec = spec.model
-    if isinstance(model_spec, CompactModel):
+    if spec.data.task == "autoencoder":
+        layers = autoencoder_layers(model_spec, tuple(input_shape))
+    elif isinstance(model_spec, CompactModel):
         layers = compact_layers(model_spec, len(input_shape))
     else:
         layers = explicit_layers(model_spec)
@@ -263,7 +328,7 @@ def load_model(path, compile: bool = True) -> keras.Model:
     import dnnlab.model.optimizers  # noqa: F401  (registers the schedule and optimizer classes)
 
     try:
-        return keras.models.load_model(path, compile=compile)
+        return tie(keras.models.load_model(path, compile=compile))
     except (ValueError, TypeError, KeyError, OSError, EOFError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0] if str(exc).strip() else type(exc).__name__
         if Path(path).is_file() and reason.startswith("File not found"):

@@ -125,3 +125,59 @@ class SeededAlphaDropout(keras.layers.AlphaDropout):
         keep = seeded_keep_mask(self, inputs)
         a, b, dropped = alpha_dropout_affine(self.rate)
         return tf.where(keep, a * inputs + b, tf.constant(dropped, inputs.dtype))
+
+
+# --- tied autoencoder weights ---------------------------------------------------------------
+
+
+@keras.saving.register_keras_serializable(package="dnnlab")
+class DenseTranspose(keras.layers.Layer):
+    """A decoder layer whose kernel is the transpose of an encoder Dense layer's (Géron, Hands-On
+    Machine Learning, ch. 17: tying weights halves an autoencoder's parameters). Only its bias
+    is its own; the kernel stays the encoder layer's variable, so the optimizer trains it once
+    through both uses.
+
+    The config names the encoder layer (`tied_to`) rather than holding it, so a saved model does
+    not store the kernel twice; `tie(model)` points each such layer at its encoder layer after
+    building or loading (dnnlab.model.build.load_model does it).
+    """
+
+    def __init__(self, units: int, tied_to: str, activation=None, **kwargs):
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.tied_to = tied_to
+        self.activation = keras.activations.get(activation)
+        object.__setattr__(self, "_dense", None)  # not tracked: its weights belong to the encoder
+
+    def attach(self, dense: keras.layers.Dense) -> None:
+        object.__setattr__(self, "_dense", dense)
+
+    def build(self, input_shape):
+        self.bias = self.add_weight(name="bias", shape=(self.units,), initializer="zeros")
+
+    def call(self, inputs):
+        if self._dense is None:
+            raise ValueError(
+                f"DenseTranspose {self.name!r} is not tied to {self.tied_to!r} yet; call tie(model)"
+            )
+        outputs = ops.matmul(inputs, ops.transpose(self._dense.kernel)) + self.bias
+        return self.activation(outputs)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], self.units)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "units": self.units,
+            "tied_to": self.tied_to,
+            "activation": keras.activations.serialize(self.activation),
+        }
+
+
+def tie(model: keras.Model) -> keras.Model:
+    """Point every DenseTranspose of `model` at the encoder layer its config names."""
+    for layer in model.layers:
+        if isinstance(layer, DenseTranspose):
+            layer.attach(model.get_layer(layer.tied_to))
+    return model

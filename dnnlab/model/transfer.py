@@ -1,4 +1,6 @@
-"""Transfer learning: reuse the trained layers of an earlier run (Géron's model_B_on_A).
+"""Transfer learning: reuse the trained layers of an earlier run (Géron's model_B_on_A), or
+the encoder of an autoencoder run (unsupervised pretraining: its dense layers are named as a
+classifier's of the same hidden widths, so they match by name).
 
 The reused layers are copied (not shared), so training the new model never changes the
 earlier run's files. They can stay frozen for the first `freeze_epochs` epochs, then train
@@ -8,6 +10,7 @@ on with a smaller learning rate, as Géron recommends.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import keras
 
@@ -58,6 +61,18 @@ def apply_transfer(model: keras.Model, transfer: Transfer) -> list[str]:
         reused.append(layer.name)
     set_frozen(model, reused, transfer.freeze_epochs > 0)
     return reused
+
+
+def source_record(transfer: Transfer) -> dict[str, Any]:
+    """Where the reused layers came from, for state.json and run.json: the source run as the spec
+    names it, its name, task (an autoencoder's encoder, or a classifier's layers) and config hash."""
+    source_run = RunDir.open(Path(transfer.run))
+    record = source_run.read_record()
+    task = None
+    if source_run.preprocessing.is_file():
+        preprocessing = source_run.read_json(source_run.preprocessing)
+        task = preprocessing.get("task") if isinstance(preprocessing, dict) else None
+    return {"run": transfer.run, "name": record.name, "task": task, "config_hash": record.config_hash}
 
 
 def set_frozen(model: keras.Model, names: list[str], frozen: bool) -> None:

@@ -155,19 +155,29 @@ def _scores_or_none(data: Any) -> dict[str, float] | None:
 
 @dataclass(frozen=True)
 class TransferState:
-    """Transfer learning's progress: the reused layers, and whether they are trainable yet."""
+    """Transfer learning's progress: the reused layers, whether they are trainable yet, and the
+    run they came from (`source`: its path as the spec gives it, name, task and config hash)."""
 
     layers: list[str]
     unfrozen: bool
+    source: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.source is None:  # absent, as before, in runs that predate the record
+            del data["source"]
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> TransferState | None:
         if not isinstance(data, dict):
             return None
-        return cls(list(data.get("layers") or []), bool(data.get("unfrozen")))
+        source = data.get("source")
+        return cls(
+            list(data.get("layers") or []),
+            bool(data.get("unfrozen")),
+            source if isinstance(source, dict) else None,
+        )
 
 
 @dataclass

@@ -202,6 +202,38 @@ def check_transfer(spec: Spec) -> Iterator[Finding]:
         )
 
 
+def check_autoencoder(spec: Spec) -> Iterator[Finding]:
+    """An autoencoder is a compact stack whose decoder mirrors it; its output width is the input's."""
+    model, data = spec.model, spec.data
+    autoencoder = data.task == "autoencoder"
+    if not autoencoder:
+        if isinstance(model, CompactModel) and model.autoencoder is not None:
+            yield error("model.autoencoder", "applies only with data.task: autoencoder")
+        return
+    if not isinstance(model, CompactModel):
+        yield error("model.layers", "data.task: autoencoder needs the compact form (model.hidden: [...])")
+        return
+    if not model.hidden:
+        yield error("model.hidden", "data.task: autoencoder needs at least one hidden layer (the code)")
+    if model.output.units is not None:
+        yield error(
+            "model.output.units",
+            f"{model.output.units}: an autoencoder's output is as wide as its input; leave it out",
+        )
+    if spec.training.loss == "sparse_categorical_crossentropy":
+        yield error("training.loss", "an autoencoder reconstructs its input; use mse or binary_crossentropy")
+    if data.classes is not None:
+        yield error("data.classes", "an autoencoder reads no labels; leave data.classes out")
+
+
+def check_unlabeled(spec: Spec) -> Iterator[Finding]:
+    if spec.data.unlabeled == "rest" and spec.data.train_size is None:
+        yield error(
+            "data.unlabeled",
+            "rest means the training rows beyond data.train_size; set data.train_size (the labelled rows)",
+        )
+
+
 # --- advice from Géron's chapter (warnings) ---------------------------------------------
 
 
@@ -494,6 +526,8 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_monitors_are_logged,
     check_loss_and_metrics_suit_the_labels,
     check_transfer,
+    check_autoencoder,
+    check_unlabeled,
     check_initializer_matches_activation,
     check_selu_self_normalization,
     check_deep_sigmoid_stack,

@@ -39,7 +39,10 @@ NAMED_DATASETS = KERAS_DATASETS + SKLEARN_DATASETS + TABLE_DATASETS
 
 class NpzSource(Strict):
     type: Literal["npz"]
-    path: str = Field(description="file with x_train, y_train and optionally x_test, y_test")
+    path: str = Field(
+        description="file with x_train, y_train and optionally x_test, y_test; x_train (and x_test) "
+        "alone: inputs without labels, for data.task: autoencoder"
+    )
 
 
 ColumnType = Literal["numeric", "categorical", "binary"]
@@ -97,7 +100,9 @@ class TableSource(Strict):
 class CsvSource(TableSource):
     type: Literal["csv"]
     path: str
-    target: str = Field(description="name of the label column")
+    target: str | None = Field(
+        description="name of the label column; null: no labels (inputs for data.task: autoencoder)"
+    )
     features: Features = None
     drop: Dropped = None
     columns: Columns = None
@@ -152,7 +157,14 @@ class DataSpec(Strict):
         0.2, description="test fraction for sources that ship no test split"
     )
     scaling: Literal["none", "unit", "standardize"] = "standardize"
-    task: Literal["classification", "regression"] | None = None
+    task: Literal["classification", "regression", "autoencoder"] | None = Field(
+        None, description="autoencoder: the target is the input itself (labels are not read)"
+    )
+    unlabeled: Literal["rest"] | None = Field(
+        None,
+        description="rest: the training rows beyond train_size serve pretraining without their labels "
+        "(an autoencoder trains on them too); scaling is fitted on all of them",
+    )
     classes: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, min_length=2, description="keep only these classes (two or more), relabelled 0..k-1"
     )

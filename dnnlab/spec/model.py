@@ -254,6 +254,27 @@ class Transfer(Strict):
     )
 
 
+class GaussianNoiseSpec(Strict):
+    type: Literal["gaussian"]
+    stddev: float = Field(0.1, gt=0)
+
+
+class DropoutNoiseSpec(Strict):
+    type: Literal["dropout"]
+    rate: float = Field(0.2, gt=0, lt=1)
+
+
+Noise = Variants(GaussianNoiseSpec, DropoutNoiseSpec)
+
+
+class Autoencoder(Strict):
+    """With `data.task: autoencoder`: the hidden stack is the encoder, a mirrored decoder
+    reconstructs the input (Géron, Hands-On Machine Learning, ch. 17)."""
+
+    tied: bool = Field(False, description="decoder kernels are the transposes of the encoder's")
+    noise: Noise | None = Field(None, description="denoising: noise on the inputs while training")
+
+
 MAX_LAYERS = 1000  # Keras builds a deeper stack too slowly to be a useful experiment here
 
 
@@ -275,6 +296,7 @@ class CompactModel(Strict):
     dropout: DropoutSpec | None = None
     output: Output = Field(default_factory=Output)
     transfer: Transfer | None = None
+    autoencoder: Autoencoder | None = Field(None, description="only with data.task: autoencoder")
 
     @model_validator(mode="after")
     def _default_initializer(self) -> CompactModel:

@@ -48,6 +48,8 @@ def resolve(
     spec = spec.model_copy(deep=True)
     if columns is not None:
         spec.data.dataset.columns = {name: ColumnSpec(**rule) for name, rule in columns.items()}
+    if task == "autoencoder":
+        return _resolve_autoencoder(spec)
     classification = task == "classification"
     units = num_classes if classification else 1
     activation = PlainActivation(type="softmax" if classification else "linear")
@@ -75,4 +77,24 @@ def resolve(
         training.metrics = ["accuracy"] if classification else ["mae"]
     if spec.data.task is None:
         spec.data.task = task
+    return spec
+
+
+def _resolve_autoencoder(spec: Spec) -> Spec:
+    """An autoencoder reconstructs its scaled input: in [0, 1] (scaling `unit`) a sigmoid output
+    and binary cross-entropy, else a linear output and mse (Géron, Hands-On Machine Learning,
+    ch. 17). The output's width is the input's, known when the model is built."""
+    unit = spec.data.scaling == "unit"
+    model = spec.model
+    if isinstance(model, CompactModel):
+        if model.output.activation is None:
+            model.output.activation = PlainActivation(type="sigmoid" if unit else "linear")
+        if model.output.initializer is None:
+            model.output.initializer = NamedInitializer(type="glorot_uniform")
+    training = spec.training
+    if training.loss is None:
+        training.loss = "binary_crossentropy" if unit else "mse"
+    if training.metrics is None:
+        training.metrics = ["mse"] if unit else ["mae"]
+    spec.data.task = "autoencoder"
     return spec

@@ -121,7 +121,11 @@ def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainSt
         checkpoint=initial.name,
         execution=prepared.execution.to_dict(),
         best=BestRecord.none_yet(spec.training.monitor),
-        transfer=TransferState(prepared.reused, transfer.freeze_epochs == 0) if transfer else None,
+        transfer=(
+            TransferState(prepared.reused, transfer.freeze_epochs == 0, prepared.transfer_source)
+            if transfer
+            else None
+        ),
         metrics_rows=0,
         metrics_sha256=metrics_sha256,
     )
@@ -130,7 +134,14 @@ def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainSt
     loss = initial_loss(prepared.model, spec, prepared.dataset)
     run.update_record(extra={**run.read_record().extra, "initial_loss": loss})
     run.write_state(state)
-    run.update_record(status="running", epochs_planned=epochs)
+    if prepared.transfer_source is not None:  # where the reused layers came from, beside the status
+        extra = {
+            **run.read_record().extra,
+            "transfer": {**prepared.transfer_source, "layers": prepared.reused},
+        }
+        run.update_record(status="running", epochs_planned=epochs, extra=extra)
+    else:
+        run.update_record(status="running", epochs_planned=epochs)
     return state
 
 

@@ -23,7 +23,7 @@ import tensorflow as tf  # noqa: E402
 from dnnlab.model.build import build_model  # noqa: E402
 from dnnlab.model.keras_private import build_for_training  # noqa: E402
 from dnnlab.model.optimizers import make_optimizer  # noqa: E402
-from dnnlab.model.transfer import apply_transfer  # noqa: E402
+from dnnlab.model.transfer import apply_transfer, source_record  # noqa: E402
 from dnnlab.training.checkpoints import load_committed  # noqa: E402
 from dnnlab.training.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
 
@@ -88,6 +88,7 @@ class Prepared:
     model: keras.Model
     reused: list[str]  # layers copied from another run (transfer learning; a new run only)
     state: TrainState | None = None  # the commit a resumed run continues from
+    transfer_source: dict | None = None  # where the reused layers came from (transfer.source_record)
 
 
 def prepare(
@@ -111,17 +112,19 @@ def prepare(
         execution = Execution.from_dict(state.execution)
     apply_threads(execution)
     reused: list[str] = []
+    source = None
     if state is None or run is None:
         model = build_model(spec, input_shape)
         transfer = spec.model.transfer
         reused = apply_transfer(model, transfer) if transfer else []
+        source = source_record(transfer) if transfer else None
         compile_model(model, spec, dataset, execution)
     else:
         resumed = load_committed(run, spec, state, steps)
         model, state = resumed.model, resumed.state
         apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
     build_for_fit(model, dataset)
-    return Prepared(dataset, execution, model, reused, state)
+    return Prepared(dataset, execution, model, reused, state, source)
 
 
 def build_for_fit(model: keras.Model, dataset: datasets.Dataset) -> None:
