@@ -123,15 +123,16 @@ class AutoSeedFeed:
     def show(self, progress) -> None:
         """Say what the feed decides on `progress` (a SweepProgress), and what it decided already."""
         self.progress = progress
-        for text in self.notes:
-            progress.note(text)
-        self.notes.clear()
+        self.flush()
 
     def note(self, text: str) -> None:
-        if self.progress is None:
-            self.notes.append(text)
-        else:
-            self.progress.note(text)
+        self.notes.append(text)  # said by `flush`, after the line of the trial that decided it
+
+    def flush(self) -> None:
+        if self.progress is not None:
+            for text in self.notes:
+                self.progress.note(text)
+            self.notes.clear()
 
     def ready(self) -> bool:
         return bool(self.pending)

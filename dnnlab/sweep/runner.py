@@ -305,6 +305,8 @@ def _execute(
             if judge is not None:
                 judge(trial)
             progress.finished(trial)
+            if isinstance(todo, auto_seeds.AutoSeedFeed):
+                todo.flush()
         folder.write_record(record)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
