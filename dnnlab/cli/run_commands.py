@@ -127,7 +127,12 @@ def sweep(
         ),
     ] = None,
     seeds: Annotated[
-        str | None, typer.Option("--seeds", help="Repeat every trial: N for seeds 0..N-1, or A,B,C.")
+        str | None,
+        typer.Option(
+            "--seeds",
+            help="Repeat every trial: N for seeds 0..N-1, or A,B,C; auto[:MAX]: start with 3 seeds and add "
+            "seeds to the configurations not yet separated from the best, up to MAX (default 10).",
+        ),
     ] = None,
     random_trials: Annotated[
         int | None, typer.Option("--random", min=1, help="Draw N trials from the axes.")

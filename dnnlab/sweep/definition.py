@@ -24,6 +24,11 @@ from dnnlab.spec.wording import format_validation_error, short
 from dnnlab.sweep.axes import MAX_TRIALS, Axis, as_number, axis_from_yaml, parse_axis_option, yaml_text
 from dnnlab.sweep.executors import EXECUTORS
 
+AUTO_SEEDS_START = 3  # seeds every configuration starts with under `--seeds auto`
+AUTO_SEEDS_STEP = 2  # seeds added to each group still unseparated, per round
+AUTO_SEEDS_MAX = 10  # the default cap
+AUTO_SEEDS_LIMIT = 100  # the largest cap
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -80,8 +85,13 @@ class SweepFile(_Strict):
     seeds: (
         Annotated[int, Field(gt=0, le=MAX_TRIALS)]
         | Annotated[list[Annotated[int, Field(ge=0, le=MAX_SEED)]], Field(max_length=MAX_TRIALS)]
+        | str
         | None
-    ) = Field(None, description="N: seeds 0..N-1; a list: those seeds; every trial runs once per seed")
+    ) = Field(
+        None,
+        description="N: seeds 0..N-1; a list: those seeds; every trial runs once per seed; "
+        f"auto or auto:MAX: seeds added until the groups separate (MAX default {AUTO_SEEDS_MAX})",
+    )
     jobs: Literal["auto"] | Annotated[int, Field(gt=0)] = Field(
         "auto", description="local workers; auto: from cores and model size"
     )
@@ -127,6 +137,7 @@ class Sweep:
     random_seed: int = 0
     search: Search | None = None  # a search: trials suggested as results come in
     seeds: tuple[int, ...] | None = None  # None: each trial keeps the spec's seed
+    auto_seeds: int | None = None  # `seeds: auto:MAX`: the most seeds a configuration gets
     jobs: int | None = None  # None: chosen from the cores and the model size
     executor: str = "local"
     address: str | None = None
@@ -144,13 +155,30 @@ class Sweep:
             out["grid"] = axes
         else:
             out["random"] = {"trials": self.random_trials, "seed": self.random_seed, "axes": axes}
+        seeds = list(self.seeds) if self.seeds is not None else None
         out.update(
-            seeds=list(self.seeds) if self.seeds is not None else None,
+            seeds=f"auto:{self.auto_seeds}" if self.auto_seeds is not None else seeds,
             jobs=self.jobs if self.jobs is not None else "auto",
             executor=self.executor,
             address=self.address,
         )
         return out
+
+
+def auto_seeds_option(text: str, where: str = "--seeds") -> int | None:
+    """`auto` or `auto:MAX` -> the cap (MAX seeds per configuration); None: not an auto form."""
+    text = text.strip()
+    if text != "auto" and not text.startswith("auto:"):
+        return None
+    count = text.removeprefix("auto:") if text != "auto" else str(AUTO_SEEDS_MAX)
+    if not (count.isascii() and count.isdigit() and len(count) <= 4) or not (
+        AUTO_SEEDS_START <= int(count) <= AUTO_SEEDS_LIMIT
+    ):
+        raise ConfigError(
+            f"{where} {short(text)}: expected auto or auto:MAX, MAX the most seeds a configuration gets, "
+            f"{AUTO_SEEDS_START}..{AUTO_SEEDS_LIMIT} (it starts with {AUTO_SEEDS_START}), e.g. auto:10"
+        )
+    return int(count)
 
 
 def seeds_option(text: str) -> tuple[int, ...]:
@@ -209,6 +237,14 @@ def read_sweep_file(path: Path) -> Sweep:
     searching = parsed.search
     axes_raw = section.axes if section else searching.axes if searching else (parsed.grid or {})
     seeds = parsed.seeds
+    auto = None
+    if isinstance(seeds, str):
+        auto = auto_seeds_option(seeds, f"{path}: seeds:")
+        if auto is None:
+            raise ConfigError(
+                f"{path}: seeds: {short(seeds)}: expected a count N, a list of seeds, auto or auto:MAX"
+            )
+        seeds = None
     return Sweep(
         name=parsed.name or str(spec.get("name") or "sweep"),
         spec=spec,
@@ -218,6 +254,7 @@ def read_sweep_file(path: Path) -> Sweep:
         random_seed=section.seed if section else 0,
         search=Search(**searching.model_dump(exclude={"axes"})) if searching else None,
         seeds=tuple(range(seeds)) if isinstance(seeds, int) else (_distinct_seeds(seeds) if seeds else None),
+        auto_seeds=auto,
         jobs=None if parsed.jobs == "auto" else parsed.jobs,
         executor=parsed.executor,
         address=parsed.address,
@@ -270,6 +307,11 @@ def build_sweep(
     if name is not None:
         check_name(name)
     searching = _search_options(sweep, random_trials, search, trials, prune, metric, goal, timeout)
+    auto = sweep.auto_seeds
+    if seeds is not None:
+        auto = auto_seeds_option(seeds)
+    if auto is not None and searching is not None:
+        raise ConfigError("--seeds auto adds seeds to a grid or random draws; a search takes --seeds K")
     return replace(
         sweep,
         search=searching,
@@ -277,7 +319,8 @@ def build_sweep(
         overrides=fixed,
         axes=tuple(given.values()),
         random_trials=random_trials if random_trials is not None else sweep.random_trials,
-        seeds=seeds_option(seeds) if seeds is not None else sweep.seeds,
+        seeds=(seeds_option(seeds) if auto is None else None) if seeds is not None else sweep.seeds,
+        auto_seeds=auto,
         jobs=jobs if jobs is not None else sweep.jobs,
         executor=executor or sweep.executor,
         address=address if address is not None else sweep.address,

@@ -44,6 +44,7 @@ class SweepRecord:
     version: int = VERSION
     search: dict[str, Any] | None = None  # a search's settings, its metric and goal resolved
     configs: list[Config] = field(default_factory=list)  # a search's suggested configurations
+    auto_seeds: dict[str, Any] | None = None  # `--seeds auto`: {max, rounds, stop} (see auto_seeds)
 
     def to_dict(self) -> dict[str, Any]:
         searched = {"search": self.search, "configs": [c.to_dict() for c in self.configs]}
@@ -60,6 +61,7 @@ class SweepRecord:
             "command": self.command,
             "trials": [t.to_dict() for t in self.trials],
             **(searched if self.search else {}),
+            **({"auto_seeds": self.auto_seeds} if self.auto_seeds is not None else {}),
         }
 
     @classmethod

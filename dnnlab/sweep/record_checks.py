@@ -20,6 +20,7 @@ from dnnlab.spec.base import NAME_PATTERN
 from dnnlab.spec.models import MAX_SEED
 from dnnlab.spec.wording import short
 from dnnlab.sweep.axes import MAX_TRIALS
+from dnnlab.sweep.definition import AUTO_SEEDS_LIMIT, AUTO_SEEDS_START
 from dnnlab.sweep.rungs import FINISHED, PAUSED, RUNNING
 from dnnlab.sweep.trials import PENDING, is_trial_name
 
@@ -27,6 +28,7 @@ RECORD_STATUSES = ("running", "completed", "failed", "interrupted")
 TRIAL_STATUSES = (PENDING, *STATUSES, PAUSED, "pruned")
 CONFIG_STATUSES = (RUNNING, PAUSED, *FINISHED)
 MODES = ("grid", "random", "search")
+AUTO_STOPS = ("separated", "cap")  # why `--seeds auto` stopped adding seeds (auto_seeds.SEPARATED, AT_CAP)
 MAX_VALUE_DEPTH = 16  # nesting of a trial's parameter value; a spec value needs two or three
 _FIX = "sweep.json was edited or damaged; restore it or start the sweep again"
 
@@ -80,6 +82,10 @@ def _check_record(data: Any, version: int) -> None:
             raise _Refused("configs", f"{len(configs):,} configurations; a search has at most {MAX_TRIALS:,}")
         for index, config in enumerate(configs):
             _check_config(config, f"configs[{index}]")
+    if data.get("auto_seeds") is not None:
+        if search:
+            raise _Refused("auto_seeds", "a search records no auto_seeds")
+        _check_auto_seeds(data["auto_seeds"])
     ids: set[int] = set()
     runs: set[str] = set()
     for index, trial in enumerate(trials):
@@ -160,6 +166,38 @@ def _check_config(config: Any, where: str) -> None:
     if config.get("value") is not None and not _is_number(config["value"]):
         raise _Refused(f"{where}.value", f"expected null or a number; received {short(config['value'])}")
     _optional(config, "error", str, where)
+
+
+def _check_auto_seeds(state: Any) -> None:
+    """`--seeds auto`'s {max, rounds: [{seeds, unseparated}], stop, unseparated}."""
+    if not isinstance(state, dict):
+        raise _Refused("auto_seeds", "expected a JSON object")
+    cap = state.get("max")
+    if not _is_int(cap) or not AUTO_SEEDS_START <= cap <= AUTO_SEEDS_LIMIT:
+        raise _Refused(
+            "auto_seeds.max", f"expected {AUTO_SEEDS_START}..{AUTO_SEEDS_LIMIT} seeds; received {short(cap)}"
+        )
+    rounds = _field(state, "rounds", list, "auto_seeds")
+    if not 1 <= len(rounds) <= cap:
+        raise _Refused("auto_seeds.rounds", f"{len(rounds):,} rounds; a cap of {cap} allows 1 to {cap}")
+    for index, entry in enumerate(rounds):
+        where = f"auto_seeds.rounds[{index}]"
+        if not isinstance(entry, dict):
+            raise _Refused(where, "expected a JSON object")
+        seeds = entry.get("seeds")
+        if not (isinstance(seeds, list) and len(seeds) <= cap and all(_is_seed(s) for s in seeds)):
+            raise _Refused(f"{where}.seeds", f"expected a list of at most {cap} seeds 0..{MAX_SEED}")
+        _labels(entry, "unseparated", where)
+    if state.get("stop") not in (None, *AUTO_STOPS):
+        raise _Refused("auto_seeds.stop", f"expected null or one of {', '.join(AUTO_STOPS)}")
+    if "unseparated" in state:
+        _labels(state, "unseparated", "auto_seeds")
+
+
+def _labels(data: dict[str, Any], key: str, where: str) -> None:
+    value = _field(data, key, list, where)
+    if len(value) > MAX_TRIALS or not all(isinstance(item, str) for item in value):
+        raise _Refused(f"{where}.{key}", f"expected a list of at most {MAX_TRIALS:,} configuration names")
 
 
 # ---------------------------------------------------------------- field checks

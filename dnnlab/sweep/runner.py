@@ -21,7 +21,7 @@ from dnnlab.errors import ConfigError, DnnlabError, RunDirError
 from dnnlab.files.folders import ensure_folder
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.records import now
-from dnnlab.sweep import executors
+from dnnlab.sweep import auto_seeds, executors
 from dnnlab.sweep.definition import Sweep
 from dnnlab.sweep.progress import SweepProgress
 from dnnlab.sweep.record import SweepDir, SweepRecord, new_record
@@ -95,10 +95,16 @@ def run_sweep(
     folder.lock()
     folder.write_definition(sweep)
     record = new_record(sweep, expansion.trials, expansion.varying, command)
+    if sweep.auto_seeds is not None:
+        record.auto_seeds = auto_seeds.new_state(sweep.auto_seeds)
     folder.write_record(record)
     todo = [t.to_dict() for t in record.trials]
+    judge = None
+    if sweep.auto_seeds is not None:
+        todo = auto_seeds.AutoSeedFeed(sweep, record, record.trials, _new_trial_check(folder, sweep))
+        judge = todo.finished
     try:
-        return _execute(folder, sweep, record, todo, len(todo), workers, executor, progress)
+        return _execute(folder, sweep, record, todo, len(record.trials), workers, executor, progress, judge)
     except DnnlabError:  # the executor refused before any trial started (a cluster it cannot reach)
         if all(t.status == PENDING for t in record.trials):
             shutil.rmtree(folder.path, ignore_errors=True)
@@ -178,6 +184,7 @@ def resume_sweep(
     try:
         record = folder.read_record()  # untrusted: checked field by field (record_checks)
         todo = [t for t in record.trials if t.status not in FINAL or _unfinished_on_disk(folder, t)]
+        auto_seeds.check_resumed(sweep, record, folder.sweep_json)
         if not todo and record.status in ("completed", "failed"):
             folder.unlock()
             return SweepResult(folder.path, record)
@@ -193,7 +200,27 @@ def resume_sweep(
     record.status, record.finished = "running", None
     record.command = command
     entries = [t.to_dict() for t in todo]
-    return _execute(folder, sweep, record, entries, len(entries), workers, executor, progress)
+    if sweep.auto_seeds is None:
+        return _execute(folder, sweep, record, entries, len(entries), workers, executor, progress)
+    try:
+        feed = auto_seeds.AutoSeedFeed(sweep, record, todo, _new_trial_check(folder, sweep))
+    except BaseException:
+        folder.unlock()
+        raise
+    count = len(todo) + feed.added
+    return _execute(folder, sweep, record, feed, count, workers, executor, progress, feed.finished)
+
+
+def _new_trial_check(folder: SweepDir, sweep: Sweep) -> Callable[[list[Trial]], None]:
+    """What `--seeds auto` checks of a round's new trials before it records them: their specs
+    (only the seed differs from trials already checked) and that their folders are free."""
+
+    def check(trials: list[Trial]) -> None:
+        for trial in trials:
+            check_trial_dir(folder.path, trial.run)
+        check_trials(sweep, trials)
+
+    return check
 
 
 def _resume_search(folder, sweep, command, jobs, progress, trials, executor) -> SweepResult:
@@ -260,6 +287,8 @@ def _execute(
     each finished trial before it is recorded."""
     progress = SweepProgress(record, count, quiet=not show_progress)
     what = f"{count} trial(s)" if count is not None else _search_note(record)
+    if record.auto_seeds is not None:
+        what += f" (seeds added to configurations not yet separated, up to {record.auto_seeds['max']} each)"
     progress.note(
         f"sweep {folder.path}: {what} on {workers.jobs} {sweep.executor} worker(s) x "
         f"{workers.threads} TensorFlow thread(s) ({workers.reason})"
@@ -268,6 +297,8 @@ def _execute(
         progress.note(
             "more than one worker: the order of results, and so the suggestions, may differ between runs"
         )
+    if isinstance(todo, auto_seeds.AutoSeedFeed):
+        todo.show(progress)
 
     def report(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
         trial = next(t for t in record.trials if t.id == entry["id"])
@@ -280,6 +311,8 @@ def _execute(
             if judge is not None:
                 judge(trial)
             progress.finished(trial)
+            if isinstance(todo, auto_seeds.AutoSeedFeed):
+                todo.flush()
         folder.write_record(record)
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

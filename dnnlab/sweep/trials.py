@@ -17,7 +17,7 @@ from typing import Any
 from dnnlab.data.checked_spec import CheckedSpec, check_spec_mapping
 from dnnlab.errors import ConfigError, DnnlabError, WriteError
 from dnnlab.sweep.axes import MAX_TRIALS, grid_refusal, yaml_text
-from dnnlab.sweep.definition import Sweep
+from dnnlab.sweep.definition import AUTO_SEEDS_START, Sweep
 
 PENDING = "pending"
 FINAL = ("completed", "diverged", "failed")  # a run directory's statuses that training ends with
@@ -92,6 +92,8 @@ class Expansion:
 def trial_count(sweep: Sweep) -> int:
     """How many trials the sweep expands to, counted without building them."""
     seeds = len(sweep.seeds) if sweep.seeds is not None else 1
+    if sweep.auto_seeds is not None:  # counted at the cap: what the sweep may grow to
+        seeds = sweep.auto_seeds
     if sweep.random_trials is not None:
         return sweep.random_trials * seeds
     return math.prod(len(a.values) for a in sweep.axes if a.is_list) * seeds
@@ -125,6 +127,8 @@ def expand(
     `diagnose --try-remedies`'s remedies, each touching other keys)."""
     combos = combinations(sweep) if combos is None else combos
     seeds = sweep.seeds if sweep.seeds is not None else (None,)
+    if sweep.auto_seeds is not None:
+        seeds = tuple(range(AUTO_SEEDS_START))
     params = []
     for combo in combos:
         for seed in seeds:
@@ -134,9 +138,14 @@ def expand(
             params.append(chosen)
     keys = list(dict.fromkeys(k for p in params for k in p))
     varying = [k for k in keys if len({repr(p.get(k)) for p in params}) > 1]
-    width = max(3, len(str(len(params) - 1)))
+    width = name_width(max(len(params), trial_count(sweep)))
     trials = [Trial(i, p, trial_dir_name(i, p, varying, width)) for i, p in enumerate(params)]
     return trials, varying
+
+
+def name_width(trials: int) -> int:
+    """The digits of a trial id in its folder name: at least 3, enough for `trials` ids."""
+    return max(3, len(str(trials - 1)))
 
 
 def short_keys(keys: list[str]) -> dict[str, str]:
