@@ -22,7 +22,7 @@ from typing import Any
 from dnnlab.errors import RunDirError
 from dnnlab.results.statistics import TOO_FEW, WITHIN_NOISE, compare_groups
 from dnnlab.rundir.better import metric_mode
-from dnnlab.sweep.definition import AUTO_SEEDS_START, AUTO_SEEDS_STEP, Sweep
+from dnnlab.sweep.definition import AUTO_SEEDS_MAX, AUTO_SEEDS_START, AUTO_SEEDS_STEP, Sweep
 from dnnlab.sweep.record import SweepRecord
 from dnnlab.sweep.record_checks import AUTO_STOPS
 from dnnlab.sweep.trials import (
@@ -71,16 +71,29 @@ def label(trial: Trial, varying: list[str]) -> str:
     )
 
 
-def verdicts(record: SweepRecord) -> dict[str, str]:
+def looks(cap: int) -> int:
+    """How many times a sweep capped at `cap` seeds can test its groups: after the first round
+    and after every round of added seeds."""
+    return 1 + -(-(cap - AUTO_SEEDS_START) // AUTO_SEEDS_STEP)
+
+
+def verdicts(record: SweepRecord, cap: int = AUTO_SEEDS_MAX) -> dict[str, str]:
     """Each configuration's verdict against the best ({group key: verdict}), from the best value
-    of each finished trial (a trial without one counts as a missing value)."""
+    of each finished trial (a trial without one counts as a missing value).
+
+    Testing after every round and stopping at the first separation would call equal
+    configurations different far more often than 5% (measured in 400 simulated sweeps of equal
+    groups, cap 10: 14% with two groups, 11% with three), so each look tests at 0.05 divided by
+    the looks the cap allows (Bonferroni over the looks; 0.05 / 5 = 0.01 for the default cap:
+    2.5% and 4.25% in the same simulation)."""
     found = groups(record.trials)
     values = {
         key: {t.params.get("seed"): (t.best or {}).get("value") for t in trials}
         for key, trials in found.items()
     }
     metric = next((t.best["metric"] for t in record.trials if t.best and t.best.get("metric")), "val_loss")
-    results = compare_groups(values, metric_mode(metric), ci="t", confidence=0.95, alpha=0.05)
+    alpha = 0.05 / looks(cap)
+    results = compare_groups(values, metric_mode(metric), ci="t", confidence=0.95, alpha=alpha)
     return {r.name: r.verdict for r in results}
 
 
@@ -88,7 +101,7 @@ def next_round(record: SweepRecord, cap: int) -> tuple[list[str], dict[str, list
     """The configurations not yet separated from the best, and the seeds each group gets next
     ({group key: seeds}, empty when the sweep is done)."""
     found = groups(record.trials)
-    verdict = verdicts(record)
+    verdict = verdicts(record, cap)
     open_ = [key for key in found if verdict.get(key) in UNSEPARATED]
     if not open_:
         return [], {}
