@@ -38,9 +38,17 @@ def check_output_folder(path: Path, key: str) -> None:
         )
     if not folder.is_dir():
         raise RunDirError(f"{key} {path}: folder {folder} does not exist; create it or choose another path")
+    refused = write_refused(folder)
+    if refused:
+        raise RunDirError(f"{key} {path}: cannot write in {folder} ({refused})")
+
+
+def write_refused(folder: Path) -> str | None:
+    """Why `folder` does not take a new file (a probe file is created and removed), or None."""
     try:
         fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
     except OSError as exc:
-        raise RunDirError(f"{key} {path}: cannot write in {folder} ({exc.strerror})") from None
+        return exc.strerror or type(exc).__name__
     os.close(fd)
     os.unlink(probe)
+    return None

@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from dnnlab.errors import DnnlabError, RunDirError
+from dnnlab.files.folders import write_refused
 from dnnlab.rundir.layout import CONFIG_YAML, RUN_JSON
 from dnnlab.rundir.loading import load_run
 from dnnlab.rundir.records import RunRecord
@@ -123,12 +124,9 @@ def _check_writable(path: Path, key: str, uri: str, create_parents: bool = False
         folder = folder.parent
     if not folder.is_dir():
         raise DnnlabError(f"{key} {uri}: folder {folder} does not exist; create it or choose another store")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".dnnlab-probe-", dir=folder)
-    except OSError as exc:
-        raise DnnlabError(f"{key} {uri}: cannot write in {folder} ({exc.strerror})") from None
-    os.close(fd)
-    os.unlink(probe)
+    refused = write_refused(folder)
+    if refused:
+        raise DnnlabError(f"{key} {uri}: cannot write in {folder} ({refused})")
 
 
 @contextlib.contextmanager
