@@ -31,6 +31,8 @@ OFF = frozenset({"off", "0", "false", "no", ""})
 PREFIX = "dnnlab-"  # every entry dnnlab's cache writes starts with it; `clear` removes only those
 # TensorFlow's file name: PREFIX__SIGNATURE__CLUSTER__DEVICE.pb (device_executable_persistor.h).
 ENTRY = re.compile(r"^(dnnlab-[0-9a-f]{16})__\d+__\d+__([A-Z0-9_]+)\.pb$")
+# dnnlab's own marker of a train step it compiled under this key: PREFIX__STEP.compiled (empty).
+MARKER = re.compile(r"^(dnnlab-[0-9a-f]{16})__([0-9a-f]{32})\.compiled$")
 DEVICE_TYPES = "CPU,XLA_CPU"  # only the CPU case was checked
 CACHE_FLAGS = ("--tf_xla_persistent_cache_",)
 
@@ -71,6 +73,9 @@ def prefix() -> str:
     return PREFIX + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:16]
 
 
+_active: Path | None = None  # the folder enable() pointed TensorFlow at in this process
+
+
 def enable() -> Path | None:
     """Point TensorFlow's persistent XLA cache at `directory()` and delete broken entries of this
     process's key. Call before TensorFlow is imported (it reads TF_XLA_FLAGS once); does nothing
@@ -93,7 +98,34 @@ def enable() -> Path | None:
         f"--tf_xla_persistent_cache_prefix={key}",
     ]
     os.environ["TF_XLA_FLAGS"] = " ".join([*os.environ.get("TF_XLA_FLAGS", "").split(), *flags])
+    global _active
+    _active = folder
     return folder
+
+
+def _marker(step: str) -> Path | None:
+    if _active is None:
+        return None
+    return _active / f"{prefix()}__{hashlib.sha256(step.encode()).hexdigest()[:32]}.compiled"
+
+
+def compiled_before(step: str) -> bool:
+    """Whether this process loads the executables of the train step described by `step` (any
+    text that changes whenever its program does) from the cache: it was compiled under this
+    key before (`remember_compiled`) and the cache is on here. A guess, used only to plan: if
+    the entries are gone, TensorFlow compiles again."""
+    marker = _marker(step)
+    return marker is not None and marker.is_file() and any(_active.glob(f"{prefix()}__*.pb"))
+
+
+def remember_compiled(step: str) -> None:
+    """Note that the train step `step` was compiled and cached here (best effort)."""
+    marker = _marker(step)
+    if marker is not None:
+        try:
+            marker.touch()
+        except OSError:
+            pass
 
 
 def _varint(data: bytes, at: int) -> tuple[int, int]:
@@ -189,6 +221,8 @@ def summary() -> Summary:
     current, other = [0, 0], [0, 0]
     for path in own_entries(folder):
         size = path.stat().st_size
+        if MARKER.match(path.name):
+            continue
         counts = current if path.name.startswith(f"{key}__") else other
         counts[0], counts[1] = counts[0] + 1, counts[1] + size
     return Summary(folder, key, tuple(current), tuple(other))
@@ -198,7 +232,11 @@ def own_entries(folder: Path | None) -> list[Path]:
     """The files dnnlab's cache wrote into `folder` (by their name), nothing else there."""
     if folder is None or not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if ENTRY.match(p.name) and p.is_file() and not p.is_symlink())
+    return sorted(
+        p
+        for p in folder.iterdir()
+        if (ENTRY.match(p.name) or MARKER.match(p.name)) and p.is_file() and not p.is_symlink()
+    )
 
 
 def clear() -> tuple[int, int]:
