@@ -47,8 +47,9 @@ SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread 
 # layers. Measured by `PYTHONPATH=. python benchmarks/plan_costs.py --epochs 4 --rounds 1`:
 # `dnnlab train` with XLA off and on, a fresh process each, the persistent XLA cache off, 30,000
 # synthetic rows (1,223 for a model of the quick start's size: 64 inputs, 128-64 elu), on the
-# 2-core machine at a 1-minute load of 9-11 (other engineers' work), December 2026. A step is the median of epochs 3..4 over the epoch's
-# steps; the compile is XLA's extra time over the first two epochs less the same without XLA
+# 2-core machine at a 1-minute load of 9-11 (other engineers' work), December 2026. A step is
+# the median of epochs 3..4 over the epoch's steps; the compile is XLA's extra time over the
+# first two epochs less the same without XLA
 # (XLA's second epoch was 7-9 s slow at batch 32 and 1024, as if compiling again):
 #
 #   case                  layers   MACs/step    ms/step off   ms/step on   compile s (1st epoch only)
