@@ -39,6 +39,7 @@ def cache(tmp_path, monkeypatch) -> Path:
     folder = tmp_path / "xla"
     monkeypatch.setenv(xla_cache.ENV, str(folder))
     monkeypatch.setenv("TF_XLA_FLAGS", "")  # so that what enable() sets is undone after the test
+    monkeypatch.setattr(xla_cache, "_active", None)
     return folder
 
 
@@ -77,6 +78,17 @@ def test_enable_points_tensorflow_at_the_cache_and_deletes_broken_entries(cache)
     assert f"--tf_xla_persistent_cache_directory={cache}" in flags
     assert f"--tf_xla_persistent_cache_prefix={key}" in flags
     assert sorted(p.name for p in cache.iterdir()) == sorted([name(key, 1), "someone-elses.pb"])
+
+
+def test_a_step_compiled_before_is_known_only_while_its_entries_are_there(cache):
+    assert xla_cache.enable() == cache
+    assert not xla_cache.compiled_before("step A")
+    xla_cache.remember_compiled("step A")
+    assert not xla_cache.compiled_before("step A")  # no executable in the cache yet
+    (cache / name(xla_cache.prefix())).write_bytes(entry(xla_cache.prefix()))
+    assert xla_cache.compiled_before("step A") and not xla_cache.compiled_before("step B")
+    assert xla_cache.clear() == (2, len(entry(xla_cache.prefix())))  # the marker goes too
+    assert not xla_cache.compiled_before("step A")
 
 
 def test_the_key_changes_with_the_xla_flags(monkeypatch):

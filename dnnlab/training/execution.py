@@ -144,8 +144,9 @@ def predict_costs(spec: Spec, input_shape: tuple[int, ...], cached: bool = False
 
 def compiled_step_key(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int) -> str:
     """What decides the compiled train step's program: the model, the training settings but the
-    epochs, the input shape and the epoch's steps (they set the block's shape)."""
-    training = spec.training.model_dump(mode="json", exclude={"epochs"})
+    epochs and XLA's own setting, the input shape and the epoch's steps (they set the block's
+    shape)."""
+    training = spec.training.model_dump(mode="json", exclude={"epochs", "jit_compile"})
     return repr((spec.model.model_dump(mode="json"), training, tuple(input_shape), steps_per_epoch))
 
 
