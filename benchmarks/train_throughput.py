@@ -70,6 +70,12 @@ NOTES_DROPOUT_MODEL = {
     "dropout": {"type": "dropout", "rate": 0.2, "where": "all"},
 }
 MODELS = {"batch_norm": (NOTES_BN_MODEL, [28, 28]), "dropout": (NOTES_DROPOUT_MODEL, [784])}
+MODEL_TEXT = {
+    "batch_norm": "the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
+    "Dense 100 elu he_normal, BN, Dense 10 softmax)",
+    "dropout": "the notes' dropout model (784 -> Dropout 0.2 -> Dense 300 elu -> Dropout -> Dense 100 "
+    "elu -> Dropout -> Dense 10 softmax; Keras's Dropout on the peers, dnnlab's seeded dropout)",
+}
 
 
 def spec_dict(batch_size: int, epochs: int, train_size: int, model: str = "batch_norm") -> dict:
@@ -417,10 +423,8 @@ def report(
         [
             SECTION,
             "",
-            f"`{command}`: the notes' batch-norm model (Flatten 28x28, BN, Dense 300 elu he_normal, BN, "
-            "Dense 100 elu he_normal, BN, Dense 10 softmax) and dropout model (784 -> Dropout 0.2 -> Dense "
-            "300 elu -> Dropout -> Dense 100 elu -> Dropout -> Dense 10 softmax; Keras's Dropout on the "
-            "peers, dnnlab's seeded dropout), Nadam, sparse categorical cross-entropy, "
+            f"`{command}`: {' and '.join(MODEL_TEXT[m] for m in args.models.split(','))}, Nadam, "
+            "sparse categorical cross-entropy, "
             f"accuracy, on {args.train_size:,} synthetic rows, no validation, the same rows on every "
             "side, each fit in a fresh child process of one script run. "
             "TF fit: `keras.Sequential` + `model.fit(x, y, batch_size=B, epochs=E, shuffle=True, verbose=0)` "
