@@ -75,7 +75,23 @@ def geron_model():
     return model
 
 
-def keras_fit(x, y, batch_size: int, epochs: int) -> dict:
+def geron_dropout_model():
+    """Géron's dropout model: 784 -> Dropout 0.2 -> Dense 300 elu -> Dropout -> Dense 100 elu
+    -> Dropout -> Dense 10 softmax, with Keras's Dropout."""
+    import keras
+
+    layers = [keras.Input(shape=(784,)), keras.layers.Dropout(0.2)]
+    for units in (300, 100):
+        layers += [keras.layers.Dense(units, activation="elu", kernel_initializer="he_normal")]
+        layers += [keras.layers.Dropout(0.2)]
+    model = keras.Sequential([*layers, keras.layers.Dense(10, activation="softmax")])
+    model.compile(
+        loss="sparse_categorical_crossentropy", optimizer=keras.optimizers.Nadam(), metrics=["accuracy"]
+    )
+    return model
+
+
+def keras_fit(x, y, batch_size: int, epochs: int, model_name: str = "batch_norm") -> dict:
     """Plain `model.fit` with the backend's defaults (the parent sets KERAS_BACKEND)."""
     import keras
 
@@ -85,13 +101,13 @@ def keras_fit(x, y, batch_size: int, epochs: int) -> dict:
 
         tf.config.experimental.enable_op_determinism()
     timer = Epochs()
-    model = geron_model()
+    model = geron_model() if model_name == "batch_norm" else geron_dropout_model()
     timed = [keras_timer(timer)]
     model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=True, verbose=0, callbacks=timed)
     return timer.to_dict()
 
 
-def torch_fit(x, y, batch_size: int, epochs: int) -> dict:
+def torch_fit(x, y, batch_size: int, epochs: int, model_name: str = "batch_norm") -> dict:
     """An idiomatic PyTorch loop: DataLoader with shuffling, NAdam, loss and accuracy each batch.
     One intra-op thread: with two on a loaded 2-core machine the loop collapsed (thread spinning)."""
     import torch
@@ -99,16 +115,18 @@ def torch_fit(x, y, batch_size: int, epochs: int) -> dict:
 
     torch.manual_seed(SEED)
     torch.set_num_threads(1)
+    # Batch norm or dropout before each dense layer; softmax is inside the cross-entropy loss.
+    before = (lambda n: nn.BatchNorm1d(n)) if model_name == "batch_norm" else (lambda n: nn.Dropout(0.2))
     model = nn.Sequential(
         nn.Flatten(),
-        nn.BatchNorm1d(784),
+        before(784),
         nn.Linear(784, 300),
         nn.ELU(),
-        nn.BatchNorm1d(300),
+        before(300),
         nn.Linear(300, 100),
         nn.ELU(),
-        nn.BatchNorm1d(100),
-        nn.Linear(100, 10),  # softmax is inside the cross-entropy loss
+        before(100),
+        nn.Linear(100, 10),
     )
     for layer in (model[2], model[5]):
         nn.init.kaiming_normal_(layer.weight)

@@ -9,6 +9,8 @@ import os
 import sys
 import threading
 
+from dnnlab import xla_cache
+
 # Packages that TensorFlow and Keras import at start-up only because they are installed, for
 # integrations dnnlab never uses: jax (TFLite's JAX converter, Keras's Orbax callback), pandas
 # (DataFrames as Keras inputs), matplotlib (Keras's image galleries), scikit-learn and SciPy
@@ -66,12 +68,23 @@ def optional_imports_skipped(names: frozenset[str]):
         sys.meta_path.remove(finder)
 
 
+def default_log_level() -> str:
+    """TensorFlow's C++ log level unless the user sets TF_CPP_MIN_LOG_LEVEL: errors and above
+    ("2"), or fatal only ("3") with the persistent XLA cache on, because loading a cached CPU
+    executable logs two spurious error lines (a "target machine feature +prefer-no-scatter is not
+    supported" mismatch of tuning pseudo-features) per executable. TensorFlow's errors still
+    reach the user as Python exceptions."""
+    return "2" if xla_cache.directory() is None else "3"
+
+
 def quiet_tensorflow() -> None:
-    """Import TensorFlow and probe its devices without its start-up chatter on stderr."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """Import TensorFlow and probe its devices without its start-up chatter on stderr, with the
+    persistent XLA cache (dnnlab.xla_cache) on unless it is turned off."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", default_log_level())
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     if "tensorflow" in sys.modules:
         return
+    xla_cache.enable()
     with _stderr_silenced(), optional_imports_skipped(OPTIONAL_FOR_TENSORFLOW):
         import tensorflow as tf
 

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+# Tests never write into the user's persistent XLA cache (dnnlab.xla_cache): the tests of the
+# cache give it a folder of their own, and child processes inherit this.
+os.environ["DNNLAB_XLA_CACHE"] = "off"
 
 # Synthetic datasets of Géron's shapes: describing them needs no download and no TensorFlow.
 IMAGES_28X28 = {"dataset": {"type": "synthetic", "shape": [28, 28], "classes": 10}}

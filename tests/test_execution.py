@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from dnnlab.spec.models import Spec, resolve
 from dnnlab.training.execution import (
     Execution,
+    choose,
     dense_macs_per_step,
     has_slow_random_layers,
     plan,
+    predict_costs,
     steps_per_execution,
 )
 
@@ -86,11 +90,42 @@ def test_automatic_xla_is_left_to_keras_on_a_gpu_under_determinism():
     assert plan(spec(GERON_BN, deterministic=False), (28, 28), 1719, gpu=True).jit_compile
 
 
-def test_a_short_run_is_not_worth_compiling_with_xla():
-    """20 epochs of 36 steps: XLA's seconds of compiling would outweigh what it saves."""
-    assert not plan(spec(GERON_BN, epochs=20), (64,), 36).jit_compile
-    assert plan(spec(GERON_BN, epochs=20), (64,), 250).jit_compile  # 5,000 steps
-    assert plan(spec(GERON_BN, epochs=20, jit_compile=True), (64,), 36).jit_compile
+def test_xla_is_taken_when_the_planned_epochs_finish_sooner_with_it():
+    """The cost model's break-even: fewer steps than compile / (saving a step) stay without
+    XLA, more take it, and a step compiled before (in the persistent cache) always takes it."""
+    costs = predict_costs(spec(GERON_BN), (28, 28))
+    assert costs.step_xla < costs.step_plain and costs.compile > 0
+    even = costs.compile / (costs.step_plain - costs.step_xla)
+    short, long = int(even / 2), int(even * 2) + 1
+    assert not plan(spec(GERON_BN, epochs=1), (28, 28), short).jit_compile
+    assert plan(spec(GERON_BN, epochs=1), (28, 28), long).jit_compile
+    assert plan(spec(GERON_BN, epochs=2), (28, 28), long // 2 + 1).jit_compile  # epochs count
+    assert choose(spec(GERON_BN, epochs=1), (28, 28), short, cached=True).execution.jit_compile
+    assert plan(spec(GERON_BN, epochs=1, jit_compile=True), (28, 28), short).jit_compile
+
+
+def test_bigger_batches_gain_less_from_xla_so_short_runs_of_them_stay_without():
+    """XLA saves the ops' launches, per step: an epoch of the same rows in fewer, bigger
+    steps saves less, so at batch 1024 Géron's model stays without XLA where batch 32 takes it."""
+    small = predict_costs(spec(GERON_BN, batch_size=32), (28, 28))
+    big = predict_costs(spec(GERON_BN, batch_size=1024), (28, 28))
+    assert big.step_xla / big.step_plain > small.step_xla / small.step_plain
+    assert big.compile == small.compile  # the program's size, not the batch's
+    assert plan(spec(GERON_BN, batch_size=32, epochs=10), (28, 28), 1719).jit_compile
+    assert not plan(spec(GERON_BN, batch_size=1024, epochs=10), (28, 28), 54).jit_compile
+
+
+def test_the_reason_says_what_was_chosen_and_why():
+    long = choose(spec(GERON_BN, epochs=20), (28, 28), 1719).reason
+    assert re.fullmatch(r"XLA on: compile ~\d+\.\d s, saves ~\d+\.\d\d s/epoch over 20 epochs", long), long
+    short = choose(spec(GERON_BN, epochs=1), (28, 28), 5).reason
+    assert re.fullmatch(
+        r"XLA off: compile ~\d+\.\d s, would save only ~\d+\.\d\d s/epoch over 1 epoch", short
+    )
+    cached = choose(spec(GERON_BN, epochs=1), (28, 28), 5, cached=True).reason
+    assert cached.startswith("XLA on: compiled step cached, saves ~")
+    assert "RReLU" in choose(spec({"hidden": [30], "activation": "rrelu"}), (64,), 1000).reason
+    assert choose(spec(GERON_BN, jit_compile=False), (28, 28), 1719).reason is None
 
 
 @pytest.mark.parametrize(

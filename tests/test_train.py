@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 import signal
 import subprocess
 import sys
@@ -322,6 +323,15 @@ def test_same_name_gets_new_directories_and_same_seed_gives_same_metrics(tiny_sp
     assert first.run_dir.name.startswith("tiny-") and second.run_dir.name.startswith("tiny-")
     assert without_seconds(read_metrics(first.run_dir)) == without_seconds(read_metrics(second.run_dir))
     assert_same_weights(first.run_dir / "model.keras", second.run_dir / "model.keras")
+
+
+def test_train_says_on_one_line_whether_it_took_xla_and_why_but_not_when_quiet(tiny_spec, tmp_path):
+    told = invoke(tiny_spec, "--runs-dir", tmp_path / "told", "-o", "training.epochs=1")
+    assert told.exit_code == 0, told.output
+    said = [line for line in told.stderr.splitlines() if line.startswith("XLA ")]
+    assert len(said) == 1 and re.match(r"XLA off: compile ~\d+\.\d s, .* over 1 epoch$", said[0]), said
+    quiet = invoke(tiny_spec, "--runs-dir", tmp_path / "quiet", "-o", "training.epochs=1", "-q")
+    assert quiet.exit_code == 0 and "XLA" not in quiet.stderr
 
 
 def test_name_option_names_the_directory(tiny_spec, tmp_path):

@@ -20,10 +20,11 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
+from dnnlab import runtime
 from dnnlab.console import stderr_console
 from dnnlab.errors import DnnlabError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before any TensorFlow import
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", runtime.default_log_level())  # before any TensorFlow import
 
 
 # typer >= 0.16 vendors click; older releases use click itself.

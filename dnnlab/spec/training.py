@@ -184,7 +184,7 @@ class Training(Strict):
         "0: TensorFlow's default (all cores)",
     )
     jit_compile: Literal["auto"] | bool = Field(
-        "auto", description="XLA; auto: on for runs of at least 5,000 steps without rrelu"
+        "auto", description="XLA; auto: on when the planned epochs finish sooner with it (no rrelu)"
     )
     diagnostics: Diagnostics | None = Field(None, description="per-layer statistics: see `dnnlab diagnose`")
     mlflow: MlflowTracking | None = Field(None, description="log live to MLflow: see `dnnlab mlflow-log`")

@@ -228,8 +228,9 @@ def _watch_parent(parent: int) -> None:
 def start_tensorflow(threads: int) -> None:
     """Import TensorFlow once and fix its thread pools at this worker's share of the cores (they
     cannot change after TensorFlow's runtime starts, so later settings are ignored)."""
-    from dnnlab import runtime
+    from dnnlab import runtime, xla_cache
 
+    os.environ[xla_cache.READ_ONLY] = "1"  # workers of one sweep share shapes: none writes the cache
     runtime.quiet_tensorflow()
     import tensorflow as tf
 

@@ -14,7 +14,10 @@ benchmarks/RESULTS.md (2-core CPU, Géron's batch-norm model at batch 32):
   resume reuses) stay without it. dnnlab's dropout layers draw Threefry masks that XLA compiles
   well (dnnlab.model.layers.SeededDropout) and do not count.
   Compiling costs seconds up front (about 3 s for a one-layer net on digits, whose whole run
-  took 1.6 s without XLA), so a run of fewer than XLA_MIN_STEPS optimizer steps stays without;
+  took 1.6 s without XLA), and what XLA saves a step depends on the step's size, so
+  `jit_compile: auto` predicts both from the step (`predict_costs`, fitted on measurements) and
+  takes XLA when the planned epochs finish sooner with it; a step compiled before and kept in
+  the persistent XLA cache (dnnlab.xla_cache) costs nothing to compile;
 - without XLA, one thread per pool for small steps: as fast as the default pools on an idle
   machine with 40% less CPU, and much faster when other work shares the cores. With XLA and
   blocks of batches, one thread used less CPU (1.75 against 2.05 s an epoch) but on an idle
@@ -37,9 +40,37 @@ log = logging.getLogger("dnnlab")
 
 TARGET_STEPS_PER_EXECUTION = 200
 SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread is enough
-# Optimizer steps in a run below which XLA's compile time outweighs what it saves (about 1 ms a
-# step on Géron's batch-norm model, a few seconds of compiling).
-XLA_MIN_STEPS = 5_000
+
+# The cost model `jit_compile: auto` weighs XLA with: seconds of one optimizer step without and
+# with XLA, from the step's layers (dense, normalization, dropout: each a few ops, launched apart
+# without XLA, fused with it) and its dense multiply-adds (MACs); and XLA's compile, from the
+# layers. Measured by `PYTHONPATH=. python benchmarks/plan_costs.py --epochs 4 --rounds 1`:
+# `dnnlab train` with XLA off and on, a fresh process each, the persistent XLA cache off, 30,000
+# synthetic rows (1,223 for a model of the quick start's size: 64 inputs, 128-64 elu), on the
+# 2-core machine at a 1-minute load of 9-11 (other engineers' work), December 2026. A step is
+# the median of epochs 3..4 over the epoch's steps; the compile is XLA's extra time over the
+# first two epochs less the same without XLA
+# (XLA's second epoch was 7-9 s slow at batch 32 and 1024, as if compiling again):
+#
+#   case                  layers   MACs/step    ms/step off   ms/step on   compile s (1st epoch only)
+#   batch-norm, b32         6      8,518,400      4.71          1.64        13.6 (7.2)
+#   batch-norm, b256        6     68,147,200     13.56         14.19         3.5 (5.1)
+#   batch-norm, b1024       6    272,588,800     72.17         63.00        19.5 (12.1)
+#   dropout, b32            6      8,518,400      7.55          2.67        21.1 (13.3)
+#   quick-start size, b32       3        544,768      (epochs of 39 steps: per-epoch costs dominate)  5.6
+#
+# Least squares over the first four rows (per layer and per MAC, no intercept) gave 0.473 ms a
+# layer and 0.249 ns a MAC without XLA, 0.063 ms and 0.228 ns with it. The per-MAC figures
+# differ by less than the noise between the batch-256 and batch-1024 rows (XLA slower at one,
+# faster at the other: both call the same matmul kernels), so both paths take their mean:
+# what XLA saves is the launching of the ops, per layer and step. The compile is the median
+# per layer. Under that load absolute seconds are 2-4x an idle machine's (batch-norm
+# b32: 0.58 ms a step with XLA and 1.16 without on a quiet one, docs/keras3.md); the choice
+# depends on their ratios, which load changes less: break-even for the batch-norm model at
+# batch 32 is about 5,000 steps, where an idle machine's figures put it too.
+PLAIN_STEP = (0.0, 4.73e-4, 2.385e-10)  # seconds: per step, per layer and step, per MAC
+XLA_STEP = (0.0, 6.3e-5, 2.385e-10)
+COMPILE = (0.0, 2.3)  # seconds: fixed, per layer
 
 
 @dataclass(frozen=True)
@@ -78,28 +109,103 @@ class Execution:
         return cls(**data)
 
 
+@dataclass(frozen=True)
+class Costs:
+    """Predicted seconds of a run's parts, for the choice of XLA."""
+
+    step_plain: float
+    step_xla: float
+    compile: float  # 0 when the compiled step is in the persistent cache
+
+    def run_seconds(self, steps: int, jit: bool) -> float:
+        return self.compile + steps * self.step_xla if jit else steps * self.step_plain
+
+
+def layer_count(spec: Spec) -> int:
+    """Dense, normalization and dropout layers: each is a few ops of the step, dispatched apart
+    without XLA and fused with it."""
+    model = spec.model
+    if isinstance(model, CompactModel):
+        hidden = len(model.hidden)
+        norms = hidden * (model.normalization.type != "none") + (model.input_normalization.type != "none")
+        drops = 0 if model.dropout is None else hidden + (model.dropout.where == "all")
+        return hidden + 1 + norms + drops
+    return len(model.layers)
+
+
+def predict_costs(spec: Spec, input_shape: tuple[int, ...], cached: bool = False) -> Costs:
+    """The cost model's seconds for this spec's step (see MEASURED)."""
+    macs, layers = dense_macs_per_step(spec, input_shape), layer_count(spec)
+    plain = PLAIN_STEP[0] + PLAIN_STEP[1] * layers + PLAIN_STEP[2] * macs
+    xla = XLA_STEP[0] + XLA_STEP[1] * layers + XLA_STEP[2] * macs
+    compile_ = 0.0 if cached else COMPILE[0] + COMPILE[1] * layers
+    return Costs(max(plain, 1e-6), max(xla, 1e-6), max(compile_, 0.0))
+
+
+def compiled_step_key(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int) -> str:
+    """What decides the compiled train step's program: the model, the training settings but the
+    epochs and XLA's own setting, the input shape and the epoch's steps (they set the block's
+    shape)."""
+    training = spec.training.model_dump(mode="json", exclude={"epochs", "jit_compile"})
+    return repr((spec.model.model_dump(mode="json"), training, tuple(input_shape), steps_per_epoch))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """The plan and why, in one line for the user (None when the spec decided)."""
+
+    execution: Execution
+    reason: str | None
+
+
 def plan(spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bool = False) -> Execution:
-    """The execution settings for a run: the spec's where it sets them, measured defaults else.
+    """The execution settings for a run: the spec's where it sets them, measured defaults else."""
+    return choose(spec, input_shape, steps_per_epoch, gpu).execution
+
+
+def choose(
+    spec: Spec, input_shape: tuple[int, ...], steps_per_epoch: int, gpu: bool = False, cached: bool = False
+) -> Choice:
+    """`plan` with its reason. `jit_compile: auto` takes XLA when the cost model says the
+    planned epochs finish sooner with it, compile included (nothing to compile when `cached`).
     `gpu`: a GPU is visible; automatic XLA is then left to Keras's own rule (off under op
-    determinism), since only the CPU case was checked here."""
+    determinism), since only the CPU case was measured here."""
     training = spec.training
+    reason = None
     if training.jit_compile != "auto":
         jit = training.jit_compile
+    elif has_slow_random_layers(spec):
+        jit, reason = False, "XLA off: RReLU draws from Keras's generator, slow under XLA"
+    elif gpu:
+        jit = not training.deterministic
+        reason = f"XLA {'on' if jit else 'off'}: on a GPU, Keras's rule (off under op determinism)"
     else:
-        long_enough = steps_per_epoch * training.epochs >= XLA_MIN_STEPS
-        jit = long_enough and not has_slow_random_layers(spec) and not (gpu and training.deterministic)
+        costs = predict_costs(spec, input_shape, cached)
+        steps = steps_per_epoch * training.epochs
+        saved = (costs.step_plain - costs.step_xla) * steps_per_epoch
+        jit = costs.run_seconds(steps, True) < costs.run_seconds(steps, False)
+        compile_ = "compiled step cached" if cached else f"compile ~{costs.compile:.1f} s"
+        if saved <= 0:
+            reason = f"XLA off: a step of this size is no faster with it ({compile_})"
+        else:
+            verb = "saves" if jit else "would save only"
+            reason = (
+                f"XLA {'on' if jit else 'off'}: {compile_}, {verb} ~{saved:.2f} s/epoch "
+                f"over {training.epochs} epoch{'s' if training.epochs != 1 else ''}"
+            )
     if training.intra_op_threads != "auto":
         threads = (int(training.intra_op_threads), 0)
     elif not jit and dense_macs_per_step(spec, input_shape) < SMALL_STEP_MACS:
         threads = (1, 1)
     else:
         threads = (0, 0)
-    return Execution(
+    execution = Execution(
         steps_per_execution=steps_per_execution(training.steps_per_execution, steps_per_epoch),
         jit_compile=bool(jit),
         intra_op_threads=threads[0],
         inter_op_threads=threads[1],
     )
+    return Choice(execution, reason)
 
 
 def steps_per_execution(setting: str | int, steps_per_epoch: int) -> int:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from dnnlab import runtime
+from dnnlab import runtime, xla_cache
+from dnnlab.console import stderr_console
 from dnnlab.data import datasets
 from dnnlab.data.checked_spec import CheckedSpec
 from dnnlab.errors import RunDirError
@@ -92,15 +93,20 @@ def start(
 
             check_tracking_uri(spec.training.mlflow.tracking_uri, KEY)
         prepared = prepare(spec, checked.info.input_shape, state=None)
+        if progress and prepared.plan_note:
+            stderr_console().print(prepared.plan_note, markup=False, highlight=False)
         record = new_record(spec, command)
         if run_path is not None:
             run = RunDir.create_at(run_path, record, spec_to_yaml(spec))
         else:
             run = RunDir.create(runs_dir, name or spec.name, record, spec_to_yaml(spec))
         try:
-            return _train(run, spec, prepared, None, epochs or spec.training.epochs, progress)
+            result = _train(run, spec, prepared, None, epochs or spec.training.epochs, progress)
         finally:
             run.unlock()
+        if prepared.execution.jit_compile and prepared.step_key and result.epochs_done > 0:
+            xla_cache.remember_compiled(prepared.step_key)  # the next such run plans no compile
+        return result
 
 
 def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainState:

@@ -8,7 +8,7 @@ import math
 import sys
 from dataclasses import dataclass
 
-from dnnlab import __version__, runtime
+from dnnlab import __version__, runtime, xla_cache
 from dnnlab.data import datasets
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.records import BestRecord, RunRecord, TrainState, host, now
@@ -25,7 +25,13 @@ from dnnlab.model.keras_private import build_for_training  # noqa: E402
 from dnnlab.model.optimizers import make_optimizer  # noqa: E402
 from dnnlab.model.transfer import apply_transfer, source_record  # noqa: E402
 from dnnlab.training.checkpoints import load_committed  # noqa: E402
-from dnnlab.training.execution import Execution, apply_threads, apply_to_model, plan  # noqa: E402
+from dnnlab.training.execution import (  # noqa: E402
+    Execution,
+    apply_threads,
+    apply_to_model,
+    choose,
+    compiled_step_key,
+)
 
 
 def compile_model(
@@ -89,6 +95,8 @@ class Prepared:
     reused: list[str]  # layers copied from another run (transfer learning; a new run only)
     state: TrainState | None = None  # the commit a resumed run continues from
     transfer_source: dict | None = None  # where the reused layers came from (transfer.source_record)
+    plan_note: str | None = None  # why a new run's automatic plan chose XLA or not (one line)
+    step_key: str | None = None  # what decides a new run's compiled step (xla_cache markers)
 
 
 def prepare(
@@ -103,11 +111,14 @@ def prepare(
     position).
     """
     runtime.seed_everything(spec.seed, spec.training.deterministic)
+    plan_note = key = None
     dataset = datasets.load(spec.data)
     steps = steps_per_epoch(spec, dataset)
     if state is None:
         gpu = bool(tf.config.list_physical_devices("GPU"))
-        execution = plan(spec, input_shape, steps, gpu)
+        key = compiled_step_key(spec, input_shape, steps)
+        choice = choose(spec, input_shape, steps, gpu, cached=xla_cache.compiled_before(key))
+        execution, plan_note = choice.execution, choice.reason
     else:
         execution = Execution.from_dict(state.execution)
     apply_threads(execution)
@@ -124,7 +135,7 @@ def prepare(
         model, state = resumed.model, resumed.state
         apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
     build_for_fit(model, dataset)
-    return Prepared(dataset, execution, model, reused, state, source)
+    return Prepared(dataset, execution, model, reused, state, source, plan_note, key)
 
 
 def build_for_fit(model: keras.Model, dataset: datasets.Dataset) -> None:
