@@ -85,3 +85,15 @@ def species_csv(path: Path, rows: int = 300, label_column: str | None = "species
         for features, cls in zip(x.tolist(), classes, strict=True):
             writer.writerow([f"{v:.4f}" for v in features] + ([SPECIES[cls]] if label_column else []))
     return path
+
+
+def assert_one_line_error(result, *fragments: str) -> str:
+    """A CliRunner result of bad input: exit 2, no traceback, one `error:` line holding each
+    fragment; returns that line."""
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    assert "Traceback" not in result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
+    return lines[0]

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -33,16 +34,6 @@ LEARNING_RATES = "0.01,1e5"  # trial 000 trains, trial 001 diverges in its first
 
 def invoke(*args):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], f"{fragment!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 @pytest.fixture
