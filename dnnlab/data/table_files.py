@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from dnnlab.data.user_files import MAX_CSV_BYTES
+from dnnlab.data.user_files import MAX_CSV_BYTES, refusals_as_data_errors
 from dnnlab.errors import DataError
-from dnnlab.files.bounded import Refused, read_capped
+from dnnlab.files.bounded import read_capped
 
 MISSING_MARKERS = ("", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "?")
 MAX_TABLE_BYTES = MAX_CSV_BYTES  # the file; a Parquet file's data, uncompressed, may be 4x that
@@ -47,17 +47,9 @@ def read_table(
     if suffix not in CSV_SUFFIXES + PARQUET_SUFFIXES:
         allowed, received = ", ".join(CSV_SUFFIXES + PARQUET_SUFFIXES), suffix or "no suffix"
         raise DataError(f"{key}: {path}: expected a table file ({allowed}), received '{received}'")
-    try:
+    advice = "; keep only the columns the model needs, or save it as Parquet (compressed)"
+    with refusals_as_data_errors(path, key, MAX_TABLE_BYTES, "a table", advice):
         content = read_capped(path, MAX_TABLE_BYTES)  # a FIFO or a device is refused unopened
-    except FileNotFoundError:
-        raise DataError(f"{key}: {path}: no such file") from None
-    except Refused as refused:
-        if refused.size is None:
-            raise DataError(f"{key}: {path}: {refused}; expected a file") from None
-        raise DataError(
-            f"{key}: {path} has {refused.size:,} bytes, more than the {MAX_TABLE_BYTES:,} allowed for a "
-            "table; keep only the columns the model needs, or save it as Parquet (compressed)"
-        ) from None
     text_columns = set(text_columns)
     if suffix in PARQUET_SUFFIXES:
         frame = _read_parquet(content, path, key, text_columns)

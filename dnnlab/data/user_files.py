@@ -10,6 +10,7 @@ number and what was expected, never the file's contents. See docs/architecture.m
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import zipfile
@@ -37,18 +38,26 @@ def regular_file(path: str | Path, key: str, limit: int) -> Path:
 
     A FIFO, a device or a directory is refused before it is opened, so nothing blocks."""
     path = Path(path)
-    try:
+    advice = "; save large data as .npz" if limit == MAX_CSV_BYTES else ""
+    with refusals_as_data_errors(path, key, limit, "this kind of file", advice):
         check_regular(path, limit)
+    return path
+
+
+@contextlib.contextmanager
+def refusals_as_data_errors(path: Path, key: str, limit: int, what: str, advice: str = "") -> Iterator[None]:
+    """A missing file, one that is not a regular file, or one over `limit` bytes (what the
+    bounded readers refuse) as one DataError line naming `key`; `what` and `advice` word the cap."""
+    try:
+        yield
     except FileNotFoundError:
         raise DataError(f"{key}: {path}: no such file") from None
     except Refused as refused:
         if refused.size is None:
             raise DataError(f"{key}: {path}: {refused}; expected a file") from None
         raise DataError(
-            f"{key}: {path} has {refused.size:,} bytes, more than the {limit:,} allowed for this kind of file"
-            + ("; save large data as .npz" if limit == MAX_CSV_BYTES else "")
+            f"{key}: {path} has {refused.size:,} bytes, more than the {limit:,} allowed for {what}{advice}"
         ) from None
-    return path
 
 
 # --- npz -----------------------------------------------------------------------------------
