@@ -248,10 +248,14 @@ def own_entries(folder: Path | None) -> list[Path]:
     )
 
 
-def clear() -> tuple[int, int]:
-    """Delete dnnlab's entries (files of other programs in the folder stay); (files, bytes)."""
+def clear(stale_only: bool = False) -> tuple[int, int]:
+    """Delete dnnlab's entries (files of other programs in the folder stay); with `stale_only`
+    only those of other keys, which this TensorFlow, CPU and flags never load. (files, bytes)."""
     files = size = 0
+    current = f"{prefix()}__"
     for path in own_entries(directory()):
+        if stale_only and path.name.startswith(current):
+            continue
         try:
             bytes_ = path.stat().st_size
             path.unlink()

@@ -117,8 +117,14 @@ def test_cache_info_and_clear_count_and_remove_only_dnnlabs_files(cache):
     assert shown.exit_code == 0, shown.output
     info = json.loads(shown.stdout)
     assert (info["directory"], info["entries"], info["stale_entries"]) == (str(cache), 1, 1)
+    assert "`dnnlab cache clear --stale` removes them" in runner.invoke(app, ["cache", "info"]).stdout
+    stale = runner.invoke(app, ["cache", "clear", "--stale"])
+    assert stale.exit_code == 0 and "removed 1 stale cache file(s)" in stale.stdout
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [name(key), "xla_compile_cache__1__2__XLA_CPU_JIT.pb"]
+    )
     cleared = runner.invoke(app, ["cache", "clear"])
-    assert cleared.exit_code == 0 and "removed 2 cache file(s)" in cleared.stdout
+    assert cleared.exit_code == 0 and "removed 1 cache file(s)" in cleared.stdout
     assert [p.name for p in cache.iterdir()] == ["xla_compile_cache__1__2__XLA_CPU_JIT.pb"]
 
 

@@ -25,7 +25,7 @@ def _size(size: int) -> str:
 @user_errors
 def info(as_json: JsonFlag = False) -> None:
     """Where the cache is and what it holds: entries this TensorFlow, CPU and XLA flags can load,
-    and stale ones (another version, machine or flags) that only `dnnlab cache clear` removes."""
+    and stale ones (another version, machine or flags), which `dnnlab cache clear --stale` removes."""
     found = xla_cache.summary()
     folder = None if found.directory is None else str(found.directory)
     if as_json:
@@ -48,15 +48,23 @@ def info(as_json: JsonFlag = False) -> None:
     console.print(f"cache: {escape_markup(folder)}")
     console.print(f"key: {found.key} (TensorFlow version, XLA flags, CPU)")
     console.print(f"entries: {found.current[0]} ({_size(found.current[1])})")
-    console.print(f"stale entries: {found.other[0]} ({_size(found.other[1])})")
+    hint = " (never loaded here: `dnnlab cache clear --stale` removes them)" if found.other[0] else ""
+    console.print(f"stale entries: {found.other[0]} ({_size(found.other[1])}){hint}")
 
 
 @cache_app.command()
 @user_errors
 def clear(
+    stale: Annotated[
+        bool,
+        typer.Option(
+            "--stale", help="Only entries of another TensorFlow, CPU or XLA flags, never loaded here."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing.")] = False,
 ) -> None:
     """Delete the cache's entries (only files dnnlab's cache wrote); runs compile again."""
-    files, size = xla_cache.clear()
+    files, size = xla_cache.clear(stale_only=stale)
     if not quiet:
-        stdout_console().print(f"removed {files} cache file(s), {_size(size)}")
+        kind = "stale cache file(s)" if stale else "cache file(s)"
+        stdout_console().print(f"removed {files} {kind}, {_size(size)}")
