@@ -30,6 +30,10 @@ def test_a_regularized_run_logs_its_data_loss_and_compare_ranks_on_it(tmp_path):
     values = [min(float(r["val_data_loss"]) for r in read_metrics(run.path)) for run in ranked.runs]
     assert [run.best.value for run in ranked.runs] == pytest.approx(values)
     assert values == sorted(values)
+    mixed = compare([*runs, plain], metric="val_data_loss")  # a plain run's data loss is its loss
+    by_path = {run.path: run.best.value for run in mixed.runs}
+    assert by_path[plain] == pytest.approx(min(float(r["val_loss"]) for r in read_metrics(plain)))
+    assert len(by_path) == 3 and all(value is not None for value in by_path.values())
 
 
 def test_val_data_loss_can_be_monitored_only_when_a_penalty_is_logged():

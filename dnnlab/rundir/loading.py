@@ -17,6 +17,7 @@ from dnnlab.rundir.layers_csv import read_layers_rows
 from dnnlab.rundir.layout import CONFIG_YAML, METRICS_CSV, RUN_JSON, is_run_dir
 from dnnlab.rundir.reading import RunFileUnreadable, parse_json, read_run_file
 from dnnlab.rundir.records import BestRecord, RunRecord, int_or_none
+from dnnlab.spec.checks import DATA_LOSS
 
 # metrics.csv columns that are bookkeeping, not train or validation metrics.
 NOT_METRICS = ("epoch", "lr", "seconds")
@@ -110,9 +111,31 @@ def _runs_in(folder: Path) -> list[Path]:
 
 
 def load_runs(paths: list[Path]) -> list[LoadedRun]:
-    """Load run directories, parsing each distinct section of their config.yaml files once."""
+    """Load run directories, parsing each distinct section of their config.yaml files once.
+
+    Where some of them log `data_loss` (an l1/l2 penalty is added to their `loss`), a run without
+    a penalty gets its `loss` as its `data_loss` too, the same figure by definition, so runs
+    regularized and not can be ranked on one metric."""
     sections: dict[str, Any] = {}
-    return [load_run(p, sections) for p in paths]
+    runs = [load_run(p, sections) for p in paths]
+    if any(DATA_LOSS in run.history for run in runs):
+        for run in runs:
+            if run.config is not None and not _has_weight_penalty(run.config):
+                for prefix in ("", "val_"):
+                    loss = run.history.get(f"{prefix}loss")
+                    if loss is not None:
+                        run.history.setdefault(f"{prefix}{DATA_LOSS}", loss)
+    return runs
+
+
+def _has_weight_penalty(config: dict[str, Any]) -> bool:
+    """Whether the run's config.yaml names an l1/l2 regularizer on the model or any layer."""
+    model = config.get("model")
+    if not isinstance(model, dict):
+        return True  # unknown: leave the run as it is
+    layers = model.get("layers")
+    layers = layers if isinstance(layers, list) else []
+    return bool(model.get("regularizer")) or any(isinstance(x, dict) and x.get("regularizer") for x in layers)
 
 
 def load_run(path: Path, sections: dict[str, Any] | None = None) -> LoadedRun:
