@@ -535,6 +535,36 @@ def test_a_repeat_of_a_paused_configuration_is_pruned_at_its_rung(tiny, tmp_path
     assert promotable(configs, 3, "minimize") == []
 
 
+def test_a_repeat_of_a_configuration_still_training_hears_its_result_once_it_is_judged(
+    tiny, tmp_path, fake, monkeypatch
+):
+    """Two workers: the second suggestion repeats the first while the first trains. The repeat is
+    not trained; the study hears the first's value when it completes, not a guess before."""
+    train = fake.train
+
+    def two_at_once(sweep_dir, trials, jobs, threads, address, report):
+        feed, running = executors.as_feed(trials), []
+        while True:
+            while len(running) < 2 and feed.ready():
+                trial = feed.next()
+                if trial is None:
+                    break
+                report("started", trial, None)
+                running.append(trial)
+            if not running:
+                break
+            trial = running.pop(0)
+            report("finished", trial, train(Path(sweep_dir), trial))
+
+    monkeypatch.setattr(executors, "get", lambda name: two_at_once)
+    result = search(tiny, tmp_path / "runs", trials=6, axes=[ACTIVATION], startup=2, jobs=2)
+    first, second = result.record.configs[:2]
+    assert (second.status, second.duplicate_of) == ("duplicate", 0)  # asked while the first trained
+    told = study_trials(result.path)[second.number]
+    assert first.status == "completed" and told.state.name == "COMPLETE" and told.value == first.value
+    assert len(fake.order) == len(set(fake.order)) == len(result.record.trials)
+
+
 @pytest.mark.parametrize(
     ("change", "says"),
     [

@@ -554,19 +554,20 @@ class SearchFeed:
         """Tell the study what the original configuration showed, as Optuna's FAQ does for a
         repeated suggestion: its value once it completed; while it is paused or once it is pruned
         or diverged, PRUNED with its curve (which also steers the sampler away from asking again);
-        FAIL if it failed. An original not yet judged (another worker trains it) is waited for."""
+        FAIL if it failed or diverged before its first rung. An original that another worker is
+        training is waited for: the next sync after it is judged tells the repeat."""
         from optuna.trial import TrialState
 
         original = self.record.configs[config.duplicate_of]
         judged = original.rungs[-1]["epochs"] if original.rungs else 0
         if original.status == "completed":
             state, value = TrialState.COMPLETE, original.value
-        elif original.rungs:
-            state, value = TrialState.PRUNED, None
-        elif original.status in ("failed", "diverged", "pruned"):
-            state, value = TrialState.FAIL, None
-        else:
+        elif original.status == RUNNING:
             return
+        elif original.status != "failed" and original.rungs:
+            state, value = TrialState.PRUNED, None
+        else:
+            state, value = TrialState.FAIL, None
         self._report(config, self._curve(original))
         self.storage.set_trial_user_attr(self._trial_id(config.number), EPOCHS_ATTR, judged)
         self.study.tell(config.number, value, state=state, skip_if_finished=True)
