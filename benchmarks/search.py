@@ -12,7 +12,13 @@ epochs and wall seconds spent until its best so far came within 0.005 of the bes
 each epoch as Keras ends it). Wall seconds count from the start of the command or script, the
 import of TensorFlow included.
 
-    PYTHONPATH=. python benchmarks/search.py [--write] [--budget 117] [--asha-trials 45]
+The epoch budget is matched: every way is judged on its first BUDGET epochs (a dnnlab trial
+whose finish would take its way past the budget, and everything after it, is not counted), so
+an ASHA search given more configurations than the budget needs spends no more than the others.
+`--repeats N` runs every way N times, repeat r with sampler seed r (the same training seed), and
+reports each repeat and the median of each ratio.
+
+    PYTHONPATH=. python benchmarks/search.py [--write] [--budget 117] [--asha-trials 45] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,6 +42,7 @@ from shared import machine, write_section  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 HEADING = "## search"
 RANDOM_BEST = "to random's best (s, epochs)"
+WITHIN_HEADER = "to within 0.005 (s, epochs)"
 EPOCHS = 9  # a trial's most; ASHA's rungs are 1, 3 and 9 epochs
 WITHIN = 0.005
 SPEC = {
@@ -53,21 +61,21 @@ AXES = {
 INITIALIZER = {"relu": "he_normal", "elu": "he_normal", "selu": "lecun_normal", "tanh": "glorot_uniform"}
 
 
-def sweep_file(folder: Path, sampler: str, pruner: str, trials: int) -> Path:
+def sweep_file(folder: Path, sampler: str, pruner: str, trials: int, seed: int) -> Path:
     (folder / "spec.yaml").write_text(yaml.safe_dump(SPEC, sort_keys=False))
-    search = {"sampler": sampler, "pruner": pruner, "trials": trials, "metric": "val_accuracy", "seed": 0}
+    search = {"sampler": sampler, "pruner": pruner, "trials": trials, "metric": "val_accuracy", "seed": seed}
     search.update({"eta": 3, "startup": 8, "axes": AXES})
     path = folder / f"{sampler}-{pruner}.yaml"
     path.write_text(yaml.safe_dump({"spec": "spec.yaml", "search": search, "jobs": "auto"}, sort_keys=False))
     return path
 
 
-def run_dnnlab(folder: Path, sampler: str, pruner: str, trials: int) -> dict:
+def run_dnnlab(folder: Path, sampler: str, pruner: str, trials: int, seed: int, budget: int) -> dict:
     """Run one search sweep; its timeline of (seconds, epochs spent, value) as trials finish."""
-    runs = folder / f"runs-{sampler}-{pruner}"
+    runs = folder / f"runs-{sampler}-{pruner}-{seed}"
     started = time.time()
     result = subprocess.run(
-        [sys.executable, "-m", "dnnlab", "sweep", str(sweep_file(folder, sampler, pruner, trials))]
+        [sys.executable, "-m", "dnnlab", "sweep", str(sweep_file(folder, sampler, pruner, trials, seed))]
         + ["--runs-dir", str(runs), "--json", "-q"],
         capture_output=True,
         text=True,
@@ -86,13 +94,15 @@ def run_dnnlab(folder: Path, sampler: str, pruner: str, trials: int) -> dict:
         value = (trial.get("best") or {}).get("value")
         events.append((finished, trial["epochs_done"], value))
     events.sort()
-    return {"wall": wall, "timeline": _timeline(events), "trials": len(record["trials"])}
+    return {"wall": wall, "timeline": _timeline(events, budget), "trials": len(record["trials"])}
 
 
-def _timeline(events: list[tuple[float, int, float | None]]) -> list[tuple[float, int, float]]:
-    """(seconds, epochs spent so far, best value so far) after each event."""
+def _timeline(events: list[tuple[float, int, float | None]], budget: int) -> list[tuple[float, int, float]]:
+    """(seconds, epochs spent so far, best value so far) after each event, up to `budget` epochs."""
     timeline, epochs, best = [], 0, None
     for seconds, spent, value in events:
+        if epochs + spent > budget:
+            break
         epochs += spent
         if value is not None and (best is None or value > best):
             best = value
@@ -104,7 +114,7 @@ def _timeline(events: list[tuple[float, int, float | None]]) -> list[tuple[float
 SCRIPT = r"""
 import json, sys, time
 budget, epochs_max, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
-start = float(sys.argv[4])
+start, seed = float(sys.argv[4]), int(sys.argv[5])
 import optuna
 import keras
 from optuna_integration import TFKerasPruningCallback
@@ -152,7 +162,7 @@ def stop_at_budget(study, trial):
         study.stop()
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
-sampler = optuna.samplers.TPESampler(seed=0, n_startup_trials=8)
+sampler = optuna.samplers.TPESampler(seed=seed, n_startup_trials=8)
 pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
 study = optuna.create_study(direction="maximize", sampler=sampler, pruner=pruner)
 study.optimize(objective, n_trials=1000, callbacks=[stop_at_budget])
@@ -160,11 +170,11 @@ json.dump({"events": events, "trials": len(study.trials)}, open(out, "w"))
 """
 
 
-def run_script(folder: Path, budget: int) -> dict:
-    out = folder / "script.json"
+def run_script(folder: Path, budget: int, seed: int) -> dict:
+    out = folder / f"script-{seed}.json"
     started = time.time()
     result = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(budget), str(EPOCHS), str(out), repr(started)],
+        [sys.executable, "-c", SCRIPT, str(budget), str(EPOCHS), str(out), repr(started), str(seed)],
         capture_output=True,
         text=True,
     )
@@ -173,7 +183,7 @@ def run_script(folder: Path, budget: int) -> dict:
         raise SystemExit(f"the Optuna + Keras script failed:\n{result.stderr[-3000:]}")
     data = json.loads(out.read_text())
     events = [(seconds, 1, value) for seconds, _, value in data["events"]]
-    return {"wall": wall, "timeline": _timeline(events), "trials": data["trials"]}
+    return {"wall": wall, "timeline": _timeline(events, budget), "trials": data["trials"]}
 
 
 def reach(timeline: list[tuple[float, int, float]], target: float) -> tuple[float, int] | None:
@@ -181,72 +191,113 @@ def reach(timeline: list[tuple[float, int, float]], target: float) -> tuple[floa
     return next(((s, e) for s, e, best in timeline if best >= target), None)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--write", action="store_true")
-    parser.add_argument("--budget", type=int, default=117, help="epochs in all (random: budget/9 trials)")
-    parser.add_argument("--asha-trials", type=int, default=45, help="tpe+asha configurations")
-    args = parser.parse_args()
-    where = machine()
-    with tempfile.TemporaryDirectory() as temp:
-        folder = Path(temp)
-        ways = {
-            "random sweep (--search random)": run_dnnlab(folder, "random", "none", args.budget // EPOCHS),
-            "--search tpe --prune asha": run_dnnlab(folder, "tpe", "asha", args.asha_trials),
-            "Optuna TPE + median pruner + Keras fit": run_script(folder, args.budget),
-        }
+RANDOM, ASHA, SCRIPT_WAY = (
+    "random sweep (--search random)",
+    "--search tpe --prune asha",
+    "Optuna TPE + median pruner + Keras fit",
+)
+
+
+def one_repeat(folder: Path, budget: int, asha_trials: int, seed: int) -> tuple[list[str], dict]:
+    """The three ways with sampler seed `seed`: the table's rows and the repeat's two ratios."""
+    ways = {
+        RANDOM: run_dnnlab(folder, "random", "none", budget // EPOCHS, seed, budget),
+        ASHA: run_dnnlab(folder, "tpe", "asha", asha_trials, seed, budget),
+        SCRIPT_WAY: run_script(folder, budget, seed),
+    }
     best = max(way["timeline"][-1][2] for way in ways.values())
-    random_best = ways["random sweep (--search random)"]["timeline"][-1][2]
+    random_best = ways[RANDOM]["timeline"][-1][2]
     rows = []
     for name, way in ways.items():
         got = reach(way["timeline"], best - WITHIN)
         at_random = reach(way["timeline"], random_best)
         rows.append(
-            f"| {name} | {way['trials']} | {way['timeline'][-1][1]} | {way['wall']:.0f} | "
+            f"| {seed} | {name} | {way['trials']} | {way['timeline'][-1][1]} | {way['wall']:.0f} | "
             f"{way['timeline'][-1][2]:.4f} | {_pair(got)} | {_pair(at_random)} |"
         )
-    tpe, rnd = ways["--search tpe --prune asha"], ways["random sweep (--search random)"]
-    script = ways["Optuna TPE + median pruner + Keras fit"]
-    tpe_random = reach(tpe["timeline"], random_best)
-    rnd_random = reach(rnd["timeline"], random_best)
-    tpe_best, script_best = reach(tpe["timeline"], best - WITHIN), reach(script["timeline"], best - WITHIN)
-    epochs_ratio = f"{tpe_random[1] / rnd_random[1]:.2f}x" if tpe_random else "never (it did not reach it)"
-    script_random = reach(script["timeline"], random_best)
+    tpe_random = reach(ways[ASHA]["timeline"], random_best)
+    rnd_random = reach(ways[RANDOM]["timeline"], random_best)
+    tpe_best, script_best = (
+        reach(ways[ASHA]["timeline"], best - WITHIN),
+        reach(ways[SCRIPT_WAY]["timeline"], best - WITHIN),
+    )
+    script_random = reach(ways[SCRIPT_WAY]["timeline"], random_best)
+    ratios = {"epochs": tpe_random[1] / rnd_random[1] if tpe_random else None, "wall": None, "wall_to": None}
     if tpe_best and script_best:
-        wall_ratio = f"{tpe_best[0] / script_best[0]:.2f}x the wall time of the Optuna + Keras script"
+        ratios.update(wall=tpe_best[0] / script_best[0], wall_to="within 0.005 of the best")
     elif tpe_random and script_random:  # a threshold both reached: the random sweep's best
-        wall_ratio = (
-            f"(not both came within 0.005; to the random sweep's best instead) "
-            f"{tpe_random[0] / script_random[0]:.2f}x the wall time of the Optuna + Keras script"
-        )
-    else:
-        wall_ratio = "not comparable: the two never reached a common threshold"
+        ratios.update(wall=tpe_random[0] / script_random[0], wall_to="the random sweep's best")
+    return rows, ratios
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--write", action="store_true")
+    parser.add_argument("--budget", type=int, default=117, help="epochs in all (random: budget/9 trials)")
+    parser.add_argument("--asha-trials", type=int, default=45, help="tpe+asha configurations")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of every way, sampler seeds 0..N-1")
+    args = parser.parse_args()
+    where = machine()
+    rows, ratios = [], []
+    with tempfile.TemporaryDirectory() as temp:
+        for seed in range(args.repeats):
+            got_rows, got = one_repeat(Path(temp), args.budget, args.asha_trials, seed)
+            rows += got_rows
+            ratios.append(got)
+    epochs = [r["epochs"] for r in ratios]
+    walls = [r["wall"] for r in ratios]
+    command = (
+        f"PYTHONPATH=. python benchmarks/search.py --budget {args.budget} "
+        f"--asha-trials {args.asha_trials} --repeats {args.repeats}"
+    )
+    header = "| repeat | way | trials | epochs spent | wall s | best val_accuracy | "
+    header += f"{WITHIN_HEADER} | {RANDOM_BEST} |"
     text = f"""{HEADING}
 
-`PYTHONPATH=. python benchmarks/search.py --budget {args.budget} --asha-trials {args.asha_trials}`:
+`{command}`:
 digits (test 0.2 held out, validation 0.2 of the rest; the script splits the same fractions
 with its own rows), four axes (learning rate log-uniform 1e-4..0.3; hidden [32], [64, 64] or
 [128, 128]; relu/elu/selu/tanh, each with its initializer; dropout rate uniform 0..0.5), up to
 {EPOCHS} epochs a trial, Nadam (dnnlab's default optimizer), batches of 32, ranked by the best
-val_accuracy. Random: {args.budget // EPOCHS} configurations of {EPOCHS} epochs; tpe+asha:
+val_accuracy. Random: {args.budget // EPOCHS} configurations of {EPOCHS} epochs; tpe+asha: up to
 {args.asha_trials} configurations (rungs 1, 3, 9); the script: Optuna TPE (8 startup trials) +
-MedianPruner over Keras `model.fit` with optuna_integration's TFKerasPruningCallback, stopped at
-{args.budget} epochs. dnnlab ran its default workers (`jobs: auto`); the script is one process.
-"to within 0.005": epochs and wall seconds until the best so far came within 0.005 of the best any
-way reached ({best:.4f}); "to random's best": until it reached the random sweep's best
-({random_best:.4f}). One repeat (the shared machine's time did not allow three), so the figures
-carry the noise of one seed of each search. {where}.
+MedianPruner over Keras `model.fit` with optuna_integration's TFKerasPruningCallback. Every way is
+judged on its first {args.budget} epochs (matched budget; "wall s" is the whole command's). dnnlab
+ran its default workers (`jobs: auto`); the script is one process. "to within 0.005": epochs and
+wall seconds until the best so far came within 0.005 of the best any way reached in that repeat;
+"to random's best": until it reached the random sweep's best. {args.repeats} repeat(s), repeat r
+with sampler seed r. {where}.
 
-| way | trials | epochs spent | wall s | best val_accuracy | to within 0.005 (s, epochs) | {RANDOM_BEST} |
-| --- | ---: | ---: | ---: | ---: | ---: | ---: |
+{header}
+| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |
 {chr(10).join(rows)}
 
-tpe+asha reached the random sweep's best in **{epochs_ratio}** the random sweep's epochs (target
-<= 0.4x), and came within 0.005 of the best in **{wall_ratio}** (target <= 0.6x).
+tpe+asha reached the random sweep's best in **{_median(epochs)}** the random sweep's epochs
+(median of the repeats: {_each(epochs)}; target <= 0.4x), and its wall time to the common
+threshold (within 0.005 of the best where the script came there too, else the random sweep's
+best) was **{_median(walls)}** the Optuna + Keras script's ({_each(walls, ratios)}; target <= 0.6x).
 """
     print(text)
     if args.write:
         write_section(HEADING, text)
+
+
+def _median(values: list[float | None]) -> str:
+    known = [v for v in values if v is not None]
+    if not known:
+        return "never (no repeat reached it)"
+    note = "" if len(known) == len(values) else f", {len(values) - len(known)} repeat(s) never"
+    return f"{statistics.median(known):.2f}x{note}"
+
+
+def _each(values: list[float | None], ratios: list[dict] | None = None) -> str:
+    parts = []
+    for index, value in enumerate(values):
+        part = "never" if value is None else f"{value:.2f}x"
+        if ratios is not None and value is not None:
+            part += f" to {ratios[index]['wall_to']}"
+        parts.append(part)
+    return ", ".join(parts)
 
 
 def _pair(got: tuple[float, int] | None) -> str:

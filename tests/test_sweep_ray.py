@@ -180,14 +180,14 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def ray_node(temp_dir: str, *role: str) -> subprocess.Popen:
+def ray_node(temp_dir: str, *role: str, cpus: int = 1) -> subprocess.Popen:
     """`ray start --block` in a session of its own: the node's processes (GCS, raylet, workers)
     stay in its process group, which the test ends by id. `ray stop` would end every Ray process of
     this user on the machine, other people's clusters included."""
     ray_cli = Path(sys.executable).with_name("ray")
     ports = ["--node-manager-port", "--object-manager-port", "--metrics-export-port"]
     ports += ["--dashboard-agent-listen-port", "--dashboard-agent-grpc-port", "--runtime-env-agent-port"]
-    command = [str(ray_cli), "start", "--block", *role, "--node-ip-address=127.0.0.1", "--num-cpus=1"]
+    command = [str(ray_cli), "start", "--block", *role, "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}"]
     command += [f"--temp-dir={temp_dir}", "--disable-usage-stats"]
     command += [f"{flag}={free_port()}" for flag in ports]
     env = {**os.environ, "RAY_ADDRESS": ""}
@@ -294,6 +294,96 @@ def test_a_search_on_a_two_node_cluster_runs_trials_on_both_and_stops_every_proc
         nodes_used = {trial["node"] for trial in record["trials"]}
         assert len(nodes_used) == 2, nodes_used  # one CPU a node, two trials at a time: both nodes ran
     finally:
+        for node in reversed(nodes):
+            stop_node(node)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+    assert not any(group_alive(node.pid) for node in nodes)
+
+
+def running_trials(runs: Path) -> list[Path]:
+    """The trial folders whose run is training (run.json `running`) and has committed an epoch."""
+    found = []
+    for run in runs.glob("*/0*"):
+        with contextlib.suppress(OSError, ValueError, KeyError):
+            if read_json(run / "run.json")["status"] == "running" and read_metrics(run):
+                found.append(run)
+    return found
+
+
+@pytest.mark.slow
+def test_a_node_killed_mid_trial_fails_that_trial_and_resume_completes_the_search(
+    spec, tmp_path, monkeypatch
+):
+    """Two nodes of one trial each; the worker node's processes are SIGKILLed while both train:
+    its trial is recorded failed (Ray does not retry it), the search goes on on the head, and
+    `sweep --resume` continues the killed run from its last committed epoch to the end."""
+    pytest.importorskip("ray")
+    pytest.importorskip("optuna")
+    from dnnlab.sweep.runner import available_cores
+
+    monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(32))
+    cpus = max(1, available_cores() // 2)  # a trial's threads with --jobs 2: one trial per node
+    port = free_port()
+    temps = [tempfile.mkdtemp(prefix="dnnlab-ray-") for _ in range(2)]
+    nodes: list[subprocess.Popen] = []
+    driver = None
+    epochs = 30
+    try:
+        head = ray_node(
+            temps[0], "--head", f"--port={port}", "--include-dashboard=false",
+            f"--ray-client-server-port={free_port()}", cpus=cpus,
+        )  # fmt: skip
+        nodes.append(head)
+        wait_listening(port, head)
+        worker_node = ray_node(temps[1], f"--address=127.0.0.1:{port}", cpus=cpus)
+        nodes.append(worker_node)
+        wait_for_nodes(port, 2)
+        runs = tmp_path / "runs"
+        args = ["-o", f"training.epochs={epochs}", "-o", "training.batch_size=8"]
+        args += ["-g", "training.optimizer.learning_rate=loguniform(0.001,0.03)"]
+        driver = subprocess.Popen(
+            [sys.executable, "-m", "dnnlab", "sweep", str(spec), *args, "--search", "random", "--trials", "3"]
+            + ["--jobs", "2", "--executor", "ray", "--address", f"127.0.0.1:{port}", "--runs-dir", str(runs)],
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and len(running_trials(runs)) < 2 and driver.poll() is None:
+            time.sleep(0.2)
+        assert len(running_trials(runs)) == 2, "two trials never trained at once"
+        os.killpg(worker_node.pid, signal.SIGKILL)  # the node and the trial on it die mid-epoch
+        worker_node.wait(timeout=30)
+        _, stderr = driver.communicate(timeout=400)
+        assert driver.returncode == 1, stderr[-3000:]
+        (sweep_dir,) = runs.iterdir()
+        record = read_json(sweep_dir / "sweep.json")
+        lost = [t for t in record["trials"] if t["status"] == "failed"]
+        assert lost and record["status"] == "failed"  # (a task sent to the node as it died is lost too)
+        for trial in lost:
+            assert "its Ray worker process died" in trial["error"] and "--resume" in trial["error"]
+        found = [sweep_dir / t["run"] / "run.json" for t in lost]
+        statuses = [read_json(path)["status"] for path in found if path.exists()]
+        assert "running" in statuses  # the killed trial, cut mid-training
+        assert all(t["status"] == "completed" for t in record["trials"] if t not in lost)  # on the head
+
+        resumed = dnnlab("sweep", "--resume", sweep_dir, timeout=400)
+        assert resumed.returncode == 0, resumed.stderr[-3000:]
+        record = read_json(sweep_dir / "sweep.json")
+        assert record["status"] == "completed" and len(record["configs"]) == 3
+        assert [t["status"] for t in record["trials"]] == ["completed"] * 3
+        for trial in record["trials"]:
+            rows = read_metrics(sweep_dir / trial["run"])
+            assert [row["epoch"] for row in rows] == [str(e) for e in range(epochs)], trial["run"]
+    finally:
+        if driver is not None and driver.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(driver.pid, signal.SIGKILL)
+            driver.wait(timeout=30)
         for node in reversed(nodes):
             stop_node(node)
         for temp in temps:

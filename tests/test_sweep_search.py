@@ -10,8 +10,10 @@ a paused and promoted run is the run trained in one go, bit for bit.
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -480,6 +482,107 @@ def test_a_run_whose_worker_died_fails_the_search_and_resume_completes_it(tiny, 
     told = [t for t in study_trials(result.path) if t.user_attrs.get("dnnlab_config") == 1]
     assert [t.state.name for t in told] == ["FAIL", "COMPLETE"]  # its result added to the study
     assert told[1].params == told[0].params and told[1].value == pytest.approx(config.value)
+
+
+def test_a_repeated_suggestion_is_not_trained_and_the_study_hears_the_earlier_result(
+    tiny, tmp_path, fake, capsys
+):
+    """Three activations and eight suggestions: TPE repeats itself. A repeat would train the same
+    runs again (same overrides, same seeds); it is recorded as a duplicate of the first and the
+    study is told that one's value, as Optuna's FAQ does. `--trials` counts every suggestion."""
+    result = search(tiny, tmp_path / "runs", trials=8, axes=[ACTIVATION], startup=2)
+    assert result.record.status == "completed" and result.exit_code == 0
+    configs = result.record.configs
+    assert len(configs) == 8  # the budget: suggestions, repeats included
+    originals = [c for c in configs if c.duplicate_of is None]
+    repeats = [c for c in configs if c.duplicate_of is not None]
+    assert repeats and len({repr(c.params) for c in originals}) == len(originals) <= 3
+    assert len(result.record.trials) == len(originals) == len(fake.order)  # each trained once
+    trials = study_trials(result.path)
+    assert len(trials) == 8
+    for config in repeats:
+        original = configs[config.duplicate_of]
+        assert original.duplicate_of is None and original.params == config.params
+        assert config.status == "duplicate" and config.value is None and config.rungs == []
+        told = trials[config.number]
+        assert told.state.name == "COMPLETE" and told.value == original.value
+        assert told.user_attrs["dnnlab_config"] == config.id
+    from dnnlab.cli.run_commands import render_sweep
+
+    render_sweep(result)  # the summary the CLI prints
+    said = f"{len(repeats)} of the 8 suggested configurations repeated an earlier one: not trained again"
+    assert said in capsys.readouterr().err
+    again = resume_sweep(result.path, ["test"], trials=10, progress=False)  # 10 suggestions in all
+    assert len(again.record.configs) == 10 and len(study_trials(result.path)) == 10
+    assert len(fake.order) == len(set(fake.order)) == len(again.record.trials)
+
+
+def test_a_repeat_of_a_paused_configuration_is_pruned_at_its_rung(tiny, tmp_path, fake):
+    """Under ASHA the original may be paused at a rung when it is suggested again: the repeat is
+    told PRUNED with the original's curve so far (not trained, not a rival at the rung)."""
+    result = search(tiny, tmp_path / "runs", trials=8, axes=[ACTIVATION], startup=2, prune="asha")
+    configs = result.record.configs
+    repeats = [c for c in configs if c.duplicate_of is not None]
+    assert repeats and result.record.status == "completed"
+    trials = study_trials(result.path)
+    for config in repeats:
+        told = trials[config.number]
+        original = configs[config.duplicate_of]
+        assert told.state.name == "PRUNED"
+        assert told.value == original.value_at(max(told.intermediate_values))  # its rung's value
+    for run, epochs in fake.trained.items():
+        assert epochs == list(range(len(epochs))), run  # no epoch trained twice
+    assert promotable(configs, 3, "minimize") == []
+
+
+def test_a_repeat_of_a_configuration_still_training_hears_its_result_once_it_is_judged(
+    tiny, tmp_path, fake, monkeypatch
+):
+    """Two workers: the second suggestion repeats the first while the first trains. The repeat is
+    not trained; the study hears the first's value when it completes, not a guess before."""
+    train = fake.train
+
+    def two_at_once(sweep_dir, trials, jobs, threads, address, report):
+        feed, running = executors.as_feed(trials), []
+        while True:
+            while len(running) < 2 and feed.ready():
+                trial = feed.next()
+                if trial is None:
+                    break
+                report("started", trial, None)
+                running.append(trial)
+            if not running:
+                break
+            trial = running.pop(0)
+            report("finished", trial, train(Path(sweep_dir), trial))
+
+    monkeypatch.setattr(executors, "get", lambda name: two_at_once)
+    result = search(tiny, tmp_path / "runs", trials=6, axes=[ACTIVATION], startup=2, jobs=2)
+    first, second = result.record.configs[:2]
+    assert (second.status, second.duplicate_of) == ("duplicate", 0)  # asked while the first trained
+    told = study_trials(result.path)[second.number]
+    assert first.status == "completed" and told.state.name == "COMPLETE" and told.value == first.value
+    assert len(fake.order) == len(set(fake.order)) == len(result.record.trials)
+
+
+@pytest.mark.parametrize(
+    ("change", "says"),
+    [
+        (lambda configs: configs[1].update(duplicate_of=1), "configs[1].duplicate_of"),
+        (lambda configs: configs[0].update(duplicate_of=None, status="duplicate"), "configs[0].duplicate_of"),
+        (lambda configs: configs[0].update(duplicate_of=0), "configs[0].duplicate_of"),
+    ],
+)
+def test_a_damaged_duplicate_is_one_line(tiny, tmp_path, fake, change, says):
+    result = search(tiny, tmp_path / "runs", trials=4, axes=[ACTIVATION], startup=2)
+    path = result.path / "sweep.json"
+    record = read_json(path)
+    assert record["configs"][1]["duplicate_of"] == 0  # relu again: a repeat of the first
+    change(record["configs"])
+    path.write_text(json.dumps(record), encoding="utf-8")
+    with pytest.raises(RunDirError, match=re.escape(says)) as caught:
+        resume_sweep(result.path, ["test"], trials=5, progress=False)
+    assert "\n" not in str(caught.value)
 
 
 def test_more_than_one_worker_says_once_that_the_order_may_differ(tiny, tmp_path, fake, capsys):

@@ -148,7 +148,10 @@ def sweep(
     trials: Annotated[
         int | None,
         typer.Option(
-            "--trials", min=1, help="Configurations a search tries in all (with --resume: the new total)."
+            "--trials",
+            min=1,
+            help="Configurations a search suggests in all, a repeat of an earlier one included (not "
+            "trained again); with --resume: the new total.",
         ),
     ] = None,
     prune: Annotated[
@@ -242,6 +245,14 @@ def render_sweep(result) -> None:
     counts = ", ".join(f"{n} {status}" for status, n in sorted(result.record.counts().items()))
     colour = {"completed": "green", "interrupted": "yellow"}.get(result.record.status, "red")
     console.print(f"[{colour}]sweep {result.record.status}[/]: {counts}", soft_wrap=True)
+    configs = result.record.configs
+    repeats = sum(c.duplicate_of is not None for c in configs)
+    if repeats:
+        console.print(
+            f"{repeats} of the {len(configs)} suggested configurations repeated an earlier one: "
+            "not trained again, the study was told the earlier one's result",
+            soft_wrap=True,
+        )
     try:
         comparison = comparing.compare([result.path], group_seeds=True)
     except DnnlabError:

@@ -367,7 +367,7 @@ def _search_options(
     resolved = replace(base, **{key: value for key, value in changed.items() if value is not None})
     if resolved.trials is None and resolved.timeout is None:
         raise ConfigError(
-            "a search needs to know when to stop: --trials N (configurations in all) or --timeout S "
+            "a search needs to know when to stop: --trials N (suggestions in all) or --timeout S "
             "(trials: or timeout: in a sweep file's search: section)"
         )
     return resolved

@@ -21,7 +21,7 @@ from dnnlab.spec.models import MAX_SEED
 from dnnlab.spec.wording import short
 from dnnlab.sweep.axes import MAX_TRIALS
 from dnnlab.sweep.definition import AUTO_SEEDS_LIMIT, AUTO_SEEDS_START
-from dnnlab.sweep.rungs import FINISHED, PAUSED, RUNNING
+from dnnlab.sweep.rungs import DUPLICATE, FINISHED, PAUSED, RUNNING
 from dnnlab.sweep.trials import PENDING, is_trial_name
 
 RECORD_STATUSES = ("running", "completed", "failed", "interrupted")
@@ -82,6 +82,7 @@ def _check_record(data: Any, version: int) -> None:
             raise _Refused("configs", f"{len(configs):,} configurations; a search has at most {MAX_TRIALS:,}")
         for index, config in enumerate(configs):
             _check_config(config, f"configs[{index}]")
+            _check_duplicate(configs, index)
     if data.get("auto_seeds") is not None:
         if search:
             raise _Refused("auto_seeds", "a search records no auto_seeds")
@@ -166,6 +167,26 @@ def _check_config(config: Any, where: str) -> None:
     if config.get("value") is not None and not _is_number(config["value"]):
         raise _Refused(f"{where}.value", f"expected null or a number; received {short(config['value'])}")
     _optional(config, "error", str, where)
+
+
+def _check_duplicate(configs: list[dict[str, Any]], index: int) -> None:
+    """A duplicate names an earlier configuration that is no duplicate itself (the driver tells
+    the study the original's result through it)."""
+    config = configs[index]
+    original = config.get("duplicate_of")
+    duplicate = config.get("status") == DUPLICATE
+    if original is None and not duplicate:
+        return
+    if not (
+        duplicate
+        and _is_int(original)
+        and 0 <= original < index
+        and configs[original].get("duplicate_of") is None
+    ):
+        raise _Refused(
+            f"configs[{index}].duplicate_of",
+            "expected, with status duplicate only, the id of an earlier configuration that is no duplicate",
+        )
 
 
 def _check_auto_seeds(state: Any) -> None:

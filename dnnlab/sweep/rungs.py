@@ -17,8 +17,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-RUNNING, PAUSED = "running", "paused"
-FINISHED = ("completed", "pruned", "diverged", "failed")  # a configuration that never trains again
+RUNNING, PAUSED, DUPLICATE = "running", "paused", "duplicate"
+# A configuration that never trains again; a duplicate (the parameters of an earlier one) never trained.
+FINISHED = ("completed", "pruned", "diverged", "failed", DUPLICATE)
 
 
 @dataclass
@@ -31,11 +32,12 @@ class Config:
     number: int  # its Optuna trial's number (the one suggested; a promotion may add records)
     max_epochs: int  # the spec's training.epochs: the last rung
     bracket: int = 0
-    status: str = RUNNING  # running, paused, completed, pruned, diverged, failed
+    status: str = RUNNING  # running, paused, completed, pruned, diverged, failed, duplicate
     epochs: int = 0  # the epochs its runs are given now
     rungs: list[dict[str, Any]] = field(default_factory=list)  # [{epochs, value}] as judged
     value: float | None = None  # completed: the mean over seeds of each run's best
     error: str | None = None
+    duplicate_of: int | None = None  # duplicate: the earlier configuration with these parameters
 
     def to_dict(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in self.__dataclass_fields__}

@@ -18,6 +18,13 @@ instant neither runs a configuration twice nor loses one:
 - A decision in sweep.json that the study lacks is told on resume; a trial whose run finished
   but whose result was not recorded is read back from its run directory, never trained again.
 
+A suggestion may repeat an earlier configuration (TPE often does in a small space of choices).
+Its runs would be the earlier one's epoch for epoch (same overrides, same seeds), so it is not
+trained: sweep.json records it `duplicate` with `duplicate_of`, and the study is told the earlier
+one's result (Optuna's FAQ: return the earlier value). It counts towards `trials`, which is the
+number of suggestions: were repeats free, a space with fewer configurations than `trials` would
+never end the search.
+
 Optuna has no "paused" state. A paused configuration that is not among the best of its rung is
 told PRUNED (its curve up to the rung: what Optuna's own pruners leave, and what TPE and CMA-ES
 learn from); if it is promoted later, each later result is added as one more finished trial with
@@ -48,7 +55,7 @@ from dnnlab.sweep import rungs
 from dnnlab.sweep.axes import Axis, yaml_text
 from dnnlab.sweep.definition import Search, Sweep
 from dnnlab.sweep.record import SweepDir, SweepRecord
-from dnnlab.sweep.rungs import PAUSED, RUNNING, Config
+from dnnlab.sweep.rungs import DUPLICATE, PAUSED, RUNNING, Config
 from dnnlab.sweep.trials import PENDING, Trial, refused_write, trial_dir_name
 
 STUDY_FILE = "study.journal"
@@ -392,6 +399,14 @@ class SearchFeed:
             max_epochs=self.plan.max_epochs,
             bracket=self._bracket(len(self.record.configs)),
         )
+        original = self._original(params)
+        if original is not None:  # its runs would be the original's, epoch for epoch: not trained
+            config.status, config.duplicate_of = DUPLICATE, original.id
+            config.max_epochs = original.max_epochs
+            self.record.configs.append(config)
+            self.save()
+            self.sync()
+            return
         runs = self._new_runs(config)
         try:
             checked = [self._check(t) for t in runs]
@@ -404,6 +419,18 @@ class SearchFeed:
         self.record.configs.append(config)
         self.save()
         self.sync()
+
+    def _original(self, params: dict[str, Any]) -> Config | None:
+        """The earlier configuration with these parameters (Optuna's), if any. Every configuration
+        of a search has the sweep's overrides and seeds, so equal parameters mean equal runs."""
+        return next(
+            (
+                c
+                for c in self.record.configs
+                if c.duplicate_of is None and self.plan.encode(c.params) == params
+            ),
+            None,
+        )
 
     def _suggest(self) -> tuple[int, dict[str, Any]]:
         number = len(self.storage.get_all_trials(self.study_id, deepcopy=False))
@@ -508,6 +535,10 @@ class SearchFeed:
         states = {t.number: t.state.name for t in trials}
         told = {(t.user_attrs.get(CONFIG_ATTR), t.state.name, t.user_attrs.get(EPOCHS_ATTR)) for t in trials}
         for config in self.record.configs:
+            if config.duplicate_of is not None:
+                if states.get(config.number) == "RUNNING":
+                    self._tell_duplicate(config)
+                continue
             wanted = self._wanted(config, config.id in waiting)
             judged = config.rungs[-1]["epochs"] if config.rungs else 0
             if states.get(config.number) == "RUNNING":
@@ -518,6 +549,28 @@ class SearchFeed:
                     self.study.tell(config.number, value, state=state, skip_if_finished=True)
             elif wanted is not None and (config.id, wanted[0].name, judged) not in told:
                 self._add_record(config, wanted, judged)
+
+    def _tell_duplicate(self, config: Config) -> None:
+        """Tell the study what the original configuration showed, as Optuna's FAQ does for a
+        repeated suggestion: its value once it completed; while it is paused or once it is pruned
+        or diverged, PRUNED with its curve (which also steers the sampler away from asking again);
+        FAIL if it failed or diverged before its first rung. An original that another worker is
+        training is waited for: the next sync after it is judged tells the repeat."""
+        from optuna.trial import TrialState
+
+        original = self.record.configs[config.duplicate_of]
+        judged = original.rungs[-1]["epochs"] if original.rungs else 0
+        if original.status == "completed":
+            state, value = TrialState.COMPLETE, original.value
+        elif original.status == RUNNING:
+            return
+        elif original.status != "failed" and original.rungs:
+            state, value = TrialState.PRUNED, None
+        else:
+            state, value = TrialState.FAIL, None
+        self._report(config, self._curve(original))
+        self.storage.set_trial_user_attr(self._trial_id(config.number), EPOCHS_ATTR, judged)
+        self.study.tell(config.number, value, state=state, skip_if_finished=True)
 
     def _wanted(self, config: Config, promotable: bool):
         """The state (and value) the study should hold for the configuration; None: running."""
