@@ -191,7 +191,7 @@ def _print_mc_groups(result, quiet: bool) -> None:
             f"{escape_markup(group.label)}: {len(group.runs)} run(s), seeds {escape_markup(seeds)}; "
             f"{first.instances:,} instances"
         )
-        temperatures = _stat_text(group.temperature, len(group.runs), ".3g")
+        temperatures = _stat_text(group.temperature, len(group.runs), ".3f")
         if temperatures != "-" and not quiet:
             console.print(f"temperature {temperatures}, fitted on each run's validation split")
         metrics = group.metrics
