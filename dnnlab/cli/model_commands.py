@@ -41,8 +41,13 @@ SampleChoice = choices("SampleChoice", SAMPLE_CHOICES)
 @app.command("mc-predict")
 @user_errors
 def mc_predict(
-    run_dir: Annotated[
-        Path | None, typer.Argument(help="Run directory (default: the latest completed run in ./runs).")
+    run_dirs: Annotated[
+        list[Path] | None,
+        typer.Argument(
+            help="Run directory (default: the latest completed run in ./runs); several runs or a sweep "
+            "directory: mean ± std per group of runs that differ only in seed.",
+            show_default=False,
+        ),
     ] = None,
     samples: Annotated[int, typer.Option("--samples", min=1, help="Monte Carlo samples per instance.")] = 100,
     data: Annotated[
@@ -57,7 +62,11 @@ def mc_predict(
         typer.Option("--seed", min=0, help="Seed for the dropout masks: the same seed, the same results."),
     ] = DEFAULT_SEED,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Write per-instance results to FILE.npz or FILE.csv.")
+        Path | None,
+        typer.Option(
+            "--out",
+            help="Write per-instance results to FILE.npz or FILE.csv; with several runs, to FOLDER/RUN.npz.",
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the calibration summary as one JSON object.")
@@ -80,8 +89,20 @@ def mc_predict(
 ) -> None:
     """Monte Carlo dropout: predictions with uncertainty, and calibration against the labels
     (beside the deterministic pass and the deterministic pass temperature-scaled on validation)."""
+    from dnnlab.results import mc_groups
+
+    if run_dirs and mc_groups.several_runs(run_dirs):
+        mc_groups.check_options(out, plot)
+        result = mc_groups.mc_predict_runs(
+            run_dirs, samples, data, batch_size, seed, out, sample.value, None if quiet else _mc_progress
+        )
+        _print_mc_groups(result, quiet)
+        if as_json:
+            print_json(result.to_json())
+        return
     from dnnlab.inference.mc_predict import mc_predict as mc_predicting
 
+    run_dir = run_dirs[0] if run_dirs else None
     console = stderr_console()
     status = contextlib.nullcontext() if quiet else console.status(f"sampling {samples} dropout masks ...")
     with status:
@@ -111,11 +132,13 @@ def mc_predict(
         print_json(result.to_json())
 
 
-def mc_scores_table(scores: dict):
+def mc_scores_table(scores: dict, title: str = "deterministic vs MC dropout"):
+    """Metric rows, one column per method; `scores`: method -> metric -> a number, or the text
+    of a cell."""
     from rich.table import Table
 
     # Title and caption shorter than the table: rich wraps them to its width.
-    table = Table(title="deterministic vs MC dropout", caption="lower is better, accuracy aside")
+    table = Table(title=title, caption="lower is better, accuracy aside")
     columns = {
         "deterministic": "deterministic",
         "mc": "MC dropout",
@@ -126,8 +149,61 @@ def mc_scores_table(scores: dict):
     for title in columns.values():
         table.add_column(title, justify="right")
     for name in scores["deterministic"]:
-        table.add_row(name, *(f"{scores[key][name]:.4f}" for key in columns))
+        table.add_row(name, *(_cell(scores[key].get(name)) for key in columns))
     return table
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return value if isinstance(value, str) else f"{value:.4f}"
+
+
+def _stat_text(stat, runs: int, spec: str = ".4f") -> str:
+    """`0.9361 ± 0.0123`; one value without ±; `(n=2)` where fewer than the group's runs have one."""
+    if stat.mean is None:
+        return "-"
+    text = f"{stat.mean:{spec}}" + ("" if stat.std is None else f" ± {stat.std:{spec}}")
+    return text if stat.n == runs else f"{text} (n={stat.n})"
+
+
+def _mc_progress(done: int, total: int, run: Path) -> None:
+    stderr_console().print(f"[{done}/{total}] {run}", markup=False, highlight=False)
+
+
+def _print_mc_groups(result, quiet: bool) -> None:
+    """The calibration table of each seed group, mean ± std over its runs, on stderr."""
+    console = stderr_console()
+    for note in result.notes:
+        console.print(f"[yellow]note:[/] {escape_markup(note)}")
+    if not quiet:
+        if result.out is not None:
+            console.print(f"wrote {len(result.written)} file(s) to {escape_markup(str(result.out))}")
+        console.print(
+            f"{result.data}, {result.samples} samples, seed {result.seed}, sampling dropout layers: "
+            f"{result.sample}",
+            markup=False,
+        )
+    for group in result.groups:
+        seeds = ", ".join(map(str, group.seeds))
+        first = group.runs[0]
+        console.print(
+            f"{escape_markup(group.label)}: {len(group.runs)} run(s), seeds {escape_markup(seeds)}; "
+            f"{first.instances:,} instances"
+        )
+        temperatures = _stat_text(group.temperature, len(group.runs), ".3f")
+        if temperatures != "-" and not quiet:
+            console.print(f"temperature {temperatures}, fitted on each run's validation split")
+        metrics = group.metrics
+        if not metrics:
+            if not quiet:
+                console.print("no labels: calibration metrics need y")
+            continue
+        cells = {
+            method: {name: _stat_text(group.stat(method, name), len(group.runs)) for name in names}
+            for method, names in metrics.items()
+        }
+        console.print(mc_scores_table(cells, f"mean ± std over {len(group.runs)} run(s)"))
 
 
 @app.command("lr-find")

@@ -11,19 +11,20 @@ from pathlib import Path
 from dnnlab.errors import RunDirError
 
 
-def ensure_folder(path: Path, key: str = "--runs-dir") -> Path:
-    """Create the folder runs go in (and its parents); a path that cannot be one is a RunDirError."""
+def ensure_folder(path: Path, key: str = "--runs-dir", holds: str = "run directories") -> Path:
+    """Create the folder runs (or the files named by `holds`) go in, and its parents; a path that
+    cannot be one is a RunDirError."""
     path = Path(path)
     try:
         path.mkdir(parents=True, exist_ok=True)
     except (FileExistsError, NotADirectoryError):
-        raise RunDirError(f"{key}: {path} is a file, expected a folder for run directories") from None
+        raise RunDirError(f"{key}: {path} is a file, expected a folder for {holds}") from None
     except OSError as exc:
         raise RunDirError(f"{key}: cannot create {path} ({exc.strerror})") from None
     try:  # a folder may exist and still refuse new entries (/proc, read-only mounts)
         os.rmdir(tempfile.mkdtemp(prefix=".dnnlab-probe-", dir=path))
     except OSError as exc:
-        raise RunDirError(f"{key}: cannot create run directories in {path} ({exc.strerror})") from None
+        raise RunDirError(f"{key}: cannot create {holds} in {path} ({exc.strerror})") from None
     return path
 
 

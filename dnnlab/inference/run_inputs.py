@@ -41,10 +41,17 @@ def find_run(run_dir: Path | None, runs_root: Path = Path("runs")) -> RunDir:
     return RunDir(latest)
 
 
+def recorded_task(run: RunDir) -> str | None:
+    """The task preprocessing.json records (classification, regression, autoencoder), None when
+    it records none; a damaged file is a RunDirError."""
+    preprocessing = run.read_json(run.preprocessing) if run.preprocessing.is_file() else {}
+    task = preprocessing.get("task") if isinstance(preprocessing, dict) else None
+    return task if isinstance(task, str) else None
+
+
 def refuse_autoencoder(run: RunDir, command: str) -> None:
     """An autoencoder's output is a reconstruction, not classes or a target: `command` needs those."""
-    preprocessing = run.read_json(run.preprocessing) if run.preprocessing.is_file() else {}
-    if isinstance(preprocessing, dict) and preprocessing.get("task") == "autoencoder":
+    if recorded_task(run) == "autoencoder":
         raise PredictError(
             f"{run.path}: an autoencoder run (data.task: autoencoder) reconstructs its input; {command} "
             "needs a classifier or regressor: reuse its encoder with model.transfer.run"

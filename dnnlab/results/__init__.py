@@ -2,7 +2,8 @@
 
 `compare` (leaf-key diffs, ranking, seed groups), `statistics` (intervals and tests between seed
 groups; SciPy), `formats` (table, csv, json, markdown), `plots`, `html_report`, `tracking`
-(`dnnlab mlflow-log`), `options` (compare's formats; it imports nothing, for `--help`).
-TensorFlow-free except where a report reads MC dropout files. May import `dnnlab.inference`,
+(`dnnlab mlflow-log`), `mc_groups` (`mc-predict` over several runs, per seed group), `options`
+(compare's formats; it imports nothing, for `--help`). TensorFlow-free except where a report
+reads MC dropout files and where `mc_groups` samples. May import `dnnlab.inference`,
 `dnnlab.diagnostics` and everything below them.
 """

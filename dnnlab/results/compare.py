@@ -241,14 +241,7 @@ def compare(
 
     Raises RunDirError when no path is a run directory, DnnlabError for a metric no run records.
     """
-    run_dirs, skipped = find_run_dirs(paths)
-    if not run_dirs:
-        given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
-        raise RunDirError(
-            f"No run directories found in {given or 'the arguments'}: expected folders with "
-            f"{RUN_FILES_TEXT} (as `dnnlab train` writes under runs/). "
-            "Pass run directories, e.g. `dnnlab compare runs/*`."
-        )
+    run_dirs, skipped = run_dirs_in(paths, "compare")
     runs = load_runs(run_dirs)
     notes: list[str] = []
     if metric is None:
@@ -278,11 +271,7 @@ def compare(
         )
 
     readable = [r for r in runs if r.config is not None]
-    ignore = ("name", "seed") if group_seeds else ("name",)
-    diffs = differing_keys([r.config for r in readable], ignore)
-    for i, run in enumerate(readable):
-        run.params = {key: values[i] for key, values in diffs.items()}
-    keys = list(diffs)
+    keys = mark_differences(readable, ("name", "seed") if group_seeds else ("name",))
     context = [
         k
         for k in TELLING_KEYS
@@ -296,6 +285,29 @@ def compare(
     for run in runs:
         run.reached = epochs_to_reach(run, target) if target else None
     return Comparison(runs, metric, mode, keys, context, skipped, notes, groups, target)
+
+
+def run_dirs_in(paths: list[Path], command: str) -> tuple[list[Path], list[Path]]:
+    """The run directories among `paths` (a folder of runs or a sweep directory stands for its
+    runs) and the paths skipped; none at all is a RunDirError naming `command`'s usage."""
+    run_dirs, skipped = find_run_dirs(paths)
+    if not run_dirs:
+        given = ", ".join(str(p) for p in paths[:3]) + (" ..." if len(paths) > 3 else "")
+        raise RunDirError(
+            f"No run directories found in {given or 'the arguments'}: expected folders with "
+            f"{RUN_FILES_TEXT} (as `dnnlab train` writes under runs/). "
+            f"Pass run directories, e.g. `dnnlab {command} runs/*`."
+        )
+    return run_dirs, skipped
+
+
+def mark_differences(readable: list[LoadedRun], ignore: tuple[str, ...]) -> list[str]:
+    """Set each run's `params` to its values of the spec keys that differ between the runs (all
+    with a readable config), `ignore` left out; returns those keys."""
+    diffs = differing_keys([r.config for r in readable], ignore)
+    for i, run in enumerate(readable):
+        run.params = {key: values[i] for key, values in diffs.items()}
+    return list(diffs)
 
 
 def _mark_stopped_early(runs: list[LoadedRun]) -> int:
@@ -374,11 +386,12 @@ def messages(comparison: Comparison) -> list[str]:
     """The notes for stderr: skipped paths (in one line) and caveats about the ranking."""
     lines = list(comparison.notes)
     if comparison.skipped:
-        shown = ", ".join(str(p) for p in comparison.skipped[:5])
-        more = f" and {len(comparison.skipped) - 5} more" if len(comparison.skipped) > 5 else ""
-        lines.insert(
-            0,
-            f"skipped {len(comparison.skipped)} path(s) that are not run directories "
-            f"(no {RUN_FILES_TEXT}): {shown}{more}",
-        )
+        lines.insert(0, skipped_paths_note(comparison.skipped))
     return lines
+
+
+def skipped_paths_note(skipped: list[Path]) -> str:
+    """One line on the given paths that are not run directories (the first five named)."""
+    shown = ", ".join(str(p) for p in skipped[:5])
+    more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+    return f"skipped {len(skipped)} path(s) that are not run directories (no {RUN_FILES_TEXT}): {shown}{more}"

@@ -523,11 +523,12 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
-def group_label(group: SeedGroup, comparison: Comparison, keys: list[str] | None = None) -> str:
+def group_label(group: SeedGroup, comparison: Comparison | None, keys: list[str] | None = None) -> str:
     """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
-    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys."""
+    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys
+    (without a comparison: the differing keys themselves)."""
     run = group.runs[0]
-    keys = comparison.differing_keys if keys is None else keys
+    keys = (comparison.differing_keys if comparison else []) if keys is None else keys
     if run.config is None or not keys:
         return run.name
     return _label(keys, run.params, unused_keys(run.config))
