@@ -106,35 +106,59 @@ def activation_runs(tmp_path: Path) -> list[Path]:
     ]
 
 
-def test_differing_keys_are_exactly_the_leaf_keys_that_differ(activation_runs):
+def test_keys_only_one_type_has_fold_into_the_type(activation_runs):
     result = cmp.compare(activation_runs)
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
-    assert [r.params["model.activation.type"] for r in result.runs] == ["relu", "elu", "selu"]
-    assert [r.params["model.activation.alpha"] for r in result.runs] == [
-        loading.MISSING,
-        1.0,
-        loading.MISSING,
+    assert result.differing_keys == ["model.activation"]  # no `alpha` column blank for relu and selu
+    assert [r.params["model.activation"] for r in result.runs] == [
+        {"type": "relu"},
+        {"type": "elu", "alpha": 1.0},
+        {"type": "selu"},
     ]
+    headers, rows = fmt.table_rows(result, diff_only=True)
+    assert [fmt.format_value(row["model.activation"]) for row in rows] == ["relu", "elu(alpha=1.0)", "selu"]
 
 
-def test_a_mapping_whose_type_differs_is_split_into_leaf_keys(tmp_path):
+def test_types_fold_their_own_keys_and_keys_every_type_has_stay_columns(tmp_path):
     sgd = {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9}
     runs = [
         write_run(tmp_path, "nadam", spec()),
         write_run(tmp_path, "sgd", spec(**{"training.optimizer": sgd}), [0.8, 0.4]),
     ]
-    result = cmp.compare(runs)
-    assert result.differing_keys == [  # in the order of the ranked runs' configs: sgd won
-        "training.optimizer.type",
-        "training.optimizer.learning_rate",
-        "training.optimizer.momentum",
-        "training.optimizer.beta_1",
-        "training.optimizer.beta_2",
-    ]
+    result = cmp.compare(runs, group_seeds=True)
+    # in the order of the ranked runs' configs: sgd won
+    assert result.differing_keys == ["training.optimizer", "training.optimizer.learning_rate"]
     sgd_run, nadam_run = result.runs
-    assert sgd_run.params["training.optimizer.beta_1"] is loading.MISSING
-    assert nadam_run.params["training.optimizer.momentum"] is loading.MISSING
-    assert not any(isinstance(r.params[k], dict) for r in result.runs for k in result.differing_keys)
+    assert sgd_run.params["training.optimizer"] == {"type": "sgd", "momentum": 0.9}
+    assert nadam_run.params["training.optimizer"] == {"type": "nadam", "beta_1": 0.9, "beta_2": 0.999}
+    assert [fmt.group_label(g, result) for g in result.groups] == [
+        "optimizer=sgd(momentum=0.9), learning_rate=0.01",
+        "optimizer=nadam(beta_1=0.9, beta_2=0.999), learning_rate=0.001",
+    ]
+    csv_rows = list(csv.DictReader(io.StringIO(fmt.render_csv(result, diff_only=True))))
+    assert [r["training.optimizer"] for r in csv_rows] == [
+        "sgd(momentum=0.9)",
+        "nadam(beta_1=0.9, beta_2=0.999)",
+    ]
+    assert "training.optimizer.momentum" not in csv_rows[0]
+
+
+def test_a_type_against_null_folds_and_a_plain_section_against_null_is_null_at_each_leaf(tmp_path):
+    dropout = {"type": "dropout", "rate": 0.2, "where": "all"}
+    runs = [
+        write_run(tmp_path, "plain", spec(**{"training.early_stopping": None})),
+        write_run(
+            tmp_path,
+            "both",
+            spec(**{"model.dropout": dropout, "training.early_stopping": {"patience": 3}}),
+            [0.8, 0.4],
+        ),
+    ]
+    result = cmp.compare(runs)
+    assert result.differing_keys == ["model.dropout", "training.early_stopping.patience"]
+    both, plain = result.runs
+    assert fmt.format_value(both.params["model.dropout"]) == "dropout(rate=0.2, where=all)"
+    assert fmt.format_value(plain.params["model.dropout"]) == "none"
+    assert plain.params["training.early_stopping.patience"] is None
 
 
 def test_a_mapping_against_null_is_null_at_every_leaf(tmp_path):
@@ -175,13 +199,7 @@ def test_same_type_mapping_splits_into_subkeys_and_seed_counts(tmp_path):
         ),
     ]
     result = cmp.compare(runs)
-    assert set(result.differing_keys) == {
-        "seed",
-        "training.optimizer.learning_rate",
-        "model.dropout.type",
-        "model.dropout.rate",
-        "model.dropout.where",
-    }
+    assert set(result.differing_keys) == {"seed", "training.optimizer.learning_rate", "model.dropout"}
     assert "name" not in result.differing_keys
 
 
@@ -195,8 +213,8 @@ def test_context_keys_shown_unless_diff_only(activation_runs):
     full, _ = fmt.table_rows(result)
     diff_only, _ = fmt.table_rows(result, diff_only=True)
     assert "training.optimizer" in full and "model.initializer" in full
-    assert "model.activation.type" in diff_only and "training.optimizer" not in diff_only
-    assert "model.activation" not in full  # its leaf keys are there instead
+    assert "model.activation" in diff_only and "training.optimizer" not in diff_only
+    assert "model.activation.type" not in full  # folded into model.activation
 
 
 def test_truncated_metrics_csv_is_marked_and_keeps_good_epochs(activation_runs):
@@ -223,10 +241,10 @@ def test_broken_config_yaml_still_gets_a_marked_row(activation_runs):
     result = cmp.compare(activation_runs)
     broken = next(r for r in result.runs if r.path == activation_runs[2])
     assert "config.yaml unreadable" in broken.notes
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
+    assert result.differing_keys == ["model.activation"]
     headers, rows = fmt.table_rows(result)
     row = next(row for row in rows if row["run"] == activation_runs[2].name)
-    assert fmt.format_value(row["model.activation.type"]) == "?"
+    assert fmt.format_value(row["model.activation"]) == "?"
     assert "config.yaml unreadable" in row["notes"]
     assert "notes" in headers
 
@@ -280,7 +298,7 @@ def test_json_has_the_documented_keys(activation_runs):
     assert {"run", "status", "epochs", "best", "final", "params"} <= set(first)
     assert first["best"] == {"metric": "val_loss", "value": 0.4, "epoch": 1}
     assert first["final"]["val_loss"] == 0.45 and "epoch" not in first["final"]
-    assert first["params"] == {"model.activation.type": "relu", "model.activation.alpha": None}
+    assert first["params"] == {"model.activation": {"type": "relu"}}
 
 
 def test_csv_and_markdown_have_every_run(activation_runs):
@@ -289,7 +307,7 @@ def test_csv_and_markdown_have_every_run(activation_runs):
     assert [r["run"] for r in rows] == [
         p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])
     ]
-    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation.type"] == "relu"
+    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
     assert rows[0]["best_epoch"] == "1"  # machine formats keep metrics.csv's 0-based epoch
     markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
@@ -352,7 +370,7 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
         write_run(tmp_path, "relu3", spec(seed=3, **{"model.activation": {"type": "relu"}}), [0.5]),
     ]
     result = cmp.compare(runs, group_seeds=True)
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
+    assert result.differing_keys == ["model.activation"]
     relu, elu = result.groups
     assert (relu.best.n, elu.best.n) == (3, 2)
     assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
@@ -374,7 +392,7 @@ def test_plot_writes_a_png(activation_runs, tmp_path):
 
 def test_legend_labels_name_what_differs(activation_runs):
     labels = fmt.run_labels(cmp.compare(activation_runs))
-    assert labels[activation_runs[0]] == "activation=elu, alpha=1"
+    assert labels[activation_runs[0]] == "activation=elu(alpha=1.0)"
 
 
 def test_importing_compare_does_not_import_tensorflow():

@@ -523,14 +523,17 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
-def group_label(group: SeedGroup, comparison: Comparison, keys: list[str] | None = None) -> str:
-    """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
-    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys."""
+def group_label(
+    group: SeedGroup, comparison: Comparison, keys: list[str] | None = None, values: dict | None = None
+) -> str:
+    """A seed group's label: what differs between the groups (`activation=elu(alpha=0.5),
+    learning_rate=0.01`), or the spec's name where nothing but the seed differs; `keys`: only
+    these of the differing keys; `values`: shown in place of the group's own."""
     run = group.runs[0]
     keys = comparison.differing_keys if keys is None else keys
     if run.config is None or not keys:
         return run.name
-    return _label(keys, run.params, unused_keys(run.config))
+    return _label(keys, run.params if values is None else values, unused_keys(run.config))
 
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:
