@@ -376,7 +376,7 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
     assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
     assert elu.best.mean == pytest.approx(0.6) and elu.best.std == pytest.approx(0.1414, abs=1e-4)
     headers, rows = fmt.table_rows(result)
-    assert rows[0]["seeds"] == 3 and fmt.format_value(rows[0]["best_val_loss"]) == "0.4 ± 0.1"
+    assert rows[0]["seeds"] == 3 and fmt.format_value(rows[0]["best_val_loss"]) == "0.400 ± 0.100"
     csv_rows = list(csv.DictReader(io.StringIO(fmt.render_csv(result))))
     assert float(csv_rows[0]["best_val_loss_std"]) == pytest.approx(0.1)
     groups = json.loads(fmt.render_json(result))["groups"]
@@ -388,6 +388,28 @@ def test_plot_writes_a_png(activation_runs, tmp_path):
 
     out = plot_learning_curves(cmp.compare(activation_runs), tmp_path / "curves.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("mean", "std", "text"),
+    [
+        (0.19608, 0.043587, "0.1961 ± 0.0436"),  # the std to 3 significant digits, the mean to its place
+        (0.9, 0.018109, "0.9000 ± 0.0181"),  # trailing zeros kept: they are digits the std vouches for
+        (0.4, 0.1, "0.400 ± 0.100"),
+        (1.0, 0.09996, "1.000 ± 0.100"),  # the std rounds up a place
+        (45678.9, 1234.5, "45680 ± 1230"),
+        (12.0, 0.0, "12 ± 0"),  # no spread at all
+        (0.5, 1e-12, "0.500000 ± 1e-12"),  # at most 6 significant digits of the mean
+        (0.3, None, "0.3"),  # one seed: the mean alone
+    ],
+)
+def test_a_mean_shows_the_decimals_of_its_std_s_third_significant_digit(mean, std, text):
+    assert fmt.format_value(cmp.Stat(mean, std, 3)) == text
+
+
+def test_an_interval_shows_the_decimals_of_its_mean(tmp_path):
+    assert fmt.format_interval(0.142, 0.2502, 0.043587, 0.19608) == "[0.1420, 0.2502]"
+    assert fmt.format_interval(None, None, None, 0.5) == "-"
 
 
 def test_legend_labels_name_what_differs(activation_runs):

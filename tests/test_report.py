@@ -126,7 +126,7 @@ def test_seed_groups_show_mean_std_and_the_number_of_seeds(page):
     header, rows = groups[0], groups[1:]
     assert len(rows) == 6 and {row[header.index("seeds")] for row in rows} == {"2"}
     best = rows[0][header.index("best_val_loss")]
-    assert best == "0.515 ± 0.007071", best  # relu at 0.001: seeds 1 and 2 reach 0.51 and 0.52
+    assert best == "0.51500 ± 0.00707", best  # relu at 0.001: seeds 1 and 2 reach 0.51 and 0.52
 
 
 def test_hyperparameter_importance_ranks_the_keys_and_says_how(page):

@@ -124,17 +124,66 @@ def _spec_cells(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
 
 
 def format_value(value: Any) -> str:
-    """Short human text for a table cell: metrics to 4 significant digits, specs compactly."""
+    """Short human text for a table cell: metrics to 4 significant digits, a mean ± std as
+    `format_stat` says, specs compactly."""
     if isinstance(value, Absent):
         return value.label
     if isinstance(value, Stat):
-        if value.mean is None:
-            return MISSING.label
-        mean = format_value(value.mean)
-        return mean if value.std is None else f"{mean} ± {format_value(value.std)}"
+        return format_stat(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     return _spec_text(value)
+
+
+MEAN_DIGITS = 6  # a mean never shows more significant digits than this, however small its std
+
+
+def format_stat(stat: Stat) -> str:
+    """`0.1961 ± 0.0436`: the std to 3 significant digits and the mean to the same decimal place
+    (at most MEAN_DIGITS significant digits); one seed: the mean alone, to 4; no spread: `± 0`."""
+    if stat.mean is None:
+        return MISSING.label
+    if stat.std is None:
+        return format_value(stat.mean)
+    places = decimal_places(stat.std)
+    if places is None:
+        return f"{format_value(stat.mean)} ± {format_value(stat.std)}"
+    shown = _capped(places, stat.mean)
+    std = _fixed(stat.std, places) if shown == places else f"{stat.std:.3g}"
+    return f"{_fixed(stat.mean, shown)} ± {std}"
+
+
+def format_interval(low: float | None, high: float | None, std: float | None, mean: float | None) -> str:
+    """`[0.142, 0.250]`: an interval of a mean, to the decimal place `format_stat` shows the mean."""
+    if low is None or high is None:
+        return MISSING.label
+    places = decimal_places(std) if std is not None else None
+    if places is None:
+        return f"[{format_value(low)}, {format_value(high)}]"
+    shown = _capped(places, mean if mean is not None else low)
+    return f"[{_fixed(low, shown)}, {_fixed(high, shown)}]"
+
+
+def decimal_places(std: float) -> int | None:
+    """The decimal place of the std's third significant digit (0.04359: 4; 1234: -1), once
+    rounded (0.09996 reads 0.100: 3); None for a std of 0 or not finite."""
+    if not (math.isfinite(std) and std > 0):
+        return None
+    rounded = float(f"{std:.3g}")
+    return 2 - math.floor(math.log10(rounded))
+
+
+def _capped(places: int, mean: float) -> int:
+    if not math.isfinite(mean) or mean == 0:
+        return places
+    return min(places, MEAN_DIGITS - 1 - math.floor(math.log10(abs(mean))))
+
+
+def _fixed(value: float, places: int) -> str:
+    """`value` rounded to `places` decimals (negative: to tens, hundreds, ...)."""
+    if not math.isfinite(value):
+        return format_value(value)
+    return f"{value:.{places}f}" if places > 0 else f"{round(value, places):.0f}"
 
 
 def _spec_text(value: Any) -> str:
@@ -384,9 +433,7 @@ def _tests_part(comparison: Comparison) -> list:
     table.add_column("verdict", no_wrap=True)
     for rank, group in enumerate(comparison.groups, 1):
         r = group.test.result
-        interval = (
-            MISSING.label if r.ci_low is None else f"[{format_value(r.ci_low)}, {format_value(r.ci_high)}]"
-        )
+        interval = format_interval(r.ci_low, r.ci_high, r.std, r.mean)
         cells = [str(rank), r.name, str(r.n), format_value(Stat(r.mean, r.std, r.n)), interval, r.verdict]
         table.add_row(*map(Text, cells), style="bold green" if r.verdict == "best" else None)
     parts: list = [Text(""), table]  # a blank line after the tables above
