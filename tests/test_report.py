@@ -7,6 +7,8 @@ The run directories are written file by file (config.yaml, run.json, metrics.csv
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -186,6 +188,37 @@ def test_compare_reach_column(sweep):
     assert out["reach"] == {"metric": "val_loss", "threshold": 0.7}
     by_name = {Path(r["run"]).name.split("-")[0]: r["epochs_to_reach"] for r in out["runs"]}
     assert by_name["t00"] == 2 and by_name["t11"] is None  # tanh, 0.01, seed 2: 0.77 at best
+
+
+def test_compare_reach_counts_the_seeds_of_each_group_that_got_there(sweep):
+    # val_loss = 0.5 + q at epoch 3: tanh at 0.001 reaches 0.71 with seed 1 and 0.72 with seed 2.
+    args = ["compare", str(sweep), "--group-seeds", "--reach", "val_loss=0.715", "--format"]
+    groups = {g["runs"][0].rsplit("/", 1)[-1][:3]: g for g in json.loads(invoke(*args, "json"))["groups"]}
+    assert groups["t08"]["reach"] == {  # tanh, 0.001
+        "metric": "val_loss",
+        "threshold": 0.715,
+        "seeds_reached": 1,
+        "seeds": 2,
+        "epochs": {"mean": 3.0, "std": None, "n": 1},
+    }
+    assert groups["t00"]["reach"]["seeds_reached"] == 2 and groups["t00"]["reach"]["epochs"]["mean"] == 2
+    assert groups["t10"]["reach"]["seeds_reached"] == 0  # tanh, 0.01: 0.76 at best
+    assert groups["t00"]["verdict"] == "best"  # beside the test fields
+    rows = {r["run"]: r for r in csv.DictReader(io.StringIO(invoke(*args, "csv")))}
+    tanh = rows["activation=tanh, learning_rate=0.001"]
+    assert (tanh["seeds"], tanh["seeds_reached"], tanh["epochs_to_val_loss"]) == ("2", "1", "3.0")
+    markdown = [line.strip("|").split("|") for line in invoke(*args, "markdown").splitlines()[:8]]
+    headers = [h.strip() for h in markdown[0]]
+    tanh = next(row for row in markdown if "activation=tanh, learning_rate=0.001" in row[1])
+    assert tanh[headers.index("seeds_reached")].strip() == "1"
+    table = invoke("compare", str(sweep), "--group-seeds", "--reach", "val_loss=0.715")
+    assert "seeds" in table and "reached" in table  # the terminal's column, under two lines of header
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
 
 
 def test_report_does_not_import_tensorflow(sweep, tmp_path):

@@ -92,13 +92,18 @@ def _test_cells(comparison: Comparison, group: SeedGroup) -> dict[str, Any]:
 
 
 def _reach_cells(comparison: Comparison, runs: list[LoadedRun]) -> dict[str, Any]:
-    """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
-    seed group the mean over the seeds that reached it, and n says how many did."""
+    """The --reach columns: epochs to the threshold (a count, so from 1 in every format); for a
+    seed group the mean over the seeds that reached it, and how many seeds did (`seeds_reached`,
+    beside `seeds`)."""
     if comparison.reach is None:
         return {}
     if comparison.groups is None:
         return {comparison.reach.column: _recorded(runs[0].reached)}
-    return {comparison.reach.column: stat_of([r.reached for r in runs])}
+    epochs = stat_of([r.reached for r in runs])
+    return {comparison.reach.column: epochs, SEEDS_REACHED: epochs.n}
+
+
+SEEDS_REACHED = "seeds_reached"  # --reach with --group-seeds: the seeds of a group that met the target
 
 
 def _recorded(value: Any) -> Any:
@@ -255,7 +260,20 @@ def _group_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
         "params": {k: _json_value(group.params.get(k, MISSING)) for k in comparison.differing_keys}
         if group.runs[0].config
         else None,
+        **({"reach": _reach_json(group, comparison)} if comparison.reach is not None else {}),
         **(group.test.as_dict() if group.test is not None else {}),
+    }
+
+
+def _reach_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
+    """A seed group's --reach: how many of its seeds met the target, and in how many epochs."""
+    epochs = stat_of([r.reached for r in group.runs])
+    return {
+        "metric": comparison.reach.metric,
+        "threshold": comparison.reach.threshold,
+        "seeds_reached": epochs.n,
+        "seeds": len(group.runs),
+        "epochs": _stat_json(epochs),
     }
 
 
@@ -354,7 +372,16 @@ def is_numeric_column(header: str) -> bool:
     """Whether a comparison column holds numbers (right-aligned in markdown and HTML tables)."""
     return (
         header
-        in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds", "seeds_needed", "seeds_to_separate")
+        in (
+            "rank",
+            "seeds",
+            "epochs",
+            "best_epoch",
+            "wall_seconds",
+            "seeds_needed",
+            "seeds_to_separate",
+            SEEDS_REACHED,
+        )
         or header.startswith(("best_", "final_", "test_", "epochs_to_", "difference_"))
         or header in NUMERIC_TEST_COLUMNS
     )
@@ -547,7 +574,7 @@ def _terminal_header(header: str, metric: str) -> str:
         return "#"
     if header == f"best_{metric}":
         return f"best\n{metric}"
-    if header in ("best_epoch", "wall_seconds"):
+    if header in ("best_epoch", "wall_seconds", SEEDS_REACHED):
         return header.replace("_", "\n").replace("seconds", "s")
     if header.startswith("final_"):
         name = header.removeprefix("final_")
