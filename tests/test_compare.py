@@ -326,6 +326,50 @@ def test_the_terminal_table_counts_epochs_from_one(activation_runs):
     assert best_line.split()[:6] == ["1", activation_runs[1].name, "completed", "3", "0.4", "2"]
 
 
+def test_every_human_column_counts_epochs_from_one_and_machine_formats_say_their_base(tmp_path):
+    """The best epoch, the epochs to --reach and the diverged epoch, in the terminal table (also the
+    sweep's summary, seed-grouped), markdown, csv and json."""
+    from rich.console import Console
+
+    same = [write_run(tmp_path, f"same{seed}", spec(seed=seed), [0.9, 0.5, 0.55]) for seed in (1, 2)]
+    relu = spec(**{"model.activation": {"type": "relu"}})
+    diverged = write_run(tmp_path, "diverged", relu, [0.8, 0.7], "diverged")
+    # A metrics.csv whose rows start at epoch 2 (a partial file): both columns follow its epochs.
+    late = write_run(tmp_path, "late", spec(seed=3), [0.9, 0.45])
+    header, *rows = (late / "metrics.csv").read_text().splitlines()
+    (late / "metrics.csv").write_text("\n".join([header, *(f"{i + 2}{r[1:]}" for i, r in enumerate(rows))]))
+    result = cmp.compare([*same, diverged, late], reach="val_loss=0.6")
+
+    console = Console(file=io.StringIO(), width=300)
+    console.print(fmt.render_table(result))
+    text = console.file.getvalue()
+    results = text[: text.index("what differs")].splitlines()
+    cells = {line.split()[1].split("-")[0]: line.split() for line in results if "-20240101-" in line}
+    # rank, run, status, epochs, best val_loss, best epoch, final loss and accuracy, epochs_to_val_loss
+    assert cells["late"][3:6] == ["4", "0.45", "4"] and cells["same1"][3:6] == ["3", "0.5", "2"]
+    assert [cells[name][12] for name in ("late", "same1", "diverged")] == ["4", "2", "-"]
+    assert "training diverged in epoch 3" in text  # it committed 2 epochs
+
+    markdown = [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in
+                fmt.render(result, "markdown").splitlines()]  # fmt: skip
+    by_run = {row[1].split("-")[0]: dict(zip(markdown[0], row)) for row in markdown[2:]}
+    assert (by_run["late"]["best_epoch"], by_run["late"]["epochs_to_val_loss"]) == ("4", "4")
+    assert (by_run["same1"]["best_epoch"], by_run["same1"]["epochs_to_val_loss"]) == ("2", "2")
+
+    # csv and json: the best epoch is metrics.csv's 0-based `epoch`; epochs_to_* is a count
+    csv_rows = {r["run"].split("-")[0]: r for r in csv.DictReader(io.StringIO(fmt.render(result, "csv")))}
+    assert (csv_rows["late"]["best_epoch"], csv_rows["late"]["epochs_to_val_loss"]) == ("3", "4")
+    runs_json = {r["name"]: r for r in json.loads(fmt.render(result, "json"))["runs"]}
+    assert runs_json["late"]["best"]["epoch"] == 3 and runs_json["late"]["epochs_to_reach"] == 4
+
+    grouped = cmp.compare(same, group_seeds=True, reach="val_loss=0.6")
+    console = Console(file=io.StringIO(), width=300)
+    console.print(fmt.render_table(grouped, True))  # as `dnnlab sweep` ends
+    group = next(line.split() for line in console.file.getvalue().splitlines() if " same1 " in line)
+    # rank, group, seeds, status, epochs, best val_loss, best epoch (mean ± std over the seeds)
+    assert group[:4] == ["1", "same1", "2", "completed"] and group[10:13] == ["2", "±", "0"]
+
+
 def test_rich_table_renders_every_row(activation_runs):
     from rich.console import Console
 

@@ -351,10 +351,13 @@ def parse_reach(text: str, runs: list[LoadedRun]) -> Reach:
 
 
 def epochs_to_reach(run: LoadedRun, reach: Reach) -> int | None:
-    """The number of epochs after which `reach.metric` first met the threshold, or None."""
+    """The number of epochs after which `reach.metric` first met the threshold, or None: the
+    row's `epoch` + 1, as the best epoch reads for people, so both count the same epochs."""
+    epochs = run.history.get("epoch")
     for index, value in enumerate(run.history.get(reach.metric) or ()):
         if value >= reach.threshold if reach.mode == "max" else value <= reach.threshold:
-            return index + 1
+            epoch = int_or_none(epochs[index]) if epochs and index < len(epochs) else None
+            return (index if epoch is None else epoch) + 1
     return None
 
 
