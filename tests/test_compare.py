@@ -370,6 +370,51 @@ def test_every_human_column_counts_epochs_from_one_and_machine_formats_say_their
     assert group[:4] == ["1", "same1", "2", "completed"] and group[10:13] == ["2", "±", "0"]
 
 
+def seed_groups(root: Path) -> cmp.Comparison:
+    """Two seed groups with long names, tested, as `dnnlab sweep` ends with them."""
+    from dnnlab.results import seed_tests
+
+    relu = {"model.activation": {"type": "relu"}}
+    for seed, (elu, rel) in enumerate([(0.5, 0.3), (0.7, 0.4), (0.6, 0.5)], 1):
+        write_run(root, f"a-long-run-name-elu-s{seed}", spec(seed=seed), [0.9, elu])
+        write_run(root, f"a-long-run-name-relu-s{seed}", spec(seed=seed, **relu), [0.8, rel])
+    comparison = cmp.compare([root], group_seeds=True)
+    seed_tests.attach(comparison)
+    return comparison
+
+
+def test_a_table_wider_than_the_terminal_leaves_columns_out_and_says_which(tmp_path):
+    from rich.console import Console
+
+    comparison = seed_groups(tmp_path)
+    console = Console(file=io.StringIO(), width=80)
+    console.print(fmt.render_table(comparison, False, width=80))
+    text = console.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "0.400 ± 0.100" in text  # a number is never folded across lines
+    left_out = " ".join(text[text.index("left out to fit") :].split())
+    assert left_out.startswith("left out to fit the terminal's 80 columns: wall_seconds, epochs, final_")
+    assert "--format csv` (or json) shows every column, as does a wider terminal" in left_out
+    assert "wall" not in text[: text.index("left out")]  # the first column to go
+    wide = Console(file=io.StringIO(), width=400)
+    wide.print(fmt.render_table(comparison, False, width=400))
+    assert "left out" not in wide.file.getvalue() and "wall" in wide.file.getvalue()
+
+
+def test_off_a_terminal_every_column_keeps_its_width_whatever_columns_says(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dnnlab.cli.main import app
+    from dnnlab.console import fit_width, stdout_console
+
+    seed_groups(tmp_path)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert fit_width(stdout_console()) is None  # CliRunner's stdout is no terminal
+    out = CliRunner().invoke(app, ["compare", str(tmp_path), "--group-seeds"]).stdout
+    assert "left out" not in out and "wall" in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) > 100  # one line per row, as before
+
+
 def test_rich_table_renders_every_row(activation_runs):
     from rich.console import Console
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import DnnlabError
+from dnnlab.results import fitting
 from dnnlab.results.compare import Comparison, SeedGroup, Stat, stat_of, unused_keys
 from dnnlab.results.options import FORMATS
 from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
@@ -387,13 +388,16 @@ def is_numeric_column(header: str) -> bool:
     )
 
 
-def render_table(comparison: Comparison, diff_only: bool = False):
+def render_table(comparison: Comparison, diff_only: bool = False, width: int | None = None):
     """The comparison for the terminal: a table of results (best run highlighted), then a
     table of what differs between the runs, keyed by the same rank.
 
     Two tables because one would not fit: spec values are long and terminals are narrow, and
     squeezing both into one folds every cell. The telling keys that every run shares are listed
     under the tables instead of as columns of one repeated value (csv/markdown keep them).
+
+    `width`: the terminal's, to fit the tables to (see `fitting`); None off a terminal, where
+    every column is shown at its full width.
     """
     from rich.console import Group
 
@@ -402,16 +406,24 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     spec_headers = [h for h in headers if "." in h]
     result_headers = [h for h in headers if "." not in h and h not in TEST_COLUMNS]
     direction = "lower" if comparison.mode == "min" else "higher"
-    results = _rich_table(
-        rows,
-        _terminal_columns(result_headers),
-        comparison,
-        title=f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
-        f"{comparison.metric} ({direction} is better)",
+    title = (
+        f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
+        f"{comparison.metric} ({direction} is better)"
     )
-    parts = [results]
+
+    fold = None if width is None else fitting.text_width(width)
+
+    def results_table(columns):
+        return _rich_table(rows, columns, comparison, title=title, fold=fold)
+
+    columns = _terminal_columns(result_headers)
+    if width is None:
+        parts = [results_table(columns)]
+    else:
+        table, dropped = fitting.fit_columns(columns, results_table, width, comparison.metric)
+        parts = [table] + ([fitting.left_out_note(dropped, width)] if dropped else [])
     if spec_headers:
-        parts.append(_differences(rows, spec_headers, comparison))
+        parts.append(_differences(rows, spec_headers, comparison, width))
     if not diff_only and comparison.context_keys:
         shared = next((r.params for r in comparison.runs if r.config is not None), {})
         from rich.text import Text
@@ -478,8 +490,9 @@ def _tests_part(comparison: Comparison) -> list:
 MAX_DIFF_COLUMNS = 4  # beyond this a table of spec values folds every cell; list them instead
 
 
-def _differences(rows, spec_headers: list[str], comparison: Comparison):
-    """What differs, per run: a table while it stays narrow, else one line per run."""
+def _differences(rows, spec_headers: list[str], comparison: Comparison, width: int | None = None):
+    """What differs, per run: a table while it stays narrow (and fits `width`, on a terminal),
+    else one line per run."""
     from rich.text import Text
 
     short = _short_names(spec_headers)
@@ -487,7 +500,10 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison):
     if len(spec_headers) <= MAX_DIFF_COLUMNS:
         columns = [("rank", ("rank",)), ("run", ("run",))] + [(h, (h,)) for h in spec_headers]
         titles = {h: short[h] for h in spec_headers}
-        return _rich_table(rows, columns, comparison, "what differs", legend, titles)
+        fold = None if width is None else fitting.text_width(width)
+        table = _rich_table(rows, columns, comparison, "what differs", legend, titles, fold)
+        if width is None or fitting.natural_width(table) <= width:
+            return table
     text = Text("what differs\n", style="italic")
     for i, row in enumerate(rows):
         values = ", ".join(f"{short[h]}={format_value(row[h])}" for h in spec_headers)
@@ -499,22 +515,27 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison):
 LARGE_TABLE_ROWS = 100  # rich's table layout costs ~0.3 ms a row; past this, plain columns
 
 
-def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None):
+def _rich_table(
+    rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None, fold: int | None = None
+):
+    """`fold`: fitting a terminal, the widest the text columns (run, notes, spec values) may be;
+    their cells fold within it, and numbers are never folded."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     if len(rows) > LARGE_TABLE_ROWS:
-        return _plain_table(rows, columns, comparison, title, caption, titles)
+        return _plain_table(rows, columns, comparison, title, caption, titles, fold)
     table = Table(title=title, caption=caption or None, header_style="bold", box=box.SIMPLE_HEAD)
     for title_, _ in columns:
-        spec_key = "." in title_
-        numeric = not (spec_key or title_ in ("run", "status", "notes", "seed"))
+        numeric = not _is_text_column(title_)
         table.add_column(
             (titles or {}).get(title_) or _terminal_header(title_, comparison.metric),
             justify="right" if numeric else "left",
             style="yellow" if title_ == "notes" else None,
             overflow="fold",
+            no_wrap=fold is not None and numeric,
+            max_width=fold if fold is not None and _is_text_column(title_) and title_ != "seed" else None,
         )
     for i, row in enumerate(rows):
         best = i == 0 and comparison.best_run is not None
@@ -524,8 +545,9 @@ def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str 
     return table
 
 
-def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None):
-    """The same table as fixed-width text: a thousand runs render in milliseconds, not a second."""
+def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None, fold=None):
+    """The same table as fixed-width text: a thousand runs render in milliseconds, not a second.
+    `fold`: fitting a terminal, text cells longer than this are cut, ending in `…`."""
     from rich.text import Text
 
     names = [
@@ -533,8 +555,11 @@ def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str
         for t, _ in columns
     ]
     cells = [[" / ".join(format_value(row[h]) for h in parts) for _, parts in columns] for row in rows]
+    left = [_is_text_column(t) for t, _ in columns]
+    if fold is not None:
+        cells = [[c if not is_left or len(c) <= fold else c[: fold - 1] + "…" for c, is_left in zip(r, left)]
+                 for r in cells]  # fmt: skip
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    left = [("." in t or t in ("run", "status", "notes", "seed")) for t, _ in columns]
 
     def line(values: list[str]) -> str:
         padded = (v.ljust(w) if is_left else v.rjust(w) for v, w, is_left in zip(values, widths, left))
@@ -550,6 +575,11 @@ def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str
     if caption:
         text.append(caption + "\n", style="dim")
     return text
+
+
+def _is_text_column(title: str) -> bool:
+    """Whether a terminal column holds words (left-aligned; folded to fit) rather than numbers."""
+    return "." in title or title in ("run", "status", "notes", "seed")
 
 
 def _terminal_columns(headers: list[str]) -> list[tuple[str, tuple[str, ...]]]:
