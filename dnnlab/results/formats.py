@@ -19,6 +19,7 @@ from typing import Any
 from dnnlab.errors import DnnlabError
 from dnnlab.results import fitting
 from dnnlab.results.compare import Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.results.numbers import format_interval, format_stat
 from dnnlab.results.options import FORMATS
 from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
 
@@ -139,57 +140,6 @@ def format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return _spec_text(value)
-
-
-MEAN_DIGITS = 6  # a mean never shows more significant digits than this, however small its std
-
-
-def format_stat(stat: Stat) -> str:
-    """`0.1961 ± 0.0436`: the std to 3 significant digits and the mean to the same decimal place
-    (at most MEAN_DIGITS significant digits); one seed: the mean alone, to 4; no spread: `± 0`."""
-    if stat.mean is None:
-        return MISSING.label
-    if stat.std is None:
-        return format_value(stat.mean)
-    places = decimal_places(stat.std)
-    if places is None:
-        return f"{format_value(stat.mean)} ± {format_value(stat.std)}"
-    shown = _capped(places, stat.mean)
-    std = _fixed(stat.std, places) if shown == places else f"{stat.std:.3g}"
-    return f"{_fixed(stat.mean, shown)} ± {std}"
-
-
-def format_interval(low: float | None, high: float | None, std: float | None, mean: float | None) -> str:
-    """`[0.142, 0.250]`: an interval of a mean, to the decimal place `format_stat` shows the mean."""
-    if low is None or high is None:
-        return MISSING.label
-    places = decimal_places(std) if std is not None else None
-    if places is None:
-        return f"[{format_value(low)}, {format_value(high)}]"
-    shown = _capped(places, mean if mean is not None else low)
-    return f"[{_fixed(low, shown)}, {_fixed(high, shown)}]"
-
-
-def decimal_places(std: float) -> int | None:
-    """The decimal place of the std's third significant digit (0.04359: 4; 1234: -1), once
-    rounded (0.09996 reads 0.100: 3); None for a std of 0 or not finite."""
-    if not (math.isfinite(std) and std > 0):
-        return None
-    rounded = float(f"{std:.3g}")
-    return 2 - math.floor(math.log10(rounded))
-
-
-def _capped(places: int, mean: float) -> int:
-    if not math.isfinite(mean) or mean == 0:
-        return places
-    return min(places, MEAN_DIGITS - 1 - math.floor(math.log10(abs(mean))))
-
-
-def _fixed(value: float, places: int) -> str:
-    """`value` rounded to `places` decimals (negative: to tens, hundreds, ...)."""
-    if not math.isfinite(value):
-        return format_value(value)
-    return f"{value:.{places}f}" if places > 0 else f"{round(value, places):.0f}"
 
 
 def _spec_text(value: Any) -> str:
@@ -410,17 +360,15 @@ def render_table(comparison: Comparison, diff_only: bool = False, width: int | N
         f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
         f"{comparison.metric} ({direction} is better)"
     )
-
-    fold = None if width is None else fitting.text_width(width)
-
-    def results_table(columns):
-        return _rich_table(rows, columns, comparison, title=title, fold=fold)
-
     columns = _terminal_columns(result_headers)
-    if width is None:
-        parts = [results_table(columns)]
-    else:
-        table, dropped = fitting.fit_columns(columns, results_table, width, comparison.metric)
+    parts = [_rich_table(rows, columns, comparison, title)]
+    if width is not None and fitting.natural_width(parts[0]) > width:
+        fold = fitting.text_width(width)
+
+        def fitted(kept):
+            return _rich_table(rows, kept, comparison, title, fold=fold)
+
+        table, dropped = fitting.fit_columns(columns, fitted, width, comparison.metric)
         parts = [table] + ([fitting.left_out_note(dropped, width)] if dropped else [])
     if spec_headers:
         parts.append(_differences(rows, spec_headers, comparison, width))
@@ -500,9 +448,13 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison, width: i
     if len(spec_headers) <= MAX_DIFF_COLUMNS:
         columns = [("rank", ("rank",)), ("run", ("run",))] + [(h, (h,)) for h in spec_headers]
         titles = {h: short[h] for h in spec_headers}
-        fold = None if width is None else fitting.text_width(width)
-        table = _rich_table(rows, columns, comparison, "what differs", legend, titles, fold)
+        table = _rich_table(rows, columns, comparison, "what differs", legend, titles)
         if width is None or fitting.natural_width(table) <= width:
+            return table
+        table = _rich_table(
+            rows, columns, comparison, "what differs", legend, titles, fitting.text_width(width)
+        )
+        if fitting.natural_width(table) <= width:
             return table
     text = Text("what differs\n", style="italic")
     for i, row in enumerate(rows):
