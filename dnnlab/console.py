@@ -24,6 +24,12 @@ def stdout_console() -> Console:
     return _console(stderr=False)
 
 
+def fit_width(console: Console) -> int | None:
+    """The width a table printed on `console` should fit: the terminal's; None off a terminal,
+    where lines keep their natural width."""
+    return None if console.width >= UNLIMITED else console.width
+
+
 def _console(stderr: bool) -> Console:
     stream = sys.stderr if stderr else sys.stdout
     width = None if _is_terminal(stream) else UNLIMITED

@@ -106,35 +106,59 @@ def activation_runs(tmp_path: Path) -> list[Path]:
     ]
 
 
-def test_differing_keys_are_exactly_the_leaf_keys_that_differ(activation_runs):
+def test_keys_only_one_type_has_fold_into_the_type(activation_runs):
     result = cmp.compare(activation_runs)
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
-    assert [r.params["model.activation.type"] for r in result.runs] == ["relu", "elu", "selu"]
-    assert [r.params["model.activation.alpha"] for r in result.runs] == [
-        loading.MISSING,
-        1.0,
-        loading.MISSING,
+    assert result.differing_keys == ["model.activation"]  # no `alpha` column blank for relu and selu
+    assert [r.params["model.activation"] for r in result.runs] == [
+        {"type": "relu"},
+        {"type": "elu", "alpha": 1.0},
+        {"type": "selu"},
     ]
+    headers, rows = fmt.table_rows(result, diff_only=True)
+    assert [fmt.format_value(row["model.activation"]) for row in rows] == ["relu", "elu(alpha=1.0)", "selu"]
 
 
-def test_a_mapping_whose_type_differs_is_split_into_leaf_keys(tmp_path):
+def test_types_fold_their_own_keys_and_keys_every_type_has_stay_columns(tmp_path):
     sgd = {"type": "sgd", "learning_rate": 0.01, "momentum": 0.9}
     runs = [
         write_run(tmp_path, "nadam", spec()),
         write_run(tmp_path, "sgd", spec(**{"training.optimizer": sgd}), [0.8, 0.4]),
     ]
-    result = cmp.compare(runs)
-    assert result.differing_keys == [  # in the order of the ranked runs' configs: sgd won
-        "training.optimizer.type",
-        "training.optimizer.learning_rate",
-        "training.optimizer.momentum",
-        "training.optimizer.beta_1",
-        "training.optimizer.beta_2",
-    ]
+    result = cmp.compare(runs, group_seeds=True)
+    # in the order of the ranked runs' configs: sgd won
+    assert result.differing_keys == ["training.optimizer", "training.optimizer.learning_rate"]
     sgd_run, nadam_run = result.runs
-    assert sgd_run.params["training.optimizer.beta_1"] is loading.MISSING
-    assert nadam_run.params["training.optimizer.momentum"] is loading.MISSING
-    assert not any(isinstance(r.params[k], dict) for r in result.runs for k in result.differing_keys)
+    assert sgd_run.params["training.optimizer"] == {"type": "sgd", "momentum": 0.9}
+    assert nadam_run.params["training.optimizer"] == {"type": "nadam", "beta_1": 0.9, "beta_2": 0.999}
+    assert [fmt.group_label(g, result) for g in result.groups] == [
+        "optimizer=sgd(momentum=0.9), learning_rate=0.01",
+        "optimizer=nadam(beta_1=0.9, beta_2=0.999), learning_rate=0.001",
+    ]
+    csv_rows = list(csv.DictReader(io.StringIO(fmt.render_csv(result, diff_only=True))))
+    assert [r["training.optimizer"] for r in csv_rows] == [
+        "sgd(momentum=0.9)",
+        "nadam(beta_1=0.9, beta_2=0.999)",
+    ]
+    assert "training.optimizer.momentum" not in csv_rows[0]
+
+
+def test_a_type_against_null_folds_and_a_plain_section_against_null_is_null_at_each_leaf(tmp_path):
+    dropout = {"type": "dropout", "rate": 0.2, "where": "all"}
+    runs = [
+        write_run(tmp_path, "plain", spec(**{"training.early_stopping": None})),
+        write_run(
+            tmp_path,
+            "both",
+            spec(**{"model.dropout": dropout, "training.early_stopping": {"patience": 3}}),
+            [0.8, 0.4],
+        ),
+    ]
+    result = cmp.compare(runs)
+    assert result.differing_keys == ["model.dropout", "training.early_stopping.patience"]
+    both, plain = result.runs
+    assert fmt.format_value(both.params["model.dropout"]) == "dropout(rate=0.2, where=all)"
+    assert fmt.format_value(plain.params["model.dropout"]) == "none"
+    assert plain.params["training.early_stopping.patience"] is None
 
 
 def test_a_mapping_against_null_is_null_at_every_leaf(tmp_path):
@@ -175,13 +199,7 @@ def test_same_type_mapping_splits_into_subkeys_and_seed_counts(tmp_path):
         ),
     ]
     result = cmp.compare(runs)
-    assert set(result.differing_keys) == {
-        "seed",
-        "training.optimizer.learning_rate",
-        "model.dropout.type",
-        "model.dropout.rate",
-        "model.dropout.where",
-    }
+    assert set(result.differing_keys) == {"seed", "training.optimizer.learning_rate", "model.dropout"}
     assert "name" not in result.differing_keys
 
 
@@ -195,8 +213,8 @@ def test_context_keys_shown_unless_diff_only(activation_runs):
     full, _ = fmt.table_rows(result)
     diff_only, _ = fmt.table_rows(result, diff_only=True)
     assert "training.optimizer" in full and "model.initializer" in full
-    assert "model.activation.type" in diff_only and "training.optimizer" not in diff_only
-    assert "model.activation" not in full  # its leaf keys are there instead
+    assert "model.activation" in diff_only and "training.optimizer" not in diff_only
+    assert "model.activation.type" not in full  # folded into model.activation
 
 
 def test_truncated_metrics_csv_is_marked_and_keeps_good_epochs(activation_runs):
@@ -223,10 +241,10 @@ def test_broken_config_yaml_still_gets_a_marked_row(activation_runs):
     result = cmp.compare(activation_runs)
     broken = next(r for r in result.runs if r.path == activation_runs[2])
     assert "config.yaml unreadable" in broken.notes
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
+    assert result.differing_keys == ["model.activation"]
     headers, rows = fmt.table_rows(result)
     row = next(row for row in rows if row["run"] == activation_runs[2].name)
-    assert fmt.format_value(row["model.activation.type"]) == "?"
+    assert fmt.format_value(row["model.activation"]) == "?"
     assert "config.yaml unreadable" in row["notes"]
     assert "notes" in headers
 
@@ -280,7 +298,7 @@ def test_json_has_the_documented_keys(activation_runs):
     assert {"run", "status", "epochs", "best", "final", "params"} <= set(first)
     assert first["best"] == {"metric": "val_loss", "value": 0.4, "epoch": 1}
     assert first["final"]["val_loss"] == 0.45 and "epoch" not in first["final"]
-    assert first["params"] == {"model.activation.type": "relu", "model.activation.alpha": None}
+    assert first["params"] == {"model.activation": {"type": "relu"}}
 
 
 def test_csv_and_markdown_have_every_run(activation_runs):
@@ -289,7 +307,7 @@ def test_csv_and_markdown_have_every_run(activation_runs):
     assert [r["run"] for r in rows] == [
         p.name for p in (activation_runs[1], activation_runs[0], activation_runs[2])
     ]
-    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation.type"] == "relu"
+    assert rows[0]["best_val_loss"] == "0.4" and rows[0]["model.activation"] == "relu"
     assert rows[0]["best_epoch"] == "1"  # machine formats keep metrics.csv's 0-based epoch
     markdown = fmt.render(result, "markdown").splitlines()
     assert len(markdown) == 2 + 3
@@ -306,6 +324,95 @@ def test_the_terminal_table_counts_epochs_from_one(activation_runs):
     console.print(fmt.render_table(cmp.compare(activation_runs)))
     best_line = next(line for line in console.file.getvalue().splitlines() if activation_runs[1].name in line)
     assert best_line.split()[:6] == ["1", activation_runs[1].name, "completed", "3", "0.4", "2"]
+
+
+def test_every_human_column_counts_epochs_from_one_and_machine_formats_say_their_base(tmp_path):
+    """The best epoch, the epochs to --reach and the diverged epoch, in the terminal table (also the
+    sweep's summary, seed-grouped), markdown, csv and json."""
+    from rich.console import Console
+
+    same = [write_run(tmp_path, f"same{seed}", spec(seed=seed), [0.9, 0.5, 0.55]) for seed in (1, 2)]
+    relu = spec(**{"model.activation": {"type": "relu"}})
+    diverged = write_run(tmp_path, "diverged", relu, [0.8, 0.7], "diverged")
+    # A metrics.csv whose rows start at epoch 2 (a partial file): both columns follow its epochs.
+    late = write_run(tmp_path, "late", spec(seed=3), [0.9, 0.45])
+    header, *rows = (late / "metrics.csv").read_text().splitlines()
+    (late / "metrics.csv").write_text("\n".join([header, *(f"{i + 2}{r[1:]}" for i, r in enumerate(rows))]))
+    result = cmp.compare([*same, diverged, late], reach="val_loss=0.6")
+
+    console = Console(file=io.StringIO(), width=300)
+    console.print(fmt.render_table(result))
+    text = console.file.getvalue()
+    results = text[: text.index("what differs")].splitlines()
+    cells = {line.split()[1].split("-")[0]: line.split() for line in results if "-20240101-" in line}
+    # rank, run, status, epochs, best val_loss, best epoch, final loss and accuracy, epochs_to_val_loss
+    assert cells["late"][3:6] == ["4", "0.45", "4"] and cells["same1"][3:6] == ["3", "0.5", "2"]
+    assert [cells[name][12] for name in ("late", "same1", "diverged")] == ["4", "2", "-"]
+    assert "training diverged in epoch 3" in text  # it committed 2 epochs
+
+    markdown = [[c.strip().strip("*") for c in line.strip("|").split("|")] for line in
+                fmt.render(result, "markdown").splitlines()]  # fmt: skip
+    by_run = {row[1].split("-")[0]: dict(zip(markdown[0], row)) for row in markdown[2:]}
+    assert (by_run["late"]["best_epoch"], by_run["late"]["epochs_to_val_loss"]) == ("4", "4")
+    assert (by_run["same1"]["best_epoch"], by_run["same1"]["epochs_to_val_loss"]) == ("2", "2")
+
+    # csv and json: the best epoch is metrics.csv's 0-based `epoch`; epochs_to_* is a count
+    csv_rows = {r["run"].split("-")[0]: r for r in csv.DictReader(io.StringIO(fmt.render(result, "csv")))}
+    assert (csv_rows["late"]["best_epoch"], csv_rows["late"]["epochs_to_val_loss"]) == ("3", "4")
+    runs_json = {r["name"]: r for r in json.loads(fmt.render(result, "json"))["runs"]}
+    assert runs_json["late"]["best"]["epoch"] == 3 and runs_json["late"]["epochs_to_reach"] == 4
+
+    grouped = cmp.compare(same, group_seeds=True, reach="val_loss=0.6")
+    console = Console(file=io.StringIO(), width=300)
+    console.print(fmt.render_table(grouped, True))  # as `dnnlab sweep` ends
+    group = next(line.split() for line in console.file.getvalue().splitlines() if " same1 " in line)
+    # rank, group, seeds, status, epochs, best val_loss, best epoch (mean ± std over the seeds)
+    assert group[:4] == ["1", "same1", "2", "completed"] and group[10:13] == ["2", "±", "0"]
+
+
+def seed_groups(root: Path) -> cmp.Comparison:
+    """Two seed groups with long names, tested, as `dnnlab sweep` ends with them."""
+    from dnnlab.results import seed_tests
+
+    relu = {"model.activation": {"type": "relu"}}
+    for seed, (elu, rel) in enumerate([(0.5, 0.3), (0.7, 0.4), (0.6, 0.5)], 1):
+        write_run(root, f"a-long-run-name-elu-s{seed}", spec(seed=seed), [0.9, elu])
+        write_run(root, f"a-long-run-name-relu-s{seed}", spec(seed=seed, **relu), [0.8, rel])
+    comparison = cmp.compare([root], group_seeds=True)
+    seed_tests.attach(comparison)
+    return comparison
+
+
+def test_a_table_wider_than_the_terminal_leaves_columns_out_and_says_which(tmp_path):
+    from rich.console import Console
+
+    comparison = seed_groups(tmp_path)
+    console = Console(file=io.StringIO(), width=80)
+    console.print(fmt.render_table(comparison, False, width=80))
+    text = console.file.getvalue()
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "0.400 ± 0.100" in text  # a number is never folded across lines
+    left_out = " ".join(text[text.index("left out to fit") :].split())
+    assert left_out.startswith("left out to fit the terminal's 80 columns: wall_seconds, epochs, final_")
+    assert "--format csv` (or json) shows every column, as does a wider terminal" in left_out
+    assert "wall" not in text[: text.index("left out")]  # the first column to go
+    wide = Console(file=io.StringIO(), width=400)
+    wide.print(fmt.render_table(comparison, False, width=400))
+    assert "left out" not in wide.file.getvalue() and "wall" in wide.file.getvalue()
+
+
+def test_off_a_terminal_every_column_keeps_its_width_whatever_columns_says(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from dnnlab.cli.main import app
+    from dnnlab.console import fit_width, stdout_console
+
+    seed_groups(tmp_path)
+    monkeypatch.setenv("COLUMNS", "60")
+    assert fit_width(stdout_console()) is None  # CliRunner's stdout is no terminal
+    out = CliRunner().invoke(app, ["compare", str(tmp_path), "--group-seeds"]).stdout
+    assert "left out" not in out and "wall" in out
+    assert max(len(line.rstrip()) for line in out.splitlines()) > 100  # one line per row, as before
 
 
 def test_rich_table_renders_every_row(activation_runs):
@@ -352,13 +459,13 @@ def test_group_seeds_gives_mean_std_and_count(tmp_path):
         write_run(tmp_path, "relu3", spec(seed=3, **{"model.activation": {"type": "relu"}}), [0.5]),
     ]
     result = cmp.compare(runs, group_seeds=True)
-    assert result.differing_keys == ["model.activation.type", "model.activation.alpha"]
+    assert result.differing_keys == ["model.activation"]
     relu, elu = result.groups
     assert (relu.best.n, elu.best.n) == (3, 2)
     assert relu.best.mean == pytest.approx(0.4) and relu.best.std == pytest.approx(0.1)
     assert elu.best.mean == pytest.approx(0.6) and elu.best.std == pytest.approx(0.1414, abs=1e-4)
     headers, rows = fmt.table_rows(result)
-    assert rows[0]["seeds"] == 3 and fmt.format_value(rows[0]["best_val_loss"]) == "0.4 ± 0.1"
+    assert rows[0]["seeds"] == 3 and fmt.format_value(rows[0]["best_val_loss"]) == "0.400 ± 0.100"
     csv_rows = list(csv.DictReader(io.StringIO(fmt.render_csv(result))))
     assert float(csv_rows[0]["best_val_loss_std"]) == pytest.approx(0.1)
     groups = json.loads(fmt.render_json(result))["groups"]
@@ -372,9 +479,31 @@ def test_plot_writes_a_png(activation_runs, tmp_path):
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.parametrize(
+    ("mean", "std", "text"),
+    [
+        (0.19608, 0.043587, "0.1961 ± 0.0436"),  # the std to 3 significant digits, the mean to its place
+        (0.9, 0.018109, "0.9000 ± 0.0181"),  # trailing zeros kept: they are digits the std vouches for
+        (0.4, 0.1, "0.400 ± 0.100"),
+        (1.0, 0.09996, "1.000 ± 0.100"),  # the std rounds up a place
+        (45678.9, 1234.5, "45680 ± 1230"),
+        (12.0, 0.0, "12 ± 0"),  # no spread at all
+        (0.5, 1e-12, "0.500000 ± 1e-12"),  # at most 6 significant digits of the mean
+        (0.3, None, "0.3"),  # one seed: the mean alone
+    ],
+)
+def test_a_mean_shows_the_decimals_of_its_std_s_third_significant_digit(mean, std, text):
+    assert fmt.format_value(cmp.Stat(mean, std, 3)) == text
+
+
+def test_an_interval_shows_the_decimals_of_its_mean(tmp_path):
+    assert fmt.format_interval(0.142, 0.2502, 0.043587, 0.19608) == "[0.1420, 0.2502]"
+    assert fmt.format_interval(None, None, None, 0.5) == "-"
+
+
 def test_legend_labels_name_what_differs(activation_runs):
     labels = fmt.run_labels(cmp.compare(activation_runs))
-    assert labels[activation_runs[0]] == "activation=elu, alpha=1"
+    assert labels[activation_runs[0]] == "activation=elu(alpha=1.0)"
 
 
 def test_importing_compare_does_not_import_tensorflow():

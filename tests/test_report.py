@@ -7,6 +7,8 @@ The run directories are written file by file (config.yaml, run.json, metrics.csv
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -112,9 +114,9 @@ def test_ranking_table_shows_each_run_and_what_differs_key_by_key(page, sweep):
     ranking = parsed.table_with("best_val_loss")
     header, rows = ranking[0], ranking[1:]
     assert len(rows) == 12
-    assert {"model.activation.type", "training.optimizer.learning_rate", "seed"} <= set(header)
+    assert {"model.activation", "training.optimizer.learning_rate", "seed"} <= set(header)
     assert rows[0][header.index("run")] == "t00-20240101-120000"  # relu, 0.001, seed 1: lowest
-    assert rows[0][header.index("model.activation.type")] == "relu"
+    assert rows[0][header.index("model.activation")] == "relu"
     # --reach: epochs to val_accuracy >= 0.6, counted from 1; val_accuracy = 0.95 - val_loss / 2
     reach = header.index("epochs_to_val_accuracy")
     assert rows[0][reach] == "2" and rows[-1][reach] == "-"
@@ -126,7 +128,7 @@ def test_seed_groups_show_mean_std_and_the_number_of_seeds(page):
     header, rows = groups[0], groups[1:]
     assert len(rows) == 6 and {row[header.index("seeds")] for row in rows} == {"2"}
     best = rows[0][header.index("best_val_loss")]
-    assert best == "0.515 ± 0.007071", best  # relu at 0.001: seeds 1 and 2 reach 0.51 and 0.52
+    assert best == "0.51500 ± 0.00707", best  # relu at 0.001: seeds 1 and 2 reach 0.51 and 0.52
 
 
 def test_hyperparameter_importance_ranks_the_keys_and_says_how(page):
@@ -134,7 +136,7 @@ def test_hyperparameter_importance_ranks_the_keys_and_says_how(page):
     parsed = Page(text)
     table = parsed.table_with("importance (drop in R²)")
     keys = [row[0] for row in table[1:]]
-    assert keys == ["model.activation.type", "training.optimizer.learning_rate"]
+    assert keys == ["model.activation", "training.optimizer.learning_rate"]
     assert "random forest" in text and "permutation importance" in text
 
 
@@ -186,6 +188,37 @@ def test_compare_reach_column(sweep):
     assert out["reach"] == {"metric": "val_loss", "threshold": 0.7}
     by_name = {Path(r["run"]).name.split("-")[0]: r["epochs_to_reach"] for r in out["runs"]}
     assert by_name["t00"] == 2 and by_name["t11"] is None  # tanh, 0.01, seed 2: 0.77 at best
+
+
+def test_compare_reach_counts_the_seeds_of_each_group_that_got_there(sweep):
+    # val_loss = 0.5 + q at epoch 3: tanh at 0.001 reaches 0.71 with seed 1 and 0.72 with seed 2.
+    args = ["compare", str(sweep), "--group-seeds", "--reach", "val_loss=0.715", "--format"]
+    groups = {g["runs"][0].rsplit("/", 1)[-1][:3]: g for g in json.loads(invoke(*args, "json"))["groups"]}
+    assert groups["t08"]["reach"] == {  # tanh, 0.001
+        "metric": "val_loss",
+        "threshold": 0.715,
+        "seeds_reached": 1,
+        "seeds": 2,
+        "epochs": {"mean": 3.0, "std": None, "n": 1},
+    }
+    assert groups["t00"]["reach"]["seeds_reached"] == 2 and groups["t00"]["reach"]["epochs"]["mean"] == 2
+    assert groups["t10"]["reach"]["seeds_reached"] == 0  # tanh, 0.01: 0.76 at best
+    assert groups["t00"]["verdict"] == "best"  # beside the test fields
+    rows = {r["run"]: r for r in csv.DictReader(io.StringIO(invoke(*args, "csv")))}
+    tanh = rows["activation=tanh, learning_rate=0.001"]
+    assert (tanh["seeds"], tanh["seeds_reached"], tanh["epochs_to_val_loss"]) == ("2", "1", "3.0")
+    markdown = [line.strip("|").split("|") for line in invoke(*args, "markdown").splitlines()[:8]]
+    headers = [h.strip() for h in markdown[0]]
+    tanh = next(row for row in markdown if "activation=tanh, learning_rate=0.001" in row[1])
+    assert tanh[headers.index("seeds_reached")].strip() == "1"
+    table = invoke("compare", str(sweep), "--group-seeds", "--reach", "val_loss=0.715")
+    assert "seeds" in table and "reached" in table  # the terminal's column, under two lines of header
+
+
+def invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.stderr
+    return result.stdout
 
 
 def test_report_does_not_import_tensorflow(sweep, tmp_path):

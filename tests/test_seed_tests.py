@@ -246,7 +246,7 @@ def test_the_terminal_table_fits_80_columns_with_a_sentence_per_group(sweep):
 def test_the_sweep_ends_with_the_tested_groups(sweep, capsys):
     from dnnlab.cli.run_commands import render_sweep
 
-    record = SimpleNamespace(status="completed", counts=lambda: {"completed": 15})
+    record = SimpleNamespace(status="completed", counts=lambda: {"completed": 15}, configs=[])
     render_sweep(SimpleNamespace(record=record, path=sweep))
     err = capsys.readouterr().err
     assert "sweep completed" in err and "is the difference real?" in err

@@ -20,7 +20,8 @@ from dnnlab.cli.main import app
 from dnnlab.errors import ConfigError
 from dnnlab.sweep.axes import parse_axis_option
 from dnnlab.sweep.definition import build_sweep, read_sweep_file
-from dnnlab.sweep.trials import expand, expand_and_check, trial_dir_name
+from dnnlab.sweep.trial_dirs import trial_path
+from dnnlab.sweep.trials import expand, expand_and_check, is_trial_name, trial_dir_name
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = tiny_spec()
@@ -143,9 +144,33 @@ def test_a_distribution_in_a_grid_is_refused(tiny):
 def test_directory_names_are_safe_and_short():
     params = {"model.activation": {"type": "leaky_relu", "alpha": 0.2}, "a.b": "x/y z", "seed": 1}
     name = trial_dir_name(12, params, list(params))
-    assert name == "012-activation=typeleaky_relu_alpha0.2-b=x_y_z-seed=1"
+    assert name == "012-activation=typeleaky_relu_alpha0.2-a.b=y_z-seed=1"  # a path: its last part
     long = trial_dir_name(1, {"k": "v" * 300}, ["k"])
     assert len(long) <= 96 and long.startswith("001-k=")
+
+
+@pytest.mark.parametrize(
+    ("axis", "names"),
+    [
+        ("model.transfer.run=runs/a,runs/b", ["000-transfer.run=a", "001-transfer.run=b"]),
+        # Two runs of one name in different folders: each keeps the parent that tells them apart.
+        (
+            "model.transfer.run=/data/x/a,/data/y/a/,runs/b",
+            ["000-transfer.run=x_a", "001-transfer.run=y_a", "002-transfer.run=b"],
+        ),
+        (
+            "model.transfer.run=other/runs/a,runs/a",
+            ["000-transfer.run=other_runs_a", "001-transfer.run=runs_a"],
+        ),
+        ("data.path=../tables/one.csv,../tables/two.csv", ["000-data.path=one.csv", "001-data.path=two.csv"]),
+    ],
+)
+def test_a_path_axis_names_trials_by_the_folder_not_the_whole_path(tiny, tmp_path, axis, names):
+    trials, _ = expand(build_sweep(tiny, axes=[axis]), spec_seed=3)
+    assert [t.run for t in trials] == names
+    for trial in trials:  # what --resume accepts as a trial's folder
+        assert is_trial_name(trial.run, trial.id)
+        assert trial_path(tmp_path, trial.run) == tmp_path / trial.run
 
 
 def test_every_trial_is_checked_before_any_starts(tiny):
@@ -236,13 +261,13 @@ def test_compare_of_a_sweep_lists_the_grid_keys_and_seed(grid_sweep):
     result = invoke("compare", sweep_dir, "--format", "json")
     assert result.exit_code == 0, result.output
     comparison = json.loads(result.stdout)
-    # Leaf keys: the activation axis is its type, and elu's alpha, which relu has not.
+    # The activation axis is one key: elu's alpha, which relu has not, folds into its type.
     assert set(comparison["differing_keys"]) == {
-        "model.activation.type",
-        "model.activation.alpha",
+        "model.activation",
         "training.optimizer.learning_rate",
         "seed",
     }
+    assert {r["params"]["model.activation"]["type"] for r in comparison["runs"]} == {"relu", "elu"}
     assert len(comparison["runs"]) == 8
     assert len(json.loads(invoke("compare", sweep_dir.parent, "--format", "json").stdout)["runs"]) == 8
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from dnnlab.cli.app import RankMetric, ReachOption, app, choices, escape_markup, user_errors
-from dnnlab.console import stderr_console, stdout_console
+from dnnlab.console import fit_width, stderr_console, stdout_console
 from dnnlab.errors import DnnlabError
 from dnnlab.results.options import AT_CHOICES, CI_CHOICES, DEFAULT_FORMAT, FORMATS
 
@@ -104,7 +104,8 @@ def compare(
     for message in comparing.messages(result):
         console.print(f"[yellow]note:[/] {escape_markup(message)}")
     if fmt is Format.table:
-        stdout_console().print(compare_format.render_table(result, diff_only))
+        out = stdout_console()
+        out.print(compare_format.render_table(result, diff_only, fit_width(out)))
     else:
         sys.stdout.write(compare_format.render(result, fmt.value, diff_only))
     if plot is not None:

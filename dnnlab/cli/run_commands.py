@@ -18,7 +18,7 @@ from dnnlab.cli.app import (
     print_warnings,
     user_errors,
 )
-from dnnlab.console import stderr_console
+from dnnlab.console import fit_width, stderr_console
 from dnnlab.errors import DnnlabError
 from dnnlab.sweep.executors import EXECUTORS
 
@@ -258,4 +258,4 @@ def render_sweep(result) -> None:
     except DnnlabError:
         return  # no trial has a run directory yet
     seed_tests.attach(comparison)
-    console.print(compare_format.render_table(comparison, True))
+    console.print(compare_format.render_table(comparison, True, fit_width(console)))

@@ -170,12 +170,14 @@ def _ranked(items: Iterable[Any], value_of: Callable[[Any], float | None], mode:
 def differing_keys(
     configs: list[dict[str, Any]], ignore: tuple[str, ...] = ("name",)
 ) -> dict[str, list[Any]]:
-    """Dotted leaf keys whose values differ between configs, with each config's value.
+    """Dotted keys whose values differ between configs, with each config's value.
 
-    Mappings are always split into their leaf keys, so sgd vs nadam reads
-    `training.optimizer.type`, `training.optimizer.learning_rate`, `training.optimizer.momentum`
-    (MISSING where a run's optimizer has no such key) and no cell ever holds a whole mapping.
-    A null where another run has a mapping (`early_stopping: null`) is null at every leaf.
+    Mappings are split into their leaf keys, so no cell holds a whole spec section; but where a
+    mapping's `type` differs, the keys that only some of the types have fold into the type: sgd
+    against adam reads `training.optimizer` = `{type: sgd, momentum: 0.9}` (shown
+    `sgd(momentum=0.9)`) and `{type: adam, beta_1: 0.9, ...}`, and the keys every type has stay
+    leaf keys (`training.optimizer.learning_rate`). A null where another run has a mapping
+    (`early_stopping: null`) is null at every leaf.
     """
     out: dict[str, list[Any]] = {}
     if len(configs) > 1:
@@ -192,12 +194,27 @@ def _collect_differences(values: list[Any], path: str, out: dict[str, list[Any]]
     splittable = all(v is None or isinstance(v, (dict, str, Absent)) for v in values)
     if splittable and any(isinstance(v, dict) for v in values):
         mappings = [_as_mapping(v) for v in values]
+        keys = list(dict.fromkeys(k for m in mappings if isinstance(m, dict) for k in m))
+        if "type" in keys and len({repr(_child(m, "type")) for m in mappings}) > 1:
+            _fold_types(mappings, keys, path, out)
+            return
         found = len(out)
-        for key in dict.fromkeys(k for m in mappings if isinstance(m, dict) for k in m):
+        for key in keys:
             _collect_differences([_child(m, key) for m in mappings], f"{path}.{key}", out)
         if len(out) > found:
             return
     out[path] = values  # a leaf, or an empty mapping against null
+
+
+def _fold_types(mappings: list[Any], keys: list[str], path: str, out: dict[str, list[Any]]) -> None:
+    """Mappings of different types: `path` holds each one's type with the keys that exist only
+    because of it (`elu(alpha=0.5)` against `relu`); the keys every mapping has are compared as
+    leaf keys under it."""
+    shared = [k for k in keys if k != "type" and all(isinstance(m, dict) and k in m for m in mappings)]
+    own = [k for k in keys if k != "type" and k not in shared]
+    out[path] = [{k: m[k] for k in ("type", *own) if k in m} if isinstance(m, dict) else m for m in mappings]
+    for key in shared:
+        _collect_differences([m[key] for m in mappings], f"{path}.{key}", out)
 
 
 def _as_mapping(value: Any) -> Any:
@@ -346,10 +363,13 @@ def parse_reach(text: str, runs: list[LoadedRun]) -> Reach:
 
 
 def epochs_to_reach(run: LoadedRun, reach: Reach) -> int | None:
-    """The number of epochs after which `reach.metric` first met the threshold, or None."""
+    """The number of epochs after which `reach.metric` first met the threshold, or None: the
+    row's `epoch` + 1, as the best epoch reads for people, so both count the same epochs."""
+    epochs = run.history.get("epoch")
     for index, value in enumerate(run.history.get(reach.metric) or ()):
         if value >= reach.threshold if reach.mode == "max" else value <= reach.threshold:
-            return index + 1
+            epoch = int_or_none(epochs[index]) if epochs and index < len(epochs) else None
+            return (index if epoch is None else epoch) + 1
     return None
 
 

@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import DnnlabError
+from dnnlab.results import fitting
 from dnnlab.results.compare import Comparison, SeedGroup, Stat, stat_of, unused_keys
+from dnnlab.results.numbers import format_interval, format_stat
 from dnnlab.results.options import FORMATS
 from dnnlab.rundir.loading import MISSING, UNKNOWN, Absent, LoadedRun
 
@@ -92,13 +94,18 @@ def _test_cells(comparison: Comparison, group: SeedGroup) -> dict[str, Any]:
 
 
 def _reach_cells(comparison: Comparison, runs: list[LoadedRun]) -> dict[str, Any]:
-    """The --reach column: epochs to the threshold (a count, so from 1 in every format); for a
-    seed group the mean over the seeds that reached it, and n says how many did."""
+    """The --reach columns: epochs to the threshold (a count, so from 1 in every format); for a
+    seed group the mean over the seeds that reached it, and how many seeds did (`seeds_reached`,
+    beside `seeds`)."""
     if comparison.reach is None:
         return {}
     if comparison.groups is None:
         return {comparison.reach.column: _recorded(runs[0].reached)}
-    return {comparison.reach.column: stat_of([r.reached for r in runs])}
+    epochs = stat_of([r.reached for r in runs])
+    return {comparison.reach.column: epochs, SEEDS_REACHED: epochs.n}
+
+
+SEEDS_REACHED = "seeds_reached"  # --reach with --group-seeds: the seeds of a group that met the target
 
 
 def _recorded(value: Any) -> Any:
@@ -124,14 +131,12 @@ def _spec_cells(run: LoadedRun, keys: list[str]) -> dict[str, Any]:
 
 
 def format_value(value: Any) -> str:
-    """Short human text for a table cell: metrics to 4 significant digits, specs compactly."""
+    """Short human text for a table cell: metrics to 4 significant digits, a mean ± std as
+    `format_stat` says, specs compactly."""
     if isinstance(value, Absent):
         return value.label
     if isinstance(value, Stat):
-        if value.mean is None:
-            return MISSING.label
-        mean = format_value(value.mean)
-        return mean if value.std is None else f"{mean} ± {format_value(value.std)}"
+        return format_stat(value)
     if isinstance(value, float):
         return f"{value:.4g}"
     return _spec_text(value)
@@ -206,7 +211,20 @@ def _group_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
         "params": {k: _json_value(group.params.get(k, MISSING)) for k in comparison.differing_keys}
         if group.runs[0].config
         else None,
+        **({"reach": _reach_json(group, comparison)} if comparison.reach is not None else {}),
         **(group.test.as_dict() if group.test is not None else {}),
+    }
+
+
+def _reach_json(group: SeedGroup, comparison: Comparison) -> dict[str, Any]:
+    """A seed group's --reach: how many of its seeds met the target, and in how many epochs."""
+    epochs = stat_of([r.reached for r in group.runs])
+    return {
+        "metric": comparison.reach.metric,
+        "threshold": comparison.reach.threshold,
+        "seeds_reached": epochs.n,
+        "seeds": len(group.runs),
+        "epochs": _stat_json(epochs),
     }
 
 
@@ -305,19 +323,31 @@ def is_numeric_column(header: str) -> bool:
     """Whether a comparison column holds numbers (right-aligned in markdown and HTML tables)."""
     return (
         header
-        in ("rank", "seeds", "epochs", "best_epoch", "wall_seconds", "seeds_needed", "seeds_to_separate")
+        in (
+            "rank",
+            "seeds",
+            "epochs",
+            "best_epoch",
+            "wall_seconds",
+            "seeds_needed",
+            "seeds_to_separate",
+            SEEDS_REACHED,
+        )
         or header.startswith(("best_", "final_", "test_", "epochs_to_", "difference_"))
         or header in NUMERIC_TEST_COLUMNS
     )
 
 
-def render_table(comparison: Comparison, diff_only: bool = False):
+def render_table(comparison: Comparison, diff_only: bool = False, width: int | None = None):
     """The comparison for the terminal: a table of results (best run highlighted), then a
     table of what differs between the runs, keyed by the same rank.
 
     Two tables because one would not fit: spec values are long and terminals are narrow, and
     squeezing both into one folds every cell. The telling keys that every run shares are listed
     under the tables instead of as columns of one repeated value (csv/markdown keep them).
+
+    `width`: the terminal's, to fit the tables to (see `fitting`); None off a terminal, where
+    every column is shown at its full width.
     """
     from rich.console import Group
 
@@ -326,16 +356,22 @@ def render_table(comparison: Comparison, diff_only: bool = False):
     spec_headers = [h for h in headers if "." in h]
     result_headers = [h for h in headers if "." not in h and h not in TEST_COLUMNS]
     direction = "lower" if comparison.mode == "min" else "higher"
-    results = _rich_table(
-        rows,
-        _terminal_columns(result_headers),
-        comparison,
-        title=f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
-        f"{comparison.metric} ({direction} is better)",
+    title = (
+        f"{len(rows)} {'seed groups' if comparison.groups else 'runs'} ranked by "
+        f"{comparison.metric} ({direction} is better)"
     )
-    parts = [results]
+    columns = _terminal_columns(result_headers)
+    parts = [_rich_table(rows, columns, comparison, title)]
+    if width is not None and fitting.natural_width(parts[0]) > width:
+        fold = fitting.text_width(width)
+
+        def fitted(kept):
+            return _rich_table(rows, kept, comparison, title, fold=fold)
+
+        table, dropped = fitting.fit_columns(columns, fitted, width, comparison.metric)
+        parts = [table] + ([fitting.left_out_note(dropped, width)] if dropped else [])
     if spec_headers:
-        parts.append(_differences(rows, spec_headers, comparison))
+        parts.append(_differences(rows, spec_headers, comparison, width))
     if not diff_only and comparison.context_keys:
         shared = next((r.params for r in comparison.runs if r.config is not None), {})
         from rich.text import Text
@@ -384,9 +420,7 @@ def _tests_part(comparison: Comparison) -> list:
     table.add_column("verdict", no_wrap=True)
     for rank, group in enumerate(comparison.groups, 1):
         r = group.test.result
-        interval = (
-            MISSING.label if r.ci_low is None else f"[{format_value(r.ci_low)}, {format_value(r.ci_high)}]"
-        )
+        interval = format_interval(r.ci_low, r.ci_high, r.std, r.mean)
         cells = [str(rank), r.name, str(r.n), format_value(Stat(r.mean, r.std, r.n)), interval, r.verdict]
         table.add_row(*map(Text, cells), style="bold green" if r.verdict == "best" else None)
     parts: list = [Text(""), table]  # a blank line after the tables above
@@ -404,8 +438,9 @@ def _tests_part(comparison: Comparison) -> list:
 MAX_DIFF_COLUMNS = 4  # beyond this a table of spec values folds every cell; list them instead
 
 
-def _differences(rows, spec_headers: list[str], comparison: Comparison):
-    """What differs, per run: a table while it stays narrow, else one line per run."""
+def _differences(rows, spec_headers: list[str], comparison: Comparison, width: int | None = None):
+    """What differs, per run: a table while it stays narrow (and fits `width`, on a terminal),
+    else one line per run."""
     from rich.text import Text
 
     short = _short_names(spec_headers)
@@ -413,7 +448,14 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison):
     if len(spec_headers) <= MAX_DIFF_COLUMNS:
         columns = [("rank", ("rank",)), ("run", ("run",))] + [(h, (h,)) for h in spec_headers]
         titles = {h: short[h] for h in spec_headers}
-        return _rich_table(rows, columns, comparison, "what differs", legend, titles)
+        table = _rich_table(rows, columns, comparison, "what differs", legend, titles)
+        if width is None or fitting.natural_width(table) <= width:
+            return table
+        table = _rich_table(
+            rows, columns, comparison, "what differs", legend, titles, fitting.text_width(width)
+        )
+        if fitting.natural_width(table) <= width:
+            return table
     text = Text("what differs\n", style="italic")
     for i, row in enumerate(rows):
         values = ", ".join(f"{short[h]}={format_value(row[h])}" for h in spec_headers)
@@ -425,22 +467,27 @@ def _differences(rows, spec_headers: list[str], comparison: Comparison):
 LARGE_TABLE_ROWS = 100  # rich's table layout costs ~0.3 ms a row; past this, plain columns
 
 
-def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None):
+def _rich_table(
+    rows, columns, comparison: Comparison, title: str, caption: str = "", titles=None, fold: int | None = None
+):
+    """`fold`: fitting a terminal, the widest the text columns (run, notes, spec values) may be;
+    their cells fold within it, and numbers are never folded."""
     from rich import box
     from rich.table import Table
     from rich.text import Text
 
     if len(rows) > LARGE_TABLE_ROWS:
-        return _plain_table(rows, columns, comparison, title, caption, titles)
+        return _plain_table(rows, columns, comparison, title, caption, titles, fold)
     table = Table(title=title, caption=caption or None, header_style="bold", box=box.SIMPLE_HEAD)
     for title_, _ in columns:
-        spec_key = "." in title_
-        numeric = not (spec_key or title_ in ("run", "status", "notes", "seed"))
+        numeric = not _is_text_column(title_)
         table.add_column(
             (titles or {}).get(title_) or _terminal_header(title_, comparison.metric),
             justify="right" if numeric else "left",
             style="yellow" if title_ == "notes" else None,
             overflow="fold",
+            no_wrap=fold is not None and numeric,
+            max_width=fold if fold is not None and _is_text_column(title_) and title_ != "seed" else None,
         )
     for i, row in enumerate(rows):
         best = i == 0 and comparison.best_run is not None
@@ -450,8 +497,9 @@ def _rich_table(rows, columns, comparison: Comparison, title: str, caption: str 
     return table
 
 
-def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None):
-    """The same table as fixed-width text: a thousand runs render in milliseconds, not a second."""
+def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str, titles=None, fold=None):
+    """The same table as fixed-width text: a thousand runs render in milliseconds, not a second.
+    `fold`: fitting a terminal, text cells longer than this are cut, ending in `…`."""
     from rich.text import Text
 
     names = [
@@ -459,8 +507,11 @@ def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str
         for t, _ in columns
     ]
     cells = [[" / ".join(format_value(row[h]) for h in parts) for _, parts in columns] for row in rows]
+    left = [_is_text_column(t) for t, _ in columns]
+    if fold is not None:
+        cells = [[c if not is_left or len(c) <= fold else c[: fold - 1] + "…" for c, is_left in zip(r, left)]
+                 for r in cells]  # fmt: skip
     widths = [max([len(n)] + [len(r[i]) for r in cells]) for i, n in enumerate(names)]
-    left = [("." in t or t in ("run", "status", "notes", "seed")) for t, _ in columns]
 
     def line(values: list[str]) -> str:
         padded = (v.ljust(w) if is_left else v.rjust(w) for v, w, is_left in zip(values, widths, left))
@@ -476,6 +527,11 @@ def _plain_table(rows, columns, comparison: Comparison, title: str, caption: str
     if caption:
         text.append(caption + "\n", style="dim")
     return text
+
+
+def _is_text_column(title: str) -> bool:
+    """Whether a terminal column holds words (left-aligned; folded to fit) rather than numbers."""
+    return "." in title or title in ("run", "status", "notes", "seed")
 
 
 def _terminal_columns(headers: list[str]) -> list[tuple[str, tuple[str, ...]]]:
@@ -500,7 +556,7 @@ def _terminal_header(header: str, metric: str) -> str:
         return "#"
     if header == f"best_{metric}":
         return f"best\n{metric}"
-    if header in ("best_epoch", "wall_seconds"):
+    if header in ("best_epoch", "wall_seconds", SEEDS_REACHED):
         return header.replace("_", "\n").replace("seconds", "s")
     if header.startswith("final_"):
         name = header.removeprefix("final_")
@@ -523,15 +579,18 @@ def render(comparison: Comparison, fmt: str, diff_only: bool = False) -> str:
     raise DnnlabError(f"Received --format {fmt}, expected one of: {', '.join(FORMATS)}.")
 
 
-def group_label(group: SeedGroup, comparison: Comparison | None, keys: list[str] | None = None) -> str:
-    """A seed group's label: what differs between the groups (`activation=elu, learning_rate=0.01`),
-    or the spec's name where nothing but the seed differs; `keys`: only these of the differing keys
-    (without a comparison: the differing keys themselves)."""
+def group_label(
+    group: SeedGroup, comparison: Comparison | None, keys: list[str] | None = None, values: dict | None = None
+) -> str:
+    """A seed group's label: what differs between the groups (`activation=elu(alpha=0.5),
+    learning_rate=0.01`), or the spec's name where nothing but the seed differs; `keys`: only
+    these of the differing keys (without a comparison: the differing keys themselves); `values`:
+    shown in place of the group's own."""
     run = group.runs[0]
     keys = (comparison.differing_keys if comparison else []) if keys is None else keys
     if run.config is None or not keys:
         return run.name
-    return _label(keys, run.params, unused_keys(run.config))
+    return _label(keys, run.params if values is None else values, unused_keys(run.config))
 
 
 def run_labels(comparison: Comparison) -> dict[Path, str]:

@@ -227,15 +227,38 @@ def _seed(run: LoadedRun) -> int | str | None:
 
 def _labels(comparison: Comparison) -> list[str]:
     """Each group's label, short enough for a sentence: the keys on which two groups that both
-    have them disagree (sgd against adam: `optimizer=sgd, learning_rate=0.01`, not adam's betas
-    beside sgd's momentum), all the differing keys where that leaves two groups alike, and the
-    rank where even those do."""
+    have them disagree, a type with only the keys that tell it from another group of that type
+    (sgd against adam: `optimizer=sgd, learning_rate=0.01`, not adam's betas beside sgd's
+    momentum), all the differing keys where that leaves two groups alike, and the rank where even
+    those do."""
     full = [formats.group_label(g, comparison) or g.runs[0].name for g in comparison.groups]
     keys = [key for key in comparison.differing_keys if _disagree(comparison.groups, key)]
-    short = [formats.group_label(g, comparison, keys) or g.runs[0].name for g in comparison.groups]
+    brief = _brief_params(comparison.groups, keys)
+    short = [
+        formats.group_label(g, comparison, keys, values) or g.runs[0].name
+        for g, values in zip(comparison.groups, brief)
+    ]
     labels = short if len(set(short)) == len(set(full)) else full
     counts = Counter(labels)
     return [f"{label} (#{i})" if counts[label] > 1 else label for i, label in enumerate(labels, 1)]
+
+
+def _brief_params(groups: list[SeedGroup], keys: list[str]) -> list[dict[str, Any]]:
+    """Each group's values of `keys`, a type (`{type: sgd, momentum: 0.9}`) cut to the keys on
+    which groups of that type differ: `sgd` while one group runs sgd."""
+    params = [dict(g.runs[0].params) for g in groups]
+    for key in keys:
+        typed = [p[key] for p in params if isinstance(p.get(key), dict) and "type" in p[key]]
+        for values in params:
+            value = values.get(key)
+            if isinstance(value, dict) and "type" in value:
+                alike = [t for t in typed if t["type"] == value["type"]]
+                values[key] = {
+                    k: v
+                    for k, v in value.items()
+                    if k == "type" or len({repr(t.get(k, MISSING)) for t in alike}) > 1
+                }
+    return params
 
 
 def _disagree(groups: list[SeedGroup], key: str) -> bool:

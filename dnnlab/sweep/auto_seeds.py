@@ -33,6 +33,7 @@ from dnnlab.sweep.trials import (
     short_keys,
     trial_count,
     trial_dir_name,
+    values_by_key,
 )
 
 UNSEPARATED = (WITHIN_NOISE, TOO_FEW)
@@ -178,15 +179,15 @@ class AutoSeedFeed:
                 self.note("auto seeds: every configuration is separated from the best")
             return
         width = name_width(max(trial_count(self.sweep), len(self.record.trials) + 1))
+        taken = values_by_key([t.params for t in self.record.trials])
         new = []
         for key, numbers in seeds.items():
             first = by_key[key][0]
             for seed in numbers:
                 trial_id = len(self.record.trials) + len(new)
                 params = {**first.params, "seed": seed}
-                new.append(
-                    Trial(trial_id, params, trial_dir_name(trial_id, params, self.record.varying, width))
-                )
+                name = trial_dir_name(trial_id, params, self.record.varying, width, taken)
+                new.append(Trial(trial_id, params, name))
         self.check(new)
         self.record.trials.extend(new)
         state["rounds"].append(

@@ -469,11 +469,13 @@ class SearchFeed:
         seeds = self.sweep.seeds if self.sweep.seeds is not None else (self.base.spec.seed,)
         varying = [a.key for a in self.plan.axes] + (["seed"] if len(seeds) > 1 else [])
         first = len(self.record.trials)
+        taken = {a.key: list(a.values) for a in self.plan.axes}
         runs = []
         for index, seed in enumerate(seeds):
             params = {**config.params, "seed": seed}
             trial_id = first + index
-            runs.append(Trial(trial_id, params, trial_dir_name(trial_id, params, varying), config=config.id))
+            name = trial_dir_name(trial_id, params, varying, values=taken)
+            runs.append(Trial(trial_id, params, name, config=config.id))
         return runs
 
     def _check(self, trial: Trial) -> CheckedSpec:

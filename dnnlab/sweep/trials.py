@@ -139,7 +139,8 @@ def expand(
     keys = list(dict.fromkeys(k for p in params for k in p))
     varying = [k for k in keys if len({repr(p.get(k)) for p in params}) > 1]
     width = name_width(max(len(params), trial_count(sweep)))
-    trials = [Trial(i, p, trial_dir_name(i, p, varying, width)) for i, p in enumerate(params)]
+    taken = values_by_key(params)
+    trials = [Trial(i, p, trial_dir_name(i, p, varying, width, taken)) for i, p in enumerate(params)]
     return trials, varying
 
 
@@ -173,13 +174,57 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def trial_dir_name(index: int, params: dict[str, Any], varying: list[str], width: int = 3) -> str:
+def trial_dir_name(
+    index: int,
+    params: dict[str, Any],
+    varying: list[str],
+    width: int = 3,
+    values: dict[str, list[Any]] | None = None,
+) -> str:
     """`003-activation=elu-lr=0.001-seed=2`: the id, then what differs; filesystem-safe and short
-    (the id alone keeps names unique)."""
+    (the id alone keeps names unique). A path names its folder or file (`transfer.run=a` for
+    runs/a), with as many parent folders as tell it from the other paths of `values` (every value
+    each key takes in the sweep), so runs/x/a and runs/y/a read `x_a` and `y_a`."""
     short = short_keys(varying)
-    parts = [f"{short[k]}={format_value(params[k])}" for k in varying if k in params]
+    parts = []
+    for key in varying:
+        if key not in params:
+            continue
+        value = params[key]
+        if _path_parts(value):
+            name = short[key] if "." in short[key] else ".".join(key.split(".")[-2:])
+            parts.append(f"{name}={path_name(value, (values or {}).get(key, [value]))}")
+        else:
+            parts.append(f"{short[key]}={format_value(value)}")
     name = _UNSAFE.sub("_", "-".join([f"{index:0{width}d}", *parts])).strip("_")
     return name[:MAX_NAME].rstrip("-_.")
+
+
+def values_by_key(params: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Every value each key takes among the trials' `params`, for `trial_dir_name`."""
+    found: dict[str, list[Any]] = {}
+    for chosen in params:
+        for key, value in chosen.items():
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def path_name(value: str, others: list[Any]) -> str:
+    """The last part of the path `value`, with as many parents as needed to differ from every
+    other path among `others` that ends alike (a path equal to it once normalized aside)."""
+    parts = _path_parts(value)
+    rivals = {p for p in map(_path_parts, others) if p and p != parts}
+    size = 1
+    while size < len(parts) and any(r[-size:] == parts[-size:] for r in rivals):
+        size += 1
+    return "/".join(parts[-size:])
+
+
+def _path_parts(value: Any) -> tuple[str, ...]:
+    """The folders and file of a path-like string (one with a / or \\), else ()."""
+    if not isinstance(value, str) or not re.search(r"[/\\]", value):
+        return ()
+    return tuple(part for part in re.split(r"[/\\]+", value) if part not in ("", "."))
 
 
 def is_trial_name(name: Any, trial_id: int) -> bool:
