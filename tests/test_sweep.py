@@ -194,6 +194,21 @@ def test_the_optimizer_sweep_of_the_readme_is_valid():
     assert [t.params["training.optimizer"]["type"] for t in trials[::5]] == ["sgd", "adam", "nadam"]
 
 
+# The sweeps behind README's "Géron's claims on digits": trials per claim, 3 seeds each.
+CLAIM_SWEEPS = {"activations": 18, "regularization": 12, "schedules": 18, "selu": 12, "transfer": 6}
+
+
+@pytest.mark.parametrize(("name", "count"), sorted(CLAIM_SWEEPS.items()))
+def test_the_claim_sweeps_of_the_readme_are_valid(name, count):
+    sweep = read_sweep_file(ROOT / "configs" / "science" / "sweeps" / f"{name}.yaml")
+    assert len(expand_and_check(sweep).trials) == count and sweep.seeds == (0, 1, 2)
+
+
+def test_every_claim_sweep_is_tested():
+    found = {p.stem for p in (ROOT / "configs" / "science" / "sweeps").glob("*.yaml")}
+    assert found == set(CLAIM_SWEEPS)
+
+
 def test_a_sweep_file_with_an_unknown_key_is_one_line(tmp_path):
     path = tmp_path / "s.yaml"
     path.write_text("spec: {}\ngird: {a: [1]}\n", encoding="utf-8")
