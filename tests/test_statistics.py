@@ -192,13 +192,14 @@ def test_too_few_seeds_and_all_nan_groups_get_no_test():
         compare_groups({"a": RELU, "one": {9: 0.5}, "lost": {1: float("nan"), 2: None}, "pair": {1: 0.9}})
     )
     assert results["a"].verdict == "best"
-    for name in ("one", "lost", "pair"):
+    for name in ("one", "pair"):
         assert results[name].verdict == "too few seeds" and results[name].p_value is None
+    assert results["lost"].verdict == "no finite values" and results["lost"].p_value is None  # all diverged
     assert "1 and 5 seeds, 0 shared" in results["one"].sentence
     assert "1 and 5 seeds, 1 shared" in results["pair"].sentence
     assert results["lost"].sentence == "lost: no finite values (2 NaN excluded)"
     assert compare_groups({"a": {1: 0.9}, "b": {2: 0.8}})[1].verdict == "too few seeds"
-    assert [r.verdict for r in compare_groups({"x": {1: float("nan")}})] == ["too few seeds"]
+    assert [r.verdict for r in compare_groups({"x": {1: float("nan")}})] == ["no finite values"]
 
 
 def test_nan_seeds_are_left_out_of_the_pairing_and_counted():

@@ -25,6 +25,7 @@ PAIRED_TESTS = ("t", "wilcoxon")
 HOLM_FAMILIES = ("pairs", "best")
 TEST_NAMES = {"t": "paired t", "wilcoxon": "Wilcoxon signed-rank", "welch": "Welch t"}
 BEST, WORSE, BETTER, WITHIN_NOISE, TOO_FEW = "best", "worse", "better", "within noise", "too few seeds"
+NO_FINITE = "no finite values"  # every run of the group diverged or lacks the metric
 BASELINE = "baseline"  # the reference group of compare_groups(..., reference=NAME)
 SEEDS_CAP = 1000
 
@@ -60,7 +61,7 @@ class GroupResult:
     ci_low: float | None
     ci_high: float | None
     p_value: float | None
-    verdict: str  # best | worse | better | within noise | too few seeds
+    verdict: str  # best | worse | better | within noise | too few seeds | no finite values
     test: str | None  # "paired t", "Wilcoxon signed-rank" or "Welch t"
     paired: bool | None
     seeds_compared: int | None  # shared seeds when paired, both groups' seeds when unpaired
@@ -403,6 +404,8 @@ def _tested_result(
 
 
 def _untested(name: str, s: Summary, against: tuple[str, Summary, dict] | None) -> GroupResult:
+    if s.n == 0 and s.excluded:
+        return _result(name, s, NO_FINITE, None, f"{name}: no finite values ({s.excluded} NaN excluded)")
     if s.n == 0 or against is None:
         return _result(name, s, TOO_FEW, None, f"{name}: no finite values ({s.excluded} NaN excluded)")
     best, b, clean = against

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dnnlab.errors import RunDirError
-from dnnlab.results.statistics import TOO_FEW, WITHIN_NOISE, compare_groups
+from dnnlab.results.statistics import NO_FINITE, TOO_FEW, WITHIN_NOISE, compare_groups
 from dnnlab.rundir.better import metric_mode
 from dnnlab.sweep.definition import AUTO_SEEDS_MAX, AUTO_SEEDS_START, AUTO_SEEDS_STEP, Sweep
 from dnnlab.sweep.record import SweepRecord
@@ -36,7 +36,7 @@ from dnnlab.sweep.trials import (
     values_by_key,
 )
 
-UNSEPARATED = (WITHIN_NOISE, TOO_FEW)
+UNSEPARATED = (WITHIN_NOISE, TOO_FEW, NO_FINITE)
 SEPARATED, AT_CAP = AUTO_STOPS  # why the sweep stopped adding seeds
 
 
