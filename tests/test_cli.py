@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import tiny_spec
+from helpers import assert_one_line_error, tiny_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -21,19 +21,6 @@ from dnnlab.cli.main import app
 
 def invoke(*args: str):
     return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments: str) -> str:
-    """Exit code 2, nothing but one `error:` line on stderr, no traceback; returns the line."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
-    assert "Traceback" not in result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("error: "), line
-    for fragment in fragments:
-        assert fragment in line, f"{fragment!r} not in {line!r}"
-    return line
 
 
 def spec_with(base_data: dict, **sections) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_json, read_metrics, start, write_spec
+from helpers import assert_one_line_error, read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -50,14 +50,6 @@ def resume_cli(run_dir: Path):
 
 def stderr_lines(result) -> list[str]:
     return [line for line in result.stderr.splitlines() if line.strip()]
-
-
-def assert_one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = stderr_lines(result)
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0], lines[0]
 
 
 def weights(path: Path) -> list[np.ndarray]:

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import read_json, read_metrics, start, write_spec
+from helpers import assert_one_line_error, read_json, read_metrics, start, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -652,14 +652,6 @@ def test_divergence_message_names_the_paired_initializer():
 
 def invoke(*args: str):
     return runner.invoke(app, ["train", *map(str, args)])
-
-
-def assert_one_line_error(result, *words: str) -> None:
-    assert result.exit_code == 2, result.output
-    lines = error_lines(result.stderr)
-    assert len(lines) == 1, result.stderr
-    for word in words:
-        assert word in lines[0].lower(), lines[0]
 
 
 def test_resume_refuses_an_edited_config(completed_run, tmp_path):
