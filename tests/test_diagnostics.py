@@ -222,7 +222,12 @@ EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shi
     "deep_batch_norm_exploding.yaml": {"exploding_gradients"},
     "saturation_normal_sigmoid.yaml": {"saturation"},
 }
-NOT_DIAGNOSE_EXPERIMENTS = {"lr_find_one_cycle.yaml", "mc_dropout_calibration.yaml"}  # lr-find, mc-predict
+# lr-find, mc-predict, and a pretraining comparison trained with `dnnlab train`
+NOT_DIAGNOSE_EXPERIMENTS = {
+    "lr_find_one_cycle.yaml",
+    "mc_dropout_calibration.yaml",
+    "pretrain_few_labels.yaml",
+}
 
 
 @pytest.mark.slow

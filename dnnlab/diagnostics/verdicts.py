@@ -140,7 +140,7 @@ def _activation_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         rows,
         "saturated_fraction",
         "saturation",
-        "on the probe batch more than half the activations are saturated, their derivative below "
+        "on the probe batch more than half of a layer's activations are saturated, their derivative below "
         f"{SATURATION_LEVEL:.0%} of its maximum ({{evidence}}); kernel gradient norm {{gradients}} against "
         f"{output['layer']} {_g(output['gradient_norm'])}. "
         + rule_of_thumb(
