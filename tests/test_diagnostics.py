@@ -258,7 +258,7 @@ def test_exploding_verdicts_on_growth_on_size_and_on_non_finite_gradients():
 
 # --- verdicts that say what was measured ---------------------------------------------------
 
-RULE = "Rule of thumb (Géron, Hands-On Machine Learning, ch. 11), untested on this network"
+RULE = "Rule of thumb (Géron, Hands-On Machine Learning, ch. 11), not a measurement"
 
 
 def test_saturation_states_the_measured_fraction_and_labels_its_remedy_a_rule_of_thumb(tmp_path):

@@ -40,8 +40,9 @@ BOOK = "Géron, Hands-On Machine Learning, ch. 11"
 
 def rule_of_thumb(advice: str) -> str:
     """Advice from the book, labelled as such: nothing in a verdict's measurements shows it works on
-    this network (`diagnose --try-remedies` tests it)."""
-    return f"Rule of thumb ({BOOK}), untested on this network: {advice}"
+    this network. Whether it was tested is each remedy's `status` (suggested until `diagnose
+    --try-remedies` tests it), so the message stays true after a test."""
+    return f"Rule of thumb ({BOOK}), not a measurement: {advice}"
 
 
 # --- verdicts ------------------------------------------------------------------------------
