@@ -96,8 +96,8 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                     "message": "; ".join(evidence)
                     + ". "
                     + rule_of_thumb(
-                        "gradient clipping (training.optimizer.clipnorm), a lower learning rate, the "
-                        "initializer paired with the activation, or fewer batch-norm layers in a deep stack"
+                        "gradient clipping (training.optimizer.clipnorm), a lower learning rate, or the "
+                        "initializer paired with the activation"
                     ),
                 }
             )
