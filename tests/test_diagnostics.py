@@ -344,3 +344,16 @@ def test_diagnose_run_says_a_run_still_learning_and_suggests_twice_its_epochs(tm
     assert verdict["remedies"] == [
         {"remedy": "twice the epochs", "overrides": ["training.epochs=8"], "status": "suggested"}
     ]
+
+
+@pytest.mark.slow
+def test_the_deep_batch_norm_stacks_growth_at_initialization_is_gone_after_one_epoch():
+    """README's table: 328x at initialization, about 13x after one epoch (41 steps of 32 rows)."""
+    out = diagnose_json(SCIENCE / "deep_batch_norm_exploding.yaml", "--steps", "41")
+    assert kinds(out) == {"exploding_gradients", "exploding_gradients_subsided"}
+    grads = [layer["gradient_norm"] for layer in out["layers"]]
+    assert grads[0] < 100 * grads[-1]
+    initial = [layer["gradient_norm"] for layer in out["initial_layers"]]
+    assert initial[0] > 100 * initial[-1]
+    subsided = next(v for v in out["verdicts"] if v["kind"] == "exploding_gradients_subsided")
+    assert f"({grads[0] / grads[-1]:.1f}x)" in subsided["message"] and "dense_1" in subsided["layers"]
