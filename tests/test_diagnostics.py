@@ -309,6 +309,8 @@ def test_gradient_growth_at_initialization_that_does_not_last_is_reported_with_i
     # measured at initialization only: it says so, and how to measure more
     (alone,) = all_verdicts([start], None)
     assert "Measured at initialization only: `--steps N`" in alone["message"]
+    (one_epoch,) = all_verdicts([start], None, epoch_steps=41)
+    assert "`--steps 41` measures again after one epoch" in one_epoch["message"]
     assert "Measured at initialization only" not in found["exploding_gradients"]["message"]
 
 

@@ -253,11 +253,15 @@ def _named(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def all_verdicts(
-    measurements: list[Measurement], spec: Spec | None, history: dict[str, list[float]] | None = None
+    measurements: list[Measurement],
+    spec: Spec | None,
+    history: dict[str, list[float]] | None = None,
+    epoch_steps: int | None = None,
 ) -> list[dict[str, Any]]:
     """Verdicts at initialization and, when training happened, at the last measurement; then
     those drawn across the measurements and, for a finished run, from its `history` (metrics.csv).
-    Each says when (`at`) and lists its remedies, suggested."""
+    Each says when (`at`) and lists its remedies, suggested. `epoch_steps`: a spec's steps per
+    epoch, for the `--steps` a verdict measured at initialization only suggests."""
     each = [verdicts(m.rows, spec) for m in measurements]
     chosen = [0] if len(measurements) == 1 else [0, len(measurements) - 1]
     found = [
@@ -266,7 +270,7 @@ def all_verdicts(
         for verdict in each[i]
     ]
     if len(measurements) == 1 and measurements[0].step == 0:
-        found = [_at_initialization_only(v) for v in found]
+        found = [_at_initialization_only(v, epoch_steps) for v in found]
     last = measurements[-1]
     exploding = [any(v["kind"] == "exploding_gradients" for v in found_) for found_ in each]
     across = over_training.exploding_subsided(measurements, exploding)
@@ -277,14 +281,17 @@ def all_verdicts(
     return [{**v, "remedies": suggested(v["kind"], spec)} for v in found]
 
 
-def _at_initialization_only(verdict: dict[str, Any]) -> dict[str, Any]:
+def _at_initialization_only(verdict: dict[str, Any], epoch_steps: int | None) -> dict[str, Any]:
     """An exploding verdict measured only at initialization says how to see whether it lasts."""
     if verdict["kind"] != "exploding_gradients":
         return verdict
+    steps = f"`--steps {epoch_steps}` measures again after one epoch" if epoch_steps else (
+        "`--steps N` measures again after N training steps"
+    )  # fmt: skip
     return {
         **verdict,
-        "message": verdict["message"] + ". Measured at initialization only: `--steps N` measures again "
-        "after N training steps (a run trained with training.diagnostics measures every epoch)",
+        "message": verdict["message"] + f". Measured at initialization only: {steps} (a run trained "
+        "with training.diagnostics measures every epoch)",
     }
 
 

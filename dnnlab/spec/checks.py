@@ -351,7 +351,7 @@ def check_deep_batch_norm_stack(spec: Spec) -> Iterator[Finding]:
         yield warning(
             "model.normalization",
             f"batch norm after each of {len(model.hidden)} layers at learning rate {rate:g}: the gradient "
-            "grows towards the input at initialization, and such a stack of 30 learned slower on digits than "
+            "grows towards the input at initialization, and 30 such layers learned slower on digits than "
             "without batch norm (configs/science/deep_batch_norm_exploding.yaml); compare with "
             "-o model.normalization=none, or test remedies with `dnnlab diagnose --try-remedies`",
         )
