@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import read_json, train_run, write_spec
+from helpers import read_json, tiny_spec, train_run, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -220,8 +220,14 @@ EXPECTED = {  # what README.md tells a user `dnnlab diagnose` shows for each shi
     "selu_broken_he.yaml": {"self_normalization_broken"},
     "selu_broken_unscaled.yaml": {"self_normalization_broken"},
     "deep_batch_norm_exploding.yaml": {"exploding_gradients"},
+    "saturation_normal_sigmoid.yaml": {"saturation"},
 }
-NOT_DIAGNOSE_EXPERIMENTS = {"lr_find_one_cycle.yaml", "mc_dropout_calibration.yaml"}  # lr-find, mc-predict
+# lr-find, mc-predict, and a pretraining comparison trained with `dnnlab train`
+NOT_DIAGNOSE_EXPERIMENTS = {
+    "lr_find_one_cycle.yaml",
+    "mc_dropout_calibration.yaml",
+    "pretrain_few_labels.yaml",
+}
 
 
 @pytest.mark.slow
@@ -248,3 +254,108 @@ def test_exploding_verdicts_on_growth_on_size_and_on_non_finite_gradients():
     assert found([2e3, 3e3, 1e3]) == {"exploding_gradients": ["dense_1", "dense_2"]}
     assert found([1.0, float("nan"), 1.0]) == {"exploding_gradients": ["dense_2"]}
     assert found([0.5, 1.0, 2.0]) == {}
+
+
+# --- verdicts that say what was measured ---------------------------------------------------
+
+RULE = "Rule of thumb (Géron, Hands-On Machine Learning, ch. 11), not a measurement"
+
+
+def test_saturation_states_the_measured_fraction_and_labels_its_remedy_a_rule_of_thumb(tmp_path):
+    """N(0, 1) weights saturate sigmoid units; Glorot is the book's advice, suggested, not a fix."""
+    spec = stack(4, "sigmoid", initializer={"type": "random_normal", "stddev": 1.0})
+    out = diagnose_json(write_spec(tmp_path, spec))
+    (verdict,) = [v for v in out["verdicts"] if v["kind"] == "saturation"]
+    first = out["layers"][0]
+    assert first["saturated_fraction"] > 0.5 and verdict["layers"][0] == "dense_1"
+    assert f"dense_1 {first['saturated_fraction']:.0%}" in verdict["message"]
+    assert "derivative below 5% of its maximum" in verdict["message"]
+    assert f"dense_1 {first['gradient_norm']:.2g}" in verdict["message"]
+    assert RULE in verdict["message"] and "Remedy (" not in verdict["message"]
+    assert {r["status"] for r in verdict["remedies"]} == {"suggested"}
+    assert "initializer glorot_uniform" in [r["remedy"] for r in verdict["remedies"]]
+
+
+def _rows(grads, updates=None, weights=None):
+    n = len(grads)
+    return [
+        {"layer": "output" if i == n - 1 else f"dense_{i + 1}", "gradient_norm": g, "activation": "relu",
+         "saturated_fraction": None, "dead_fraction": 0.0, "activation_mean": 0.5, "activation_std": 0.8,
+         "update_ratio": None if updates is None else updates[i],
+         "weight_norm": 11.0 if weights is None else weights[i]}
+        for i, g in enumerate(grads)
+    ]  # fmt: skip
+
+
+def test_gradient_growth_at_initialization_that_does_not_last_is_reported_with_its_numbers():
+    from dnnlab.diagnostics.verdicts import all_verdicts
+    from dnnlab.rundir.layers_csv import Measurement
+
+    start = Measurement(0, 0, _rows([230.0, 100.0, 0.7]))
+    after = Measurement(0, 41, _rows([9.1, 5.0, 0.71], updates=[1.4, 0.2, 0.05], weights=[19.0, 11.0, 4.0]))
+    end = Measurement(19, 820, _rows([1.0, 0.8, 0.39], updates=[0.02, 0.01, 0.01]))
+    found = {v["kind"]: v for v in all_verdicts([start, after, end], None)}
+    assert set(found) == {"exploding_gradients", "exploding_gradients_subsided"}
+    assert found["exploding_gradients"]["at"] == "at initialization"
+    subsided = found["exploding_gradients_subsided"]
+    assert subsided["layers"] == ["dense_1"]
+    numbers = ["2.3e+02 against output 0.7, 329x", "after 41 steps", "9.1 against 0.71 (12.8x)", "(2.6x)"]
+    for measured in [*numbers, "dense_1 1.4 (weight norm 11 to 19)"]:
+        assert measured in subsided["message"]
+    # still exploding at the end: no such verdict, the end gets its own exploding verdict
+    lasting = Measurement(19, 820, _rows([230.0, 100.0, 0.7]))
+    kinds_ = [v["kind"] for v in all_verdicts([start, after, lasting], None)]
+    assert kinds_ == ["exploding_gradients", "exploding_gradients"]
+    # measured at initialization only: it says so, and how to measure more
+    (alone,) = all_verdicts([start], None)
+    assert "Measured at initialization only: `--steps N`" in alone["message"]
+    (one_epoch,) = all_verdicts([start], None, epoch_steps=41)
+    assert "`--steps 41` measures again after one epoch" in one_epoch["message"]
+    assert "Measured at initialization only" not in found["exploding_gradients"]["message"]
+
+
+def test_still_learning_needs_a_falling_training_loss_and_a_late_best_validation_loss():
+    from dnnlab.diagnostics.over_training import still_learning
+
+    loss = [2.0, 1.8, 1.6, 1.5, 1.45, 1.39, 1.36, 1.32]
+    val = [2.0, 1.7, 1.5, 1.4, 1.3, 1.25, 1.2, 1.16]
+    history = {"loss": loss, "val_loss": val, "accuracy": [0.58] * 8, "val_accuracy": [0.65] * 8}
+    (verdict,) = still_learning(history, batch_norm=True)
+    assert "fell from 1.39 at epoch 6 to 1.32 at epoch 8 (-5%)" in verdict["message"]
+    assert "best val_loss (1.16) came at epoch 8" in verdict["message"]
+    assert "accuracy 0.58 (training mode: batch norm on each batch's statistics)" in verdict["message"]
+    assert "val_accuracy 0.65 (inference mode" in verdict["message"]
+    assert "training mode" not in still_learning(history, batch_norm=False)[0]["message"]
+    assert still_learning({**history, "loss": [2.0, 1.8, 1.6, 1.5, 1.45, 1.39, 1.38, 1.37]}, True) == []
+    assert still_learning({**history, "val_loss": [2.0, 1.0, 1.5, 1.4, 1.3, 1.25, 1.2, 1.16]}, True) == []
+    assert still_learning({"loss": loss[:3], "val_loss": val[:3]}, True) == []  # too short to say
+    assert still_learning({"loss": loss}, True) == []  # no validation
+
+
+def test_diagnose_run_says_a_run_still_learning_and_suggests_twice_its_epochs(tmp_path):
+    tiny = tiny_spec(training={"epochs": 4, "diagnostics": {"every": 1}})
+    spec = write_spec(tmp_path, tiny)
+    run = train_run(spec, tmp_path / "runs")
+    with open(run / "metrics.csv", newline="", encoding="utf-8") as handle:
+        loss = [float(row["loss"]) for row in csv.DictReader(handle)]
+    assert loss[3] < 0.98 * loss[2]  # the premise: four epochs of a tiny net on digits still learn
+    out = diagnose_json(run)
+    (verdict,) = [v for v in out["verdicts"] if v["kind"] == "still_learning"]
+    assert f"fell from {loss[2]:.3g} at epoch 3 to {loss[3]:.3g} at epoch 4" in verdict["message"]
+    assert verdict["at"] == "at the end of training"
+    assert verdict["remedies"] == [
+        {"remedy": "twice the epochs", "overrides": ["training.epochs=8"], "status": "suggested"}
+    ]
+
+
+@pytest.mark.slow
+def test_the_deep_batch_norm_stacks_growth_at_initialization_is_gone_after_one_epoch():
+    """README's table: 328x at initialization, about 13x after one epoch (41 steps of 32 rows)."""
+    out = diagnose_json(SCIENCE / "deep_batch_norm_exploding.yaml", "--steps", "41")
+    assert kinds(out) == {"exploding_gradients", "exploding_gradients_subsided"}
+    grads = [layer["gradient_norm"] for layer in out["layers"]]
+    assert grads[0] < 100 * grads[-1]
+    initial = [layer["gradient_norm"] for layer in out["initial_layers"]]
+    assert initial[0] > 100 * initial[-1]
+    subsided = next(v for v in out["verdicts"] if v["kind"] == "exploding_gradients_subsided")
+    assert f"({grads[0] / grads[-1]:.1f}x)" in subsided["message"] and "dense_1" in subsided["layers"]

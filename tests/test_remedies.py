@@ -131,3 +131,16 @@ def test_diagnose_lists_each_verdicts_remedies_as_suggested_until_tested(tmp_pat
     }
     text = CliRunner().invoke(app, ["diagnose", str(spec)]).stdout
     assert "suggested, untested" in text and "tested:" not in text
+
+
+def test_a_run_still_learning_gets_twice_the_epochs_it_is_tested_with(tmp_path):
+    spec = _spec(tiny_spec(training={"epochs": 20}))
+    (more,) = remedies_for(["still_learning"], spec)
+    assert more.label == "twice the epochs" and more.overrides == ["training.epochs=40"]
+    from dnnlab.sweep.remedy_trials import plan
+
+    path = tmp_path / "spec.yaml"
+    path.write_text(yaml.safe_dump(tiny_spec(training={"epochs": 20}), sort_keys=False), encoding="utf-8")
+    assert [r.overrides for r in plan(path, ["still_learning"])] == [["training.epochs=40"]]
+    # `--try-remedies --epochs 3` trains the baseline 3 epochs: twice that is 6, not 40
+    assert [r.overrides for r in plan(path, ["still_learning"], [], epochs=3)] == [["training.epochs=6"]]

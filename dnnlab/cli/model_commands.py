@@ -359,7 +359,7 @@ def _try_remedies(result, source, override, seeds, epochs, jobs, runs_dir, quiet
     from dnnlab.sweep import remedy_trials
 
     kinds = list(dict.fromkeys(v["kind"] for v in result.verdicts))
-    remedies = remedy_trials.plan(source, kinds, override or [])
+    remedies = remedy_trials.plan(source, kinds, override or [], epochs)
     if not remedies:
         stderr_console().print("no remedy to try: no verdict names one this spec does not already have")
         return None
@@ -374,6 +374,7 @@ def _try_remedies(result, source, override, seeds, epochs, jobs, runs_dir, quiet
                 numbers = group.as_dict()
                 entry.update(
                     status="tested",
+                    overrides=group.remedy.overrides,  # as trained (twice the epochs: of --epochs)
                     verdict=group.verdict,
                     text=trial.phrase(group),
                     mean=numbers["mean"],

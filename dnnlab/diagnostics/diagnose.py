@@ -47,4 +47,5 @@ def diagnose_spec(target: Path, overrides: list[str] | None = None, steps: int =
         rows, _ = prober.measure()
         done = int(model.optimizer.iterations.numpy())
         measurements.append(Measurement(done // setup.steps_per_epoch(spec, dataset), done, rows))
-    return Diagnosis(spec.name, "spec", measurements, all_verdicts(measurements, spec), checked.warnings)
+    found = all_verdicts(measurements, spec, epoch_steps=setup.steps_per_epoch(spec, dataset))
+    return Diagnosis(spec.name, "spec", measurements, found, checked.warnings)

@@ -2,10 +2,11 @@
 
 Each verdict of `verdicts` names remedies in words (Géron, Hands-On Machine Learning, ch. 11);
 this module turns them into `-o KEY=VALUE` overrides of one spec: gradient clipping at norm 1,
-the learning rate 10x lower or higher, the initializer paired with the activation, batch norm,
-a non-saturating activation. A remedy the spec already has is not suggested. The model-side
-remedies apply to the compact model form (`hidden:`); a `layers:` list gets the training-side
-ones only. TensorFlow-free: `diagnose RUN_DIR` suggests them too.
+the learning rate 10x lower or higher, twice the epochs (a run still learning when it stopped),
+the initializer paired with the activation, batch norm, a non-saturating activation. A remedy the
+spec already has is not suggested. The model-side remedies apply to the compact model form
+(`hidden:`); a `layers:` list gets the training-side ones only. TensorFlow-free: `diagnose
+RUN_DIR` suggests them too.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dnnlab.spec.models import Spec
 
 CLIPNORM = 1.0
 LR_FACTOR = 10.0
+EPOCHS_FACTOR = 2
 
 # Which remedies each verdict names, in the order they are tried.
 REMEDIES_FOR = {
@@ -26,6 +28,7 @@ REMEDIES_FOR = {
     "saturation": ("paired_init", "relu", "batch_norm"),
     "dead_units": ("leaky_relu", "lower_lr", "paired_init"),
     "self_normalization_broken": ("lower_lr", "paired_init"),
+    "still_learning": ("more_epochs",),
 }
 
 
@@ -75,6 +78,9 @@ def _make(name: str, spec: Spec) -> Remedy | None:
         if getattr(optimizer, "clipnorm", None) is not None and optimizer.clipnorm <= CLIPNORM:
             return None
         return Remedy(f"clipnorm {CLIPNORM:g}", {"training.optimizer.clipnorm": CLIPNORM})
+    if name == "more_epochs":
+        epochs = spec.training.epochs * EPOCHS_FACTOR
+        return Remedy("twice the epochs", {"training.epochs": epochs})
     if name in ("lower_lr", "higher_lr"):
         if not isinstance(lr, (int, float)):
             return None  # a schedule: the factor would apply to its initial rate only

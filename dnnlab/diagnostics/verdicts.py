@@ -11,9 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dnnlab.diagnostics import over_training
 from dnnlab.errors import RunDirError
 from dnnlab.rundir.directory import RunDir
-from dnnlab.rundir.layers_csv import Measurement, read_layers_csv
+from dnnlab.rundir.layers_csv import SATURATION_LEVEL, Measurement, read_layers_csv
+from dnnlab.rundir.loading import load_run
+from dnnlab.spec.checks import uses_batch_norm
 from dnnlab.spec.loading import read_run_spec
 from dnnlab.spec.models import Spec
 
@@ -30,6 +33,16 @@ SELU_MEAN = 0.1
 
 
 SELU_STD = (0.8, 1.25)
+
+
+BOOK = "Géron, Hands-On Machine Learning, ch. 11"
+
+
+def rule_of_thumb(advice: str) -> str:
+    """Advice from the book, labelled as such: nothing in a verdict's measurements shows it works on
+    this network. Whether it was tested is each remedy's `status` (suggested until `diagnose
+    --try-remedies` tests it), so the message stays true after a test."""
+    return f"Rule of thumb ({BOOK}), not a measurement: {advice}"
 
 
 # --- verdicts ------------------------------------------------------------------------------
@@ -59,8 +72,9 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                         f"{names[-1]} {_g(last)} (about {per_layer:.1f}x smaller per layer); "
                         f"{', '.join(low)}, with less than {VANISHING_RATIO:g} of {names[-1]}'s "
                         "gradient, barely learn. "
-                        "Remedy (Géron, ch. 11): ReLU with He initialization, batch norm, or a "
-                        "non-saturating activation"
+                        + rule_of_thumb(
+                            "ReLU with He initialization, batch norm, or a non-saturating activation"
+                        )
                     ),
                 }
             )
@@ -80,9 +94,11 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                     "kind": "exploding_gradients",
                     "layers": [n for n in names if n in grown or n in large],
                     "message": "; ".join(evidence)
-                    + ". Remedy (Géron, ch. 11): gradient clipping (training.optimizer.clipnorm), "
-                    "a lower learning rate, the initializer paired with the activation, or "
-                    "fewer batch-norm layers in a deep stack",
+                    + ". "
+                    + rule_of_thumb(
+                        "gradient clipping (training.optimizer.clipnorm), a lower learning rate, or the "
+                        "initializer paired with the activation"
+                    ),
                 }
             )
     elif not all(math.isfinite(g) for g in grads):
@@ -91,8 +107,8 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
             {
                 "kind": "exploding_gradients",
                 "layers": bad,
-                "message": f"gradient norm not finite in {', '.join(bad)}. Remedy (Géron, ch. 11): "
-                "gradient clipping and a lower learning rate",
+                "message": f"gradient norm not finite in {', '.join(bad)}. "
+                + rule_of_thumb("gradient clipping and a lower learning rate"),
             }
         )
     diverged = _diverged(rows)
@@ -102,9 +118,8 @@ def verdicts(rows: list[dict[str, Any]], spec: Spec | None = None) -> list[dict[
                 "kind": "exploding_gradients",
                 "layers": diverged,
                 "message": f"weights or activations not finite in {', '.join(diverged)}: training "
-                "diverged, so no verdict on saturation or dead units is drawn from them. Remedy (Géron, "
-                "Hands-On Machine Learning, ch. 11): gradient clipping (training.optimizer.clipnorm) and a "
-                "lower learning rate",
+                "diverged, so no verdict on saturation or dead units is drawn from them. "
+                + rule_of_thumb("gradient clipping (training.optimizer.clipnorm) and a lower learning rate"),
             }
         )
     if not diverged:
@@ -121,20 +136,25 @@ def _diverged(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def _activation_verdicts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    output = rows[-1]
     found = _majority_verdict(
         rows,
         "saturated_fraction",
         "saturation",
-        "more than half the activations saturated ({evidence}): their derivative is near zero, so "
-        "little gradient flows back. Remedy (Géron, ch. 11): Glorot initialization, a non-saturating "
-        "activation (ReLU family, ELU, SELU), or batch norm",
+        "on the probe batch more than half of a layer's activations are saturated, their derivative below "
+        f"{SATURATION_LEVEL:.0%} of its maximum ({{evidence}}); kernel gradient norm {{gradients}} against "
+        f"{output['layer']} {_g(output['gradient_norm'])}. "
+        + rule_of_thumb(
+            "saturated units pass little gradient back; Glorot initialization, a non-saturating "
+            "activation (ReLU family, ELU, SELU), or batch norm"
+        ),
     )
     found += _majority_verdict(
         rows,
         "dead_fraction",
         "dead_units",
-        "more than half the units output zero for every probe row ({evidence}). Remedy (Géron, ch. "
-        "11): leaky ReLU, ELU or SELU, He initialization, a lower learning rate",
+        "more than half the units output zero for every probe row ({evidence}). "
+        + rule_of_thumb("leaky ReLU, ELU or SELU, He initialization, a lower learning rate"),
     )
     return found
 
@@ -148,7 +168,9 @@ def _majority_verdict(
     if not hit:
         return []
     evidence = ", ".join(f"{r['layer']} {r[fraction]:.0%}" for r in hit)
-    return [{"kind": kind, "layers": [r["layer"] for r in hit], "message": message.format(evidence=evidence)}]
+    gradients = ", ".join(f"{r['layer']} {_g(r['gradient_norm'])}" for r in hit)
+    text = message.format(evidence=evidence, gradients=gradients)
+    return [{"kind": kind, "layers": [r["layer"] for r in hit], "message": text}]
 
 
 def _selu_verdicts(rows: list[dict[str, Any]], spec: Spec | None) -> list[dict[str, Any]]:
@@ -230,15 +252,47 @@ def _named(row: dict[str, Any]) -> dict[str, Any]:
     return {"name": row["layer"], **{k: v for k, v in row.items() if k != "layer"}}
 
 
-def all_verdicts(measurements: list[Measurement], spec: Spec | None) -> list[dict[str, Any]]:
-    """Verdicts at initialization and, when training happened, at the last measurement; each
-    says when (`at`)."""
-    chosen = [measurements[0]] if len(measurements) == 1 else [measurements[0], measurements[-1]]
-    return [
-        {**verdict, "at": m.label, "step": m.step, "remedies": suggested(verdict["kind"], spec)}
-        for m in chosen
-        for verdict in verdicts(m.rows, spec)
+def all_verdicts(
+    measurements: list[Measurement],
+    spec: Spec | None,
+    history: dict[str, list[float]] | None = None,
+    epoch_steps: int | None = None,
+) -> list[dict[str, Any]]:
+    """Verdicts at initialization and, when training happened, at the last measurement; then
+    those drawn across the measurements and, for a finished run, from its `history` (metrics.csv).
+    Each says when (`at`) and lists its remedies, suggested. `epoch_steps`: a spec's steps per
+    epoch, for the `--steps` a verdict measured at initialization only suggests."""
+    each = [verdicts(m.rows, spec) for m in measurements]
+    chosen = [0] if len(measurements) == 1 else [0, len(measurements) - 1]
+    found = [
+        {**verdict, "at": measurements[i].label, "step": measurements[i].step}
+        for i in chosen
+        for verdict in each[i]
     ]
+    if len(measurements) == 1 and measurements[0].step == 0:
+        found = [_at_initialization_only(v, epoch_steps) for v in found]
+    last = measurements[-1]
+    exploding = [any(v["kind"] == "exploding_gradients" for v in found_) for found_ in each]
+    across = over_training.exploding_subsided(measurements, exploding)
+    found += [{**v, "at": f"from initialization to step {last.step}", "step": last.step} for v in across]
+    if history is not None:
+        learning = over_training.still_learning(history, spec is not None and uses_batch_norm(spec))
+        found += [{**v, "at": "at the end of training", "step": last.step} for v in learning]
+    return [{**v, "remedies": suggested(v["kind"], spec)} for v in found]
+
+
+def _at_initialization_only(verdict: dict[str, Any], epoch_steps: int | None) -> dict[str, Any]:
+    """An exploding verdict measured only at initialization says how to see whether it lasts."""
+    if verdict["kind"] != "exploding_gradients":
+        return verdict
+    steps = f"`--steps {epoch_steps}` measures again after one epoch" if epoch_steps else (
+        "`--steps N` measures again after N training steps"
+    )  # fmt: skip
+    return {
+        **verdict,
+        "message": verdict["message"] + f". Measured at initialization only: {steps} (a run trained "
+        "with training.diagnostics measures every epoch)",
+    }
 
 
 def suggested(kind: str, spec: Spec | None) -> list[dict[str, Any]]:
@@ -264,4 +318,5 @@ def diagnose_run(path: Path) -> Diagnosis:
     measurements = read_layers_csv(run.layers_csv)
     if not measurements:
         raise RunDirError(f"{run.layers_csv}: holds no measurement yet")
-    return Diagnosis(spec.name, "run", measurements, all_verdicts(measurements, spec))
+    history = load_run(run.path).history
+    return Diagnosis(spec.name, "run", measurements, all_verdicts(measurements, spec, history))

@@ -21,14 +21,12 @@ import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dnnlab.model.layers import RReLU  # noqa: E402
+from dnnlab.rundir.layers_csv import SATURATION_LEVEL  # noqa: E402
 
 SATURATING = ("sigmoid", "tanh", "softsign")
 
 
 DEAD_CAN_BE_ZERO = ("relu",)  # leaky variants, PReLU and ELU are never exactly zero
-
-
-SATURATION_LEVEL = 0.05  # derivative below 5% of its maximum
 
 
 # --- the probe batch -----------------------------------------------------------------------

@@ -31,6 +31,9 @@ STATISTICS = (
 COLUMNS = ("epoch", "step", "depth", "layer", "activation", "units", *STATISTICS)
 
 
+SATURATION_LEVEL = 0.05  # saturated_fraction: the share whose derivative is below 5% of its maximum
+
+
 # --- `dnnlab diagnose` ---------------------------------------------------------------------
 
 

@@ -108,9 +108,12 @@ class RemedyTrial:
         }
 
 
-def plan(source: Path, kinds: list[str], overrides: list[str] = ()) -> list[Remedy]:
-    """The remedies the verdicts `kinds` name for the spec at `source` (with `overrides`)."""
-    sweep = build_sweep(source, list(overrides))
+def plan(
+    source: Path, kinds: list[str], overrides: list[str] = (), epochs: int | None = None
+) -> list[Remedy]:
+    """The remedies the verdicts `kinds` name for the spec at `source` (with `overrides`), trained
+    for `epochs` when given (twice the epochs is twice those)."""
+    sweep = build_sweep(source, _fixed(overrides, epochs))
     checked = check_spec_mapping(sweep.spec, sweep.override_texts(), f"spec {sweep.name}")
     return remedies_for(kinds, checked.spec)
 
@@ -130,12 +133,16 @@ def try_remedies(
     as one sweep `<name>-remedies` under `runs_dir`; then test each remedy against the baseline."""
     if not remedies:
         raise DnnlabError("no remedy to try: the diagnosis has no verdict that names one")
-    fixed = list(overrides) + ([f"training.epochs={epochs}"] if epochs is not None else [])
-    sweep = build_sweep(source, fixed, seeds=seeds, jobs=jobs)
+    sweep = build_sweep(source, _fixed(overrides, epochs), seeds=seeds, jobs=jobs)
     sweep = replace(sweep, name=f"{sweep.name}-remedies")
     combos = [{}] + [dict(r.params) for r in remedies]
     result = run_sweep(sweep, runs_dir, command, progress=progress, combos=combos)
     return analyse(result, remedies)
+
+
+def _fixed(overrides: list[str], epochs: int | None) -> list[str]:
+    """The overrides every run of the trial gets: the user's, and `--epochs`."""
+    return list(overrides) + ([f"training.epochs={epochs}"] if epochs is not None else [])
 
 
 def analyse(result: SweepResult, remedies: list[Remedy]) -> RemedyTrial:
