@@ -79,14 +79,14 @@ class FakeExecutor:
         self.trained: dict[str, list[int]] = {}
         self.order: list[tuple[str, int]] = []  # (run, epochs given) as handed out
 
-    def __call__(self, sweep_dir, trials, jobs, threads, address, report):
+    def __call__(self, sweep_dir, trials, jobs, threads, address, on_trial_event):
         feed = executors.as_feed(trials)
         while feed.ready():
             trial = feed.next()
             if trial is None:
                 break
-            report("started", trial, None)
-            report("finished", trial, self.train(Path(sweep_dir), trial))
+            on_trial_event("started", trial, None)
+            on_trial_event("finished", trial, self.train(Path(sweep_dir), trial))
 
     def train(self, sweep_dir: Path, trial: dict) -> dict:
         run = sweep_dir / trial["run"]
@@ -542,19 +542,19 @@ def test_a_repeat_of_a_configuration_still_training_hears_its_result_once_it_is_
     not trained; the study hears the first's value when it completes, not a guess before."""
     train = fake.train
 
-    def two_at_once(sweep_dir, trials, jobs, threads, address, report):
+    def two_at_once(sweep_dir, trials, jobs, threads, address, on_trial_event):
         feed, running = executors.as_feed(trials), []
         while True:
             while len(running) < 2 and feed.ready():
                 trial = feed.next()
                 if trial is None:
                     break
-                report("started", trial, None)
+                on_trial_event("started", trial, None)
                 running.append(trial)
             if not running:
                 break
             trial = running.pop(0)
-            report("finished", trial, train(Path(sweep_dir), trial))
+            on_trial_event("finished", trial, train(Path(sweep_dir), trial))
 
     monkeypatch.setattr(executors, "get", lambda name: two_at_once)
     result = search(tiny, tmp_path / "runs", trials=6, axes=[ACTIVATION], startup=2, jobs=2)

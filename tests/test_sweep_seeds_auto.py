@@ -52,12 +52,12 @@ class FakeExecutor:
     def __init__(self):
         self.trained: dict[str, list[int]] = {}
 
-    def __call__(self, sweep_dir, trials, jobs, threads, address, report):
+    def __call__(self, sweep_dir, trials, jobs, threads, address, on_trial_event):
         feed = executors.as_feed(trials)
         while feed.ready():
             trial = feed.next()
-            report("started", trial, None)
-            report("finished", trial, self.train(Path(sweep_dir), trial))
+            on_trial_event("started", trial, None)
+            on_trial_event("finished", trial, self.train(Path(sweep_dir), trial))
 
     def train(self, sweep_dir: Path, trial: dict) -> dict:
         run = sweep_dir / trial["run"]

@@ -1,10 +1,10 @@
 """Where trials run: a registry from executor name to the module whose `run` runs them.
 
-Every executor module provides `run(sweep_dir, trials, jobs, threads, address, report)`: it
+Every executor module provides `run(sweep_dir, trials, jobs, threads, address, on_trial_event)`: it
 takes each trial (a sweep.json entry) from `trials` (a list, or a feed: see `Feed`) when it can
 start one, runs it by calling `dnnlab.sweep.worker.run_trial(sweep_dir, trial)` somewhere, calls
-`report("started", trial, None)` and `report("finished", trial, outcome)` in the calling thread,
-stops when the feed has nothing to start and nothing runs, and on KeyboardInterrupt stops its
+`on_trial_event("started", trial, None)` and `on_trial_event("finished", trial, outcome)` in the
+calling thread, stops when the feed has nothing to start and nothing runs, and on KeyboardInterrupt stops its
 trials (saved, marked interrupted), reports them and raises again. Adding an executor is adding
 one module here.
 """

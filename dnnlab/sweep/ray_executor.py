@@ -61,7 +61,7 @@ def _trial_task(sweep_dir: str, trial: dict[str, Any], threads: int) -> tuple[di
 # ----------------------------------------------------------------------------- the driver
 
 
-def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, report):
+def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, address, on_trial_event):
     """Run `trials` as Ray tasks of `threads` CPUs each on the cluster at `address` (None: a local
     instance on this machine's cores), reporting as each starts and finishes; see executors.py."""
     # Ray's driver prints the cluster's error messages (a worker that died) on sys.stdout, which is
@@ -71,7 +71,7 @@ def run(sweep_dir: Path, trials: list[dict[str, Any]], jobs: int, threads: int, 
             _connect(address)
             capacity = (lambda: jobs) if address is None else (lambda: _cluster_slots(threads))
             _note(address, threads, capacity())
-            _run_tasks(str(Path(sweep_dir).absolute()), trials, threads, capacity, report)
+            _run_tasks(str(Path(sweep_dir).absolute()), trials, threads, capacity, on_trial_event)
         finally:
             ray.shutdown()  # the local instance stops; a cluster only loses this driver
 
@@ -123,7 +123,7 @@ def _note(address: str | None, threads: int, slots: int) -> None:
     )
 
 
-def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
+def _run_tasks(sweep_dir: str, trials, threads: int, capacity, on_trial_event) -> None:
     from dnnlab.sweep.executors import as_feed
 
     feed = as_feed(trials)
@@ -136,7 +136,7 @@ def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
         ready, _ = ray.wait(list(running), num_returns=len(running), timeout=timeout)
         for ref in ready:
             trial = running.pop(ref)
-            report("finished", trial, _outcome(ref, sweep_dir, trial))
+            on_trial_event("finished", trial, _outcome(ref, sweep_dir, trial))
 
     try:
         while True:
@@ -146,7 +146,7 @@ def _run_tasks(sweep_dir: str, trials, threads: int, capacity, report) -> None:
                 if trial is None:
                     break
                 running[task.remote(sweep_dir, trial, threads)] = trial
-                report("started", trial, None)
+                on_trial_event("started", trial, None)
             if not running:
                 break
             collect(0.5)

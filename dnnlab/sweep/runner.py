@@ -300,7 +300,7 @@ def _execute(
     if isinstance(todo, auto_seeds.AutoSeedFeed):
         todo.show(progress)
 
-    def report(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
+    def on_trial_event(event: str, entry: dict[str, Any], outcome: dict[str, Any] | None) -> None:
         trial = next(t for t in record.trials if t.id == entry["id"])
         if event == "started":
             trial.status = "running"
@@ -317,7 +317,7 @@ def _execute(
 
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
-        executor(folder.path, todo, workers.jobs, workers.threads, sweep.address, report)
+        executor(folder.path, todo, workers.jobs, workers.threads, sweep.address, on_trial_event)
         record.status = _final_status(record)
     except KeyboardInterrupt:
         record.status = "interrupted"

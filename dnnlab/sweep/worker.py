@@ -35,7 +35,7 @@ LOCK_WAIT_SECONDS = 60.0  # a dying worker may still be committing the epoch it 
 STOP_WAIT_SECONDS = 120.0  # how long the driver waits for interrupted workers to save
 _definitions: dict[Path, Any] = {}
 
-Report = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
+TrialEvents = Callable[[str, dict[str, Any], dict[str, Any] | None], None]
 
 
 # ----------------------------------------------------------------------------- one trial
@@ -317,10 +317,10 @@ def _crashed(worker: _Worker) -> dict[str, Any]:
     }
 
 
-def run(sweep_dir: Path, trials, jobs: int, threads: int, address, report: Report):
+def run(sweep_dir: Path, trials, jobs: int, threads: int, address, on_trial_event: TrialEvents):
     """Run `trials` (a list or an executors.Feed) on up to `jobs` warm worker processes, calling
-    `report("started", trial, None)` and `report("finished", trial, outcome)` from this thread.
-    A worker starts when a trial is ready for it. A worker that dies is replaced and its trial
+    `on_trial_event("started", trial, None)` and `on_trial_event("finished", trial, outcome)` from
+    this thread. A worker starts when a trial is ready for it. A worker that dies is replaced and its trial
     reported failed. On KeyboardInterrupt every worker is stopped, the trials they were training
     are reported (interrupted) once saved, and the KeyboardInterrupt is raised again."""
     from dnnlab.sweep.executors import as_feed
@@ -344,7 +344,7 @@ def run(sweep_dir: Path, trials, jobs: int, threads: int, address, report: Repor
         for worker in workers:
             if worker.index == index and worker.trial is not None:
                 trial, worker.trial = worker.trial, None
-                report("finished", trial, outcome)
+                on_trial_event("finished", trial, outcome)
 
     def bury_dead() -> None:
         for worker in list(workers):
@@ -352,7 +352,7 @@ def run(sweep_dir: Path, trials, jobs: int, threads: int, address, report: Repor
                 collect(0.2)  # a result it sent just before exiting
                 if worker.trial is not None:
                     trial, worker.trial = worker.trial, None
-                    report("finished", trial, _crashed(worker))
+                    on_trial_event("finished", trial, _crashed(worker))
                 workers.remove(worker)
 
     def hand_out() -> None:
@@ -367,7 +367,7 @@ def run(sweep_dir: Path, trials, jobs: int, threads: int, address, report: Repor
             if trial is None:
                 return
             worker.give(trial)
-            report("started", trial, None)
+            on_trial_event("started", trial, None)
 
     try:
         while True:
