@@ -173,6 +173,35 @@ def test_interrupted_in_phase_2_then_resumed_equals_uninterrupted(tmp_path, monk
     assert_same_run(resumed.run_dir, whole.run_dir)
 
 
+def test_a_damaged_pretraining_commit_is_refused_in_one_line_and_changes_nothing(tmp_path, monkeypatch):
+    spec = greedy_spec(model={"hidden": [8, 4]}, training={"pretrain": {"epochs_per_layer": 2}})
+    commit = greedy.Pretraining._commit
+
+    def commit_then_interrupt(self, pretrain, seconds):
+        commit(self, pretrain, seconds)
+        if (pretrain.phase, pretrain.epochs_done) == (2, 1):
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(greedy.Pretraining, "_commit", commit_then_interrupt)
+    run_dir = start(write_spec(tmp_path, spec), tmp_path / "runs").run_dir
+    monkeypatch.undo()
+    rows = (run_dir / "pretrain.csv").read_bytes()
+    checkpoint = run_dir / "checkpoints" / "pretrain-2-00001.keras"
+    good = checkpoint.read_bytes()
+    for damage, fragment in [
+        (lambda: (run_dir / "pretrain.csv").write_bytes(rows[: len(rows) // 2]), "pretrain.csv"),
+        (lambda: checkpoint.write_bytes(good[:100]), "cannot resume pretraining"),
+    ]:
+        damage()
+        before = {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()}
+        out = runner.invoke(app, ["train", "--resume", str(run_dir)])
+        assert_one_line_error(out, fragment)
+        assert {p.name: p.read_bytes() for p in run_dir.iterdir() if p.is_file()} == before
+        (run_dir / "pretrain.csv").write_bytes(rows)
+        checkpoint.write_bytes(good)
+    assert lifecycle.resume(run_dir, None, ["test"]).status == "completed"  # repaired, it resumes
+
+
 def test_marked_validation_and_test_rows_never_reach_pretraining(tmp_path, monkeypatch):
     """Validation rows (the first training rows) and test rows carry a marker; the rows each
     phase's fit trains on (and the codes' source rows) are the labelled and unlabelled training

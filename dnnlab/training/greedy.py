@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from dnnlab.files.atomic import atomic_copy, atomic_save_model
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.records import PretrainState, TrainState
 from dnnlab.spec.models import Spec
-from dnnlab.spec.phases import Phase, pretrain_phases, pretrain_record
+from dnnlab.spec.phases import Phase, hidden_dense, pretrain_phases, pretrain_record
 from dnnlab.spec.training import NoSchedule
 
 runtime.quiet_tensorflow()
@@ -151,24 +152,8 @@ class Pretraining:
         return model
 
     def _load_phase_model(self, steps: int, execution: Execution, x: np.ndarray) -> keras.Model:
-        """The phase's autoencoder from its committed checkpoint, checked against the commit."""
-        pretrain = self.state.pretrain
-        path = self.run.checkpoints / pretrain.checkpoint
-        if path.name != self._checkpoint(pretrain.epochs_done).name:
-            raise RunDirError(
-                f"{self.run.state_json}: pretrain checkpoint {pretrain.checkpoint!r} is not the one of "
-                f"phase {pretrain.phase} after {pretrain.epochs_done} epochs; the file was edited or damaged"
-            )
-        try:
-            model = load_model(path)
-        except ModelFileError as exc:
-            raise RunDirError(f"cannot resume pretraining: {exc}") from None
-        taken = int(model.optimizer.iterations.numpy()) if model.optimizer is not None else None
-        if taken != pretrain.epochs_done * steps:
-            raise RunDirError(
-                f"{path}: its optimizer has taken {taken} steps, but {pretrain.epochs_done} epochs make "
-                f"{pretrain.epochs_done * steps} (a checkpoint of another phase or run)"
-            )
+        """The phase's autoencoder from its committed checkpoint."""
+        model = load_phase_checkpoint(self.run, self.state.pretrain, steps)
         apply_to_model(model, execution, self.spec.training.batch_size, len(x))
         build_for_training(model, x[:1], x[:1])
         return model
@@ -217,15 +202,58 @@ class Pretraining:
         if seconds:
             self.run.update_record(wall_seconds=round(self.state.wall_seconds, 3))
 
-    def _checkpoint(self, epochs_done: int):
-        return self.run.checkpoints / f"pretrain-{self.state.pretrain.phase}-{epochs_done:05d}.keras"
+    def _checkpoint(self, epochs_done: int) -> Path:
+        return self.run.checkpoints / checkpoint_name(self.state.pretrain.phase, epochs_done)
 
     def _committed_rows(self) -> list[dict]:
-        """pretrain.csv's committed rows; a file that no longer holds them is one line."""
-        pretrain = self.state.pretrain
-        if pretrain.rows and self.run.pretrain_sha256(pretrain.rows) != pretrain.sha256:
+        check_rows(self.run, self.state.pretrain)
+        return self.run.read_pretrain_rows()[: self.state.pretrain.rows]
+
+
+def checkpoint_name(phase: int, epochs_done: int) -> str:
+    return f"pretrain-{phase}-{epochs_done:05d}.keras"
+
+
+def check_commit(run: RunDir, spec: Spec, dataset: datasets.Dataset, pretrain: PretrainState) -> None:
+    """Before a resume trains anything: pretrain.csv holds the committed rows, and the phase
+    checkpoint the commit names loads and has taken its epochs' steps (one RunDirError line)."""
+    check_rows(run, pretrain)
+    if pretrain.checkpoint is not None:
+        if pretrain.phase > len(hidden_dense(spec)):
             raise RunDirError(
-                f"{self.run.pretrain_csv}: its first {pretrain.rows} rows are not the ones committed "
-                "(missing, cut or edited); start a new run"
+                f"{run.state_json}: pretrain phase {pretrain.phase} is past the last and names a "
+                "checkpoint; the file was edited or damaged"
             )
-        return self.run.read_pretrain_rows()[: pretrain.rows]
+        steps = math.ceil(len(pretraining_rows(dataset)) / spec.training.batch_size)
+        load_phase_checkpoint(run, pretrain, steps)
+
+
+def check_rows(run: RunDir, pretrain: PretrainState) -> None:
+    if pretrain.rows and run.pretrain_sha256(pretrain.rows) != pretrain.sha256:
+        raise RunDirError(
+            f"{run.pretrain_csv}: its first {pretrain.rows} rows are not the ones committed "
+            "(missing, cut or edited); restore it, or start a new run"
+        )
+
+
+def load_phase_checkpoint(run: RunDir, pretrain: PretrainState, steps: int) -> keras.Model:
+    """The autoencoder checkpoint of the commit `pretrain`, checked: its name, that it loads, and
+    its optimizer's steps (`steps` an epoch)."""
+    expected = checkpoint_name(pretrain.phase, pretrain.epochs_done)
+    path = run.checkpoints / expected  # never a path state.json spells out
+    if pretrain.checkpoint != expected:
+        raise RunDirError(
+            f"{run.state_json}: pretrain checkpoint {pretrain.checkpoint!r} is not the one of phase "
+            f"{pretrain.phase} after {pretrain.epochs_done} epochs; the file was edited or damaged"
+        )
+    try:
+        model = load_model(path)
+    except ModelFileError as exc:
+        raise RunDirError(f"cannot resume pretraining: {exc}") from None
+    taken = int(model.optimizer.iterations.numpy()) if model.optimizer is not None else None
+    if taken != pretrain.epochs_done * steps:
+        raise RunDirError(
+            f"{path}: its optimizer has taken {taken} steps, but {pretrain.epochs_done} epochs make "
+            f"{pretrain.epochs_done * steps} (a checkpoint of another phase or run)"
+        )
+    return model
