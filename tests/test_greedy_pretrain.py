@@ -251,6 +251,21 @@ def test_a_regressor_pretrains_on_its_training_rows(tmp_path):
     assert "mae" in read_metrics(result.run_dir)[0]
 
 
+def test_a_diverging_phase_says_which_and_keeps_a_finite_model(tmp_path):
+    spec = greedy_spec(
+        model={"hidden": [8, 4]},
+        data={"scaling": "standardize"},
+        training={"optimizer": {"type": "sgd", "learning_rate": 1.0e8}},
+    )
+    result = start(write_spec(tmp_path, spec), tmp_path / "runs")
+    assert result.status == "diverged"
+    assert result.message.startswith("pretraining pretrain_1 (dense_1) diverged in epoch 1: loss nan")
+    assert read_json(result.run_dir / "run.json")["divergence"]["phase"] == "pretrain_1 (dense_1)"
+    assert read_metrics(result.run_dir) == []  # the fine-tune never began
+    weights = load_model(result.run_dir / "model.keras").get_weights()
+    assert all(np.isfinite(w).all() for w in weights)
+
+
 def test_check_and_summary_show_the_phases(tmp_path):
     path = write_spec(tmp_path, greedy_spec())
     out = runner.invoke(app, ["check", str(path)])

@@ -130,7 +130,9 @@ class Pretraining:
             shuffle=False,
             verbose=0,
         )
-        return recorder.divergence
+        if recorder.divergence is None:
+            return None
+        return replace(recorder.divergence, phase=f"{phase.name} ({phase.layer})")
 
     def _new_phase_model(self, classifier, index, phase: Phase, steps, execution, x) -> keras.Model:
         """Build and compile the phase's autoencoder and commit its start."""
