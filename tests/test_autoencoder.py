@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import _merge, read_json, read_metrics, start, tiny_spec, write_spec
+from helpers import _merge, read_json, read_metrics, start, tiny_spec, without_seconds, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -114,9 +114,6 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     resumed = lifecycle.resume(first.run_dir, None, ["test"])
     assert resumed.status == "completed"
 
-    def without_seconds(rows):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
-
     assert without_seconds(read_metrics(resumed.run_dir)) == without_seconds(read_metrics(whole.run_dir))
     a = load_model(resumed.run_dir / "model.keras").get_weights()
     b = load_model(whole.run_dir / "model.keras").get_weights()
@@ -156,9 +153,6 @@ def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
         timeout=600,
     )
     assert resumed.returncode == 0, resumed.stderr
-
-    def without_seconds(rows):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
     assert read_json(run_dir / "run.json")["status"] == "completed"
     assert without_seconds(read_metrics(run_dir)) == without_seconds(read_metrics(whole.run_dir))

@@ -12,7 +12,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import REGRESSION_8
-from helpers import _merge, assert_one_line_error, read_json, read_metrics, start, tiny_spec, write_spec
+from helpers import (
+    _merge,
+    assert_one_line_error,
+    read_json,
+    read_metrics,
+    start,
+    tiny_spec,
+    without_seconds,
+    write_spec,
+)
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -45,10 +54,6 @@ def pretrain_rows(run_dir: Path) -> list[dict[str, str]]:
 
     with open(run_dir / "pretrain.csv", newline="", encoding="utf-8") as handle:
         return list(csv.DictReader(handle))
-
-
-def without_seconds(rows):
-    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
 
 
 def assert_same_run(resumed: Path, reference: Path) -> None:
