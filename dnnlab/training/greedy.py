@@ -77,7 +77,7 @@ class Pretraining:
     def __init__(self, run: RunDir, spec: Spec, dataset: datasets.Dataset, state: TrainState, progress: bool):
         self.run, self.spec, self.state, self.progress = run, spec, state, progress
         self.phases = pretrain_phases(spec, dataset.info.input_shape)
-        self.x = pretraining_rows(dataset)
+        self.dataset = dataset
         self.execution = Execution.from_dict(state.execution)
         self.rows = self._committed_rows()
 
@@ -88,6 +88,9 @@ class Pretraining:
     def fit(self, classifier: keras.Model) -> Divergence | None:
         """Train every phase left; the classifier ends with the pretrained layers. A non-finite
         loss stops pretraining and is returned."""
+        if self.done:
+            return None
+        self.x = pretraining_rows(self.dataset)  # a copy with the unlabelled rows: only when needed
         while not self.done:
             divergence = self.fit_phase(classifier, self.state.pretrain.phase - 1)
             if divergence is not None:
