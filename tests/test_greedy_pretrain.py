@@ -319,6 +319,26 @@ def test_bad_pretraining_specs_are_one_line_and_write_nothing(tmp_path, override
     assert not runs.exists()
 
 
+@pytest.mark.parametrize("pretrain", [True, False], ids=["pretrained", "plain"])
+def test_a_csv_with_empty_label_cells_is_one_line_and_writes_nothing(tmp_path, pretrain):
+    """Rows without a label are refused, not read as a class named '' (the fine-tune, like any
+    classifier, needs a label for every row it trains on)."""
+    x = np.random.default_rng(2).random((60, 3))
+    lines = ["a,b,c,y"] + [
+        ",".join(f"{v:.3f}" for v in row) + "," + (str(i % 2) if i < 30 else "") for i, row in enumerate(x)
+    ]
+    path = tmp_path / "partial.csv"
+    path.write_text("\n".join(lines) + "\n")
+    spec = greedy_spec(data={"dataset": {"type": "csv", "path": str(path), "target": "y"}, "train_size": 20})
+    if not pretrain:
+        del spec["training"]["pretrain"]
+        spec["data"] = {k: v for k, v in spec["data"].items() if k not in ("train_size", "unlabeled")}
+    runs = tmp_path / "runs"
+    out = runner.invoke(app, ["train", str(write_spec(tmp_path, spec)), "--runs-dir", str(runs)])
+    assert_one_line_error(out, "partial.csv line 32, column 4: the label is missing")
+    assert not runs.exists()
+
+
 def test_model_autoencoder_without_pretraining_is_still_refused(tmp_path):
     spec = tiny_spec(model={"autoencoder": {"tied": True}})
     out = runner.invoke(app, ["check", str(write_spec(tmp_path, spec))])
