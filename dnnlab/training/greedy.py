@@ -99,6 +99,8 @@ class Pretraining:
 
     # --- one phase ---------------------------------------------------------------------
     def fit_phase(self, classifier: keras.Model, index: int) -> Divergence | None:
+        """Train hidden block `index`'s autoencoder from its committed epoch to the last; its
+        last epoch's commit copies the layer into the classifier and begins the next phase."""
         phase, training = self.phases[index], self.spec.training
         x = codes(classifier, index, self.x)
         steps = math.ceil(len(x) / training.batch_size)
