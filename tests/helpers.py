@@ -68,6 +68,12 @@ def read_metrics(run_dir: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def without_seconds(rows: list[dict]) -> list[dict]:
+    """metrics.csv (or pretrain.csv) rows without `seconds`, the one column a resumed run may
+    change."""
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
+
+
 SPECIES = ("setosa", "versicolor", "virginica")
 
 

@@ -4,9 +4,13 @@ training only, an interrupted run resumes exactly, and commands that need classe
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
-from helpers import _merge, read_json, read_metrics, start, tiny_spec, write_spec
+from helpers import _merge, read_json, read_metrics, start, tiny_spec, without_seconds, write_spec
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -110,11 +114,49 @@ def test_interrupted_then_resumed_equals_uninterrupted(tmp_path, monkeypatch):
     resumed = lifecycle.resume(first.run_dir, None, ["test"])
     assert resumed.status == "completed"
 
-    def without_seconds(rows):
-        return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]
-
     assert without_seconds(read_metrics(resumed.run_dir)) == without_seconds(read_metrics(whole.run_dir))
     a = load_model(resumed.run_dir / "model.keras").get_weights()
+    b = load_model(whole.run_dir / "model.keras").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+@pytest.mark.slow  # two processes that import TensorFlow
+def test_sigkill_mid_run_then_resume_equals_uninterrupted(tmp_path):
+    """`dnnlab train` of a denoising autoencoder killed (SIGKILL: no handler runs) at the third
+    write of metrics.csv, the commit of epoch 2; `dnnlab train --resume` equals the
+    uninterrupted run."""
+    spec = autoencoder_spec(model={"autoencoder": {"tied": True, "noise": {"type": "dropout", "rate": 0.2}}})
+    path = write_spec(tmp_path, spec)
+    whole = start(path, tmp_path / "whole")
+    runs = tmp_path / "killed"
+    injector = str(Path(__file__).with_name("fault_injection.py"))
+    command = [
+        sys.executable,
+        injector,
+        "kill",
+        "metrics.csv",
+        "3",
+        "train",
+        str(path),
+        "--runs-dir",
+        str(runs),
+    ]
+    done = subprocess.run([*command, "-q"], capture_output=True, text=True, timeout=600)
+    assert done.returncode == -9, done.stderr
+    (run_dir,) = [p for p in runs.iterdir() if not p.name.startswith(".")]
+    assert read_json(run_dir / "run.json")["status"] == "running"  # nobody was left to say otherwise
+    assert read_json(run_dir / "state.json")["epochs_done"] == 1
+    resumed = subprocess.run(
+        [sys.executable, "-m", "dnnlab", "train", "--resume", str(run_dir), "-q"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+
+    assert read_json(run_dir / "run.json")["status"] == "completed"
+    assert without_seconds(read_metrics(run_dir)) == without_seconds(read_metrics(whole.run_dir))
+    a = load_model(run_dir / "model.keras").get_weights()
     b = load_model(whole.run_dir / "model.keras").get_weights()
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 

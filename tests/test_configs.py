@@ -100,6 +100,8 @@ def techniques(spec: Spec) -> set[str]:
         used.add("data:train_size")
     if spec.data.unlabeled is not None:
         used.add(f"data:unlabeled:{spec.data.unlabeled}")
+    if spec.training.pretrain is not None:
+        used.add(f"pretrain:{spec.training.pretrain.method}")
     model = spec.model
     if model.transfer is not None:
         used.add("transfer")
@@ -176,6 +178,7 @@ REQUIRED = {
     "autoencoder:tied",
     "noise:gaussian",
     "data:unlabeled:rest",
+    "pretrain:greedy_layerwise",
 }
 
 

@@ -29,6 +29,8 @@ def check(
     """Validate a spec and print advice from Géron, Hands-On Machine Learning, ch. 11; trains nothing."""
     from dnnlab.data.checked_spec import check_spec
     from dnnlab.spec.loading import spec_to_dict, spec_to_yaml
+    from dnnlab.spec.phases import describe as describe_phases
+    from dnnlab.spec.phases import pretrain_phases
 
     try:
         checked = check_spec(config, override)
@@ -50,6 +52,8 @@ def check(
         }
         if columns is not None:
             payload["columns"] = columns
+        if checked.spec.training.pretrain is not None:
+            payload["phases"] = [p.to_dict() for p in pretrain_phases(checked.spec, checked.info.input_shape)]
         if print_config:
             payload["config"] = spec_to_dict(checked.spec)
         print_json(payload)
@@ -58,6 +62,9 @@ def check(
     if columns is not None and not as_json:
         stderr_console().print(columns_table(columns, checked.info.name))
     print_warnings(warnings)
+    phases = describe_phases(checked.spec, checked.info.input_shape)
+    if phases and not as_json:
+        stderr_console().print(phases, markup=False, highlight=False)
     stderr_console().print(f"[green]valid:[/] {escape_markup(str(config))} ({len(warnings)} warning(s))")
 
 
@@ -125,6 +132,10 @@ def summary(
                 else ""
             )
         )
+    if result.get("pretrain"):
+        from dnnlab.spec.phases import describe_record
+
+        console.print(describe_record(result["pretrain"], result["fine_tune_epochs"]), markup=False)
     console.print(f"Total params: {result['total_params']:,}")
     console.print(f"Trainable params: {result['trainable_params']:,}")
     console.print(f"Non-trainable params: {result['non_trainable_params']:,}")

@@ -65,7 +65,14 @@ def csv_labels(
     path: Path, column: list[tuple[int, str]], position: int, key: str
 ) -> tuple[np.ndarray, list[str] | None]:
     """Numeric labels (finite), or indices into the sorted text labels and those labels;
-    `position` is the label column's number, counted from 1, for messages."""
+    `position` is the label column's number, counted from 1, for messages. An empty cell is
+    refused: read as text it would become a class of its own."""
+    for line, cell in column:
+        if not cell.strip():
+            raise DataError(
+                f"{key}: {path} line {line}, column {position}: the label is missing; give every row a "
+                "label or leave the row out"
+            )
     try:
         labels = np.array([float(cell) for _, cell in column])
     except ValueError:

@@ -180,7 +180,8 @@ def describe(spec: DataSpec) -> DatasetInfo:
     if found.task == UNLABELED:
         raise DataError(
             f"data.dataset: {found.name} has no labels (csv target: null, or an npz without y_train); "
-            "only data.task: autoencoder trains on such inputs"
+            "only data.task: autoencoder trains on such inputs (a classifier or regressor needs labels, "
+            "with training.pretrain too: its fine-tune trains on them)"
         )
     task = spec.task or found.task
     if task == REGRESSION:

@@ -7,12 +7,14 @@ from typing import Any
 
 from dnnlab.data.checked_spec import check_spec
 from dnnlab.rundir.directory import RunDir
+from dnnlab.spec.phases import pretrain_record
 
 
 def model_summary(target: Path, overrides: list[str] | None = None) -> dict[str, Any]:
     """Layers and parameter counts of the model for a spec file or a run directory's config.
     With `model.transfer`, each layer says whether it is `transferred` from the source run and
-    `frozen` (for the first freeze_epochs epochs); the counts are those of the first epoch."""
+    `frozen` (for the first freeze_epochs epochs); the counts are those of the first epoch.
+    With `training.pretrain`, `pretrain` lists its phases (None without)."""
     config = RunDir(target).config if target.is_dir() else target
     checked = check_spec(config, overrides)
     from dnnlab import runtime
@@ -39,6 +41,8 @@ def model_summary(target: Path, overrides: list[str] | None = None) -> dict[str,
         "transfer": (
             {"run": transfer.run, "layers": reused, "freeze_epochs": frozen} if transfer is not None else None
         ),
+        "pretrain": pretrain_record(checked.spec, checked.info.input_shape),
+        "fine_tune_epochs": checked.spec.training.epochs,
         "total_params": counts.total,
         "trainable_params": counts.trainable,
         "non_trainable_params": counts.non_trainable,

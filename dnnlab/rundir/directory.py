@@ -53,6 +53,7 @@ class RunDir:
     config = property(lambda self: self.path / CONFIG_YAML)
     run_json = property(lambda self: self.path / RUN_JSON)
     metrics_csv = property(lambda self: self.path / METRICS_CSV)
+    pretrain_csv = property(lambda self: self.path / "pretrain.csv")  # training.pretrain's phases
     layers_csv = property(lambda self: self.path / "layers.csv")
     state_json = property(lambda self: self.path / STATE_JSON)
     model_file = property(lambda self: self.path / "model.keras")
@@ -187,28 +188,22 @@ class RunDir:
     def write_metrics(self, rows: list[dict[str, Any]]) -> str:
         """Rewrite metrics.csv with every finished epoch (small; rewriting keeps it atomic);
         returns the checksum state.json records (see `metrics_sha256`)."""
-        columns: list[str] = []
-        for row in rows:
-            columns += [key for key in row if key not in columns]
-        buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: _csv_value(v) for k, v in row.items()})
-        data = buffer.getvalue().encode("utf-8")
-        atomic_write_bytes(self.metrics_csv, data)
-        return hashlib.sha256(data).hexdigest()
+        return _write_rows(self.metrics_csv, rows)
 
     def metrics_sha256(self, rows: int) -> str | None:
         """The SHA-256 of metrics.csv's header and first `rows` lines (a row written past the last
         commit is not part of it); None when the file is missing or has fewer lines."""
-        try:
-            lines = self.metrics_csv.read_bytes().splitlines(keepends=True)
-        except FileNotFoundError:
-            return None
-        if len(lines) < rows + 1:
-            return None
-        return hashlib.sha256(b"".join(lines[: rows + 1])).hexdigest()
+        return _rows_sha256(self.metrics_csv, rows)
+
+    def write_pretrain_rows(self, rows: list[dict[str, Any]]) -> str:
+        """pretrain.csv, as write_metrics writes metrics.csv: one row per pretraining epoch."""
+        return _write_rows(self.pretrain_csv, rows)
+
+    def pretrain_sha256(self, rows: int) -> str | None:
+        return _rows_sha256(self.pretrain_csv, rows)
+
+    def read_pretrain_rows(self) -> list[dict[str, Any]]:
+        return _read_rows(self.pretrain_csv)
 
     def check_own_folders(self) -> None:
         """Refuse a run whose checkpoints/ or tensorboard/ is a symbolic link: training writes
@@ -221,12 +216,41 @@ class RunDir:
                 )
 
     def read_metrics(self) -> list[dict[str, Any]]:
-        if not self.metrics_csv.exists():
-            return []
-        with open(self.metrics_csv, newline="", encoding="utf-8") as handle:
-            return [
-                {key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)
-            ]
+        return _read_rows(self.metrics_csv)
+
+
+def _write_rows(path: Path, rows: list[dict[str, Any]]) -> str:
+    """A CSV of `rows` (the columns in order of first appearance), replaced atomically; returns
+    its SHA-256."""
+    columns: list[str] = []
+    for row in rows:
+        columns += [key for key in row if key not in columns]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_value(v) for k, v in row.items()})
+    data = buffer.getvalue().encode("utf-8")
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def _rows_sha256(path: Path, rows: int) -> str | None:
+    """The SHA-256 of a CSV's header and first `rows` lines; None when it is missing or shorter."""
+    try:
+        lines = path.read_bytes().splitlines(keepends=True)
+    except FileNotFoundError:
+        return None
+    if len(lines) < rows + 1:
+        return None
+    return hashlib.sha256(b"".join(lines[: rows + 1])).hexdigest()
+
+
+def _read_rows(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{key: _parse_number(value) for key, value in row.items()} for row in csv.DictReader(handle)]
 
 
 def _rename_dir(source: Path, target: Path) -> bool:

@@ -180,6 +180,35 @@ class TransferState:
         )
 
 
+@dataclass(frozen=True)
+class PretrainState:
+    """Greedy pretraining's progress: the `phase` in progress (1 for the first hidden dense layer;
+    one past the last when every phase is done), the epochs of it committed, its autoencoder's
+    checkpoint (None before the phase's start is committed), and pretrain.csv's committed rows
+    and checksum, as `metrics_rows` and `metrics_sha256` describe metrics.csv."""
+
+    phase: int
+    epochs_done: int
+    checkpoint: str | None
+    rows: int
+    sha256: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Any) -> PretrainState | None:
+        if not isinstance(data, dict):
+            return None
+        return cls(
+            phase=int_or_none(data.get("phase")) or 1,
+            epochs_done=int_or_none(data.get("epochs_done")) or 0,
+            checkpoint=_str_or_none(data.get("checkpoint")),
+            rows=int_or_none(data.get("rows")) or 0,
+            sha256=_str_or_none(data.get("sha256")),
+        )
+
+
 @dataclass
 class TrainState:
     """state.json: what resume needs beyond the checkpoint it names.
@@ -201,6 +230,7 @@ class TrainState:
     metrics_rows: int | None = None
     metrics_sha256: str | None = None
     previous: dict[str, Any] | None = None
+    pretrain: PretrainState | None = None  # training.pretrain: absent in runs without it
     version: int = RECORD_VERSION
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -218,6 +248,8 @@ class TrainState:
         data["metrics_rows"], data["metrics_sha256"] = self.metrics_rows, self.metrics_sha256
         if self.previous is not None:  # absent at epoch 0: no commit before it
             data["previous"] = self.previous
+        if self.pretrain is not None:
+            data["pretrain"] = self.pretrain.to_dict()
         return {**data, "version": self.version, **self.extra}
 
     def without_previous(self) -> dict[str, Any]:
@@ -244,6 +276,7 @@ class TrainState:
             metrics_rows=int_or_none(data.get("metrics_rows")),
             metrics_sha256=_str_or_none(data.get("metrics_sha256")),
             previous=data.get("previous") if isinstance(data.get("previous"), dict) else None,
+            pretrain=PretrainState.from_dict(data.get("pretrain")),
             extra=_extra(cls, data),
         )
 

@@ -22,6 +22,7 @@ from dnnlab.spec.keras_names import (
 )
 from dnnlab.spec.model import RELU_FAMILY, CompactModel, DenseLayer, ExplicitModel, recommended_initializer
 from dnnlab.spec.models import Spec
+from dnnlab.spec.phases import hidden_dense
 from dnnlab.spec.wording import did_you_mean, short
 
 
@@ -207,8 +208,12 @@ def check_autoencoder(spec: Spec) -> Iterator[Finding]:
     model, data = spec.model, spec.data
     autoencoder = data.task == "autoencoder"
     if not autoencoder:
-        if isinstance(model, CompactModel) and model.autoencoder is not None:
-            yield error("model.autoencoder", "applies only with data.task: autoencoder")
+        pretrain = spec.training.pretrain is not None
+        if isinstance(model, CompactModel) and model.autoencoder is not None and not pretrain:
+            yield error(
+                "model.autoencoder",
+                "applies only with data.task: autoencoder or training.pretrain (each layer's autoencoder)",
+            )
         return
     if not isinstance(model, CompactModel):
         yield error("model.layers", "data.task: autoencoder needs the compact form (model.hidden: [...])")
@@ -224,6 +229,26 @@ def check_autoencoder(spec: Spec) -> Iterator[Finding]:
         yield error("training.loss", "an autoencoder reconstructs its input; use mse or binary_crossentropy")
     if data.classes is not None:
         yield error("data.classes", "an autoencoder reads no labels; leave data.classes out")
+
+
+def check_pretrain(spec: Spec) -> Iterator[Finding]:
+    """Greedy pretraining trains the hidden dense layers of a classifier or regressor, from its
+    own initial weights."""
+    if spec.training.pretrain is None:
+        return
+    if spec.data.task == "autoencoder":
+        yield error(
+            "training.pretrain",
+            "applies to a classifier or regressor (its fine-tune needs labels), not data.task: autoencoder",
+        )
+    elif spec.model.transfer is not None:
+        yield error(
+            "training.pretrain",
+            "cannot be combined with model.transfer (both decide the starting weights); use one",
+        )
+    elif not hidden_dense(spec):
+        key = "model.hidden" if isinstance(spec.model, CompactModel) else "model.layers"
+        yield error(key, "training.pretrain needs at least one hidden dense layer to pretrain")
 
 
 def check_unlabeled(spec: Spec) -> Iterator[Finding]:
@@ -528,6 +553,7 @@ CHECKS: tuple[Callable[[Spec], Iterator[Finding]], ...] = (
     check_loss_and_metrics_suit_the_labels,
     check_transfer,
     check_autoencoder,
+    check_pretrain,
     check_unlabeled,
     check_initializer_matches_activation,
     check_selu_self_normalization,

@@ -163,7 +163,7 @@ class DataSpec(Strict):
     unlabeled: Literal["rest"] | None = Field(
         None,
         description="rest: the training rows beyond train_size serve pretraining without their labels "
-        "(an autoencoder trains on them too); scaling is fitted on all of them",
+        "(an autoencoder, or training.pretrain, trains on them too); scaling is fitted on all of them",
     )
     classes: list[Annotated[int, Field(ge=0)]] | None = Field(
         None, min_length=2, description="keep only these classes (two or more), relabelled 0..k-1"

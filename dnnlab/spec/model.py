@@ -269,7 +269,8 @@ Noise = Variants(GaussianNoiseSpec, DropoutNoiseSpec)
 
 class Autoencoder(Strict):
     """With `data.task: autoencoder`: the hidden stack is the encoder, a mirrored decoder
-    reconstructs the input (Géron, Hands-On Machine Learning, ch. 17)."""
+    reconstructs the input (Géron, Hands-On Machine Learning, ch. 17). With `training.pretrain`:
+    the same settings for each hidden layer's one-layer autoencoder."""
 
     tied: bool = Field(False, description="decoder kernels are the transposes of the encoder's")
     noise: Noise | None = Field(None, description="denoising: noise on the inputs while training")
@@ -296,7 +297,9 @@ class CompactModel(Strict):
     dropout: DropoutSpec | None = None
     output: Output = Field(default_factory=Output)
     transfer: Transfer | None = None
-    autoencoder: Autoencoder | None = Field(None, description="only with data.task: autoencoder")
+    autoencoder: Autoencoder | None = Field(
+        None, description="with data.task: autoencoder, or training.pretrain (each layer's autoencoder)"
+    )
 
     @model_validator(mode="after")
     def _default_initializer(self) -> CompactModel:

@@ -163,8 +163,17 @@ class MlflowTracking(Strict):
     experiment: str = Field("dnnlab", description="MLflow experiment name")
 
 
+class GreedyPretrain(Strict):
+    """Greedy layer-wise pretraining (Géron, Hands-On Machine Learning, ch. 11 and 17): each hidden
+    dense layer in turn trained as a one-layer autoencoder of the codes below it, then the whole
+    network fine-tuned for `training.epochs`."""
+
+    method: Literal["greedy_layerwise"]
+    epochs_per_layer: int = Field(ge=1, description="epochs of each layer's autoencoder")
+
+
 class Training(Strict):
-    epochs: int = Field(10, ge=1)
+    epochs: int = Field(10, ge=1, description="with pretrain: the fine-tune's epochs only")
     batch_size: int = Field(32, ge=1)
     loss: Literal[LOSS_NAMES] | None = Field(None, description="inferred from the task when omitted")
     metrics: list[Literal[METRIC_NAMES]] | None = Field(
@@ -188,3 +197,6 @@ class Training(Strict):
     )
     diagnostics: Diagnostics | None = Field(None, description="per-layer statistics: see `dnnlab diagnose`")
     mlflow: MlflowTracking | None = Field(None, description="log live to MLflow: see `dnnlab mlflow-log`")
+    pretrain: GreedyPretrain | None = Field(
+        None, description="greedy layer-wise pretraining before the epochs: see README, Pretraining"
+    )

@@ -31,7 +31,8 @@ def divergence_message(spec: Spec, divergence: Divergence) -> str:
     if not uses_batch_norm(spec):
         tips.append("batch norm (model.normalization: batch_norm)")
     advice = tips[0] if len(tips) == 1 else ", ".join(tips[:-1]) + " or " + tips[-1]
-    return f"training diverged in epoch {divergence.epoch + 1}: {values}. Try {advice}."
+    where = f"pretraining {divergence.phase}" if divergence.phase else "training"
+    return f"{where} diverged in epoch {divergence.epoch + 1}: {values}. Try {advice}."
 
 
 def _first_hidden_layer(spec: Spec) -> tuple[str | None, str | None]:
@@ -50,10 +51,13 @@ def _first_hidden_layer(spec: Spec) -> tuple[str | None, str | None]:
 def divergence_record(spec: Spec, divergence: Divergence) -> dict[str, object]:
     """What run.json records of a divergence (`divergence`); compare and sweep show its message.
     The values are text: they are NaN or infinite, which JSON has no numbers for."""
-    return {
-        "epoch": divergence.epoch,  # 0-based, as metrics.csv
+    record = {
+        "epoch": divergence.epoch,  # 0-based, as metrics.csv (pretrain.csv's within a phase)
         "values": {name: str(value) for name, value in divergence.values.items()},
         "learning_rate": float(divergence.learning_rate),
         "reason": divergence.reason,
         "message": divergence_message(spec, divergence),
     }
+    if divergence.phase is not None:
+        record["phase"] = divergence.phase
+    return record

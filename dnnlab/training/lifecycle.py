@@ -45,6 +45,7 @@ from dnnlab.model.build import load_model, summary_text  # noqa: E402
 from dnnlab.training.callbacks.early_stopping import ResumableEarlyStopping  # noqa: E402
 from dnnlab.training.divergence import divergence_message, divergence_record  # noqa: E402
 from dnnlab.training.execution import Execution, apply_to_model  # noqa: E402
+from dnnlab.training.greedy import initial_state, plan_record  # noqa: E402
 from dnnlab.training.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.training.pipeline import evaluation_batch_size, score  # noqa: E402
 from dnnlab.training.session import Session, initial_loss  # noqa: E402
@@ -134,11 +135,15 @@ def _set_up(run: RunDir, spec: Spec, prepared: Prepared, epochs: int) -> TrainSt
         ),
         metrics_rows=0,
         metrics_sha256=metrics_sha256,
+        pretrain=initial_state(run) if spec.training.pretrain else None,
     )
     # The loss at initialization, for the collapse rule of every session of the run (measured
     # before the commit, so a run whose setup is committed always has it).
     loss = initial_loss(prepared.model, spec, prepared.dataset)
-    run.update_record(extra={**run.read_record().extra, "initial_loss": loss})
+    extra = {**run.read_record().extra, "initial_loss": loss}
+    if spec.training.pretrain:  # the phases, beside the status (their rows: pretrain.csv)
+        extra["pretrain"] = plan_record(spec, prepared.dataset)
+    run.update_record(extra=extra)
     run.write_state(state)
     if prepared.transfer_source is not None:  # where the reused layers came from, beside the status
         extra = {

@@ -35,6 +35,7 @@ from dnnlab.training.callbacks.protocol import Resumable  # noqa: E402
 from dnnlab.training.callbacks.recorder import Recorder  # noqa: E402
 from dnnlab.training.checkpoints import keep_only  # noqa: E402
 from dnnlab.training.execution import Execution  # noqa: E402
+from dnnlab.training.greedy import Pretraining  # noqa: E402
 from dnnlab.training.pipeline import (  # noqa: E402
     contract_order,
     evaluation_batch_size,
@@ -92,8 +93,15 @@ class Session:
 
     # --- the fit ---------------------------------------------------------------------------
     def fit(self, model: keras.Model, epochs: int) -> str:
-        """Train to `epochs`; with transfer learning, first with the reused layers frozen."""
+        """Train to `epochs`; with greedy pretraining, first its phases left; with transfer
+        learning, first with the reused layers frozen."""
         self.planned_epochs = epochs
+        if self.state.pretrain is not None:
+            divergence = Pretraining(self.run, self.spec, self.dataset, self.state, self.progress).fit(model)
+            if divergence is not None:
+                self.divergence = divergence
+                return "diverged"
+            self.committed = self.state.without_previous()  # the fine-tune's first `previous`
         transfer = self.state.transfer
         if transfer and not transfer.unfrozen:
             boundary = self.spec.model.transfer.freeze_epochs

@@ -32,6 +32,7 @@ from dnnlab.training.execution import (  # noqa: E402
     choose,
     compiled_step_key,
 )
+from dnnlab.training.greedy import check_commit  # noqa: E402
 
 
 def compile_model(
@@ -133,6 +134,8 @@ def prepare(
     else:
         resumed = load_committed(run, spec, state, steps)
         model, state = resumed.model, resumed.state
+        if state.pretrain is not None:  # its commit checked before anything is trained
+            check_commit(run, spec, dataset, state.pretrain)
         apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
     build_for_fit(model, dataset)
     return Prepared(dataset, execution, model, reused, state, source, plan_note, key)

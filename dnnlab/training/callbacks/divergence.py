@@ -48,6 +48,7 @@ class Divergence:
     values: dict[str, float]
     learning_rate: float
     reason: str | None = None
+    phase: str | None = None  # a pretraining phase, as `pretrain_1 (dense_1)`; None: the fine-tune
 
 
 @dataclass(frozen=True)
