@@ -39,38 +39,36 @@ from dnnlab.spec.models import Spec
 log = logging.getLogger("dnnlab")
 
 TARGET_STEPS_PER_EXECUTION = 200
-SMALL_STEP_MACS = 300_000_000  # multiply-adds per batch below which one thread is enough
+# Multiply-adds per batch below which one thread is enough. Checked near idle on 2 cores with the
+# batch-norm model without XLA (`dnnlab train` -o training.intra_op_threads=1 against =0, 4 epochs
+# of 20,000 rows, twice each): batch 256 (68M) 0.41 s an epoch on one thread, 0.50 on all; batch
+# 1024 (272M) 0.34-0.35 against 0.34-0.38.
+SMALL_STEP_MACS = 300_000_000
 
 # The cost model `jit_compile: auto` weighs XLA with: seconds of one optimizer step without and
 # with XLA, from the step's layers (dense, normalization, dropout: each a few ops, launched apart
 # without XLA, fused with it) and its dense multiply-adds (MACs); and XLA's compile, from the
 # layers. Measured by `PYTHONPATH=. python benchmarks/plan_costs.py --epochs 4 --rounds 1`:
 # `dnnlab train` with XLA off and on, a fresh process each, the persistent XLA cache off, 30,000
-# synthetic rows (1,223 for a model of the quick start's size: 64 inputs, 128-64 elu), on the
-# 2-core machine at a 1-minute load of 9-11 (other engineers' work), December 2026. A step is
-# the median of epochs 3..4 over the epoch's steps; the compile is XLA's extra time over the
-# first two epochs less the same without XLA
-# (XLA's second epoch was 7-9 s slow at batch 32 and 1024, as if compiling again):
+# synthetic rows (1,223 for a model of the quick start's size), on the 2-core machine near idle
+# (1-minute load 0.8-1.0), December 2026. A step is the median of epochs 3..4 over the epoch's
+# steps; the compile is XLA's extra first epoch less the same without XLA:
 #
-#   case                  layers   MACs/step    ms/step off   ms/step on   compile s (1st epoch only)
-#   batch-norm, b32         6      8,518,400      4.71          1.64        13.6 (7.2)
-#   batch-norm, b256        6     68,147,200     13.56         14.19         3.5 (5.1)
-#   batch-norm, b1024       6    272,588,800     72.17         63.00        19.5 (12.1)
-#   dropout, b32            6      8,518,400      7.55          2.67        21.1 (13.3)
-#   quick-start size, b32       3        544,768      (epochs of 39 steps: per-epoch costs dominate)  5.6
+#   case                  layers   MACs/step    ms/step off   ms/step on   compile s
+#   batch-norm, b32         6      8,489,600      2.304         0.996        2.10
+#   batch-norm, b256        6     67,916,800      6.212         3.466        2.31
+#   batch-norm, b1024       6    271,667,200     20.100        11.967        2.41
+#   dropout, b32            6      8,489,600      1.671         0.884        1.76
+#   quick-start size, b32   3        526,336      1.538         1.436        1.19
 #
-# Least squares over the first four rows (per layer and per MAC, no intercept) gave 0.473 ms a
-# layer and 0.249 ns a MAC without XLA, 0.063 ms and 0.228 ns with it. The per-MAC figures
-# differ by less than the noise between the batch-256 and batch-1024 rows (XLA slower at one,
-# faster at the other: both call the same matmul kernels), so both paths take their mean:
-# what XLA saves is the launching of the ops, per layer and step. The compile is the median
-# per layer. Under that load absolute seconds are 2-4x an idle machine's (batch-norm
-# b32: 0.58 ms a step with XLA and 1.16 without on a quiet one, docs/keras3.md); the choice
-# depends on their ratios, which load changes less: break-even for the batch-norm model at
-# batch 32 is about 5,000 steps, where an idle machine's figures put it too.
-PLAIN_STEP = (0.0, 4.73e-4, 2.385e-10)  # seconds: per step, per layer and step, per MAC
-XLA_STEP = (0.0, 6.3e-5, 2.385e-10)
-COMPILE = (0.0, 2.3)  # seconds: fixed, per layer
+# Least squares over the first four rows (per layer and per MAC, no intercept): 0.240 ms a layer
+# and 0.0688 ns a MAC without XLA, 0.099 ms and 0.0419 ns with it (XLA fuses each layer's ops and
+# runs these products faster); the compile is the median per layer, 0.385 s. The same script at a
+# 1-minute load of 9-11 measured every figure 2-4x higher and XLA's products no faster, so on a
+# busy machine the plan errs towards XLA; its choice depends on the ratios, which load changes less.
+PLAIN_STEP = (0.0, 2.40e-4, 6.88e-11)  # seconds: per step, per layer and step, per MAC
+XLA_STEP = (0.0, 9.9e-5, 4.19e-11)
+COMPILE = (0.0, 0.385)  # seconds: fixed, per layer
 
 
 @dataclass(frozen=True)
