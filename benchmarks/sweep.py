@@ -85,7 +85,7 @@ script run. {setting}. Workers chosen: {record["chosen"].split(": ", 1)[-1] or "
 | `dnnlab sweep` | {sweep_wall:.1f} | {_spread(sweep_overheads)} |
 | 12 x `dnnlab train` | {commands_wall:.1f} | {_spread(command_overheads)} |
 
-The sweep took **{ratio:.2f}x** the commands' wall time (target: at most 0.5x). Overhead is a
+The sweep took **{ratio:.2f}x** the commands' wall time (target: at most 0.35x). Overhead is a
 trial's wall time minus its training seconds (run.json's `wall_seconds`, which includes the first
 epoch's tracing): a command pays Python and TensorFlow start-up, data loading, the model build and
 the initial files every time; a sweep trial in a warm worker only the last three.
