@@ -144,7 +144,22 @@ def test_a_distribution_in_a_grid_is_refused(tiny):
 def test_directory_names_are_safe_and_short():
     params = {"model.activation": {"type": "leaky_relu", "alpha": 0.2}, "a.b": "x/y z", "seed": 1}
     name = trial_dir_name(12, params, list(params))
-    assert name == "012-activation=typeleaky_relu_alpha0.2-a.b=y_z-seed=1"  # a path: its last part
+    assert name == "012-activation=leaky_relu_alpha0.2-a.b=y_z-seed=1"  # a path: its last part
+    # A mapping axis shows its type, then only the keys on which its values differ.
+    optimizers = [
+        {"type": t, "learning_rate": 0.001, "beta_1": b} for t, b in (("adam", 0.9), ("nadam", 0.8))
+    ]
+    names = [
+        trial_dir_name(
+            i, {"training.optimizer": o}, ["training.optimizer"], values={"training.optimizer": optimizers}
+        )
+        for i, o in enumerate(optimizers)
+    ]
+    assert names == ["000-optimizer=adam_beta_10.9", "001-optimizer=nadam_beta_10.8"]
+    models = [{"hidden": [8]}, {"hidden": [8], "regularizer": {"type": "l2", "factor": 0.01}}]
+    assert [
+        trial_dir_name(i, {"model": m}, ["model"], values={"model": models}) for i, m in enumerate(models)
+    ] == ["000-model=none", "001-model=regularizer_l2_factor0.01"]
     long = trial_dir_name(1, {"k": "v" * 300}, ["k"])
     assert len(long) <= 96 and long.startswith("001-k=")
 

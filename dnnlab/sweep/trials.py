@@ -163,15 +163,28 @@ def short_keys(keys: list[str]) -> dict[str, str]:
     return names
 
 
-def format_value(value: Any) -> str:
-    """A value as it reads in a directory name: 0.001, 64x32, relu."""
+def format_value(value: Any, others: list[Any] | None = None) -> str:
+    """A value as it reads in a directory name: 0.001, 64x32, relu. A mapping reads as its type
+    first, then its other keys with their values (`sgd_learning_rate0.01`), leaving out the keys
+    on which it agrees with every mapping among `others` (the axis's other values)."""
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, list):
         return "x".join(format_value(v) for v in value) or "none"
     if isinstance(value, dict):
-        return "_".join(f"{k}{format_value(v)}" for k, v in value.items())
+        rivals = [o for o in others or () if isinstance(o, dict)]
+        shown = [k for k, v in value.items() if not rivals or any(o.get(k, _ABSENT) != v for o in rivals)]
+        parts = [format_value(value["type"])] if "type" in shown else []
+        for key in (k for k in shown if k != "type"):
+            item = value[key]
+            parts.append(
+                f"{key}_{format_value(item)}" if isinstance(item, dict) else f"{key}{format_value(item)}"
+            )
+        return "_".join(parts) or "none"
     return str(value)
+
+
+_ABSENT = object()
 
 
 def trial_dir_name(
@@ -195,7 +208,7 @@ def trial_dir_name(
             name = short[key] if "." in short[key] else ".".join(key.split(".")[-2:])
             parts.append(f"{name}={path_name(value, (values or {}).get(key, [value]))}")
         else:
-            parts.append(f"{short[key]}={format_value(value)}")
+            parts.append(f"{short[key]}={format_value(value, (values or {}).get(key))}")
     name = _UNSAFE.sub("_", "-".join([f"{index:0{width}d}", *parts])).strip("_")
     return name[:MAX_NAME].rstrip("-_.")
 
