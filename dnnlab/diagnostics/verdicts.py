@@ -15,7 +15,7 @@ from dnnlab.diagnostics import over_training
 from dnnlab.errors import RunDirError
 from dnnlab.rundir.directory import RunDir
 from dnnlab.rundir.layers_csv import SATURATION_LEVEL, Measurement, read_layers_csv
-from dnnlab.rundir.loading import load_run
+from dnnlab.rundir.loading import read_metrics_columns
 from dnnlab.spec.checks import uses_batch_norm
 from dnnlab.spec.loading import read_run_spec
 from dnnlab.spec.models import Spec
@@ -318,5 +318,5 @@ def diagnose_run(path: Path) -> Diagnosis:
     measurements = read_layers_csv(run.layers_csv)
     if not measurements:
         raise RunDirError(f"{run.layers_csv}: holds no measurement yet")
-    history = load_run(run.path).history
+    history = read_metrics_columns(run.metrics_csv, [])  # the curves only: the spec is read above
     return Diagnosis(spec.name, "run", measurements, all_verdicts(measurements, spec, history))

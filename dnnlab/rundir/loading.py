@@ -150,7 +150,7 @@ def load_run(path: Path, sections: dict[str, Any] | None = None) -> LoadedRun:
     config = _read_mapping(
         path / CONFIG_YAML, lambda text: parse_spec(text, sections), notes, read=read_yaml_text
     )
-    history = _read_metrics(path / METRICS_CSV, notes)
+    history = read_metrics_columns(path / METRICS_CSV, notes)
     if info.status == "diverged":  # its diverged epoch is never a row of metrics.csv: say what it was
         notes[:] = [note for note in notes if note != EMPTY_METRICS]
         notes.append(divergence_text(info))
@@ -267,7 +267,7 @@ def parse_spec(text: str, sections: dict[str, Any]) -> Any:
     return config or safe_yaml.loads(text)
 
 
-def _read_metrics(path: Path, notes: list[str]) -> dict[str, list[float]]:
+def read_metrics_columns(path: Path, notes: list[str]) -> dict[str, list[float]]:
     """Parse metrics.csv into columns; a line with missing fields or bad numbers is dropped."""
     text = read_text(path, notes)
     if text is None:
