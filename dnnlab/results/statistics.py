@@ -404,10 +404,9 @@ def _tested_result(
 
 
 def _untested(name: str, s: Summary, against: tuple[str, Summary, dict] | None) -> GroupResult:
-    if s.n == 0 and s.excluded:
-        return _result(name, s, NO_FINITE, None, f"{name}: no finite values ({s.excluded} NaN excluded)")
     if s.n == 0 or against is None:
-        return _result(name, s, TOO_FEW, None, f"{name}: no finite values ({s.excluded} NaN excluded)")
+        verdict = NO_FINITE if s.n == 0 and s.excluded else TOO_FEW
+        return _result(name, s, verdict, None, f"{name}: no finite values ({s.excluded} NaN excluded)")
     best, b, clean = against
     shared = sum(1 for seed in clean[name] if seed in clean[best])
     sentence = (
