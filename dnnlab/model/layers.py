@@ -79,10 +79,16 @@ def mask_algorithm() -> str:
     return "threefry" if GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph()) else "philox"
 
 
-def seeded_keep_mask(layer: keras.layers.Layer, inputs) -> tf.Tensor:
+def keep_threshold(rate: float) -> int:
+    """The 32-bit draw at or above which a unit is kept: round(rate * 2**32), capped."""
+    return min(round(rate * 2**32), 2**32 - 1)
+
+
+def seeded_keep_mask(layer: keras.layers.Layer, inputs, threshold=None) -> tf.Tensor:
     """True where the layer keeps a unit this step (probability 1 - rate); advances its step.
 
-    Integer bits compared with round(rate * 2**32) skip the float conversion of a uniform draw.
+    Integer bits compared with `threshold` (keep_threshold of the layer's rate unless given as a
+    tensor) skip the float conversion of a uniform draw.
     """
     state = layer.seed_generator.state
     seed = tf.cast(state.value, tf.int64)
@@ -91,7 +97,9 @@ def seeded_keep_mask(layer: keras.layers.Layer, inputs) -> tf.Tensor:
     bits = tf.random.stateless_uniform(
         shape, seed, minval=None, maxval=None, dtype=tf.uint32, alg=mask_algorithm()
     )
-    return bits >= tf.constant(min(round(layer.rate * 2**32), 2**32 - 1), tf.uint32)
+    if threshold is None:
+        threshold = tf.constant(keep_threshold(layer.rate), tf.uint32)
+    return bits >= threshold
 
 
 def concrete_noise_shape(inputs, noise_shape):
@@ -104,14 +112,42 @@ def concrete_noise_shape(inputs, noise_shape):
 
 @keras.saving.register_keras_serializable(package="dnnlab")
 class SeededDropout(keras.layers.Dropout):
-    """keras.layers.Dropout with Threefry masks seeded by (seed, epoch, layer, step): fast under XLA."""
+    """keras.layers.Dropout with Threefry masks seeded by (seed, epoch, layer, step): fast under XLA.
+
+    The traced step reads the rate's keep threshold and scale from two variables rather than
+    holding them as constants, so setting `rate` on a built layer changes what its already traced
+    step computes (a sweep worker trains the next configuration on a traced model, see
+    training.warm_models) and the values are the constants' own: the same bits either way. They
+    are not the layer's weights (not tracked, not saved): the rate is in its config.
+    """
+
+    @property
+    def rate(self) -> float:
+        return self._rate
+
+    @rate.setter
+    def rate(self, rate: float) -> None:
+        object.__setattr__(self, "_rate", float(rate))
+        threshold = keep_threshold(rate)
+        scale = 1.0 / (1.0 - rate) if rate < 1 else 0.0  # float64: cast as a Python float would be
+        held = self.__dict__.get("_rate_variables")
+        if held is None:
+            with tf.init_scope():  # created eagerly even if a layer is made while tracing
+                held = (
+                    tf.Variable(threshold, dtype=tf.int64, trainable=False),
+                    tf.Variable(scale, dtype=tf.float64, trainable=False),
+                )
+            object.__setattr__(self, "_rate_variables", held)  # not tracked: not a weight
+        else:
+            held[0].assign(threshold)
+            held[1].assign(scale)
 
     def call(self, inputs, training=False):
         if not training or self.rate == 0:
             return inputs
-        keep = seeded_keep_mask(self, inputs)
-        scale = 1.0 / (1.0 - self.rate) if self.rate < 1 else 0.0
-        return tf.where(keep, inputs * scale, tf.constant(0.0, inputs.dtype))
+        threshold, scale = self._rate_variables
+        keep = seeded_keep_mask(self, inputs, tf.cast(threshold, tf.uint32))
+        return tf.where(keep, inputs * tf.cast(scale, inputs.dtype), tf.constant(0.0, inputs.dtype))
 
 
 @keras.saving.register_keras_serializable(package="dnnlab")

@@ -4,6 +4,7 @@ one ordinary run directory per trial. Every file is replaced atomically, as in a
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 import yaml
 
 from dnnlab.errors import RunDirError
-from dnnlab.files.atomic import atomic_write_json, atomic_write_text
+from dnnlab.files.atomic import atomic_write_text
 from dnnlab.files.safe_yaml import read_yaml_file
 from dnnlab.rundir.layout import new_stamped_dir
 from dnnlab.rundir.lock import acquire_lock, release_lock
@@ -151,7 +152,7 @@ class SweepDir:
         return read_sweep_file(self.sweep_yaml)
 
     def write_record(self, record: SweepRecord) -> None:
-        atomic_write_json(self.sweep_json, record.to_dict())
+        atomic_write_text(self.sweep_json, record_text(record.to_dict()))
 
     def read_record(self) -> SweepRecord:
         """sweep.json, checked as untrusted input (see record_checks)."""
@@ -163,3 +164,18 @@ class SweepDir:
             raise RunDirError(f"{self.sweep_json}: cannot be read ({exc.strerror})") from None
         check_record(data, self.sweep_json, VERSION)
         return SweepRecord.from_dict(data)
+
+
+def record_text(record: dict) -> str:
+    """sweep.json's text: one line per trial and per configuration (readable, and a diff shows
+    which changed), each line written by json's C encoder. The driver rewrites the file after
+    every trial event; indented throughout (json's Python encoder), a 45-trial search's record
+    cost its driver 2 s of CPU, taken from the workers on a small machine."""
+    lines = []
+    for key, value in record.items():
+        if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
+            items = ",\n".join(f"    {json.dumps(item)}" for item in value)
+            lines.append(f"  {json.dumps(key)}: [\n{items}\n  ]")
+        else:
+            lines.append(f"  {json.dumps(key)}: {json.dumps(value)}")
+    return "{\n" + ",\n".join(lines) + "\n}\n"

@@ -53,9 +53,11 @@ def run_trial(sweep_dir: str | Path, trial: dict[str, Any]) -> dict[str, Any]:
         with contextlib.redirect_stderr(io.StringIO()):  # per-epoch lines of many trials: noise
             outcome.update(_train_trial(sweep_dir, trial))
     except KeyboardInterrupt:
+        _forget_models()
         outcome["status"] = "interrupted"
         outcome.update(trial_on_disk(sweep_dir, trial) or {})
     except Exception as exc:  # noqa: BLE001 - a failed trial is recorded; the sweep goes on
+        _forget_models()
         found = trial_on_disk(sweep_dir, trial) or {}
         outcome.update({k: v for k, v in found.items() if k not in ("status", "error")})
         outcome["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -189,6 +191,14 @@ def _definition(sweep_dir: Path):
     return _definitions[key]
 
 
+def _forget_models() -> None:
+    """A failed or interrupted trial's model is not trained on again (see training.warm_models)."""
+    if "dnnlab.training.warm_models" in sys.modules:
+        from dnnlab.training import warm_models
+
+        warm_models.forget_all()
+
+
 def _clear_session() -> None:
     """Keras's global state of the trial, and its graphs and models (cycles), freed: clear_session
     runs one full garbage collection, cheap once the worker's start-up objects are frozen."""
@@ -237,6 +247,9 @@ def start_tensorflow(threads: int) -> None:
     tf.get_logger().setLevel("ERROR")  # retracing warnings: every trial builds a new model
     tf.constant(0.0) + 1.0  # start the runtime now, with these pools
     import dnnlab.training.lifecycle  # noqa: F401 - warm: Keras and every dnnlab module a trial needs
+    from dnnlab.training import warm_models
+
+    warm_models.enable()  # a later trial of a model's structure trains on it, traced already
 
     # TensorFlow's and Keras's modules are millions of objects that live as long as the worker; a
     # full collection after every trial walked them all (about 0.5 s a collection here). Frozen,

@@ -24,6 +24,7 @@ from dnnlab.model.build import build_model  # noqa: E402
 from dnnlab.model.keras_private import build_for_training  # noqa: E402
 from dnnlab.model.optimizers import make_optimizer  # noqa: E402
 from dnnlab.model.transfer import apply_transfer, source_record  # noqa: E402
+from dnnlab.training import warm_models  # noqa: E402
 from dnnlab.training.checkpoints import load_committed  # noqa: E402
 from dnnlab.training.execution import (  # noqa: E402
     Execution,
@@ -137,7 +138,17 @@ def prepare(
         if state.pretrain is not None:  # its commit checked before anything is trained
             check_commit(run, spec, dataset, state.pretrain)
         apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
-    build_for_fit(model, dataset)
+    # A sweep worker may hold a traced model of this structure (transfer and pretraining phases
+    # recompile theirs): trained instead, it holds this one's values and skips the tracing.
+    block = {**execution.to_dict(), "batch_size": spec.training.batch_size, "rows": len(dataset.x_train)}
+    reusable = not spec.model.transfer and not spec.training.pretrain
+    kept = warm_models.kept_for(model, block) if reusable else None
+    if kept is not None:
+        model = kept
+    else:
+        build_for_fit(model, dataset)
+        if reusable:
+            warm_models.keep(model, block)
     return Prepared(dataset, execution, model, reused, state, source, plan_note, key)
 
 
