@@ -23,12 +23,16 @@ def warm():
     keras.backend.clear_session()
 
 
-def spec_path(folder, name: str, rate: float, learning_rate: float, seed: int, activation: str = "elu"):
+def spec_path(folder, name: str, rate: float, learning_rate: float, seed: int, activation="elu", xla=False):
     spec = tiny_spec(
         name="trial",  # a sweep's trials share the spec's name (the model's, in its config)
         seed=seed,
         model={"hidden": [16, 8], "activation": activation, "dropout": {"rate": rate}},
-        training={"epochs": 3, "optimizer": {"type": "nadam", "learning_rate": learning_rate}},
+        training={
+            "epochs": 3,
+            "optimizer": {"type": "nadam", "learning_rate": learning_rate},
+            "jit_compile": xla,
+        },
     )
     return write_spec(folder, spec, f"{name}.yaml")
 
@@ -59,10 +63,11 @@ def assert_same(a, b):
     assert read_json(a / "run.json")["test"] == read_json(b / "run.json")["test"]
 
 
-def test_a_trial_on_a_kept_model_equals_the_trial_on_a_fresh_one(tmp_path, warm):
-    train(spec_path(tmp_path, "first", 0.3, 0.01, seed=1), tmp_path / "warm")
+@pytest.mark.parametrize("xla", [False, True], ids=["plain", "xla"])
+def test_a_trial_on_a_kept_model_equals_the_trial_on_a_fresh_one(tmp_path, warm, xla):
+    train(spec_path(tmp_path, "first", 0.3, 0.01, seed=1, xla=xla), tmp_path / "warm")
     before = warm_models.reuses()
-    second = spec_path(tmp_path, "second", 0.1, 0.003, seed=2)
+    second = spec_path(tmp_path, "second", 0.1, 0.003, seed=2, xla=xla)
     reused = train(second, tmp_path / "warm")
     assert warm_models.reuses() == before + 1
     assert_same(reused, fresh(second, tmp_path / "fresh"))

@@ -26,8 +26,10 @@ benchmarks/RESULTS.md (2-core CPU, Géron's batch-norm model at batch 32):
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -285,6 +287,25 @@ def apply_to_model(model: Any, execution: Execution, batch_size: int, train_rows
     model.train_step = block_train_step(model, batch_size, execution.jit_compile, train_rows % batch_size)
     set_jit_compile(model, execution.jit_compile)  # Keras's setter would refuse under determinism
     model.train_function = model.test_function = model.predict_function = None
+
+
+@contextlib.contextmanager
+def without_xla(model: Any, execution: Execution, batch_size: int, train_rows: int) -> Iterator[None]:
+    """Run `model` without XLA inside the block (scoring it as `dnnlab evaluate` does), then give
+    it back the compiled program it trains with: a sweep worker trains later trials on the same
+    model (training.warm_models), and compiling it again would cost what keeping it saves."""
+    if not execution.jit_compile:
+        yield
+        return
+    from dnnlab.model.keras_private import set_jit_compile
+
+    compiled = (model.train_step, model.train_function, model.test_function, model.predict_function)
+    apply_to_model(model, replace(execution, jit_compile=False), batch_size, train_rows)
+    try:
+        yield
+    finally:
+        model.train_step, model.train_function, model.test_function, model.predict_function = compiled
+        set_jit_compile(model, True)
 
 
 def block_train_step(model: Any, batch_size: int, jit_compile: bool, last_batch_rows: int):

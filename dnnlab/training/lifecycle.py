@@ -14,7 +14,7 @@ Why training is arranged this way (see docs/keras3.md):
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -44,7 +44,7 @@ import keras  # noqa: E402
 from dnnlab.model.build import load_model, summary_text  # noqa: E402
 from dnnlab.training.callbacks.early_stopping import ResumableEarlyStopping  # noqa: E402
 from dnnlab.training.divergence import divergence_message, divergence_record  # noqa: E402
-from dnnlab.training.execution import Execution, apply_to_model  # noqa: E402
+from dnnlab.training.execution import Execution, without_xla  # noqa: E402
 from dnnlab.training.greedy import initial_state, plan_record  # noqa: E402
 from dnnlab.training.hparams import write_hparams, write_results  # noqa: E402
 from dnnlab.training.pipeline import evaluation_batch_size, score  # noqa: E402
@@ -285,8 +285,5 @@ def _test_scores(
     give the same numbers."""
     if dataset.x_test is None or len(dataset.x_test) == 0:
         return None
-    if execution.jit_compile:
-        apply_to_model(
-            model, replace(execution, jit_compile=False), spec.training.batch_size, len(dataset.x_train)
-        )
-    return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))
+    with without_xla(model, execution, spec.training.batch_size, len(dataset.x_train)):
+        return score(model, dataset.x_test, dataset.y_test, evaluation_batch_size(spec))

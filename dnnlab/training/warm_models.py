@@ -11,8 +11,9 @@ learning rate; metrics reset) and its dropout layers are given their rates (`See
 its rate from variables). The traced steps then run the same graph on the same values as the
 fresh model's would, so the trial's numbers are the same bits (tests/test_warm_models.py).
 
-Not kept: runs under XLA (scoring the test split turns it off on the model), transfer and
-pretraining (their phases recompile the model), and a model whose trial failed or was
+A model trained under XLA keeps its compiled program too (scoring the test split without XLA puts
+it back after, see execution.without_xla), so a later trial compiles nothing. Not kept: transfer
+and pretraining (their phases recompile the model), and a model whose trial failed or was
 interrupted (`forget_all`).
 """
 
@@ -65,7 +66,7 @@ def kept_for(fresh: keras.Model, block: dict[str, Any]) -> keras.Model | None:
     """A kept model of `fresh`'s structure, now holding `fresh`'s values (its weights, its
     optimizer's state, metrics reset), or None. `block` is what the train step's closure holds
     besides the model (execution plan, batch size, rows); `fresh` is compiled."""
-    if _kept is None or block.get("jit_compile"):
+    if _kept is None:
         return None
     key = structure_key(fresh, block)
     kept = _kept.get(key) if key is not None else None
@@ -83,7 +84,7 @@ def kept_for(fresh: keras.Model, block: dict[str, Any]) -> keras.Model | None:
 
 def keep(model: keras.Model, block: dict[str, Any]) -> None:
     """Keep `model` (built for training, about to be traced) for later trials of its structure."""
-    key = structure_key(model, block) if _kept is not None and not block.get("jit_compile") else None
+    key = structure_key(model, block) if _kept is not None else None
     if key is None:
         return
     _kept[key] = model
