@@ -9,7 +9,6 @@ a paused and promoted run is the run trained in one go, bit for bit.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
@@ -23,6 +22,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from curve_executor import CurveExecutor
 from helpers import read_json, read_metrics, train_run
 from typer.testing import CliRunner
 
@@ -70,51 +70,9 @@ def made_up_loss(params: dict, epoch: int) -> float:
     return (math.log10(lr) + 2) ** 2 + offset + 1.0 / (epoch + 1) + 0.01 * params["seed"]
 
 
-class FakeExecutor:
-    """`run` of an executor module: takes trials from the feed one at a time (one worker) and
-    appends the rows of the epochs each is given to its metrics.csv, as a worker resuming it would;
-    `trained` counts every epoch trained per run, so a test sees an epoch trained twice."""
-
-    def __init__(self):
-        self.trained: dict[str, list[int]] = {}
-        self.order: list[tuple[str, int]] = []  # (run, epochs given) as handed out
-
-    def __call__(self, sweep_dir, trials, jobs, threads, address, on_trial_event):
-        feed = executors.as_feed(trials)
-        while feed.ready():
-            trial = feed.next()
-            if trial is None:
-                break
-            on_trial_event("started", trial, None)
-            on_trial_event("finished", trial, self.train(Path(sweep_dir), trial))
-
-    def train(self, sweep_dir: Path, trial: dict) -> dict:
-        run = sweep_dir / trial["run"]
-        run.mkdir(exist_ok=True)
-        rows = read_metrics(run) if (run / "metrics.csv").exists() else []
-        epochs = trial.get("epochs") or 9
-        self.order.append((str(run), epochs))
-        for epoch in range(len(rows), epochs):
-            rows.append({"epoch": epoch, "loss": 1.0, "val_loss": made_up_loss(trial["params"], epoch)})
-            self.trained.setdefault(str(run), []).append(epoch)
-        with open(run / "metrics.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["epoch", "loss", "val_loss"])
-            writer.writeheader()
-            writer.writerows(rows)
-        best = min(float(r["val_loss"]) for r in rows)
-        return {
-            "status": "completed",
-            "best": {"metric": "val_loss", "value": best, "epoch": 0},
-            "epochs_done": len(rows),
-            "train_seconds": 0.0,
-            "wall_seconds": 0.0,
-            "error": None,
-        }
-
-
 @pytest.fixture
-def fake(monkeypatch) -> FakeExecutor:
-    executor = FakeExecutor()
+def fake(monkeypatch) -> CurveExecutor:
+    executor = CurveExecutor(made_up_loss, default_epochs=9)
     monkeypatch.setattr(executors, "get", lambda name: executor)
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # the journal's and sweep.json's: speed only
     return executor

@@ -7,7 +7,6 @@ the metrics.csv rows of a made-up learning curve (no TensorFlow, milliseconds a 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import random
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from curve_executor import CurveExecutor
 from helpers import read_json
 from typer.testing import CliRunner
 
@@ -45,47 +45,9 @@ def made_up_loss(params: dict, epoch: int) -> float:
     return 1.0 + offset + noise + 1.0 / (epoch + 1)
 
 
-class FakeExecutor:
-    """`run` of an executor module, one worker: each trial's run gets the made-up metrics.csv;
-    `trained` lists the epochs trained per run, so a test sees an epoch trained twice."""
-
-    def __init__(self):
-        self.trained: dict[str, list[int]] = {}
-
-    def __call__(self, sweep_dir, trials, jobs, threads, address, on_trial_event):
-        feed = executors.as_feed(trials)
-        while feed.ready():
-            trial = feed.next()
-            on_trial_event("started", trial, None)
-            on_trial_event("finished", trial, self.train(Path(sweep_dir), trial))
-
-    def train(self, sweep_dir: Path, trial: dict) -> dict:
-        run = sweep_dir / trial["run"]
-        run.mkdir(exist_ok=True)
-        (run / "run.json").write_text('{"status": "completed"}', encoding="utf-8")  # a run dnnlab made
-        path = run / "metrics.csv"
-        rows = list(csv.DictReader(path.open(encoding="utf-8"))) if path.exists() else []
-        for epoch in range(len(rows), TINY["training"]["epochs"]):
-            rows.append({"epoch": epoch, "loss": 1.0, "val_loss": made_up_loss(trial["params"], epoch)})
-            self.trained.setdefault(trial["run"], []).append(epoch)
-        with open(path, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=["epoch", "loss", "val_loss"])
-            writer.writeheader()
-            writer.writerows(rows)
-        best = min(float(r["val_loss"]) for r in rows)
-        return {
-            "status": "completed",
-            "best": {"metric": "val_loss", "value": best, "epoch": len(rows) - 1},
-            "epochs_done": len(rows),
-            "train_seconds": 0.0,
-            "wall_seconds": 0.0,
-            "error": None,
-        }
-
-
 @pytest.fixture
-def fake(monkeypatch) -> FakeExecutor:
-    executor = FakeExecutor()
+def fake(monkeypatch) -> CurveExecutor:
+    executor = CurveExecutor(made_up_loss, default_epochs=TINY["training"]["epochs"], marks_runs=True)
     monkeypatch.setattr(executors, "get", lambda name: executor)
     monkeypatch.setattr(os, "fsync", lambda fd: None)  # sweep.json's: speed only
     return executor
@@ -278,7 +240,7 @@ def test_a_stop_between_rounds_resumes_into_the_next_round(tmp_path, tiny, fake)
     resumed = resume_sweep(killed.path, ["test"], progress=False)
     assert trials_of(resumed) == trials_of(whole)
     assert resumed.record.auto_seeds == whole.record.auto_seeds
-    assert all(int(run.split("-")[0]) >= 6 for run in fake.trained)  # the first round is not rerun
+    assert all(int(Path(run).name.split("-")[0]) >= 6 for run in fake.trained)  # the first round is not rerun
 
 
 @pytest.mark.parametrize(

@@ -169,8 +169,9 @@ class SweepDir:
 def record_text(record: dict) -> str:
     """sweep.json's text: one line per trial and per configuration (readable, and a diff shows
     which changed), each line written by json's C encoder. The driver rewrites the file after
-    every trial event; indented throughout (json's Python encoder), a 45-trial search's record
-    cost its driver 2 s of CPU, taken from the workers on a small machine."""
+    every trial event (334 times in a 45-trial ASHA search), and CPU it spends is taken from the
+    workers on a small machine: that search's final record takes 0.7 ms this way, 1.8 ms indented
+    throughout (json's Python encoder)."""
     lines = []
     for key, value in record.items():
         if isinstance(value, list) and value and all(isinstance(item, dict) for item in value):
