@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -317,11 +318,11 @@ there too, else the random sweep's best), **{_median(each("wall_strict"))}**
 
 
 def _median(values: list[float | None]) -> str:
-    known = [v for v in values if v is not None]
-    if not known:
-        return "never (no repeat reached it)"
-    note = "" if len(known) == len(values) else f", {len(values) - len(known)} repeat(s) never"
-    return f"{statistics.median(known):.2f}x{note}"
+    """The median ratio, a repeat that never reached the threshold counting as the worst."""
+    median = statistics.median(math.inf if v is None else v for v in values)
+    never = sum(v is None for v in values)
+    note = f" ({never} repeat(s) never reached it)" if never else ""
+    return ("never" if math.isinf(median) else f"{median:.2f}x") + note
 
 
 def _each(values: list[float | None], ratios: list[dict] | None = None) -> str:
