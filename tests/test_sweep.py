@@ -409,3 +409,28 @@ def _session_processes(session: int) -> list[int]:
         if int(fields[3]) == session and fields[0] != "Z":
             found.append(int(stat.parent.name))
     return found
+
+
+def test_a_free_worker_takes_another_seed_of_its_configuration_then_one_no_other_worker_is_on():
+    """A worker keeps the models it traced, so the local pool hands it the trials it can train
+    without tracing: the seeds of its last configuration, then a configuration of its own."""
+    from types import SimpleNamespace
+
+    from dnnlab.sweep.executors import ListFeed
+    from dnnlab.sweep.worker import preference
+
+    configurations = [("relu", seed) for seed in range(3)] + [("elu", seed) for seed in range(3)]
+    feed = ListFeed([{"id": i, "params": {"a": a, "seed": s}} for i, (a, s) in enumerate(configurations)])
+    first, second = SimpleNamespace(last=None, trial=None), SimpleNamespace(last=None, trial=None)
+
+    def hand_to(worker) -> int:
+        worker.trial = worker.last = feed.next(preference(worker, [first, second]))
+        return worker.trial["id"]
+
+    assert hand_to(first) == 0  # relu, seed 0
+    assert hand_to(second) == 3  # relu is the first worker's: elu, seed 0
+    second.trial = None
+    assert hand_to(second) == 4  # elu again (seed 1), though relu seeds come first in the list
+    first.trial = None
+    assert [hand_to(first), hand_to(first)] == [1, 2]
+    assert hand_to(second) == 5

@@ -13,7 +13,6 @@ done are never run again, and a driver stopped between rounds resumes into the n
 
 from __future__ import annotations
 
-import json
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -23,12 +22,14 @@ from dnnlab.errors import RunDirError
 from dnnlab.results.statistics import NO_FINITE, TOO_FEW, WITHIN_NOISE, compare_groups
 from dnnlab.rundir.better import metric_mode
 from dnnlab.sweep.definition import AUTO_SEEDS_MAX, AUTO_SEEDS_START, AUTO_SEEDS_STEP, Sweep
+from dnnlab.sweep.executors import Preference, take
 from dnnlab.sweep.record import SweepRecord
 from dnnlab.sweep.record_checks import AUTO_STOPS
 from dnnlab.sweep.trials import (
     FINAL,
     Trial,
     format_value,
+    group_key,
     name_width,
     short_keys,
     trial_count,
@@ -48,11 +49,6 @@ def new_state(cap: int) -> dict[str, Any]:
         "stop": None,
         "unseparated": [],
     }
-
-
-def group_key(params: dict[str, Any]) -> str:
-    """A configuration: a trial's parameters but its seed (JSON, so a resumed record matches)."""
-    return json.dumps({k: v for k, v in params.items() if k != "seed"}, sort_keys=True, default=repr)
 
 
 def groups(trials: list[Trial]) -> dict[str, list[Trial]]:
@@ -151,8 +147,8 @@ class AutoSeedFeed:
     def ready(self) -> bool:
         return bool(self.pending)
 
-    def next(self) -> dict[str, Any] | None:
-        return self.pending.popleft() if self.pending else None
+    def next(self, prefer: Preference | None = None) -> dict[str, Any] | None:
+        return take(self.pending, prefer)
 
     def finished(self, trial: Trial) -> None:
         """Called with each finished trial before it is recorded: the last of a round decides the next."""

@@ -35,6 +35,9 @@ def get(name: str) -> Callable:
     return module.run
 
 
+Preference = Callable[[dict[str, Any]], int]  # a trial's rank for the worker taking it: lowest first
+
+
 class Feed(Protocol):
     """Trials handed out one at a time as workers become free: a search decides its next trial
     from the results reported so far (with one worker, the same results in the same order)."""
@@ -43,12 +46,14 @@ class Feed(Protocol):
         """Whether `next` has a trial now (asks nothing: an executor calls it before it starts a
         worker)."""
 
-    def next(self) -> dict[str, Any] | None:
-        """The next trial to start, or None while none can start."""
+    def next(self, prefer: Preference | None = None) -> dict[str, Any] | None:
+        """The next trial to start, or None while none can start. `prefer` ranks the trials that
+        could start now for the worker that will take it (see worker.run); a feed whose order
+        does not matter takes the lowest-ranked, else it may ignore it."""
 
 
 class ListFeed:
-    """A fixed list of trials (a grid, random draws), in order."""
+    """A fixed list of trials (a grid, random draws), in order unless the worker prefers others."""
 
     def __init__(self, trials: list[dict[str, Any]]):
         self.pending = deque(trials)
@@ -56,8 +61,20 @@ class ListFeed:
     def ready(self) -> bool:
         return bool(self.pending)
 
-    def next(self) -> dict[str, Any] | None:
-        return self.pending.popleft() if self.pending else None
+    def next(self, prefer: Preference | None = None) -> dict[str, Any] | None:
+        return take(self.pending, prefer)
+
+
+def take(pending: deque[dict[str, Any]], prefer: Preference | None) -> dict[str, Any] | None:
+    """Remove and return the first of the lowest-ranked pending trials (the first without `prefer`)."""
+    if not pending:
+        return None
+    if prefer is None:
+        return pending.popleft()
+    chosen = min(range(len(pending)), key=lambda index: prefer(pending[index]))
+    trial = pending[chosen]
+    del pending[chosen]
+    return trial
 
 
 def as_feed(trials: list[dict[str, Any]] | Feed) -> Feed:

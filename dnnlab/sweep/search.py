@@ -54,6 +54,7 @@ from dnnlab.rundir.records import float_or_none
 from dnnlab.sweep import rungs
 from dnnlab.sweep.axes import Axis, yaml_text
 from dnnlab.sweep.definition import Search, Sweep
+from dnnlab.sweep.executors import Preference
 from dnnlab.sweep.record import SweepDir, SweepRecord
 from dnnlab.sweep.rungs import DUPLICATE, PAUSED, RUNNING, Config
 from dnnlab.sweep.trials import PENDING, Trial, refused_write, trial_dir_name
@@ -325,9 +326,11 @@ class SearchFeed:
     def ready(self) -> bool:
         return bool(self._runnable() or self._promotion() or self._may_ask())
 
-    def next(self) -> dict[str, Any] | None:
+    def next(self, prefer: Preference | None = None) -> dict[str, Any] | None:
         while True:
-            trial = next(iter(self._runnable()), None)
+            runnable = self._runnable()
+            trial = min(runnable, key=lambda t: prefer(t.to_dict())) if prefer and runnable else None
+            trial = trial or next(iter(runnable), None)
             if trial is not None:
                 trial.epochs = self._config(trial).epochs
                 self.busy.add(trial.id)

@@ -8,6 +8,7 @@ trials of one seed group sit next to each other.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import random
 import re
@@ -266,3 +267,8 @@ def expand_and_check(sweep: Sweep, combos: list[dict[str, Any]] | None = None) -
     if not trials:
         raise ConfigError("the sweep has no trials")
     return Expansion(trials, varying, check_trials(sweep, trials))
+
+
+def group_key(params: dict[str, Any]) -> str:
+    """A configuration: a trial's parameters but its seed (JSON, so a resumed record matches)."""
+    return json.dumps({k: v for k, v in params.items() if k != "seed"}, sort_keys=True, default=repr)

@@ -299,6 +299,7 @@ class _Worker:
         self.index = index
         self.tasks = context.SimpleQueue()
         self.trial: dict[str, Any] | None = None
+        self.last: dict[str, Any] | None = None  # the trial it was given last
         self.process = context.Process(
             target=worker_main,
             args=(index, self.tasks, results, str(sweep_dir), threads, os.getpid()),
@@ -308,13 +309,29 @@ class _Worker:
         self.process.start()
 
     def give(self, trial: dict[str, Any]) -> None:
-        self.trial = trial
+        self.trial = self.last = trial
         self.tasks.put(trial)
 
     def stop(self) -> None:
         if self.process.is_alive():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.process.pid, signal.SIGTERM)
+
+
+def preference(worker: _Worker, workers: list[_Worker]) -> Callable[[dict[str, Any]], int]:
+    """How well each trial suits `worker`, lowest first. A worker keeps the models it traced
+    (training.warm_models), so another seed of the configuration it ran last suits it best (no
+    tracing), then a configuration no other worker is on (whose tracing falls to it alone)."""
+    from dnnlab.sweep.trials import group_key
+
+    last = group_key(worker.last["params"]) if worker.last else None
+    others = {group_key(w.trial["params"]) for w in workers if w is not worker and w.trial is not None}
+
+    def rank(trial: dict[str, Any]) -> int:
+        key = group_key(trial["params"])
+        return 0 if key == last else 1 if key not in others else 2
+
+    return rank
 
 
 def _crashed(worker: _Worker) -> dict[str, Any]:
@@ -376,7 +393,7 @@ def run(sweep_dir: Path, trials, jobs: int, threads: int, address, on_trial_even
             worker = idle.pop(0) if idle else spawn()
             if worker not in workers:
                 workers.append(worker)
-            trial = feed.next()
+            trial = feed.next(preference(worker, workers))
             if trial is None:
                 return
             worker.give(trial)
