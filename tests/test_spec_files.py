@@ -134,6 +134,18 @@ def test_override_of_a_type_is_named(write_spec):
     assert line.startswith("error: -o training.optimizer.type=sgdd: training.optimizer: unknown type 'sgdd'")
 
 
+def test_overriding_the_type_of_a_section_left_out_gives_that_type_with_its_own_defaults(write_spec):
+    """The spec names no optimizer (nadam by default): `type=sgd` is SGD, not SGD with nadam's
+    beta_1 (refused as an unknown key before)."""
+    path = write_spec({**BASE, "training": {"epochs": 5}})
+    overrides = ["training.optimizer.type=sgd", "training.optimizer.momentum=0.9"]
+    sgd = load_spec(path, overrides).training.optimizer
+    assert (sgd.type, sgd.momentum, sgd.learning_rate) == ("sgd", 0.9, 0.01)
+    nadam = load_spec(path, ["training.optimizer.learning_rate=0.003"]).training.optimizer
+    assert (nadam.type, nadam.learning_rate, nadam.beta_1) == ("nadam", 0.003, 0.9)
+    assert invoke("check", path, "-o", "training.optimizer.type=adagrad").exit_code == 0
+
+
 def test_file_error_still_names_the_file_when_overrides_are_given(write_spec):
     path = write_spec({**BASE, "training": {"epochs": "ten"}})
     line = assert_one_line_error(invoke("check", path, "-o", "seed=3"), "training.epochs")

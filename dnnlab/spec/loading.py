@@ -131,8 +131,10 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def _default_mapping(path: list[str]) -> dict[str, Any]:
-    """The default of a section the spec leaves out (e.g. training.optimizer -> nadam's
-    fields), so an override can set one key of it."""
+    """The default of a section the spec leaves out (e.g. training.optimizer -> nadam), so an
+    override can set one key of it. Of a section with a `type`, only the type and what its
+    default sets beyond that type's own defaults: `-o training.optimizer.type=sgd` must not carry
+    nadam's beta_1 into sgd."""
     model: Any = Spec
     default: Any = None
     for part in path:
@@ -142,7 +144,16 @@ def _default_mapping(path: list[str]) -> dict[str, Any]:
         field = fields[part]
         default = field.get_default(call_default_factory=True)
         model = type(default) if isinstance(default, BaseModel) else None
-    return default.model_dump(mode="json") if isinstance(default, BaseModel) else {}
+    if not isinstance(default, BaseModel):
+        return {}
+    dumped = default.model_dump(mode="json")
+    if "type" not in dumped:
+        return dumped
+    try:
+        own = type(default).model_validate({"type": dumped["type"]}).model_dump(mode="json")
+    except ValidationError:  # the type needs more than its name: keep every field
+        return dumped
+    return {key: value for key, value in dumped.items() if key == "type" or own.get(key) != value}
 
 
 def apply_overrides(raw: Any, overrides: list[str], origins: Origins | None = None) -> Any:
