@@ -329,8 +329,9 @@ class SearchFeed:
     def next(self, prefer: Preference | None = None) -> dict[str, Any] | None:
         while True:
             runnable = self._runnable()
-            trial = min(runnable, key=lambda t: prefer(t.to_dict())) if prefer and runnable else None
-            trial = trial or next(iter(runnable), None)
+            if prefer is not None:  # sorted is stable: ties keep their order
+                runnable = sorted(runnable, key=lambda t: prefer(t.to_dict()))
+            trial = next(iter(runnable), None)
             if trial is not None:
                 trial.epochs = self._config(trial).epochs
                 self.busy.add(trial.id)

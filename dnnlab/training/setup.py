@@ -138,18 +138,26 @@ def prepare(
         if state.pretrain is not None:  # its commit checked before anything is trained
             check_commit(run, spec, dataset, state.pretrain)
         apply_to_model(model, execution, spec.training.batch_size, len(dataset.x_train))
-    # A sweep worker may hold a traced model of this structure (transfer and pretraining phases
-    # recompile theirs): trained instead, it holds this one's values and skips the tracing.
-    block = {**execution.to_dict(), "batch_size": spec.training.batch_size, "rows": len(dataset.x_train)}
-    reusable = not spec.model.transfer and not spec.training.pretrain
-    kept = warm_models.kept_for(model, block) if reusable else None
-    if kept is not None:
-        model = kept
-    else:
-        build_for_fit(model, dataset)
-        if reusable:
-            warm_models.keep(model, block)
+    model = kept_or_built(model, spec, dataset, execution)
     return Prepared(dataset, execution, model, reused, state, source, plan_note, key)
+
+
+def kept_or_built(
+    model: keras.Model, spec: Spec, dataset: datasets.Dataset, execution: Execution
+) -> keras.Model:
+    """The model to fit: a sweep worker's kept model of `model`'s structure, now holding its
+    values (training.warm_models: nothing to trace), else `model` built for fit (and kept). Runs
+    with transfer or pretraining phases recompile their model, so none is kept for them."""
+    if spec.model.transfer or spec.training.pretrain:
+        build_for_fit(model, dataset)
+        return model
+    block = {**execution.to_dict(), "batch_size": spec.training.batch_size, "rows": len(dataset.x_train)}
+    kept = warm_models.kept_for(model, block)
+    if kept is not None:
+        return kept
+    build_for_fit(model, dataset)
+    warm_models.keep(model, block)
+    return model
 
 
 def build_for_fit(model: keras.Model, dataset: datasets.Dataset) -> None:
