@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import assert_one_line_error, train_run, write_spec
+from test_mc_cli import mc_json, mc_predict
 from typer.testing import CliRunner
 
 from dnnlab.cli.main import app
@@ -41,16 +42,6 @@ ARGS = ("--samples", 4, "--seed", 3)  # the same sampling for the aggregate and 
 METHODS = ("deterministic", "mc", "temperature_scaled")
 
 runner = CliRunner()
-
-
-def mc_predict(*args):
-    return runner.invoke(app, ["mc-predict", *map(str, args)])
-
-
-def mc_json(*args) -> dict:
-    result = mc_predict(*args, "--json")
-    assert result.exit_code == 0, result.stderr
-    return json.loads(result.stdout)
 
 
 @pytest.fixture(scope="module")

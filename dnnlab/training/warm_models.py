@@ -2,15 +2,15 @@
 
 Tracing a new model's train and test steps is most of a short trial: a one-epoch trial of a small
 network on digits took 1.05 s tracing and 0.61 s on a kept model (benchmarks/rung_trial.py), the
-epoch itself about 0.25 s. A search's configurations
-often share a structure and differ only in values: the learning rate, the dropout rates, the
-initial weights, the seed. A worker that calls `enable()` keeps the models it trained, keyed by
-everything their traced steps hold as constants (`structure_key`); a trial whose freshly built or
-loaded model has a key already kept trains the kept model instead, once every variable's value is
-copied over from the fresh one (weights, seed states, optimizer slots and iteration count, the
-learning rate; metrics reset) and its dropout layers are given their rates (`SeededDropout` reads
-its rate from variables). The traced steps then run the same graph on the same values as the
-fresh model's would, so the trial's numbers are the same bits (tests/test_warm_models.py).
+epoch itself about 0.25 s. A search's configurations often share a structure and differ only in
+values: the learning rate, the dropout rates, the initial weights, the seed. A worker that calls
+`enable()` keeps the models it trained, keyed by everything their traced steps hold as constants
+(`structure_key`); a trial whose freshly built or loaded model has a key already kept trains the
+kept model instead, once every variable's value is copied over from the fresh one (weights, seed
+states, optimizer slots and iteration count, the learning rate; metrics reset) and its dropout
+layers are given their rates (`SeededDropout` reads its rate from variables). The traced steps then
+run the same graph on the same values as the fresh model's would, so the trial's numbers are the
+same bits (tests/test_warm_models.py).
 
 A model trained under XLA keeps its compiled program too (scoring the test split without XLA puts
 it back after, see execution.without_xla), so a later trial compiles nothing. Not kept: transfer
@@ -71,7 +71,7 @@ def kept_for(fresh: keras.Model, block: dict[str, Any]) -> keras.Model | None:
         return None
     key = structure_key(fresh, block)
     kept = _kept.get(key) if key is not None else None
-    if kept is None or structure_key(kept, block) != key:
+    if kept is None or structure_key(kept, block) != key:  # a kept model changed since: not reused
         return None
     if not fresh.optimizer.built:  # a new run's: its initial state to copy (a loaded one's is built)
         fresh.optimizer.build(fresh.trainable_variables)
